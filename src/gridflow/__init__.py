@@ -1,0 +1,95 @@
+"""gridflow: community-governance case workflows as durable, pluggable state machines.
+
+Example:
+    >>> import gridflow
+    >>> engine = gridflow.Engine(clock=gridflow.FixedClock())
+    >>> worker = gridflow.Actor("w-1", ["grid_worker"], ["华三-1"])
+    >>> case = engine.open("grid_case", actor=worker, grid="华三-1",
+    ...                    data={"title": "弄堂违规堆物", "source": "visit"})
+    >>> engine.get(case.id).state
+    'reported'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gridflow._errors import (
+    CaseNotFound,
+    ConcurrencyError,
+    GridflowError,
+    GuardRejected,
+    IdempotencyConflict,
+    IntegrityError,
+    InvalidPayload,
+    InvalidTransition,
+    MissingPayload,
+    PermissionDenied,
+    SchemaVersionError,
+    SpecError,
+    SpecProblem,
+    StoreError,
+    UnknownWorkflow,
+)
+from gridflow.calendar import Calendar, CalendarDays
+from gridflow.clock import Clock, FixedClock, SystemClock
+from gridflow.engine import Engine, HookError
+from gridflow.machine import Step
+from gridflow.model import Actor, Case, Event
+from gridflow.plugins import hookimpl
+from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.store import Page, Store, Write
+from gridflow.store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from gridflow.store.sql import SQLStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Actor",
+    "Calendar",
+    "CalendarDays",
+    "Case",
+    "CaseNotFound",
+    "Clock",
+    "ConcurrencyError",
+    "Engine",
+    "Event",
+    "FixedClock",
+    "GridflowError",
+    "GuardRejected",
+    "HookError",
+    "IdempotencyConflict",
+    "IntegrityError",
+    "InvalidPayload",
+    "InvalidTransition",
+    "MemoryStore",
+    "MissingPayload",
+    "Page",
+    "PermissionDenied",
+    "SQLStore",
+    "SchemaVersionError",
+    "SpecError",
+    "SpecProblem",
+    "StateSpec",
+    "Step",
+    "Store",
+    "StoreError",
+    "SystemClock",
+    "TransitionSpec",
+    "UnknownWorkflow",
+    "WorkflowSpec",
+    "Write",
+    "__version__",
+    "hookimpl",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLStore needs the optional SQLAlchemy: import it only when asked for.
+    if name == "SQLStore":
+        from gridflow.store.sql import SQLStore
+
+        return SQLStore
+    raise AttributeError(f"module 'gridflow' has no attribute {name!r}")

@@ -1,0 +1,215 @@
+"""Compile a `WorkflowSpec` into one shared transitions machine, and run steps on it.
+
+Each spec version is compiled once. A step drives a short-lived `Step` view
+of the case through ``machine.events[trigger].trigger(step)``: the machine is
+never given a model (``model=None``), so no case is ever attached to it, nothing
+grows with the number of cases, and no per-model callbacks leak between cases
+(transitions adds a model's ``on_enter_*`` methods to the *shared* states).
+Guards and effects are passed to transitions as callables, never as names,
+so transitions does not resolve them with ``getattr`` on every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+import attrs
+from transitions import Machine
+
+from gridflow._errors import SpecError, SpecProblem
+from gridflow.model import Actor, Case
+from gridflow.plugins import Effect, Guard
+from gridflow.spec import TransitionSpec, WorkflowSpec
+
+__all__ = ["CompiledWorkflow", "Rule", "Step", "compile_workflow"]
+
+
+@attrs.define(slots=True, eq=False)
+class Step:
+    """The working view of one step, handed to guards and effects.
+
+    ``case`` is the case as stored before the step. ``state`` is moved by
+    transitions; ``data`` and ``links`` are the step's own copies, which
+    effects change (assign new values; do not mutate nested values of
+    ``case.data`` in place). ``lookup`` reads another case from the store.
+
+    Example:
+        >>> def needs_plan(step):
+        ...     return None if step.payload.get("plan") else "a joint plan (联合整治方案) is needed"
+    """
+
+    case: Case
+    trigger: str
+    actor: Actor
+    payload: dict[str, Any]
+    data: dict[str, Any]
+    links: list[str]
+    now: datetime
+    state: str
+    lookup: Callable[[str], Case | None]
+    fired: TransitionSpec | None = None
+    rejected: tuple[str, str] | None = None
+    failed: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Rule:
+    """What is checked before a trigger runs in one state: roles, fields, choices."""
+
+    roles: frozenset[str]
+    requires: tuple[str, ...]
+    choices: Mapping[str, tuple[str, ...]]
+    internal: bool
+
+
+def _condition(name: str, guard: Guard) -> Callable[[Any], bool]:
+    def check(event_data: Any) -> bool:
+        step: Step = event_data.model
+        try:
+            reason = guard(step)
+        except Exception:
+            step.failed = f"guard {name!r}"
+            raise
+        if reason is None or reason is True:
+            return True
+        step.rejected = (name, "refused" if reason is False else str(reason))
+        return False
+
+    return check
+
+
+def _effect(name: str, effect: Effect) -> Callable[[Any], None]:
+    def run(event_data: Any) -> None:
+        try:
+            effect(event_data.model)
+        except Exception:
+            event_data.model.failed = f"effect {name!r}"
+            raise
+
+    return run
+
+
+def _marker(spec: TransitionSpec) -> Callable[[Any], None]:
+    def mark(event_data: Any) -> None:
+        event_data.model.fired = spec
+
+    return mark
+
+
+class CompiledWorkflow:
+    """A spec compiled into one shared transitions `Machine` plus look-up tables.
+
+    Built by `compile_workflow`; the engine keeps one per registered spec version.
+    """
+
+    def __init__(
+        self, spec: WorkflowSpec, machine: Machine, rules: dict[str, dict[str, Rule]],
+        open_guards: list[tuple[str, Guard]], open_effects: list[tuple[str, Effect]],
+    ) -> None:
+        self.spec = spec
+        self.machine = machine
+        self.rules = rules
+        self.events = machine.events
+        self.triggers = frozenset(spec.triggers)
+        self.open_guards = open_guards
+        self.open_effects = open_effects
+        self.terminal = frozenset(s.name for s in spec.states if s.terminal)
+        self.states = {s.name: s for s in spec.states}
+
+    def allowed(self, state: str) -> list[str]:
+        """Triggers defined from ``state`` (roles and guards not considered)."""
+        return list(self.rules.get(state, ()))
+
+    def run(self, step: Step) -> bool:
+        """Run ``step.trigger`` on ``step`` through the machine; False if a guard refused."""
+        return bool(self.events[step.trigger].trigger(step))
+
+
+def compile_workflow(
+    spec: WorkflowSpec,
+    guards: Mapping[str, Guard],
+    effects: Mapping[str, Effect],
+    roles: Mapping[str, object] | None = None,
+) -> CompiledWorkflow:
+    """Compile ``spec``; guards, effects and (if given) roles must be registered.
+
+    Raises `SpecError` listing every name that is not registered.
+
+    Example:
+        >>> from gridflow.workflows import GRID_CASE, GUARDS, EFFECTS
+        >>> compiled = compile_workflow(GRID_CASE, GUARDS, EFFECTS)
+        >>> sorted(compiled.allowed("reported"))
+        ['mark_duplicate', 'note', 'reject', 'triage']
+    """
+    problems: list[SpecProblem] = []
+
+    def resolve(kind: str, names: tuple[str, ...], table: Mapping[str, Any], where: str) -> list[
+        tuple[str, Any]
+    ]:
+        found = []
+        for name in names:
+            if name in table:
+                found.append((name, table[name]))
+            else:
+                problems.append(SpecProblem(
+                    where, f"{kind} {name!r} is not registered",
+                    f"registered {kind}s: {', '.join(sorted(table)) or '(none)'}"))
+        return found
+
+    def check_roles(names: tuple[str, ...], where: str) -> None:
+        if roles is None:
+            return
+        for name in names:
+            if name not in roles:
+                problems.append(SpecProblem(
+                    where, f"role {name!r} is not registered",
+                    f"registered roles: {', '.join(sorted(roles))} (add one with gridflow_roles)"))
+
+    open_guards = resolve("guard", spec.open_guards, guards, "open_guards")
+    open_effects = resolve("effect", spec.open_effects, effects, "open_effects")
+    check_roles(spec.open_roles, "open_roles")
+
+    machine = Machine(
+        model=None, states=list(spec.state_names), initial=spec.initial,
+        auto_transitions=False, send_event=True, ignore_invalid_triggers=False,
+        model_attribute="state",
+    )
+    non_terminal = spec.non_terminal
+    rules: dict[str, dict[str, Rule]] = {}
+    for i, tr in enumerate(spec.transitions):
+        where = f"transitions[{i}] ({tr.trigger})"
+        conds = [_condition(n, g) for n, g in resolve("guard", tr.guards, guards, where)]
+        after = [_effect(n, e) for n, e in resolve("effect", tr.effects, effects, where)]
+        check_roles(tr.roles, where)
+        sources = list(tr.sources(non_terminal))
+        try:
+            machine.add_transition(
+                tr.trigger, cast(Any, sources), tr.dest, conditions=cast(Any, conds),
+                before=[_marker(tr)], after=cast(Any, after),
+            )
+        except ValueError as exc:
+            problems.append(SpecProblem(where, str(exc), "transitions refused it"))
+            continue
+        for src in sources:
+            per_state = rules.setdefault(src, {})
+            prev = per_state.get(tr.trigger)
+            if prev is None:
+                per_state[tr.trigger] = Rule(
+                    frozenset(tr.roles), tr.requires, dict(tr.choices), tr.dest is None
+                )
+            else:
+                # Several transitions share a trigger from one state (e.g. the
+                # tiers of `accept`): whoever may fire any of them may try, and
+                # every field any of them needs is required.
+                merged_choices = {**prev.choices, **tr.choices}
+                per_state[tr.trigger] = Rule(
+                    prev.roles | frozenset(tr.roles) if prev.roles and tr.roles else frozenset(),
+                    tuple(dict.fromkeys(prev.requires + tr.requires)),
+                    merged_choices,
+                    prev.internal and tr.dest is None,
+                )
+    if problems:
+        raise SpecError(spec.key, problems)
+    return CompiledWorkflow(spec, machine, rules, open_guards, open_effects)

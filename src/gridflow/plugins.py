@@ -1,0 +1,202 @@
+"""Extension points: pluggy hook specifications, the ``hookimpl`` marker, and the
+plugin manager that loads plugins from arguments and the ``gridflow``
+entry-point group.
+
+A plugin is any object or module with functions marked ``@gridflow.hookimpl``
+whose names match the hooks below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from gridflow.model import Actor, Case, Event
+
+if TYPE_CHECKING:
+    from gridflow.machine import Step
+    from gridflow.spec import StateSpec, WorkflowSpec
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PROJECT",
+    "Effect",
+    "Guard",
+    "HookSpecs",
+    "hookimpl",
+    "hookspec",
+    "make_plugin_manager",
+]
+
+#: pluggy project name and the entry-point group plugins are discovered in.
+PROJECT = "gridflow"
+ENTRY_POINT_GROUP = "gridflow"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Mark a plugin function as an implementation of a gridflow hook.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: A guard gets the step being tried; it returns ``None`` to allow it or a
+#: reason (shown to the user) to refuse it. Guards must not change anything.
+#: (``True`` / ``False`` are accepted too: False refuses with a generic reason.)
+Guard = Callable[["Step"], "str | bool | None"]
+#: An effect gets the step after its guards passed and may change
+#: ``step.data`` and ``step.links``: that is how a step changes case data.
+Effect = Callable[["Step"], None]
+
+
+class HookSpecs:
+    """The hooks a gridflow plugin may implement (DESIGN.md §5)."""
+
+    @hookspec
+    def gridflow_workflows(self) -> Iterable[WorkflowSpec]:  # type: ignore[empty-body]
+        """Return workflow specs to register (collect: every plugin's list is used).
+
+        Example:
+            >>> class MyPlugin:
+            ...     @hookimpl
+            ...     def gridflow_workflows(self):
+            ...         return [MY_SPEC]  # doctest: +SKIP
+        """
+
+    @hookspec
+    def gridflow_guards(self) -> Mapping[str, Guard]:  # type: ignore[empty-body]
+        """Return ``{name: guard}``; specs refer to guards by name (collect).
+
+        Example:
+            >>> class MyPlugin:
+            ...     @hookimpl
+            ...     def gridflow_guards(self):
+            ...         return {"has_photo": lambda step: None if step.payload.get("photo")
+            ...                 else "attach a photo of the site"}
+        """
+
+    @hookspec
+    def gridflow_effects(self) -> Mapping[str, Effect]:  # type: ignore[empty-body]
+        """Return ``{name: effect}``; specs refer to effects by name (collect).
+
+        Example:
+            >>> class MyPlugin:
+            ...     @hookimpl
+            ...     def gridflow_effects(self):
+            ...         return {"keep_photo": lambda step: step.data.update(
+            ...             photo=step.payload["photo"])}
+        """
+
+    @hookspec
+    def gridflow_roles(self) -> Mapping[str, tuple[str, str]]:  # type: ignore[empty-body]
+        """Return ``{role: (label_zh, label_en)}`` for roles that specs may name (collect).
+
+        Example:
+            >>> class MyPlugin:
+            ...     @hookimpl
+            ...     def gridflow_roles(self):
+            ...         return {"property_manager": ("物业", "Property manager")}
+        """
+
+    @hookspec
+    def gridflow_veto(
+        self, case: Case, trigger: str, actor: Actor, payload: Mapping[str, Any]
+    ) -> str | None:
+        """Return a reason string to refuse the step, or ``None`` (collect).
+
+        Runs before the transition; raising also refuses the step. Nothing is stored.
+
+        Example:
+            >>> class NoNightWork:
+            ...     @hookimpl
+            ...     def gridflow_veto(self, case, trigger, actor, payload):
+            ...         return "no dispatch at night" if trigger == "dispatch" else None
+        """
+
+    @hookspec
+    def gridflow_before_fire(
+        self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """Adjust the step before it runs (call every plugin).
+
+        ``payload`` is the step's own copy and may be changed in place; a
+        returned mapping is merged into the case's ``data``. Raising refuses
+        the step and stores nothing.
+
+        Example:
+            >>> class Stamp:
+            ...     @hookimpl
+            ...     def gridflow_before_fire(self, case, trigger, actor, payload):
+            ...         payload.setdefault("channel", "app")
+            ...         return {"last_actor": actor.id}
+        """
+
+    @hookspec
+    def gridflow_after_fire(self, case: Case, event: Event) -> None:
+        """Side effects after the step is committed (notify, award points).
+
+        An exception here is logged and reported to the engine's
+        ``on_hook_error``; the committed step stays, and other plugins still run.
+
+        Example:
+            >>> sent = []
+            >>> class Notify:
+            ...     @hookimpl
+            ...     def gridflow_after_fire(self, case, event):
+            ...         sent.append(f"{case.id}: {event.trigger}")
+        """
+
+    @hookspec(firstresult=True)
+    def gridflow_route(self, case: Case) -> list[str] | None:
+        """Departments or mediation parties to involve in ``case`` (first answer wins).
+
+        Example:
+            >>> class Router:
+            ...     @hookimpl
+            ...     def gridflow_route(self, case):
+            ...         if case.data.get("category") == "违规堆物":
+            ...             return ["社区管理办", "清运单位"]
+            ...         return None
+        """
+
+    @hookspec(firstresult=True)
+    def gridflow_deadline(
+        self, case: Case, state: StateSpec
+    ) -> timedelta | datetime | None:
+        """Override how long ``case`` may stay in ``state`` (first answer wins).
+
+        Return a `timedelta` (counted by the engine's calendar), an absolute
+        aware `datetime`, or ``None`` to keep the spec's deadline. ``case`` is
+        the case as it will be stored after entering ``state``.
+
+        Example:
+            >>> class UrgentFaster:
+            ...     @hookimpl
+            ...     def gridflow_deadline(self, case, state):
+            ...         if state.name == "joint_action" and case.data.get("priority") == "urgent":
+            ...             return timedelta(days=1)
+            ...         return None
+        """
+
+
+def make_plugin_manager(
+    plugins: Iterable[object] = (), *, entry_points: bool = True
+) -> pluggy.PluginManager:
+    """A plugin manager with gridflow's hooks, the built-ins, ``plugins``, and
+    (unless ``entry_points=False``) everything in the ``gridflow`` entry-point group.
+
+    Example:
+        >>> pm = make_plugin_manager(entry_points=False)
+        >>> pm.has_plugin("gridflow.workflows")
+        True
+    """
+    from gridflow import workflows  # the built-ins register like any plugin
+
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(HookSpecs)
+    pm.register(workflows, name="gridflow.workflows")
+    for plugin in plugins:
+        if not pm.is_registered(plugin):
+            pm.register(plugin)
+    if entry_points:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return pm

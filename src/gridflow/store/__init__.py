@@ -1,0 +1,115 @@
+"""Storage: the `Store` protocol every backend implements, and the backends.
+
+The protocol is shaped for a transactional database: `Store.commit` takes
+every write of one step (the case's new row and its event, plus any linked
+case touched by the same step) and applies all of them or none, each
+guarded by the version it expects the stored case to have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from gridflow.model import Case, Event
+
+if TYPE_CHECKING:
+    from gridflow.store.memory import MemoryStore
+    from gridflow.store.sql import SQLStore
+
+__all__ = ["MemoryStore", "Page", "SQLStore", "Store", "Write"]
+
+
+@attrs.frozen(slots=True)
+class Write:
+    """One case write inside a `Store.commit`.
+
+    ``expected_version`` is the version the stored case must have now (0: the
+    case must not exist yet). ``case.version`` must equal ``event.seq``.
+    """
+
+    case: Case
+    event: Event
+    expected_version: int
+
+
+@attrs.frozen
+class Page:
+    """One page of a keyset-paginated query: pass ``next`` back as ``after``.
+
+    ``next`` is ``None`` on the last page.
+    """
+
+    items: list[Case]
+    next: str | None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the engine needs from storage.
+
+    Implementations: `MemoryStore` (tests, demos) and `SQLStore` (SQLite,
+    PostgreSQL). Every method raises `StoreError` (cause chained) when the
+    backend fails.
+    """
+
+    def create_schema(self) -> None:
+        """Create tables / indexes if missing (idempotent)."""
+
+    def get(self, case_id: str) -> Case | None:
+        """The stored case, or ``None``."""
+
+    def events(self, case_id: str) -> list[Event]:
+        """The case's events, oldest first (by ``seq``)."""
+
+    def event_by_key(self, idempotency_key: str) -> Event | None:
+        """The event stored with this idempotency key, or ``None``."""
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """Apply every write atomically, or none.
+
+        Raises `ConcurrencyError` if a case is not at its ``expected_version``
+        or an idempotency key is already stored; nothing is written then.
+        """
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        grid: str | Sequence[str] | None = None,
+        opened_from: datetime | None = None,
+        opened_until: datetime | None = None,
+        overdue_at: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """Cases matching every given filter, ordered by ``(opened_at, id)``."""
+
+    def counts(self, by: Sequence[str] = ("state",), *, workflow: str | None = None) -> dict[
+        tuple[Any, ...], int
+    ]:
+        """Number of cases per group; ``by`` names columns (``state``, ``grid``, ``workflow``)."""
+
+    def claim_due(self, now: datetime, limit: int = 100, *, lease: float = 60.0) -> list[Case]:
+        """Overdue cases (``deadline_at <= now``), each handed to one caller only.
+
+        A claimed case is not handed out again for ``lease`` seconds, so
+        several timer workers never act on the same case at once.
+        """
+
+
+def __getattr__(name: str) -> Any:
+    # Backends are imported lazily: SQLStore needs the optional SQLAlchemy.
+    if name == "MemoryStore":
+        from gridflow.store.memory import MemoryStore
+
+        return MemoryStore
+    if name == "SQLStore":
+        from gridflow.store.sql import SQLStore
+
+        return SQLStore
+    raise AttributeError(f"module 'gridflow.store' has no attribute {name!r}")

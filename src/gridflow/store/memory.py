@@ -1,0 +1,152 @@
+"""`MemoryStore`: the whole store in process memory, for tests and demos."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from gridflow._errors import ConcurrencyError
+from gridflow.convert import parse_datetime
+from gridflow.model import Case, Event
+from gridflow.store import Page, Write
+
+__all__ = ["MemoryStore"]
+
+
+def _as_set(value: str | Sequence[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset((value,)) if isinstance(value, str) else frozenset(value)
+
+
+def _cursor(case: Case) -> str:
+    return f"{case.opened_at.isoformat()}|{case.id}"
+
+
+class MemoryStore:
+    """A thread-safe in-memory `Store`. Nothing survives the process.
+
+    Stored objects are handed out as they are (no copies): treat ``Case.data``
+    and ``Event.payload`` as read-only.
+
+    Example:
+        >>> import gridflow
+        >>> engine = gridflow.Engine(store=MemoryStore())
+        >>> len(engine.store)
+        0
+    """
+
+    def __init__(self) -> None:
+        self._cases: dict[str, Case] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._keys: dict[str, Event] = {}
+        self._claims: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def create_schema(self) -> None:
+        """Nothing to create; present so code can treat every store alike."""
+
+    def get(self, case_id: str) -> Case | None:
+        return self._cases.get(case_id)
+
+    def events(self, case_id: str) -> list[Event]:
+        return list(self._events.get(case_id, ()))
+
+    def event_by_key(self, idempotency_key: str) -> Event | None:
+        return self._keys.get(idempotency_key)
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        with self._lock:
+            cases = self._cases
+            for w in writes:
+                stored = cases.get(w.case.id)
+                actual = 0 if stored is None else stored.version
+                if actual != w.expected_version:
+                    raise ConcurrencyError(w.case.id, w.expected_version, actual)
+                key = w.event.idempotency_key
+                if key is not None and key in self._keys:
+                    raise ConcurrencyError(w.case.id, w.expected_version, actual)
+            for w in writes:
+                cid = w.case.id
+                cases[cid] = w.case
+                log = self._events.get(cid)
+                if log is None:
+                    self._events[cid] = [w.event]
+                else:
+                    log.append(w.event)
+                if w.event.idempotency_key is not None:
+                    self._keys[w.event.idempotency_key] = w.event
+                self._claims.pop(cid, None)
+
+    def _filtered(
+        self, workflow: str | None, state: str | Sequence[str] | None,
+        grid: str | Sequence[str] | None, opened_from: datetime | None,
+        opened_until: datetime | None, overdue_at: datetime | None,
+    ) -> list[Case]:
+        states, grids = _as_set(state), _as_set(grid)
+        out = []
+        for case in list(self._cases.values()):
+            if workflow is not None and case.workflow != workflow:
+                continue
+            if states is not None and case.state not in states:
+                continue
+            if grids is not None and case.grid not in grids:
+                continue
+            if opened_from is not None and case.opened_at < opened_from:
+                continue
+            if opened_until is not None and case.opened_at >= opened_until:
+                continue
+            if overdue_at is not None and (
+                case.deadline_at is None or case.deadline_at > overdue_at
+            ):
+                continue
+            out.append(case)
+        return out
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | Sequence[str] | None = None,
+        grid: str | Sequence[str] | None = None,
+        opened_from: datetime | None = None,
+        opened_until: datetime | None = None,
+        overdue_at: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        found = self._filtered(workflow, state, grid, opened_from, opened_until, overdue_at)
+        found.sort(key=lambda c: (c.opened_at, c.id))
+        if after is not None:
+            at, _, last_id = after.partition("|")
+            mark = (parse_datetime(at), last_id)
+            found = [c for c in found if (c.opened_at, c.id) > mark]
+        items = found[:limit]
+        nxt = _cursor(items[-1]) if len(found) > limit and items else None
+        return Page(items, nxt)
+
+    def counts(
+        self, by: Sequence[str] = ("state",), *, workflow: str | None = None
+    ) -> dict[tuple[Any, ...], int]:
+        found = self._filtered(workflow, None, None, None, None, None)
+        return dict(Counter(tuple(getattr(c, col) for col in by) for c in found))
+
+    def claim_due(self, now: datetime, limit: int = 100, *, lease: float = 60.0) -> list[Case]:
+        with self._lock:
+            due = [
+                c for c in self._cases.values()
+                if c.deadline_at is not None and c.deadline_at <= now
+                and self._claims.get(c.id, now) <= now
+            ]
+            due.sort(key=lambda c: (c.deadline_at, c.id))
+            due = due[:limit]
+            until = now + timedelta(seconds=lease)
+            for case in due:
+                self._claims[case.id] = until
+            return due

@@ -1,0 +1,191 @@
+"""The grid case lifecycle (网格案件): reported → triaged → joint_action → closed →
+revisit → archived, with reject, duplicates, escalation to the street level,
+per-department reports inside the joint action, and rework (返工) from the revisit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from gridflow.machine import Step
+from gridflow.plugins import Effect, Guard
+from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+
+__all__ = ["EFFECTS", "GRID_CASE", "GUARDS", "PRIORITIES", "SOURCES"]
+
+#: Where a problem came from: door-to-door visit, a resident, the 12345 hotline, patrol.
+SOURCES = ("visit", "resident", "hotline", "patrol", "other")
+#: Triage priorities; the Shanghai 12345 classes give them 1, 5 and 15 working days.
+PRIORITIES = ("urgent", "normal", "low")
+
+_REPORTERS = ("resident", "grid_worker", "volunteer", "coordinator")
+
+
+def _departments_listed(step: Step) -> str | None:
+    value = step.payload.get("departments")
+    if not isinstance(value, list) or not value or not all(
+        isinstance(d, str) and d for d in value
+    ):
+        return f"'departments' must be a non-empty list of department names, got {value!r}"
+    if len(set(value)) != len(value):
+        return f"'departments' lists a department twice: {value!r}"
+    return None
+
+
+def _department_pending(step: Step) -> str | None:
+    dept = step.payload.get("department")
+    dispatched = step.data.get("departments", [])
+    done = step.data.get("done", {})
+    if dept not in dispatched:
+        return (f"department {dept!r} was not dispatched to this case; dispatched: "
+                f"{', '.join(dispatched) or '(none)'}")
+    if dept in done:
+        return f"department {dept!r} has already reported its part done"
+    return None
+
+
+def _all_departments_done(step: Step) -> str | None:
+    done = step.data.get("done", {})
+    pending = [d for d in step.data.get("departments", []) if d not in done]
+    if pending:
+        return f"departments still working: {', '.join(pending)}; each must report_done first"
+    return None
+
+
+def _duplicate_exists(step: Step) -> str | None:
+    other_id = step.payload.get("duplicate_of")
+    if other_id == step.case.id:
+        return "a case cannot be a duplicate of itself"
+    other = step.lookup(str(other_id))
+    if other is None:
+        return f"case {other_id!r} (duplicate_of) does not exist"
+    return None
+
+
+def _set_departments(step: Step) -> None:
+    step.data["departments"] = list(step.payload["departments"])
+    step.data["plan"] = step.payload["plan"]
+    step.data["done"] = {}
+
+
+def _mark_done(step: Step) -> None:
+    done = dict(step.data.get("done", {}))
+    done[step.payload["department"]] = step.payload["result"]
+    step.data["done"] = done
+
+
+def _reassign(step: Step) -> None:
+    done = step.data.get("done", {})
+    kept = [d for d in step.data.get("departments", []) if d in done]
+    step.data["departments"] = kept + [d for d in step.payload["departments"] if d not in kept]
+
+
+def _triage(step: Step) -> None:
+    for field in ("category", "priority", "area", "subcategory"):
+        if field in step.payload:
+            step.data[field] = step.payload[field]
+
+
+def _link_duplicate(step: Step) -> None:
+    other = str(step.payload["duplicate_of"])
+    step.data["duplicate_of"] = other
+    if other not in step.links:
+        step.links.append(other)
+
+
+def _escalated(step: Step) -> None:
+    step.data["escalations"] = int(step.data.get("escalations", 0)) + 1
+
+
+def _reopened(step: Step) -> None:
+    # Rework: every department must report again.
+    step.data["done"] = {}
+    step.data["reopened"] = int(step.data.get("reopened", 0)) + 1
+
+
+def _confirmed(step: Step) -> None:
+    step.data["revisit"] = "passed"
+
+
+GUARDS: Mapping[str, Guard] = {
+    "grid_case.departments_listed": _departments_listed,
+    "grid_case.department_pending": _department_pending,
+    "grid_case.all_departments_done": _all_departments_done,
+    "grid_case.duplicate_exists": _duplicate_exists,
+}
+
+EFFECTS: Mapping[str, Effect] = {
+    "grid_case.triage": _triage,
+    "grid_case.set_departments": _set_departments,
+    "grid_case.mark_done": _mark_done,
+    "grid_case.reassign": _reassign,
+    "grid_case.link_duplicate": _link_duplicate,
+    "grid_case.escalated": _escalated,
+    "grid_case.reopened": _reopened,
+    "grid_case.confirmed": _confirmed,
+}
+
+
+def _t(trigger: str, source: Any, dest: str | None, zh: str, en: str, **kw: Any) -> TransitionSpec:
+    return TransitionSpec(trigger, source, dest, label_zh=zh, label_en=en, **kw)
+
+
+GRID_CASE = WorkflowSpec(
+    name="grid_case",
+    version=1,
+    initial="reported",
+    labels={"zh": "网格案件", "en": "Grid case"},
+    open_roles=_REPORTERS,
+    open_requires=("title", "source"),
+    open_choices={"source": SOURCES},
+    states=(
+        StateSpec("reported", "已上报", "Reported", deadline=timedelta(days=1), tags=("open",)),
+        StateSpec("triaged", "已立案", "Triaged", deadline=timedelta(days=1),
+                  tags=("open", "accepted")),
+        StateSpec("joint_action", "联合处置", "Joint action", deadline=timedelta(days=5),
+                  on_breach="escalate", tags=("open", "accepted", "handling")),
+        StateSpec("escalated", "上报街道", "Escalated to street level", deadline=timedelta(days=5),
+                  tags=("open", "accepted")),
+        StateSpec("closed", "已结案", "Closed", deadline=timedelta(days=30),
+                  on_breach="start_revisit", tags=("closed",)),
+        StateSpec("revisit", "回头看", "Revisit (look back)", deadline=timedelta(days=7),
+                  tags=("closed",)),
+        StateSpec("archived", "已归档", "Archived", terminal=True, tags=("closed", "ended")),
+        StateSpec("rejected", "不予立案", "Rejected", terminal=True, tags=("ended",)),
+    ),
+    transitions=(
+        _t("triage", "reported", "triaged", "立案分类", "Triage", roles=["coordinator"],
+           requires=["category", "priority"], choices={"priority": PRIORITIES},
+           effects=["grid_case.triage"]),
+        _t("reject", "reported", "rejected", "不予受理", "Reject", roles=["coordinator"],
+           requires=["reason"]),
+        _t("mark_duplicate", "reported", "rejected", "重复件", "Mark duplicate",
+           roles=["coordinator"], requires=["duplicate_of"],
+           guards=["grid_case.duplicate_exists"], effects=["grid_case.link_duplicate"]),
+        _t("dispatch", ("triaged", "escalated"), "joint_action", "派遣联合处置", "Dispatch",
+           roles=["coordinator", "street"], requires=["departments", "plan"],
+           guards=["grid_case.departments_listed"], effects=["grid_case.set_departments"]),
+        _t("report_done", "joint_action", None, "部门处置完毕", "Department reports done",
+           roles=["department"], requires=["department", "result"],
+           guards=["grid_case.department_pending"], effects=["grid_case.mark_done"]),
+        _t("reassign", "joint_action", None, "调整处置部门", "Reassign departments",
+           roles=["coordinator"], requires=["departments"],
+           guards=["grid_case.departments_listed"], effects=["grid_case.reassign"]),
+        _t("close", "joint_action", "closed", "核实结案", "Close", roles=["coordinator"],
+           guards=["grid_case.all_departments_done"]),
+        _t("escalate", ("triaged", "joint_action"), "escalated", "上报街道", "Escalate",
+           roles=["coordinator", "system"], requires=["reason"],
+           effects=["grid_case.escalated"]),
+        _t("start_revisit", "closed", "revisit", "回头看", "Start revisit",
+           roles=["coordinator", "volunteer", "system"]),
+        _t("confirm", "revisit", "archived", "确认未反弹", "Confirm solved",
+           roles=["coordinator", "volunteer"], requires=["observation"],
+           effects=["grid_case.confirmed"]),
+        _t("reopen", "revisit", "joint_action", "返工", "Reopen (rework)",
+           roles=["coordinator", "volunteer", "resident"], requires=["reason"],
+           effects=["grid_case.reopened"]),
+        _t("note", "*", None, "情况备注", "Status note", requires=["text"]),
+    ),
+)
