@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import (
+    CalendarError,
     CaseNotFound,
     ConcurrencyError,
     GridflowError,
@@ -31,9 +32,9 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
-from gridflow.calendar import Calendar, CalendarDays
+from gridflow.calendar import Calendar, CalendarDays, WorkingDays
 from gridflow.clock import Clock, FixedClock, SystemClock
-from gridflow.engine import Engine, HookError
+from gridflow.engine import Engine, HookError, TickError
 from gridflow.machine import Step
 from gridflow.model import Actor, Case, Event
 from gridflow.plugins import hookimpl
@@ -50,6 +51,7 @@ __all__ = [
     "Actor",
     "Calendar",
     "CalendarDays",
+    "CalendarError",
     "Case",
     "CaseNotFound",
     "Clock",
@@ -77,9 +79,11 @@ __all__ = [
     "Store",
     "StoreError",
     "SystemClock",
+    "TickError",
     "TransitionSpec",
     "UnknownWorkflow",
     "WorkflowSpec",
+    "WorkingDays",
     "Write",
     "__version__",
     "hookimpl",
@@ -92,4 +96,10 @@ def __getattr__(name: str) -> Any:
         from gridflow.store.sql import SQLStore
 
         return SQLStore
+    if name in ("metrics", "interop"):
+        # `gridflow.metrics.compute(...)` works after a bare `import gridflow`,
+        # without loading these for every user of the engine.
+        import importlib
+
+        return importlib.import_module(f"gridflow.{name}")
     raise AttributeError(f"module 'gridflow' has no attribute {name!r}")

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 __all__ = [
+    "CalendarError",
     "CaseNotFound",
     "ConcurrencyError",
     "GridflowError",
@@ -200,6 +201,19 @@ class IntegrityError(GridflowError):
         self.problem = problem
         at = "" if seq is None else f" at seq {seq}"
         super().__init__(f"case {case_id!r} fails verification{at}: {problem}")
+
+
+class CalendarError(GridflowError):
+    """A calendar cannot count a deadline: a date outside what it knows, or bad input.
+
+    Raised instead of guessing, so a holiday is never silently counted as a
+    working day.
+
+    Example:
+        >>> import gridflow
+        >>> str(gridflow.CalendarError("2031-01-02 is outside 2004-01-01..2026-12-31"))
+        '2031-01-02 is outside 2004-01-01..2026-12-31'
+    """
 
 
 class StoreError(GridflowError):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -25,17 +24,18 @@ from gridflow._errors import (
     PermissionDenied,
     SpecError,
     SpecProblem,
+    StoreError,
     UnknownWorkflow,
 )
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.machine import CompiledWorkflow, Rule, Step, compile_workflow
 from gridflow.model import GENESIS_HASH, Actor, Case, Event, canonical_json
-from gridflow.plugins import Effect, Guard, make_plugin_manager
-from gridflow.spec import StateSpec, WorkflowSpec
+from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
+from gridflow.spec import OVERDUE_KEY, StateSpec, WorkflowSpec
 from gridflow.store import Store, Write
 
-__all__ = ["Engine", "HookError"]
+__all__ = ["Engine", "HookError", "TickError"]
 
 log = logging.getLogger("gridflow")
 
@@ -53,8 +53,82 @@ class HookError:
     error: BaseException
 
 
+@attrs.frozen
+class TickError:
+    """A case `Engine.tick` could not act on as planned; the other cases went on.
+
+    ``trigger`` is the ``on_breach`` trigger that was refused, or ``"breach"``
+    when the failure was not a refusal (the store, a bug).
+    ``marked_overdue`` is True when the breach step was refused and the case
+    was marked overdue instead (so the breach is in its history, once); False
+    when nothing was stored and the case is retried after its claim lapses.
+
+    Example:
+        >>> TickError("c-1", "joint_action", "escalate", ValueError("x"), False).case_id
+        'c-1'
+    """
+
+    case_id: str
+    state: str
+    trigger: str
+    error: BaseException
+    marked_overdue: bool
+
+
 def _is_missing(value: object) -> bool:
     return value is None or value == "" or value == [] or value == {}
+
+
+def _copy_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_nested(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_nested(v) for v in value]
+    return value
+
+
+def _detached(value: Mapping[str, Any]) -> dict[str, Any]:
+    # The stored event must share no list or dict with the caller: a caller
+    # that later appends to its own payload["departments"] would otherwise edit
+    # stored history in a MemoryStore (and make `verify` fail). Flat payloads,
+    # the common case, cost one dict copy and a type check per value.
+    out = dict(value)
+    for k, v in out.items():
+        if isinstance(v, _NESTED):  # a tuple of classes: `dict | list | tuple` is rebuilt per call
+            out[k] = _copy_nested(v)
+    return out
+
+
+_NESTED = (dict, list, tuple)
+
+
+_NOTHING: Any = object()
+#: The values `_is_missing` calls missing.
+_MISSING: tuple[object, ...] = (None, "", [], {})
+_STR_ONLY = frozenset((str,))
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+class _AskedImpls:
+    """Fallback for a pluggy whose hook callers lack ``_hookimpls``: asks each time."""
+
+    def __init__(self, caller: pluggy.HookCaller) -> None:
+        self._caller = caller
+
+    def __bool__(self) -> bool:
+        return bool(self._caller.get_hookimpls())
+
+    def copy(self) -> list[pluggy.HookImpl]:
+        return self._caller.get_hookimpls()
+
+
+def _live_impls(caller: pluggy.HookCaller) -> Any:
+    # pluggy (>= 1.3) keeps a hook's implementations in one list that it edits
+    # in place on register / unregister; holding that list makes "does anyone
+    # implement this hook?" a truth test instead of a copied list per step,
+    # and stays right for plugins registered straight on `Engine.plugins`.
+    impls = getattr(caller, "_hookimpls", None)
+    return impls if isinstance(impls, list) else _AskedImpls(caller)
 
 
 class Engine:
@@ -96,6 +170,8 @@ class Engine:
         self.on_hook_error = on_hook_error
         #: The most recent after-hook failures (at most 100), newest last.
         self.hook_errors: deque[HookError] = deque(maxlen=100)
+        #: The most recent cases `tick` could not act on as planned (at most 100).
+        self.tick_errors: deque[TickError] = deque(maxlen=100)
         self._pm = make_plugin_manager(plugins, entry_points=entry_points)
         self._compiled: dict[tuple[str, int], CompiledWorkflow] = {}
         self._latest: dict[str, int] = {}
@@ -155,6 +231,11 @@ class Engine:
         for table in hook.gridflow_roles():
             roles.update(table or {})
         self.guards, self.effects, self.roles = guards, effects, roles
+        rules: dict[str, DeadlineRule] = {}
+        for table in hook.gridflow_deadline_rules():
+            rules.update(table or {})
+        #: Each workflow's default deadline rule (`gridflow_deadline_rules`), by name.
+        self.deadline_rules = rules
         for specs in hook.gridflow_workflows():
             for spec in specs or ():
                 self._add_spec(spec)
@@ -163,6 +244,11 @@ class Engine:
         self._veto = hook.gridflow_veto
         self._before = hook.gridflow_before_fire
         self._deadline_hook = hook.gridflow_deadline
+        # get_hookimpls() copies a list on every call; these stay current by themselves.
+        self._veto_impls = _live_impls(self._veto)
+        self._before_impls = _live_impls(self._before)
+        self._deadline_impls = _live_impls(self._deadline_hook)
+        self._after_impls = _live_impls(hook.gridflow_after_fire)
 
     def _add_spec(self, spec: WorkflowSpec) -> None:
         key = (spec.name, spec.version)
@@ -277,6 +363,26 @@ class Engine:
         case = self.get(case_id)
         return [c for c in (self.store.get(i) for i in case.links) if c is not None]
 
+    def route(self, case_id: str) -> list[str]:
+        """Departments or mediation parties to involve in the case, as the
+        `gridflow_route` plugins suggest (first answer wins; empty if none).
+
+        Example:
+            >>> import gridflow
+            >>> class Router:
+            ...     @gridflow.hookimpl
+            ...     def gridflow_route(self, case):
+            ...         return ["社区管理办", "清运单位"]
+            >>> engine = gridflow.Engine(plugins=[Router()], entry_points=False)
+            >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+            ...                 data={"title": "堆物", "source": "resident"})
+            >>> engine.route(c.id)
+            ['社区管理办', '清运单位']
+        """
+        case = self.get(case_id)
+        found = self._pm.hook.gridflow_route(case=case)
+        return list(found or [])
+
     # -- opening ----------------------------------------------------------------------
 
     def open(
@@ -310,9 +416,13 @@ class Engine:
         if idempotency_key is not None:
             done = self.store.event_by_key(idempotency_key)
             if done is not None:
-                return self._replay_key(done, idempotency_key, done.case_id, "open")
+                return self._replay_key(done, idempotency_key, done.case_id, "open", actor,
+                                        spec.name)
         now = self.clock.now()
-        case_id = case_id or uuid.uuid4().hex
+        if not case_id:
+            import uuid  # here, not at the top: `import gridflow` stays lighter
+
+            case_id = uuid.uuid4().hex
         if self.store.get(case_id) is not None:
             raise InvalidPayload(f"case {case_id!r} already exists; choose another case_id",
                                  case_id=case_id, trigger="open")
@@ -325,7 +435,7 @@ class Engine:
             raise PermissionDenied(
                 f"actor {actor.id!r} may not open a case in grid {grid!r}; the actor's grids: "
                 f"{', '.join(sorted(actor.grids))}", actor_id=actor.id)
-        data = dict(data or {})
+        data = _detached(data) if data else {}
         rule = Rule(frozenset(spec.open_roles), spec.open_requires, spec.open_choices, False)
         self._check_fields(None, spec.initial, "open", data, rule)
         links = list(dict.fromkeys(links))
@@ -333,7 +443,7 @@ class Engine:
                      None, (), GENESIS_HASH)
         data = self._run_hooks(draft, "open", actor, data)
         step = Step(draft, "open", actor, data, data, list(links), now, spec.initial,
-                    self.store.get)
+                    self.store.get, hooks=self._pm.hook)
         for name, guard in wf.open_guards:
             reason = self._safe(step, spec.initial, "open", f"guard {name!r}", guard)
             if reason is not None and reason is not True:
@@ -347,7 +457,8 @@ class Engine:
                             idempotency_key, GENESIS_HASH)
         case = Case(case_id, spec.name, spec.version, spec.initial, 1, step.data, grid, now, now,
                     None, tuple(links), event.hash)
-        case = attrs.evolve(case, deadline_at=self._deadline_at(case, wf.states[spec.initial], now))
+        case = attrs.evolve(case, deadline_at=self._deadline_at(
+            case, wf.states[spec.initial], now, step.deadline_at))
         writes = [Write(case, event, 0)]
         writes += self._link_writes(case, links, actor, now, "open")
         replayed = self._commit(writes, idempotency_key, case_id, "open")
@@ -409,7 +520,7 @@ class Engine:
         if idempotency_key is not None:
             done = store.event_by_key(idempotency_key)
             if done is not None:
-                return self._replay_key(done, idempotency_key, case_id, trigger)
+                return self._replay_key(done, idempotency_key, case_id, trigger, actor)
         case = store.get(case_id)
         if case is None:
             raise CaseNotFound(case_id)
@@ -433,11 +544,16 @@ class Engine:
                 f"case {case_id!r} in state {state!r}: actor {actor.id!r} with roles "
                 f"{sorted(actor.roles)} may not fire {trigger!r}; roles allowed: "
                 f"{', '.join(sorted(rule.roles))}", case_id=case_id, actor_id=actor.id)
-        payload = dict(payload_in) if payload_in else {}
-        self._check_fields(case_id, state, trigger, payload, rule)
-        data = self._run_hooks(case, trigger, actor, payload)
+        payload = _detached(payload_in) if payload_in else {}
+        if rule.requires or rule.choices:
+            self._check_fields(case_id, state, trigger, payload, rule)
+        if self._veto_impls or self._before_impls:
+            data = self._run_hooks(case, trigger, actor, payload)
+        else:
+            data = dict(case.data)
         now = self.clock.now()
-        step = Step(case, trigger, actor, payload, data, list(case.links), now, state, store.get)
+        step = Step(case, trigger, actor, payload, data, list(case.links), now, state, store.get,
+                    hooks=self._pm.hook)
         try:
             ok = wf.run(step)
         except GridflowError:
@@ -455,17 +571,34 @@ class Engine:
         event = self._event(case_id, seq, trigger, state, dest, actor, now, payload,
                             idempotency_key, case.head)
         data = step.data
-        if data is not case.data and data != case.data:
-            self._check_json(case_id, trigger, data, "data")
+        moved = step.deadline_at
+        if (dest is not None or moved is not None) and OVERDUE_KEY in data:
+            # The timer's overdue mark was about the deadline this step replaces.
+            data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
+        if data is not case.data:
+            self._check_data(case_id, trigger, case.data, data)
         new_links = [i for i in step.links if i not in case.links]
         links = case.links + tuple(dict.fromkeys(new_links)) if new_links else case.links
         new_state = state if dest is None else dest
+        deadline = case.deadline_at
+        if dest is not None and not self._deadline_impls:
+            # No gridflow_deadline plugin needs to see the new case first: count its
+            # deadline now and build the case once (attrs.evolve costs ~3 µs a step).
+            deadline = self._deadline_at(case, wf.states[dest], now, step.deadline_at, data)
         new_case = Case(case_id, case.workflow, case.workflow_version, new_state, seq, data,
-                        case.grid, case.opened_at, now, case.deadline_at, links, event.hash)
+                        case.grid, case.opened_at, now, deadline, links, event.hash)
         if dest is not None:
-            deadline = self._deadline_at(new_case, wf.states[dest], now)
-            if deadline != case.deadline_at:
-                new_case = attrs.evolve(new_case, deadline_at=deadline)
+            if self._deadline_impls:
+                deadline = self._deadline_at(new_case, wf.states[dest], now, step.deadline_at)
+                if deadline != case.deadline_at:
+                    new_case = attrs.evolve(new_case, deadline_at=deadline)
+        elif moved is not None:
+            # An internal step whose effect moved the deadline (approve_extension, 延期).
+            if moved.tzinfo is None or moved.utcoffset() is None:
+                raise GuardRejected(case_id, state, trigger, "effect",
+                                    f"set a naive deadline_at {moved.isoformat()}; set an "
+                                    "aware datetime")
+            new_case = attrs.evolve(new_case, deadline_at=moved.astimezone(UTC))
         write = Write(new_case, event, case.version)
         writes: Sequence[Write] = (write,)
         if new_links:
@@ -473,7 +606,8 @@ class Engine:
         replayed = self._commit(writes, idempotency_key, case_id, trigger)
         if replayed is not None:
             return replayed
-        self._after(new_case, event)
+        if self._after_impls:
+            self._after(new_case, event)
         return new_case
 
     # -- helpers of open / fire ---------------------------------------------------------
@@ -482,7 +616,8 @@ class Engine:
         self, case_id: str | None, state: str, trigger: str, payload: Mapping[str, Any], rule: Rule
     ) -> None:
         if rule.requires:
-            missing = [f for f in rule.requires if _is_missing(payload.get(f))]
+            # `in` tests each like _is_missing does (identity, then ==), minus a call per field.
+            missing = [f for f in rule.requires if payload.get(f) in _MISSING]
             if missing:
                 raise MissingPayload(case_id, state, trigger, missing, rule.requires)
         for field, options in rule.choices.items():
@@ -498,7 +633,7 @@ class Engine:
         """Run veto and before-fire hooks; return the step's copy of the case data."""
         state = case.state
         cid = case.id if case.version else "(new)"
-        if self._veto.get_hookimpls():
+        if self._veto_impls:
             try:
                 reasons = self._veto(case=case, trigger=trigger, actor=actor, payload=payload)
             except Exception as exc:
@@ -508,7 +643,7 @@ class Engine:
                 if reason:
                     raise GuardRejected(cid, state, trigger, "plugin veto", str(reason))
         data = dict(case.data)
-        if self._before.get_hookimpls():
+        if self._before_impls:
             try:
                 updates = self._before(case=case, trigger=trigger, actor=actor, payload=payload)
             except Exception as exc:
@@ -528,6 +663,24 @@ class Engine:
             raise
         except Exception as exc:
             raise GuardRejected("(new)", state, trigger, what, f"raised {exc!r}") from exc
+
+    def _check_data(
+        self, case_id: str, trigger: str, old: Mapping[str, Any], new: dict[str, Any]
+    ) -> None:
+        # Only the values the step put in need checking: the others are the very
+        # objects stored (and checked) before. Encoding all of ``data`` on every
+        # step was ~2 µs. Keys that are not str take the whole-dict check, whose
+        # sort may refuse a mix that a subset would not show.
+        changed = [v for k, v in new.items() if old.get(k, _NOTHING) is not v]
+        if not changed:
+            return
+        if _STR_ONLY.issuperset(map(type, new)):
+            # str, int, bool and None always encode; only containers and floats need a look.
+            changed = [v for v in changed if v.__class__ not in _PLAIN]
+            if changed:
+                self._check_json(case_id, trigger, changed, "data")
+        else:
+            self._check_json(case_id, trigger, new, "data")
 
     def _check_json(self, case_id: str | None, trigger: str, value: Any, what: str) -> None:
         try:
@@ -550,15 +703,27 @@ class Engine:
                 "use str, int, float, bool, None, lists and dicts with string keys",
                 case_id=case_id, trigger=trigger) from None
 
-    def _deadline_at(self, case: Case, state: StateSpec, now: datetime) -> datetime | None:
+    def _deadline_at(
+        self, case: Case, state: StateSpec, now: datetime, fixed: datetime | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> datetime | None:
+        # Precedence: a gridflow_deadline plugin, then a deadline an effect fixed
+        # (Step.deadline_at), then the workflow's deadline rule, then the spec's
+        # timedelta. ``data`` is the step's new data when ``case`` is the old case.
         override = None
-        if self._deadline_hook.get_hookimpls():
+        if self._deadline_impls:
             override = self._deadline_hook(case=case, state=state)
+        if override is None and fixed is None:
+            rule = self.deadline_rules.get(case.workflow)
+            if rule is not None:
+                override = rule(state, case.data if data is None else data, now)
         if isinstance(override, datetime):
             if override.tzinfo is None:
                 raise InvalidPayload(f"a gridflow_deadline hook returned a naive datetime for "
                                      f"case {case.id!r} in {state.name!r}; return an aware one")
             return override
+        if fixed is not None and not isinstance(override, timedelta):
+            return fixed
         delta = override if isinstance(override, timedelta) else state.deadline
         if delta is None:
             return None
@@ -596,19 +761,35 @@ class Engine:
             if key is not None:
                 done = self.store.event_by_key(key)
                 if done is not None:
-                    return self._replay_key(done, key, case_id, trigger)
+                    return self._replay_key(done, key, case_id, trigger, writes[0].event.actor,
+                                            writes[0].case.workflow if trigger == "open" else None)
             raise
         return None
 
-    def _replay_key(self, done: Event, key: str, case_id: str, trigger: str) -> Case:
-        if (trigger != "open" and done.case_id != case_id) or done.trigger != trigger:
-            raise IdempotencyConflict(key, f"{done.trigger!r} on case {done.case_id!r}",
-                                      f"{trigger!r} on case {case_id!r}")
-        return self.get(done.case_id)
+    def _replay_key(
+        self, done: Event, key: str, case_id: str, trigger: str, actor: Actor,
+        workflow: str | None = None,
+    ) -> Case:
+        # A key names one step: retried, the stored result comes back whoever
+        # sends it (a retried job may run as another worker). The key may not
+        # name a different step: another trigger, case or workflow.
+        case = self.get(done.case_id)
+        same = (
+            done.trigger == trigger
+            and (trigger == "open" or done.case_id == case_id)
+            and (workflow is None or case.workflow == workflow)
+        )
+        if not same:
+            raise IdempotencyConflict(
+                key, f"{done.trigger!r} on case {done.case_id!r}",
+                f"{trigger!r} on case {case_id!r}" if workflow is None
+                else f"opening a {workflow!r} case")
+        return case
 
     def _after(self, case: Case, event: Event) -> None:
-        impls = self._pm.hook.gridflow_after_fire.get_hookimpls()
-        for impl in reversed(impls):
+        if not self._after_impls:
+            return
+        for impl in reversed(self._after_impls.copy()):
             try:
                 impl.function(*[{"case": case, "event": event}[a] for a in impl.argnames])
             except Exception as exc:
@@ -625,32 +806,105 @@ class Engine:
     def tick(self, now: datetime | None = None, limit: int = 100) -> list[Event]:
         """Fire the ``on_breach`` trigger of every overdue case, as actor ``system``.
 
-        Returns the events recorded. Each overdue case is acted on once: the
-        breach step is fired with the version the case was claimed at, so a
-        second worker's attempt fails its version check and is skipped.
+        Takes up to ``limit`` cases whose ``deadline_at`` is at or before
+        ``now`` (default: the engine's clock) from `Store.claim_due`, which
+        hands each case to one caller only, and for each:
+
+        - its state has ``on_breach``: fires that trigger as actor ``system``
+          with payload ``reason`` and ``deadline_at``;
+        - it has none: records the engine's internal ``overdue`` event (state
+          unchanged, payload ``state`` and ``deadline_at``), stores the missed
+          deadline in ``data["overdue_since"]`` and clears ``deadline_at``, so
+          the case is marked once per breach, not on every tick;
+        - the breach trigger is refused (a veto, a guard, a role, a calendar
+          that does not know the date): marks the case overdue the same way,
+          with the refusal in the payload (``breach_refused``).
+
+        Each step is committed with the version the case was claimed at, so a
+        case changed meanwhile (by a person, or by another worker) is skipped:
+        with several workers on one database every breach is acted on
+        exactly once. A case that fails for another reason (the store, a bug)
+        is logged, added to `tick_errors`, and left for a later tick; the
+        other cases go on. Returns the events recorded, in claim order.
 
         Example:
             >>> import gridflow
-            >>> engine = gridflow.Engine(entry_points=False)
+            >>> from datetime import timedelta
+            >>> clock = gridflow.FixedClock()
+            >>> engine = gridflow.Engine(clock=clock, entry_points=False)
+            >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+            ...                 data={"title": "路灯坏了", "source": "resident"})
+            >>> _ = clock.advance(timedelta(days=2))
+            >>> [(e.trigger, e.payload["state"]) for e in engine.tick()]
+            [('overdue', 'reported')]
             >>> engine.tick()
             []
         """
         now = now or self.clock.now()
         out: list[Event] = []
         for case in self.store.claim_due(now, limit):
-            wf = self._get_compiled(case.workflow, case.workflow_version)
-            state = wf.states[case.state]
-            if not state.on_breach:
+            if case.deadline_at is None or case.deadline_at > now:
                 continue
             try:
-                self.fire(case.id, state.on_breach, actor=Actor.system(),
-                          payload={"reason": f"deadline {case.deadline_at} passed in "
-                                             f"{case.state!r}"},
-                          expected_version=case.version)
+                event = self._breach(case)
             except ConcurrencyError:
+                continue  # the case changed after it was claimed: that step wins
+            except Exception as exc:
+                self._tick_failed(TickError(case.id, case.state, "breach", exc, False))
                 continue
-            out.append(self.store.events(case.id)[-1])
+            out.append(event)
         return out
+
+    def _breach(self, case: Case) -> Event:
+        wf = self._get_compiled(case.workflow, case.workflow_version)
+        state = wf.states.get(case.state)
+        trigger = state.on_breach if state is not None else None
+        if not trigger:
+            return self._mark_overdue(case)
+        assert case.deadline_at is not None
+        missed = case.deadline_at.astimezone(UTC).isoformat()
+        payload = {"reason": f"deadline {missed} passed in state {case.state!r} (超期)",
+                   "deadline_at": missed}
+        try:
+            new = self._fire(case.id, trigger, Actor.system(), payload, None, case.version)
+        except (ConcurrencyError, StoreError):
+            raise
+        except GridflowError as exc:
+            # A refusal is deterministic: retrying every tick would only repeat it.
+            event = self._mark_overdue(case, f"{trigger}: {exc}")
+            self._tick_failed(TickError(case.id, case.state, trigger, exc, True))
+            return event
+        for event in reversed(self.store.events(case.id)):
+            if event.seq == new.version:
+                return event
+        raise StoreError(f"case {case.id!r}: the breach event seq {new.version} was not stored")
+
+    def _mark_overdue(self, case: Case, refused: str | None = None) -> Event:
+        assert case.deadline_at is not None
+        now = self.clock.now()
+        missed = case.deadline_at.astimezone(UTC).isoformat()
+        payload: dict[str, Any] = {"state": case.state, "deadline_at": missed}
+        if refused is not None:
+            payload["breach_refused"] = refused
+        seq = case.version + 1
+        event = self._event(case.id, seq, "overdue", case.state, None, Actor.system(), now,
+                            payload, None, case.head)
+        marked = attrs.evolve(case, version=seq, data={**case.data, OVERDUE_KEY: missed},
+                              updated_at=now, deadline_at=None, head=event.hash)
+        self.store.commit([Write(marked, event, case.version)])
+        self._after(marked, event)
+        return event
+
+    def _tick_failed(self, failure: TickError) -> None:
+        self.tick_errors.append(failure)
+        if failure.marked_overdue:
+            log.warning("case %r: breach trigger %r in state %r was refused (%s); marked "
+                        "overdue instead", failure.case_id, failure.trigger, failure.state,
+                        failure.error)
+        else:
+            log.error("tick could not act on overdue case %r in state %r; it is retried "
+                      "after its claim lapses", failure.case_id, failure.state,
+                      exc_info=failure.error)
 
     # -- verification ------------------------------------------------------------------
 

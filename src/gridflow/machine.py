@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import attrs
+import pluggy
 from transitions import Machine
 
 from gridflow._errors import SpecError, SpecProblem
@@ -52,6 +53,17 @@ class Step:
     fired: TransitionSpec | None = None
     rejected: tuple[str, str] | None = None
     failed: str | None = None
+    #: The plugin manager's hook relay (``pm.hook``), so a guard or effect can ask
+    #: plugins for a policy (e.g. ``gridflow_mediation_tier``) only on the steps
+    #: that need one; ``None`` outside an engine.
+    hooks: pluggy.HookRelay | None = None
+    #: Scratch space for this step only (never stored): lets several guards of
+    #: one trigger share an answer computed once, e.g. a policy hook's result.
+    memo: dict[str, Any] | None = None
+    #: Set by an effect to fix when the case's time limit runs out: the state
+    #: being entered (e.g. a date agreed in the payload; a `gridflow_deadline`
+    #: plugin still overrides it), or on an internal step the current one.
+    deadline_at: datetime | None = None
 
 
 @attrs.frozen(slots=True)
@@ -80,22 +92,21 @@ def _condition(name: str, guard: Guard) -> Callable[[Any], bool]:
     return check
 
 
-def _effect(name: str, effect: Effect) -> Callable[[Any], None]:
-    def run(event_data: Any) -> None:
-        try:
-            effect(event_data.model)
-        except Exception:
-            event_data.model.failed = f"effect {name!r}"
-            raise
+def _finish(spec: TransitionSpec, effects: list[tuple[str, Effect]]) -> Callable[[Any], None]:
+    # One after-callback per transition records which transition fired and runs
+    # its effects in order: transitions spends ~0.6 µs on each callback it
+    # invokes, and a marker plus one callback per effect was paid on every step.
+    def finish(event_data: Any) -> None:
+        step: Step = event_data.model
+        step.fired = spec
+        for name, effect in effects:
+            try:
+                effect(step)
+            except Exception:
+                step.failed = f"effect {name!r}"
+                raise
 
-    return run
-
-
-def _marker(spec: TransitionSpec) -> Callable[[Any], None]:
-    def mark(event_data: Any) -> None:
-        event_data.model.fired = spec
-
-    return mark
+    return finish
 
 
 class CompiledWorkflow:
@@ -181,13 +192,13 @@ def compile_workflow(
     for i, tr in enumerate(spec.transitions):
         where = f"transitions[{i}] ({tr.trigger})"
         conds = [_condition(n, g) for n, g in resolve("guard", tr.guards, guards, where)]
-        after = [_effect(n, e) for n, e in resolve("effect", tr.effects, effects, where)]
+        after = [_finish(tr, resolve("effect", tr.effects, effects, where))]
         check_roles(tr.roles, where)
         sources = list(tr.sources(non_terminal))
         try:
             machine.add_transition(
                 tr.trigger, cast(Any, sources), tr.dest, conditions=cast(Any, conds),
-                before=[_marker(tr)], after=cast(Any, after),
+                after=cast(Any, after),
             )
         except ValueError as exc:
             problems.append(SpecProblem(where, str(exc), "transitions refused it"))
@@ -202,8 +213,12 @@ def compile_workflow(
             else:
                 # Several transitions share a trigger from one state (e.g. the
                 # tiers of `accept`): whoever may fire any of them may try, and
-                # every field any of them needs is required.
+                # every field any of them needs is required; a field both restrict
+                # may take a value either allows (a plugin's extra tier).
                 merged_choices = {**prev.choices, **tr.choices}
+                for field in prev.choices.keys() & tr.choices.keys():
+                    merged_choices[field] = tuple(
+                        dict.fromkeys(prev.choices[field] + tr.choices[field]))
                 per_state[tr.trigger] = Rule(
                     prev.roles | frozenset(tr.roles) if prev.roles and tr.roles else frozenset(),
                     tuple(dict.fromkeys(prev.requires + tr.requires)),

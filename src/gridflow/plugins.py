@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PROJECT",
+    "DeadlineRule",
     "Effect",
     "Guard",
     "HookSpecs",
@@ -46,6 +47,11 @@ Guard = Callable[["Step"], "str | bool | None"]
 #: An effect gets the step after its guards passed and may change
 #: ``step.data`` and ``step.links``: that is how a step changes case data.
 Effect = Callable[["Step"], None]
+#: A workflow's default deadline rule: given the state being entered, the case
+#: data as the step leaves it, and the time of the step, return a `timedelta`
+#: (counted by the engine's calendar), an aware `datetime`, or ``None`` for the
+#: spec's deadline. Consulted only when no `gridflow_deadline` plugin answered.
+DeadlineRule = Callable[["StateSpec", Mapping[str, Any], datetime], "timedelta | datetime | None"]
 
 
 class HookSpecs:
@@ -95,6 +101,27 @@ class HookSpecs:
             ...     @hookimpl
             ...     def gridflow_roles(self):
             ...         return {"property_manager": ("物业", "Property manager")}
+        """
+
+    @hookspec
+    def gridflow_deadline_rules(self) -> Mapping[str, DeadlineRule]:  # type: ignore[empty-body]
+        """Return ``{workflow name: rule}``: a workflow's default deadlines (collect).
+
+        Collected once when plugins are registered, not on every step. The
+        engine asks, in order: a `gridflow_deadline` plugin, a deadline an
+        effect fixed (``Step.deadline_at``), the workflow's rule, the spec's
+        ``deadline``. The built-in ``grid_case`` rule gives the joint action
+        1, 5 or 15 days by priority and starts the revisit 30 calendar days
+        after closing.
+
+        Example:
+            >>> from datetime import timedelta
+            >>> class Permits:
+            ...     @hookimpl
+            ...     def gridflow_deadline_rules(self):
+            ...         def rule(state, data, now):
+            ...             return timedelta(days=20) if data.get("big") else None
+            ...         return {"permit": rule}
         """
 
     @hookspec
@@ -177,12 +204,35 @@ class HookSpecs:
             ...         return None
         """
 
+    @hookspec(firstresult=True)
+    def gridflow_mediation_tier(self, case: Case, payload: Mapping[str, Any]) -> str | None:
+        """The tier a mediation enters on ``accept``: the name of its destination
+        state, e.g. ``grid_mediation``, ``three_office``, ``multi_party`` (first answer wins).
+
+        Asked once per ``accept`` step, never on other steps. ``case`` is the
+        case being accepted (its data as the step sees it), ``payload`` the
+        ``accept`` payload. Return ``None`` to leave the choice to the next
+        plugin; the built-in `gridflow.workflows.mediation.TierPolicy` answers
+        last (``trylast``), so any plugin's answer wins over it.
+
+        Example:
+            >>> class NeighboursFirst:
+            ...     @hookimpl
+            ...     def gridflow_mediation_tier(self, case, payload):
+            ...         # Leave it to the default unless the dispute is between neighbours.
+            ...         return "grid_mediation" if case.data.get("kind") == "邻里纠纷" else None
+        """
+
 
 def make_plugin_manager(
     plugins: Iterable[object] = (), *, entry_points: bool = True
 ) -> pluggy.PluginManager:
-    """A plugin manager with gridflow's hooks, the built-ins, ``plugins``, and
-    (unless ``entry_points=False``) everything in the ``gridflow`` entry-point group.
+    """A plugin manager with gridflow's hooks, the built-ins, (unless
+    ``entry_points=False``) everything in the ``gridflow`` entry-point group, and ``plugins``.
+
+    They are registered in that order; pluggy calls the last registered first,
+    so the host's own ``plugins`` answer before installed ones. A plugin that
+    is both installed and passed in ``plugins`` is registered once.
 
     Example:
         >>> pm = make_plugin_manager(entry_points=False)
@@ -194,9 +244,11 @@ def make_plugin_manager(
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     pm.register(workflows, name="gridflow.workflows")
+    if entry_points:
+        # Before `plugins`: pluggy refuses an object registered twice, and a
+        # host may well pass a plugin that is also installed.
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in plugins:
         if not pm.is_registered(plugin):
             pm.register(plugin)
-    if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return pm

@@ -20,10 +20,15 @@ import cattrs
 from gridflow._errors import SpecError, SpecProblem
 from gridflow.convert import converter
 
-__all__ = ["RESERVED_TRIGGERS", "StateSpec", "TransitionSpec", "WorkflowSpec"]
+__all__ = ["OVERDUE_KEY", "RESERVED_TRIGGERS", "StateSpec", "TransitionSpec", "WorkflowSpec"]
 
 #: Triggers the engine itself records; a spec may not define them.
 RESERVED_TRIGGERS = frozenset({"open", "link", "overdue"})
+
+#: The ``data`` key where the timer keeps the deadline a case missed in a state
+#: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step
+#: replaces that deadline (the case enters a state, or an extension moves it).
+OVERDUE_KEY = "overdue_since"
 
 
 def _tuple(value: Any) -> tuple[str, ...]:

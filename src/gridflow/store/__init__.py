@@ -9,18 +9,33 @@ guarded by the version it expects the stored case to have.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from gridflow._errors import InvalidPayload
+from gridflow.convert import parse_datetime
 from gridflow.model import Case, Event
 
 if TYPE_CHECKING:
     from gridflow.store.memory import MemoryStore
     from gridflow.store.sql import SQLStore
 
-__all__ = ["MemoryStore", "Page", "SQLStore", "Store", "Write"]
+__all__ = [
+    "COUNT_COLUMNS",
+    "MemoryStore",
+    "Page",
+    "SQLStore",
+    "Store",
+    "Write",
+    "check_count_columns",
+    "cursor",
+    "parse_cursor",
+]
+
+#: The columns `Store.counts` can group by.
+COUNT_COLUMNS = ("workflow", "workflow_version", "state", "grid")
 
 
 @attrs.frozen(slots=True)
@@ -45,6 +60,57 @@ class Page:
 
     items: list[Case]
     next: str | None
+
+
+def cursor(case: Case) -> str:
+    """The keyset cursor just after ``case``: ``"<opened_at in UTC, ISO 8601>|<id>"``.
+
+    Every store writes and reads this same format, so a cursor from one page
+    of a query is valid on the next whichever backend answers it.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, 9, tzinfo=UTC)
+        >>> cursor(Case("c-1", "grid_case", 1, "reported", 1, {}, None, t, t))
+        '2026-01-05T09:00:00+00:00|c-1'
+    """
+    return f"{case.opened_at.astimezone(UTC).isoformat()}|{case.id}"
+
+
+def parse_cursor(after: str) -> tuple[datetime, str]:
+    """Split a cursor made by `cursor` into ``(opened_at, id)``.
+
+    Example:
+        >>> parse_cursor("2026-01-05T09:00:00+00:00|c-1")
+        (datetime.datetime(2026, 1, 5, 9, 0, tzinfo=datetime.timezone.utc), 'c-1')
+    """
+    at, sep, last_id = after.partition("|")
+    try:
+        if not sep:
+            raise ValueError("no '|'")
+        return parse_datetime(at), last_id
+    except ValueError:
+        raise InvalidPayload(f"not a page cursor: {after!r}; pass the 'next' of the previous "
+                             "Page as 'after'") from None
+
+
+def check_count_columns(by: Sequence[str]) -> None:
+    """Refuse `Store.counts` columns that are not in `COUNT_COLUMNS`.
+
+    Example:
+        >>> check_count_columns(["grid", "state"])
+        >>> check_count_columns(["title"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidPayload: cannot count cases by 'title'; choose from: workflow, ...
+    """
+    if isinstance(by, str):
+        raise InvalidPayload(f"counts(by=...) takes a sequence of column names, got the "
+                             f"string {by!r}; write by=({by!r},)")
+    for name in by:
+        if name not in COUNT_COLUMNS:
+            raise InvalidPayload(f"cannot count cases by {name!r}; choose from: "
+                                 f"{', '.join(COUNT_COLUMNS)}")
 
 
 @runtime_checkable

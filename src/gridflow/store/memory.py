@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gridflow._errors import ConcurrencyError
-from gridflow.convert import parse_datetime
 from gridflow.model import Case, Event
-from gridflow.store import Page, Write
+from gridflow.store import Page, Write, check_count_columns, cursor, parse_cursor
 
 __all__ = ["MemoryStore"]
 
@@ -20,10 +19,6 @@ def _as_set(value: str | Sequence[str] | None) -> frozenset[str] | None:
     if value is None:
         return None
     return frozenset((value,)) if isinstance(value, str) else frozenset(value)
-
-
-def _cursor(case: Case) -> str:
-    return f"{case.opened_at.isoformat()}|{case.id}"
 
 
 class MemoryStore:
@@ -62,16 +57,42 @@ class MemoryStore:
         return self._keys.get(idempotency_key)
 
     def commit(self, writes: Sequence[Write]) -> None:
+        """Apply every write or none; see `Store.commit`.
+
+        Writes are checked in order against what the earlier writes of the same
+        commit leave behind, as a database transaction would see them.
+
+        Example:
+            >>> import gridflow
+            >>> store = MemoryStore()
+            >>> engine = gridflow.Engine(store=store, entry_points=False)
+            >>> case = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+            ...                    data={"title": "路灯", "source": "resident"})
+            >>> stale = gridflow.Write(case, engine.history(case.id)[0], 0)
+            >>> store.commit([stale])  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.ConcurrencyError: case ... is no longer at version 0, it is now ...
+        """
         with self._lock:
             cases = self._cases
+            staged: dict[str, int] = {}
+            keys: set[str] = set()
             for w in writes:
-                stored = cases.get(w.case.id)
-                actual = 0 if stored is None else stored.version
+                cid = w.case.id
+                if cid in staged:
+                    actual = staged[cid]
+                else:
+                    stored = cases.get(cid)
+                    actual = 0 if stored is None else stored.version
                 if actual != w.expected_version:
-                    raise ConcurrencyError(w.case.id, w.expected_version, actual)
+                    raise ConcurrencyError(cid, w.expected_version, actual)
                 key = w.event.idempotency_key
-                if key is not None and key in self._keys:
-                    raise ConcurrencyError(w.case.id, w.expected_version, actual)
+                if key is not None:
+                    if key in self._keys or key in keys:
+                        raise ConcurrencyError(cid, w.expected_version, actual)
+                    keys.add(key)
+                staged[cid] = w.case.version
             for w in writes:
                 cid = w.case.id
                 cases[cid] = w.case
@@ -124,20 +145,23 @@ class MemoryStore:
         found = self._filtered(workflow, state, grid, opened_from, opened_until, overdue_at)
         found.sort(key=lambda c: (c.opened_at, c.id))
         if after is not None:
-            at, _, last_id = after.partition("|")
-            mark = (parse_datetime(at), last_id)
+            mark = parse_cursor(after)
             found = [c for c in found if (c.opened_at, c.id) > mark]
+        limit = max(limit, 0)
         items = found[:limit]
-        nxt = _cursor(items[-1]) if len(found) > limit and items else None
+        nxt = cursor(items[-1]) if len(found) > limit and items else None
         return Page(items, nxt)
 
     def counts(
         self, by: Sequence[str] = ("state",), *, workflow: str | None = None
     ) -> dict[tuple[Any, ...], int]:
+        check_count_columns(by)
         found = self._filtered(workflow, None, None, None, None, None)
         return dict(Counter(tuple(getattr(c, col) for col in by) for c in found))
 
     def claim_due(self, now: datetime, limit: int = 100, *, lease: float = 60.0) -> list[Case]:
+        if limit <= 0:
+            return []
         with self._lock:
             due = [
                 c for c in self._cases.values()
