@@ -7,13 +7,16 @@ under the name ``gridflow.workflows``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from gridflow.plugins import Effect, Guard, hookimpl
+from gridflow.model import Case
+from gridflow.plugins import DeadlineRule, Effect, Guard, hookimpl
 from gridflow.spec import WorkflowSpec
-from gridflow.workflows import grid_case
+from gridflow.workflows import extension, grid_case, mediation
 from gridflow.workflows.grid_case import GRID_CASE
+from gridflow.workflows.mediation import MEDIATION
 
-__all__ = ["EFFECTS", "GRID_CASE", "GUARDS", "ROLES"]
+__all__ = ["DEADLINES", "EFFECTS", "GRID_CASE", "GUARDS", "MEDIATION", "ROLES"]
 
 #: The roles of the domain, with their zh-CN and English labels.
 ROLES: Mapping[str, tuple[str, str]] = {
@@ -31,14 +34,29 @@ ROLES: Mapping[str, tuple[str, str]] = {
 }
 
 #: Every guard of the built-in workflows, by name.
-GUARDS: dict[str, Guard] = {**grid_case.GUARDS}
+GUARDS: dict[str, Guard] = {**grid_case.GUARDS, **mediation.GUARDS, **extension.GUARDS}
 #: Every effect of the built-in workflows, by name.
-EFFECTS: dict[str, Effect] = {**grid_case.EFFECTS}
+EFFECTS: dict[str, Effect] = {**grid_case.EFFECTS, **mediation.EFFECTS, **extension.EFFECTS}
+
+#: The built-in default deadline rule of each workflow, by workflow name; a
+#: `gridflow_deadline` plugin answers before them (see `gridflow_deadline_rules`).
+DEADLINES: dict[str, DeadlineRule] = {"grid_case": grid_case.deadline}
 
 
 @hookimpl
 def gridflow_workflows() -> list[WorkflowSpec]:
-    return [GRID_CASE]
+    return [GRID_CASE, MEDIATION]
+
+
+@hookimpl(trylast=True)
+def gridflow_mediation_tier(case: Case, payload: Mapping[str, Any]) -> str | None:
+    # trylast: the default policy answers only when no other plugin did.
+    return mediation.DEFAULT_TIER_POLICY.tier(case.data, payload)
+
+
+@hookimpl
+def gridflow_deadline_rules() -> Mapping[str, DeadlineRule]:
+    return DEADLINES
 
 
 @hookimpl

@@ -6,19 +6,32 @@ per-department reports inside the joint action, and rework (返工) from the rev
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gridflow.machine import Step
 from gridflow.plugins import Effect, Guard
 from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.workflows.extension import extension_transitions
 
-__all__ = ["EFFECTS", "GRID_CASE", "GUARDS", "PRIORITIES", "SOURCES"]
+__all__ = [
+    "EFFECTS", "GRID_CASE", "GUARDS", "JOINT_ACTION_DAYS", "PRIORITIES", "REVISIT_AFTER",
+    "SOURCES", "deadline",
+]
 
 #: Where a problem came from: door-to-door visit, a resident, the 12345 hotline, patrol.
 SOURCES = ("visit", "resident", "hotline", "patrol", "other")
 #: Triage priorities; the Shanghai 12345 classes give them 1, 5 and 15 working days.
 PRIORITIES = ("urgent", "normal", "low")
+
+#: Days the joint action (联合处置) may take, by triage priority: the Shanghai
+#: 12345 classes. Counted by the engine's calendar, so they are working days
+#: with `gridflow.WorkingDays` (and calendar days with the default `CalendarDays`).
+JOINT_ACTION_DAYS: Mapping[str, int] = {"urgent": 1, "normal": 5, "low": 15}
+
+#: How long after closing the look-back (回头看) starts: calendar days whatever
+#: the engine's calendar, since a problem can come back on holidays too.
+REVISIT_AFTER = timedelta(days=30)
 
 _REPORTERS = ("resident", "grid_worker", "volunteer", "coordinator")
 
@@ -187,5 +200,33 @@ GRID_CASE = WorkflowSpec(
            roles=["coordinator", "volunteer", "resident"], requires=["reason"],
            effects=["grid_case.reopened"]),
         _t("note", "*", None, "情况备注", "Status note", requires=["text"]),
+        *extension_transitions(("joint_action", "escalated"),
+                               request_roles=("department", "coordinator", "street"),
+                               approve_roles=("coordinator", "street")),
     ),
 )
+
+
+def deadline(
+    state: StateSpec, data: Mapping[str, Any], now: datetime
+) -> timedelta | datetime | None:
+    """The built-in default deadline rule of ``grid_case`` (a `DeadlineRule`;
+    any `gridflow_deadline` plugin answers first): `JOINT_ACTION_DAYS` by the
+    case's ``priority`` in ``joint_action``; `REVISIT_AFTER` calendar days in
+    ``closed``; ``None`` (the spec's deadline) elsewhere.
+
+    Example:
+        >>> from datetime import UTC
+        >>> now = datetime(2025, 9, 26, 2, tzinfo=UTC)
+        >>> deadline(GRID_CASE.state("joint_action"), {"priority": "low"}, now)
+        datetime.timedelta(days=15)
+        >>> deadline(GRID_CASE.state("closed"), {}, now).isoformat()
+        '2025-10-26T02:00:00+00:00'
+    """
+    if state.name == "joint_action":
+        days = JOINT_ACTION_DAYS.get(str(data.get("priority")))
+        return None if days is None else timedelta(days=days)
+    if state.name == "closed":
+        # An absolute time, so a working-day calendar does not stretch it.
+        return now + REVISIT_AFTER
+    return None
