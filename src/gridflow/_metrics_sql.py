@@ -1,0 +1,304 @@
+"""The SQL side of `gridflow.metrics`: the figures as GROUP BY queries (SQLAlchemy Core).
+
+Imported only for a `SQLStore` (it needs SQLAlchemy). The definitions are
+those of `gridflow.metrics`; this module states them in SQL:
+
+1. ``facts``: one row per case that can count in the period (opened before
+   ``until``, last touched at or after ``since``), aggregated over its events
+   before ``until``: first close, the earliest missed handling deadline, flags.
+2. ``per_case``: joined with the case row for its group and ``opened_at``;
+   the due time ``min(first close, earliest missed deadline)`` and 0/1 flags.
+3. One ``GROUP BY`` per group, summing the flags.
+
+Medians: ``percentile_cont(0.5)`` on PostgreSQL; on SQLite (no median
+function) the middle one or two values of each group, found with
+``ROW_NUMBER()`` and ``COUNT(*)`` windows, averaged as ``lo + (hi - lo) * 0.5``
+(which is what ``percentile_cont`` computes). Times are turned into integer
+microseconds since the epoch in SQL for durations, so both databases, and the
+Python implementation, compute on the same exact integers; comparisons of
+times are exact on both (timestamptz; fixed-width UTC text on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from gridflow.metrics import (
+    _AGREEMENT_KEY,
+    _G,
+    _M,
+    OVERDUE_TRIGGER,
+    SYSTEM_ACTOR,
+    _Partial,
+)
+
+_Expr = sa.ColumnElement[Any]
+
+
+def _one(condition: _Expr) -> _Expr:
+    return sa.case((condition, 1), else_=0)
+
+
+def _micros_of(dialect: str) -> Callable[[_Expr], _Expr]:
+    """A function turning a datetime expression into integer microseconds since the epoch.
+
+    On SQLite, a stored time is UTC text ``YYYY-MM-DD HH:MM:SS.ffffff`` and a
+    time written by the engine into a payload is ISO 8601 in UTC
+    (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``); the whole seconds come from
+    ``strftime('%s')`` of the first 19 characters and the microseconds from
+    the digits after the dot: exact, unlike ``julianday`` (a float in days).
+    """
+    if dialect == "postgresql":
+        def pg(expr: _Expr) -> _Expr:
+            return sa.cast(sa.extract("epoch", expr) * 1_000_000, sa.BigInteger)
+
+        return pg
+
+    def sqlite(expr: _Expr) -> _Expr:
+        text = sa.cast(expr, sa.String)
+        seconds = sa.cast(sa.func.strftime("%s", sa.func.substr(text, 1, 19)), sa.Integer)
+        # Both formats write all six digits when there is a fraction at all.
+        fraction = sa.case(
+            (sa.func.substr(text, 20, 1) == ".", sa.cast(sa.func.substr(text, 21, 6), sa.Integer)),
+            else_=0)
+        return seconds * 1_000_000 + fraction
+
+    return sqlite
+
+
+def _json_time(dialect: str, expr: _Expr, like: sa.Column[Any]) -> _Expr:
+    """A JSON text field holding a UTC time as the engine writes it (ISO 8601,
+    ``+00:00``), as a value that compares like the datetime column ``like``.
+
+    PostgreSQL casts it to ``timestamptz``. On SQLite it is rewritten into the
+    column's own text form, ``YYYY-MM-DD HH:MM:SS.ffffff``, so plain text
+    comparison is time comparison, exact to the microsecond.
+    """
+    if dialect == "postgresql":
+        return sa.type_coerce(sa.cast(expr, sa.DateTime(timezone=True)), like.type)
+    text = sa.cast(expr, sa.String)
+    fraction = sa.case((sa.func.substr(text, 20, 1) == ".", sa.func.substr(text, 20, 7)),
+                       else_=".000000")
+    rewritten = sa.func.substr(text, 1, 10) + " " + sa.func.substr(text, 12, 8) + fraction
+    return sa.type_coerce(rewritten, like.type)
+
+
+def _active(cases: sa.Table, since: datetime, until: datetime, workflow: str | None) -> _Expr:
+    """The cases that can count in ``[since, until)``: opened before ``until`` and
+    touched at or after ``since``. Every figure needs an event in the period
+    (opening, closing, the breach of a deadline in the period, a revisit, an
+    agreement, the end of a stay), and ``updated_at`` is the time of a
+    case's last event; the rest is skipped without reading its events."""
+    c = cases.c
+    where = sa.and_(c.opened_at < until, c.updated_at >= since)
+    return where if workflow is None else sa.and_(c.workflow == workflow, where)
+
+
+def _group_expr(cases: sa.Table, by: str | None) -> _Expr:
+    if by is None:
+        return sa.cast(sa.null(), sa.String)
+    if by == "grid":
+        return cases.c.grid
+    extracted: _Expr = cases.c.data[by].as_string()
+    return extracted
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def compute(
+    engine: Any, cases: sa.Table, events: sa.Table, dialect: str,
+    since: datetime, until: datetime, by: str | None, workflow: str | None,
+    time_in_state: bool, partial: _Partial,
+) -> _Partial:
+    """Fill ``partial`` with the figures, computed by the database."""
+    us = _micros_of(dialect)
+    grp = _group_expr(cases, by)
+    with engine.connect() as conn:
+        if workflow in (None, _G.workflow):
+            _grid_case(conn, cases, events, dialect, grp, since, until, partial)
+        if workflow in (None, _M.workflow):
+            _mediation(conn, cases, events, us, grp, since, until, partial)
+        if time_in_state:
+            _stays(conn, cases, events, us, grp, since, until, workflow, partial)
+    return partial
+
+
+def _grid_case(
+    conn: Any, c: sa.Table, e: sa.Table, dialect: str, grp: _Expr, since: datetime,
+    until: datetime, partial: _Partial,
+) -> None:
+    g = _G
+    breach = sa.and_(e.c.actor_id == SYSTEM_ACTOR, e.c.source.in_(g.handling),
+                     e.c.trigger.in_((g.breach, OVERDUE_TRIGGER)))
+    missed = _json_time(dialect, e.c.payload["deadline_at"].as_string(), e.c.at)
+    revisit_end = sa.and_(e.c.source == g.revisit, e.c.at >= since,
+                          e.c.trigger.in_((g.revisit_passed, g.revisit_failed)))
+    facts = (
+        sa.select(
+            e.c.case_id.label("case_id"),
+            sa.func.max(_one(e.c.trigger == g.triage)).label("triaged"),
+            sa.func.max(_one(e.c.trigger == g.escalate)).label("escalated"),
+            sa.func.max(_one(e.c.trigger == g.reopen)).label("reopened"),
+            sa.func.max(_one(e.c.trigger == g.extension)).label("extended"),
+            sa.func.min(sa.case((e.c.dest == g.closed, e.c.at))).label("closed_at"),
+            sa.func.min(sa.case((breach, missed))).label("missed_at"),
+            sa.func.sum(_one(revisit_end)).label("revisits"),
+            sa.func.sum(_one(sa.and_(revisit_end, e.c.trigger == g.revisit_passed)))
+            .label("passed"),
+        )
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(_active(c, since, until, g.workflow), e.c.at < until)
+        .group_by(e.c.case_id)
+        .subquery("facts")
+    )
+    f = facts.c
+    # Due at the first close or the earliest missed handling deadline, whichever
+    # came first; on time when that is the close.
+    due_at = sa.type_coerce(sa.case(
+        (f.closed_at.is_(None), f.missed_at),
+        (sa.or_(f.missed_at.is_(None), f.closed_at <= f.missed_at), f.closed_at),
+        else_=f.missed_at,
+    ), e.c.at.type)
+    per_case = (
+        sa.select(
+            grp.label("grp"),
+            _one(sa.and_(c.c.opened_at >= since, c.c.opened_at < until)).label("received"),
+            f.triaged, f.escalated, f.reopened, f.extended, f.revisits, f.passed,
+            _one(sa.and_(due_at >= since, due_at < until)).label("due"),
+            _one(f.closed_at.is_not(None)).label("closed"),
+            _one(due_at == f.closed_at).label("on_time"),
+        )
+        .select_from(facts.join(c, c.c.id == f.case_id))
+        .subquery("per_case")
+    )
+    q = per_case.c
+    due = q.due == 1
+    closed = sa.and_(due, q.closed == 1)
+    query = sa.select(
+        q.grp,
+        sa.func.sum(q.received),
+        sa.func.sum(_one(sa.and_(q.received == 1, q.triaged == 1))),
+        sa.func.sum(q.due),
+        sa.func.sum(_one(closed)),
+        sa.func.sum(_one(sa.and_(closed, q.on_time == 1))),
+        sa.func.sum(_one(sa.and_(due, q.reopened == 1))),
+        sa.func.sum(_one(sa.and_(due, q.extended == 1))),
+        sa.func.sum(_one(sa.and_(closed, q.escalated == 0))),
+        sa.func.sum(q.revisits),
+        sa.func.sum(q.passed),
+    ).group_by(q.grp)
+    names = ("received", "triaged", "due", "closed", "closed_on_time", "reopened", "extended",
+             "closed_in_grid", "revisits", "revisits_passed")
+    for row in conn.execute(query):
+        partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+
+
+def _mediation(
+    conn: Any, c: sa.Table, e: sa.Table, us: Callable[[_Expr], _Expr], grp: _Expr,
+    since: datetime, until: datetime, partial: _Partial,
+) -> None:
+    m = _M
+    facts = (
+        sa.select(
+            e.c.case_id.label("case_id"),
+            sa.func.min(sa.case((e.c.dest.in_(m.ended), e.c.at))).label("ended_at"),
+            sa.func.min(sa.case((e.c.trigger == m.agree, e.c.at))).label("agreed_at"),
+            sa.func.max(_one(e.c.dest == m.resolved)).label("resolved"),
+            sa.func.max(_one(e.c.dest == m.tier1)).label("tier1"),
+            sa.func.max(_one(e.c.dest.in_(m.higher_tiers))).label("higher"),
+        )
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(_active(c, since, until, m.workflow), e.c.at < until)
+        .group_by(e.c.case_id)
+        .subquery("facts")
+    )
+    f = facts.c
+    per_case = (
+        sa.select(
+            grp.label("grp"), c.c.opened_at, f.ended_at, f.agreed_at, f.resolved, f.tier1,
+            f.higher,
+        )
+        .select_from(facts.join(c, c.c.id == f.case_id))
+        .subquery("per_case")
+    )
+    p = per_case.c
+    ended = sa.and_(p.ended_at >= since, p.ended_at < until)
+    resolved = sa.and_(ended, p.resolved == 1)
+    agreed = sa.and_(p.agreed_at >= since, p.agreed_at < until)
+    query = sa.select(
+        p.grp,
+        sa.func.sum(_one(ended)),
+        sa.func.sum(_one(resolved)),
+        sa.func.sum(_one(sa.and_(resolved, p.tier1 == 1, p.higher == 0))),
+        sa.func.sum(_one(agreed)),
+    ).group_by(p.grp)
+    names = ("mediations_ended", "mediations_resolved", "resolved_at_tier1", "agreements")
+    for row in conn.execute(query):
+        partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+    values = (
+        sa.select(
+            p.grp.label("grp"), sa.literal(m.workflow).label("wf"),
+            sa.literal(_AGREEMENT_KEY).label("k"),
+            (us(p.agreed_at) - us(p.opened_at)).label("v"),
+        )
+        .where(agreed)
+        .subquery("agreement_times")
+    )
+    _medians(conn, values, partial)
+
+
+def _stays(
+    conn: Any, c: sa.Table, e: sa.Table, us: Callable[[_Expr], _Expr], grp: _Expr,
+    since: datetime, until: datetime, workflow: str | None, partial: _Partial,
+) -> None:
+    # A stay in a state starts with an event whose dest is that state and ends
+    # with the case's next event that has a dest (internal steps change nothing).
+    left = sa.func.lead(e.c.at, type_=e.c.at.type).over(partition_by=e.c.case_id,
+                                                          order_by=e.c.seq)
+    stays = sa.select(
+        e.c.case_id.label("case_id"), e.c.dest.label("state"), e.c.at.label("entered"),
+        left.label("left_at"),
+    ).where(e.c.dest.is_not(None), e.c.at < until,
+            e.c.case_id.in_(sa.select(c.c.id).where(_active(c, since, until, workflow))))
+    s = stays.subquery("stays")
+    values = (
+        sa.select(
+            grp.label("grp"), c.c.workflow.label("wf"), s.c.state.label("k"),
+            (us(s.c.left_at) - us(s.c.entered)).label("v"),
+        )
+        .select_from(s.join(c, c.c.id == s.c.case_id))
+        .where(s.c.left_at >= since, s.c.left_at < until)
+        .subquery("stay_times")
+    )
+    _medians(conn, values, partial)
+
+
+def _medians(conn: Any, values: sa.Subquery, partial: _Partial) -> None:
+    """Median of ``values.v`` per ``(grp, wf, k)``, into ``partial.medians``."""
+    v = values.c
+    keys = (v.grp, v.wf, v.k)
+    if conn.dialect.name == "postgresql":
+        query = sa.select(
+            *keys, sa.func.percentile_cont(0.5).within_group(v.v)
+        ).group_by(*keys)
+        for grp, wf, k, median in conn.execute(query):
+            partial.medians[_text(grp)][(wf, k)] = float(median)
+        return
+    ranked = sa.select(
+        *keys, v.v,
+        sa.func.row_number().over(partition_by=keys, order_by=v.v).label("rn"),
+        sa.func.count().over(partition_by=keys).label("n"),
+    ).subquery("ranked")
+    r = ranked.c
+    middle = sa.or_(r.rn == (r.n + 1) // 2, r.rn == (r.n + 2) // 2)
+    query = sa.select(r.grp, r.wf, r.k, sa.func.min(r.v), sa.func.max(r.v)).where(
+        middle).group_by(r.grp, r.wf, r.k)
+    for grp, wf, k, lo, hi in conn.execute(query):
+        partial.medians[_text(grp)][(wf, k)] = lo + (hi - lo) * 0.5
+
