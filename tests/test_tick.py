@@ -257,14 +257,23 @@ class StaleClaims(MemoryStore):
 def test_a_case_changed_after_it_was_claimed_is_left_to_that_change() -> None:
     store = StaleClaims()
     engine, clock = new_engine(store=store)
-    first, second = dispatched(engine), dispatched(engine)
+    a, b = dispatched(engine), dispatched(engine)
     clock.advance(timedelta(days=6))
-    store.meddle = lambda case: engine.fire(case.id, "escalate", actor=secretary,
-                                            payload={"reason": "书记先上报"})
+    # Both cases fall due at the same instant, so which one the store hands out
+    # first depends on their (random) ids: remember the one the person changed.
+    meddled: list[str] = []
+
+    def meddle(case: Case) -> None:
+        meddled.append(case.id)
+        engine.fire(case.id, "escalate", actor=secretary, payload={"reason": "书记先上报"})
+
+    store.meddle = meddle
     events = engine.tick()
-    assert [e.case_id for e in events] == [second.id]
+    first = meddled[0]
+    second = b.id if first == a.id else a.id
+    assert [e.case_id for e in events] == [second]
     assert engine.tick() == []
-    history = [(e.trigger, e.actor.id) for e in engine.history(first.id)]
+    history = [(e.trigger, e.actor.id) for e in engine.history(first)]
     assert history.count(("escalate", secretary.id)) == 1
     assert all(actor != "system" for _, actor in history)
 

@@ -925,6 +925,13 @@ class Engine:
         """
         case = self.get(case_id)
         events = self.store.events(case_id)
+        for _ in range(3):
+            # The case and its events are two reads: a step landing between them
+            # would look like a missing case update. Re-read until they agree.
+            if len(events) == case.version:
+                break
+            case = self.get(case_id)
+            events = self.store.events(case_id)
         wf = self._get_compiled(case.workflow, case.workflow_version)
         prev = GENESIS_HASH
         state: str | None = None
