@@ -1,5 +1,5 @@
 # Two commands for a fresh machine with Python 3.11+ and make:
-#   make demo   - walk the built-in workflows through their stories and print them
+#   make demo   - play the source's stories (grid case, 1+3+N mediation) and print them
 #   make test   - lint, type-check and run the whole test suite
 # Both create (once) and reuse a local virtual environment in .venv.
 
@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,docs,cli]"
+	# The example plugin distribution, so its entry point is discovered for real.
+	$(BIN)/python -m pip install --quiet -e examples/plugin_package
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/walkthrough.py
+	$(BIN)/gridflow demo $(DEMO_ARGS)
 
 test: lint typecheck pytest
 
