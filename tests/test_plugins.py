@@ -98,8 +98,9 @@ def grid_case(engine: Engine) -> Case:
 
 
 def test_builtins_register_through_the_plugin_hooks() -> None:
-    pm = make_plugin_manager(entry_points=False)
+    pm = Engine(entry_points=False).plugins
     assert pm.has_plugin("gridflow.workflows")
+    assert not make_plugin_manager(entry_points=False).has_plugin("gridflow.workflows")
     specs = [s for batch in pm.hook.gridflow_workflows() for s in batch]
     assert GRID_CASE in specs
     guards = {k for table in pm.hook.gridflow_guards() for k in table}

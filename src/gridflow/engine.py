@@ -31,6 +31,7 @@ from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.machine import CompiledWorkflow, Rule, Step, compile_workflow
 from gridflow.model import GENESIS_HASH, Actor, Case, Event, canonical_json
+from gridflow import workflows
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.spec import OVERDUE_KEY, StateSpec, WorkflowSpec
 from gridflow.store import Store, Write
@@ -172,7 +173,8 @@ class Engine:
         self.hook_errors: deque[HookError] = deque(maxlen=100)
         #: The most recent cases `tick` could not act on as planned (at most 100).
         self.tick_errors: deque[TickError] = deque(maxlen=100)
-        self._pm = make_plugin_manager(plugins, entry_points=entry_points)
+        self._pm = make_plugin_manager(plugins, entry_points=entry_points,
+                                       builtins={"gridflow.workflows": workflows})
         self._compiled: dict[tuple[str, int], CompiledWorkflow] = {}
         self._latest: dict[str, int] = {}
         self.guards: dict[str, Guard] = {}

@@ -225,25 +225,32 @@ class HookSpecs:
 
 
 def make_plugin_manager(
-    plugins: Iterable[object] = (), *, entry_points: bool = True
+    plugins: Iterable[object] = (),
+    *,
+    entry_points: bool = True,
+    builtins: Mapping[str, object] | None = None,
 ) -> pluggy.PluginManager:
-    """A plugin manager with gridflow's hooks, the built-ins, (unless
+    """A plugin manager with gridflow's hooks, ``builtins``, (unless
     ``entry_points=False``) everything in the ``gridflow`` entry-point group, and ``plugins``.
 
     They are registered in that order; pluggy calls the last registered first,
     so the host's own ``plugins`` answer before installed ones. A plugin that
     is both installed and passed in ``plugins`` is registered once.
+    ``builtins`` maps names to plugins registered first: the `Engine` passes
+    the module ``gridflow.workflows`` (the built-in workflows sit above this
+    module, so it does not import them itself).
 
     Example:
-        >>> pm = make_plugin_manager(entry_points=False)
+        >>> from gridflow import workflows
+        >>> pm = make_plugin_manager(entry_points=False,
+        ...                          builtins={"gridflow.workflows": workflows})
         >>> pm.has_plugin("gridflow.workflows")
         True
     """
-    from gridflow import workflows  # the built-ins register like any plugin
-
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
-    pm.register(workflows, name="gridflow.workflows")
+    for name, builtin in (builtins or {}).items():
+        pm.register(builtin, name=name)
     if entry_points:
         # Before `plugins`: pluggy refuses an object registered twice, and a
         # host may well pass a plugin that is also installed.
