@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import pluggy
 
+from gridflow import workflows
 from gridflow._errors import (
     CaseNotFound,
     ConcurrencyError,
@@ -31,7 +32,6 @@ from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.machine import CompiledWorkflow, Rule, Step, compile_workflow
 from gridflow.model import GENESIS_HASH, Actor, Case, Event, canonical_json
-from gridflow import workflows
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.spec import OVERDUE_KEY, StateSpec, WorkflowSpec
 from gridflow.store import Store, Write
