@@ -1,6 +1,6 @@
 """gridflow benchmarks: every figure of issue 7, measured side by side in one run.
 
-Run ``python benchmarks/run.py`` (about 10 minutes the first time, when the
+Run ``python benchmarks/run.py`` (10-15 minutes the first time, when the
 1,000,000-case report databases are built and cached under
 ``benchmarks/.cache/``; a few minutes afterwards) or ``python
 benchmarks/run.py --quick`` (a smoke run CI does: small sizes, one repeat;
@@ -892,7 +892,7 @@ def _pg_writer(url: str, schema: str, ids: list[str], barrier: Any, seconds: flo
 def bench_pg_writers(cfg: Config) -> None:
     pg_available(cfg)
     seconds = 1.0 if cfg.quick else 4.0
-    per_writer = 60 if cfg.quick else 400
+    per_writer = 60 if cfg.quick else 800  # enough cases to stay busy the whole time
     reps = 1 if cfg.quick else 3
     ctx = multiprocessing.get_context("spawn")
     found: dict[int, list[float]] = {1: [], 4: []}
