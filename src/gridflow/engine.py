@@ -76,6 +76,13 @@ class TickError:
     marked_overdue: bool
 
 
+def _not_json(case_id: str | None, trigger: str, what: str, exc: Exception) -> InvalidPayload:
+    return InvalidPayload(
+        f"case {case_id!r}: trigger {trigger!r}: the {what} is not JSON-able ({exc}); "
+        "use str, int, float, bool, None, lists and dicts with string keys",
+        case_id=case_id, trigger=trigger)
+
+
 def _is_missing(value: object) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
@@ -688,10 +695,7 @@ class Engine:
         try:
             canonical_json(value)
         except (TypeError, ValueError) as exc:
-            raise InvalidPayload(
-                f"case {case_id!r}: trigger {trigger!r}: the {what} is not JSON-able ({exc}); "
-                "use str, int, float, bool, None, lists and dicts with string keys",
-                case_id=case_id, trigger=trigger) from None
+            raise _not_json(case_id, trigger, what, exc) from None
 
     def _event(
         self, case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
@@ -700,10 +704,7 @@ class Engine:
         try:
             return Event.create(case_id, seq, trigger, source, dest, actor, at, payload, key, prev)
         except (TypeError, ValueError) as exc:
-            raise InvalidPayload(
-                f"case {case_id!r}: trigger {trigger!r}: the payload is not JSON-able ({exc}); "
-                "use str, int, float, bool, None, lists and dicts with string keys",
-                case_id=case_id, trigger=trigger) from None
+            raise _not_json(case_id, trigger, "payload", exc) from None
 
     def _deadline_at(
         self, case: Case, state: StateSpec, now: datetime, fixed: datetime | None = None,
