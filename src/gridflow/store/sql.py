@@ -21,9 +21,9 @@ import json
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 try:
     import sqlalchemy as sa
@@ -218,6 +218,69 @@ def _pg_dumps(value: Any) -> str:
     return _plain_dumps(value)
 
 
+# -- hand-bound values for the hot statements ----------------------------------------
+#
+# get, event_by_key, events and commit run on a pooled DBAPI connection with SQL
+# compiled once (see SQLStore._prepare_hot): per call, SQLAlchemy's execution
+# machinery (cache key, execution context, result processors, begin events)
+# cost ten times the statement itself. These functions do exactly what the
+# column types' processors do (UTCDateTime, DateTime, JSON/JSONB), so the rows
+# written and the objects read are the same as through Core.
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; "
+                         "gridflow stores aware UTC datetimes (use datetime.UTC)")
+    return value.astimezone(UTC)
+
+
+def _sqlite_when(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite DateTime storage format: UTC, fixed width, microseconds.
+    utc = _utc(value)
+    return None if utc is None else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_read_when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    found = datetime.fromisoformat(value)
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+
+def _sqlite_read_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _pg_read_when(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _pg_read_json(value: Any) -> Any:
+    # psycopg decodes JSONB itself (as it does under SQLAlchemy).
+    return value
+
+
+class _Hot(NamedTuple):
+    """The compiled SQL and value codecs of the hot statements, for one dialect."""
+
+    get: str
+    by_key: str
+    events: str
+    insert_case: str
+    insert_event: str
+    update_case: str
+    update_case_light: str
+    when: Callable[[datetime | None], Any]
+    dumps: Callable[[Any], str]
+    read_when: Callable[[Any], Any]
+    read_json: Callable[[Any], Any]
+
+
 # -- errors --------------------------------------------------------------------------
 
 
@@ -364,6 +427,9 @@ class SQLStore:
         self._checked = False
         self._check_lock = threading.Lock()
         self._prepare()
+        # Echo asks to see every statement: keep everything on Core then.
+        self._hot: _Hot | None = None if echo else self._prepare_hot()
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     @staticmethod
     def _setup_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> None:
@@ -425,6 +491,89 @@ class SQLStore:
                    c.deadline_at.is_not_distinct_from(sa.bindparam("b_deadline_at")))
             .values(claimed_until=None)
         )
+
+    def _prepare_hot(self) -> _Hot:
+        """Compile the hot statements once, with every parameter named."""
+        c, e = self.cases.c, self.events_table.c
+        if self.dialect == "sqlite":
+            # sqlite3 binds :name from a dict as well as ? from a tuple.
+            named: Any = type(self.engine.dialect)
+            dialect: Dialect = named(paramstyle="named")
+            codecs: tuple[Any, ...] = (_sqlite_when, _sqlite_dumps, _sqlite_read_when,
+                                       _sqlite_read_json)
+        else:
+            dialect = self.engine.dialect
+            codecs = (_utc, _pg_dumps, _pg_read_when, _pg_read_json)
+
+        def sql(stmt: sa.ClauseElement) -> str:
+            return str(stmt.compile(dialect=dialect))
+
+        case_cols = [col.name for col in self.cases.c if col.name != "claimed_until"]
+        changed = ("version", "data", "updated_at", "links", "head")
+        return _Hot(
+            get=sql(self._q_get),
+            by_key=sql(self._q_key),
+            events=sql(self._q_events),
+            insert_case=sql(sa.insert(self.cases).values(
+                {name: sa.bindparam(name) for name in case_cols})),
+            insert_event=sql(sa.insert(self.events_table).values(
+                {col.name: sa.bindparam(col.name) for col in e})),
+            update_case=sql(
+                sa.update(self.cases)
+                .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
+                .values({**{name: sa.bindparam(name) for name in case_cols if name != "id"},
+                         "claimed_until": sa.null()})),
+            update_case_light=sql(
+                sa.update(self.cases)
+                .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"),
+                       c.workflow == sa.bindparam("b_workflow"),
+                       c.workflow_version == sa.bindparam("b_workflow_version"),
+                       c.state == sa.bindparam("b_state"),
+                       c.grid.is_not_distinct_from(sa.bindparam("b_grid")),
+                       c.opened_at == sa.bindparam("b_opened_at"),
+                       c.deadline_at.is_not_distinct_from(sa.bindparam("b_deadline_at")))
+                .values({**{name: sa.bindparam(name) for name in changed},
+                         "claimed_until": sa.null()})),
+            when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
+        )
+
+    @contextmanager
+    def _dbapi(self, *, autocommit: bool = False) -> Iterator[Any]:
+        """A cursor on a pooled DBAPI connection; driver errors come out as
+        SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...), as they do
+        through Core, and a connection the database dropped is discarded."""
+        dialect = self.engine.dialect
+        try:
+            fairy = self.engine.raw_connection()
+        except self._driver_error as exc:
+            raise self._wrap(exc) from exc
+        cur = None
+        driver: Any = fairy.driver_connection
+        try:
+            if autocommit:
+                # PostgreSQL: one SELECT needs no BEGIN / ROLLBACK round trips.
+                driver.autocommit = True
+            try:
+                cur = fairy.cursor()
+                yield cur
+            finally:
+                if autocommit:
+                    driver.autocommit = False
+        except self._driver_error as exc:
+            lost = dialect.is_disconnect(cast(Any, exc), fairy.dbapi_connection, cur)
+            if lost:
+                fairy.invalidate(exc)
+            raise self._wrap(exc, lost) from exc
+        finally:
+            if cur is not None:
+                with suppress(self._driver_error):
+                    cur.close()
+            fairy.close()
+
+    def _wrap(self, exc: Exception, invalidated: bool = False) -> BaseException:
+        return sa_exc.DBAPIError.instance(None, None, exc, self._driver_error,
+                                          connection_invalidated=invalidated,
+                                          dialect=self.engine.dialect)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -572,6 +721,29 @@ class SQLStore:
                      Actor(a["id"], a["roles"], a["grids"]), row.at, row.payload,
                      row.idempotency_key, row.prev_hash, row.hash)
 
+    def _hot_case(self, row: Sequence[Any]) -> Case:
+        # Column order of gridflow_cases (SELECT of the whole table).
+        hot = self._hot
+        assert hot is not None
+        when, read_json = hot.read_when, hot.read_json
+        return Case(row[0], row[1], row[2], row[3], row[4], read_json(row[5]), row[6],
+                    when(row[7]), when(row[8]), when(row[9]), tuple(read_json(row[10])),
+                    row[11])
+
+    def _hot_event(self, row: Sequence[Any]) -> Event:
+        # Column order of gridflow_events.
+        hot = self._hot
+        assert hot is not None
+        a = hot.read_json(row[6])
+        return Event(row[0], row[1], row[2], row[3], row[4],
+                     Actor(a["id"], a["roles"], a["grids"]), hot.read_when(row[7]),
+                     hot.read_json(row[8]), row[9], row[10], row[11])
+
+    def _hot_rows(self, sql: str, params: dict[str, Any], *, one: bool) -> Any:
+        with self._dbapi(autocommit=self.dialect == "postgresql") as cur:
+            cur.execute(sql, params)
+            return cur.fetchone() if one else cur.fetchall()
+
     def get(self, case_id: str) -> Case | None:
         """The stored case, or ``None``.
 
@@ -583,8 +755,13 @@ class SQLStore:
             True
         """
         self._ready()
-        with self._failures(f"reading case {case_id!r}"), self._reader.connect() as conn:
-            row = conn.execute(self._q_get, {"cid": case_id}).first()
+        hot = self._hot
+        with self._failures(f"reading case {case_id!r}"):
+            if hot is not None:
+                found = self._hot_rows(hot.get, {"cid": case_id}, one=True)
+                return None if found is None else self._hot_case(found)
+            with self._reader.connect() as conn:
+                row = conn.execute(self._q_get, {"cid": case_id}).first()
         return None if row is None else self._case(row)
 
     def events(self, case_id: str) -> list[Event]:
@@ -598,9 +775,13 @@ class SQLStore:
             []
         """
         self._ready()
-        with self._failures(f"reading the events of case {case_id!r}"), \
-                self._reader.connect() as conn:
-            rows = conn.execute(self._q_events, {"cid": case_id}).all()
+        hot = self._hot
+        with self._failures(f"reading the events of case {case_id!r}"):
+            if hot is not None:
+                found = self._hot_rows(hot.events, {"cid": case_id}, one=False)
+                return [self._hot_event(r) for r in found]
+            with self._reader.connect() as conn:
+                rows = conn.execute(self._q_events, {"cid": case_id}).all()
         return [self._event(r) for r in rows]
 
     def event_by_key(self, idempotency_key: str) -> Event | None:
@@ -614,9 +795,13 @@ class SQLStore:
             True
         """
         self._ready()
-        with self._failures(f"looking up idempotency key {idempotency_key!r}"), \
-                self._reader.connect() as conn:
-            row = conn.execute(self._q_key, {"key": idempotency_key}).first()
+        hot = self._hot
+        with self._failures(f"looking up idempotency key {idempotency_key!r}"):
+            if hot is not None:
+                found = self._hot_rows(hot.by_key, {"key": idempotency_key}, one=True)
+                return None if found is None else self._hot_event(found)
+            with self._reader.connect() as conn:
+                row = conn.execute(self._q_key, {"key": idempotency_key}).first()
         return None if row is None else self._event(row)
 
     # -- writing ------------------------------------------------------------------
@@ -702,6 +887,9 @@ class SQLStore:
         with self._failures(what):
             event_rows = [self._event_params(w.event) for w in ordered]
             try:
+                if self._hot is not None:
+                    self._hot_commit(ordered, event_rows)
+                    return
                 with self._writer.begin() as conn:
                     for w in ordered:
                         if w.expected_version == 0:
@@ -724,6 +912,68 @@ class SQLStore:
                     raise
                 (case_id, expected), cause = self._blame(ordered), exc
         raise ConcurrencyError(case_id, expected, self._version_of(case_id)) from cause
+
+    def _hot_commit(self, ordered: Sequence[Write], event_rows: list[dict[str, Any]]) -> None:
+        """commit's transaction on a DBAPI cursor (the same statements as on Core)."""
+        hot = self._hot
+        assert hot is not None
+        when, dumps = hot.when, hot.dumps
+        # Every value is encoded before the transaction starts: a value that
+        # cannot be stored fails the commit without taking the write lock.
+        for row in event_rows:
+            row["actor"] = dumps(row["actor"])
+            row["at"] = when(row["at"])
+            row["payload"] = dumps(row["payload"])
+        case_rows = []
+        for w in ordered:
+            case = w.case
+            case_rows.append({
+                "id": case.id, "workflow": case.workflow,
+                "workflow_version": case.workflow_version, "state": case.state,
+                "version": case.version, "data": dumps(case.data), "grid": case.grid,
+                "opened_at": when(case.opened_at), "updated_at": when(case.updated_at),
+                "deadline_at": when(case.deadline_at), "links": dumps(list(case.links)),
+                "head": case.head, "b_id": case.id, "b_expected": w.expected_version,
+            })
+        with self._dbapi() as cur:
+            conn = cur.connection
+            if self.dialect == "sqlite":
+                # As on Core: queue for the write lock up front (see __init__).
+                cur.execute("BEGIN IMMEDIATE")
+            try:
+                for w, row in zip(ordered, case_rows, strict=True):
+                    if w.expected_version == 0:
+                        cur.execute(hot.insert_case, row)
+                    elif not self._hot_update(cur, w, row):
+                        raise _Conflict(w.case.id, w.expected_version)
+                if len(event_rows) == 1:
+                    cur.execute(hot.insert_event, event_rows[0])
+                else:
+                    cur.executemany(hot.insert_event, event_rows)
+                conn.commit()
+            except BaseException:
+                with suppress(self._driver_error):
+                    conn.rollback()
+                raise
+
+    def _hot_update(self, cur: Any, w: Write, row: dict[str, Any]) -> bool:
+        """`_update_case` on a DBAPI cursor: the light statement first when it can do."""
+        hot = self._hot
+        assert hot is not None
+        source, dest = w.event.source, w.event.dest
+        if dest is None or dest == source:
+            cur.execute(hot.update_case_light, {
+                "b_id": row["id"], "b_expected": row["b_expected"],
+                "b_workflow": row["workflow"], "b_workflow_version": row["workflow_version"],
+                "b_state": row["state"], "b_grid": row["grid"],
+                "b_opened_at": row["opened_at"], "b_deadline_at": row["deadline_at"],
+                "version": row["version"], "data": row["data"],
+                "updated_at": row["updated_at"], "links": row["links"], "head": row["head"],
+            })
+            if cur.rowcount == 1:
+                return True
+        cur.execute(hot.update_case, row)
+        return bool(cur.rowcount == 1)
 
     def _blame(self, writes: Sequence[Write]) -> tuple[str, int]:
         """The write a unique violation is most likely about, for the error message."""
