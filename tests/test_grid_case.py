@@ -209,7 +209,9 @@ def test_alley_case_end_to_end(engine: Engine, clock: FixedClock) -> None:
     assert history[2].payload == {"departments": DEPARTMENTS, "plan": PLAN}
     assert [e.payload for e in history[3:7]] == [
         {"department": d, "result": RESULTS[d]} for d in DEPARTMENTS]
-    assert history[7].payload == {}
+    # The close records the handling deadline in force and that it was met (按期结案).
+    assert history[7].payload == {
+        "deadline_at": (dispatched_at + timedelta(days=5)).isoformat(), "on_time": True}
     assert history[8].payload == {}
     assert history[9].payload == {"observation": "小巷畅通整洁，堆物和地锁未反弹"}
     assert history[0].actor == worker

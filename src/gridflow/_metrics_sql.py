@@ -5,7 +5,8 @@ those of `gridflow.metrics`; this module states them in SQL:
 
 1. ``facts``: one row per case that can count in the period (opened before
    ``until``, last touched at or after ``since``), aggregated over its events
-   before ``until``: first close, the earliest missed handling deadline, flags.
+   before ``until``: first close, the earliest missed handling deadline the
+   timer recorded, the first close that recorded ``on_time: false``, flags.
 2. ``per_case``: joined with the case row for its group and ``opened_at``;
    the due time ``min(first close, earliest missed deadline)`` and 0/1 flags.
 3. One ``GROUP BY`` per group, summing the flags.
@@ -136,6 +137,13 @@ def _grid_case(
     g = _G
     breach = sa.and_(e.c.actor_id == SYSTEM_ACTOR, e.c.source.in_(g.handling),
                      e.c.trigger.in_((g.breach, OVERDUE_TRIGGER)))
+    # A close records the deadline in force and whether it was met; only a JSON
+    # false counts as late (a close stored before it did has no "on_time").
+    if dialect == "postgresql":
+        flag_false: _Expr = sa.cast(e.c.payload["on_time"], sa.Text) == "false"
+    else:
+        flag_false = sa.func.json_type(e.c.payload, "$.on_time") == "false"
+    late_close = sa.and_(e.c.dest == g.closed, flag_false)
     missed = _json_time(dialect, e.c.payload["deadline_at"].as_string(), e.c.at)
     revisit_end = sa.and_(e.c.source == g.revisit, e.c.at >= since,
                           e.c.trigger.in_((g.revisit_passed, g.revisit_failed)))
@@ -148,6 +156,7 @@ def _grid_case(
             sa.func.max(_one(e.c.trigger == g.extension)).label("extended"),
             sa.func.min(sa.case((e.c.dest == g.closed, e.c.at))).label("closed_at"),
             sa.func.min(sa.case((breach, missed))).label("missed_at"),
+            sa.func.min(sa.case((late_close, e.c.at))).label("late_close_at"),
             sa.func.sum(_one(revisit_end)).label("revisits"),
             sa.func.sum(_one(sa.and_(revisit_end, e.c.trigger == g.revisit_passed)))
             .label("passed"),
@@ -159,7 +168,7 @@ def _grid_case(
     )
     f = facts.c
     # Due at the first close or the earliest missed handling deadline, whichever
-    # came first; on time when that is the close.
+    # came first; on time when that is the close and the close was not late.
     due_at = sa.type_coerce(sa.case(
         (f.closed_at.is_(None), f.missed_at),
         (sa.or_(f.missed_at.is_(None), f.closed_at <= f.missed_at), f.closed_at),
@@ -172,7 +181,8 @@ def _grid_case(
             f.triaged, f.escalated, f.reopened, f.extended, f.revisits, f.passed,
             _one(sa.and_(due_at >= since, due_at < until)).label("due"),
             _one(f.closed_at.is_not(None)).label("closed"),
-            _one(due_at == f.closed_at).label("on_time"),
+            _one(sa.and_(due_at == f.closed_at, sa.or_(
+                f.late_close_at.is_(None), f.late_close_at != f.closed_at))).label("on_time"),
         )
         .select_from(facts.join(c, c.c.id == f.case_id))
         .subquery("per_case")

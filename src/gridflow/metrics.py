@@ -25,8 +25,9 @@ to agreement of mediations. A rate is ``None`` when its denominator is 0.
 
 Everything is derived from what the store keeps: the case rows (``grid``,
 ``data["area"]``, ``data["category"]``, ``opened_at``) and the events
-(``trigger``, ``source``, ``dest``, ``actor``, ``at`` and the
-``deadline_at`` the timer writes into a breach event's payload). Only
+(``trigger``, ``source``, ``dest``, ``actor``, ``at``, the
+``deadline_at`` the timer writes into a breach event's payload and the
+``on_time`` a close records in its own payload). Only
 events before ``until`` count, so a report on a past period gives the same
 figures whenever it is run ("as of ``until``").
 
@@ -190,7 +191,8 @@ class Row:
     due: int = 0
     #: 结案数: due cases closed before ``until``.
     closed: int = 0
-    #: 按期结案数: due cases closed with no handling deadline missed before.
+    #: 按期结案数: due cases closed with no handling deadline missed before (the close
+    #: recorded ``on_time``, or, for closes stored without it, no breach before it).
     closed_on_time: int = 0
     #: 返工数: due cases reopened (rework) before ``until``.
     reopened: int = 0
@@ -501,7 +503,7 @@ def _grid_case_figures(
 ) -> None:
     g = _G
     received = since <= case.opened_at < until
-    triaged = escalated = reopened = extended = False
+    triaged = escalated = reopened = extended = closed_late = False
     closed_at: datetime | None = None
     missed: int | None = None
     revisits = passed = 0
@@ -515,8 +517,12 @@ def _grid_case_figures(
             reopened = True
         if trigger == g.extension:
             extended = True
+        # A close records the deadline in force and whether it was met ("on_time");
+        # a close stored before it did (no boolean) leaves the timer's breaches to tell.
+        late_close = e.dest == g.closed and e.payload.get("on_time") is False
         if e.dest == g.closed and closed_at is None:
             closed_at = e.at
+            closed_late = late_close
         if (e.actor.id == SYSTEM_ACTOR and e.source in g.handling
                 and trigger in (g.breach, OVERDUE_TRIGGER)):
             deadline = e.payload.get("deadline_at")
@@ -536,7 +542,7 @@ def _grid_case_figures(
         due_us = missed
     due = due_us is not None and s_us <= due_us < u_us
     closed = due and closed_us is not None
-    on_time = closed and due_us == closed_us
+    on_time = closed and due_us == closed_us and not closed_late
     partial.add(
         group,
         received=received, triaged=received and triaged, due=due, closed=closed,

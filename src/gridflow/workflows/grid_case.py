@@ -6,12 +6,12 @@ per-department reports inside the joint action, and rework (返工) from the rev
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gridflow.machine import Step
 from gridflow.plugins import Effect, Guard
-from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.spec import OVERDUE_KEY, StateSpec, TransitionSpec, WorkflowSpec
 from gridflow.workflows.extension import extension_transitions
 
 __all__ = [
@@ -122,6 +122,51 @@ def _confirmed(step: Step) -> None:
     step.data["revisit"] = "passed"
 
 
+def _closing_deadline(step: Step) -> None:
+    """Record in the ``close`` event the handling deadline in force and whether it was met.
+
+    Sets ``payload["deadline_at"]`` (ISO 8601 UTC, or ``None`` without a
+    deadline) and ``payload["on_time"]`` (closed at or before it; ``True``
+    without a deadline), overwriting whatever the caller put under those keys:
+    they are facts the engine derives, hashed into the history like the
+    ``deadline_at`` of the timer's breach events.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import timedelta
+        >>> clock = gridflow.FixedClock()
+        >>> engine = gridflow.Engine(clock=clock, entry_points=False)
+        >>> boss = gridflow.Actor("s", ["coordinator"])
+        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+        ...                 data={"title": "井盖缺失", "source": "resident"})
+        >>> _ = engine.fire(c.id, "triage", actor=boss,
+        ...                 payload={"category": "市政设施", "priority": "urgent"})
+        >>> _ = engine.fire(c.id, "dispatch", actor=boss,
+        ...                 payload={"departments": ["市政"], "plan": "补装井盖"})
+        >>> _ = engine.fire(c.id, "report_done", actor=gridflow.Actor("d", ["department"]),
+        ...                 payload={"department": "市政", "result": "已补装"})
+        >>> _ = clock.advance(timedelta(days=2))   # the 1-day limit passed, no tick ran
+        >>> _ = engine.fire(c.id, "close", actor=boss, payload={"on_time": True})
+        >>> engine.history(c.id)[-1].payload["on_time"]
+        False
+    """
+    # Recorded in the close event itself so 按期结案率 does not depend on how often
+    # the timer runs: the current deadline_at is the only copy of the deadline,
+    # and the next step replaces it.
+    deadline = step.case.deadline_at
+    if deadline is None:
+        # The timer marked the case overdue: it cleared deadline_at and kept the missed one.
+        missed = step.data.get(OVERDUE_KEY)
+        deadline = datetime.fromisoformat(missed) if isinstance(missed, str) else None
+    if deadline is None:
+        step.payload["deadline_at"] = None
+        step.payload["on_time"] = True
+        return
+    deadline = deadline.astimezone(UTC)
+    step.payload["deadline_at"] = deadline.isoformat()
+    step.payload["on_time"] = step.now <= deadline
+
+
 GUARDS: Mapping[str, Guard] = {
     "grid_case.departments_listed": _departments_listed,
     "grid_case.department_pending": _department_pending,
@@ -138,6 +183,7 @@ EFFECTS: Mapping[str, Effect] = {
     "grid_case.escalated": _escalated,
     "grid_case.reopened": _reopened,
     "grid_case.confirmed": _confirmed,
+    "grid_case.closing_deadline": _closing_deadline,
 }
 
 
@@ -187,7 +233,7 @@ GRID_CASE = WorkflowSpec(
            roles=["coordinator"], requires=["departments"],
            guards=["grid_case.departments_listed"], effects=["grid_case.reassign"]),
         _t("close", "joint_action", "closed", "核实结案", "Close", roles=["coordinator"],
-           guards=["grid_case.all_departments_done"]),
+           guards=["grid_case.all_departments_done"], effects=["grid_case.closing_deadline"]),
         _t("escalate", ("triaged", "joint_action"), "escalated", "上报街道", "Escalate",
            roles=["coordinator", "system"], requires=["reason"],
            effects=["grid_case.escalated"]),
