@@ -345,6 +345,18 @@ def test_verify_detects_a_transition_the_spec_does_not_have(engine: Engine) -> N
         engine.verify(case.id)
 
 
+def test_verify_detects_an_overdue_mark_not_made_by_the_timer(engine: Engine) -> None:
+    case = new_case(engine)
+    store = engine.store
+    assert isinstance(store, MemoryStore)
+    forged = gridflow.Event.create(case.id, 2, "overdue", "reported", None, secretary, T0,
+                                   {"state": "reported"}, None, case.head)
+    store._events[case.id].append(forged)
+    store._cases[case.id] = attrs.evolve(case, version=2, head=forged.hash)
+    with pytest.raises(IntegrityError, match="at seq 2: an 'overdue' mark not made by the timer"):
+        engine.verify(case.id)
+
+
 # -- machine discipline ----------------------------------------------------------------------
 
 

@@ -962,6 +962,11 @@ class Engine:
                 raise IntegrityError(case_id, index, f"event starts from {event.source!r} but "
                                      f"replay is in {state!r}")
             if event.trigger in ("link", "overdue") and event.dest is None:
+                if event.trigger == "overdue" and event.actor.id != "system":
+                    # Only the timer marks a case overdue; a mark by anyone else was
+                    # written behind the engine's back.
+                    raise IntegrityError(case_id, index, "an 'overdue' mark not made by the "
+                                         f"timer (actor {event.actor.id!r}, not 'system')")
                 continue
             if not any(
                 t.trigger == event.trigger and t.dest == event.dest
