@@ -62,10 +62,17 @@ class HookSpecs:
         """Return workflow specs to register (collect: every plugin's list is used).
 
         Example:
+            >>> from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+            >>> TICKET = WorkflowSpec("ticket", 1, "open",
+            ...     [StateSpec("open"), StateSpec("done", terminal=True)],
+            ...     [TransitionSpec("finish", "open", "done")])
             >>> class MyPlugin:
             ...     @hookimpl
             ...     def gridflow_workflows(self):
-            ...         return [MY_SPEC]  # doctest: +SKIP
+            ...         return [TICKET]
+            >>> import gridflow
+            >>> gridflow.Engine(plugins=[MyPlugin()], entry_points=False).workflow("ticket").key
+            'ticket@1'
         """
 
     @hookspec

@@ -120,7 +120,10 @@ def make_store(kind: str = "memory", *, path: str | os.PathLike[str] | None = No
         >>> make_store()
         <gridflow.store.memory.MemoryStore object at ...>
         >>> import tempfile
-        >>> store = make_store("sqlite", path=tempfile.mkdtemp())  # doctest: +SKIP
+        >>> store = make_store("sqlite", path=tempfile.mkdtemp())
+        >>> store.dialect, store.get("nope") is None
+        ('sqlite', True)
+        >>> store.close()
     """
     if kind == "memory":
         if options:
