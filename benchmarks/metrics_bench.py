@@ -53,10 +53,10 @@ AREAS = tuple(f"居民区-{i}" for i in range(1, 21))
 CATEGORIES = ("违规堆物", "地锁", "市政设施", "环境卫生", "违法广告", "噪声扰民")
 DAYS = {"urgent": 1, "normal": 5, "low": 15}
 
-REPORTER = Actor("居民", ["resident"])
-SECRETARY = Actor("书记", ["coordinator"])
-DEPT = Actor("部门-清运单位", ["department"])
-STREET = Actor("街道", ["street"])
+REPORTER = Actor("居民", ["resident"], grids=gridflow.ALL_GRIDS)
+SECRETARY = Actor("书记", ["coordinator"], grids=gridflow.ALL_GRIDS)
+DEPT = Actor("部门-清运单位", ["department"], grids=gridflow.ALL_GRIDS)
+STREET = Actor("街道", ["street"], grids=gridflow.ALL_GRIDS)
 SYSTEM = Actor.system()
 
 #: The hand-written baseline: the grid-case counts per grid, one statement.

@@ -59,7 +59,7 @@ SEED_VERSION = 1
 GRID = "华三-1"
 RESIDENT = Actor("res-1", ["resident"], [GRID])
 COORDINATOR = Actor("sec-1", ["coordinator"], [GRID])
-DEPARTMENT = Actor("dept-1", ["department"])
+DEPARTMENT = Actor("dept-1", ["department"], grids=gridflow.ALL_GRIDS)
 VOLUNTEER = Actor("vol-1", ["volunteer"], [GRID])
 OPEN_DATA = {"title": "弄堂违规堆物", "source": "visit"}
 #: Every fire of one grid case from reported to archived (7 steps).
@@ -334,7 +334,7 @@ def synth_lifecycle(i: int, rng: random.Random) -> tuple[Case, list[Event]]:
     grid = rng.choice(_GRIDS)
     actor_r = Actor(f"res-{i % 5000}", ["resident"], [grid])
     coord = Actor(f"sec-{grid}", ["coordinator"], [grid])
-    dept = Actor("dept-1", ["department"])
+    dept = Actor("dept-1", ["department"], grids=gridflow.ALL_GRIDS)
     vol = Actor(f"vol-{i % 300}", ["volunteer"], [grid])
     system = Actor.system()
     outcome = rng.choices([o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])[0]

@@ -49,8 +49,8 @@ from gridflow import Actor, Engine, FixedClock, MemoryStore, Store, Write
 from gridflow.model import GENESIS_HASH, Case, Event
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
-OPENER = Actor("bench-opener", ["resident"])
-NOTER = Actor("bench-worker", ["grid_worker"])
+OPENER = Actor("bench-opener", ["resident"], grids=gridflow.ALL_GRIDS)
+NOTER = Actor("bench-worker", ["grid_worker"], grids=gridflow.ALL_GRIDS)
 GRIDS = ("华三-1", "华三-2", "华三-3", "华三-4")
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -44,7 +44,8 @@ def main() -> None:
     clock.advance(timedelta(hours=16))  # next morning, 08:00
     for name, dept_id in departments.items():
         clock.advance(timedelta(hours=1))
-        engine.fire(case.id, "report_done", actor=gridflow.Actor(dept_id, ["department"]),
+        engine.fire(case.id, "report_done", actor=gridflow.Actor(dept_id, ["department"],
+                                                                 grids=gridflow.ALL_GRIDS),
                     payload={"department": name, "result": "完成"})
     print("the secretary may now:", ", ".join(engine.allowed(case.id, secretary)))
     clock.advance(timedelta(hours=2))

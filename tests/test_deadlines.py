@@ -27,8 +27,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 GRID = "华三-1"
 worker = Actor("网格员-王", ["grid_worker"], [GRID])
 secretary = Actor("书记-李", ["coordinator"], [GRID])
-dept = Actor("部门-清运单位", ["department"])
-street = Actor("街道-赵", ["street"])
+dept = Actor("部门-清运单位", ["department"], grids=gridflow.ALL_GRIDS)
+street = Actor("街道-赵", ["street"], grids=gridflow.ALL_GRIDS)
 resident = Actor("居民-陈", ["resident"], [GRID])
 
 # 15:30 Beijing time on Friday 26 September 2025, the Friday before National Day.

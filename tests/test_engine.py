@@ -233,7 +233,7 @@ def test_open_records_seq_1_without_source(engine: Engine) -> None:
 def test_case_id_can_be_chosen_once(engine: Engine) -> None:
     case = new_case(engine, case_id="HY-2026-0001")
     assert case.id == "HY-2026-0001"
-    with pytest.raises(InvalidPayload, match="already exists"):
+    with pytest.raises(InvalidPayload, match="already taken"):
         new_case(engine, case_id="HY-2026-0001")
 
 
@@ -290,10 +290,11 @@ def _tamper(engine: Engine, case_id: str, edit: Any) -> None:
     [
         (lambda ev: ev.__setitem__(1, attrs.evolve(ev[1], payload={"category": "改过"})),
          "hash does not match its content"),
-        (lambda ev: ev.__setitem__(1, attrs.evolve(ev[1], actor=Actor("冒名", ["coordinator"]))),
+        (lambda ev: ev.__setitem__(1, attrs.evolve(ev[1], actor=Actor("冒名", ["coordinator"],
+                                                                      grids=gridflow.ALL_GRIDS))),
          "hash does not match its content"),
         (lambda ev: ev.pop(1), "expected seq 2, found seq 3"),
-        (lambda ev: ev.pop(), "case version 3 but 2 events are stored"),
+        (lambda ev: ev.pop(), "the case row is at version 3 but 2 events are stored"),
         (lambda ev: ev.__setitem__(slice(1, 3), [ev[2], ev[1]]), "expected seq 2"),
     ],
     ids=["edit-payload", "edit-actor", "delete-middle", "delete-last", "swap"],
@@ -317,10 +318,11 @@ def test_verify_detects_an_edit_with_a_recomputed_hash(engine: Engine) -> None:
         e = ev[1]
         ev[1] = gridflow.Event.create(e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor,
                                       e.at, {"category": "改过", "priority": "low"},
-                                      e.idempotency_key, e.prev_hash)
+                                      e.idempotency_key, e.prev_hash, e.changes)
 
     _tamper(engine, case.id, rehash)
-    with pytest.raises(IntegrityError, match="at seq 3: prev_hash does not match"):
+    with pytest.raises(IntegrityError,
+                       match=r"at seq 3 \(field 'prev_hash'\): prev_hash does not match"):
         engine.verify(case.id)
 
 
@@ -329,7 +331,8 @@ def test_verify_detects_a_case_row_that_disagrees_with_history(engine: Engine) -
     store = engine.store
     assert isinstance(store, MemoryStore)
     store._cases[case.id] = attrs.evolve(case, state="archived")
-    with pytest.raises(IntegrityError, match="replay ends in 'reported'"):
+    with pytest.raises(IntegrityError,
+                       match="the stored state is 'archived' but the events give 'reported'"):
         engine.verify(case.id)
 
 
@@ -338,7 +341,7 @@ def test_verify_detects_a_transition_the_spec_does_not_have(engine: Engine) -> N
     store = engine.store
     assert isinstance(store, MemoryStore)
     forged = gridflow.Event.create(case.id, 2, "close", "reported", "closed", secretary, T0, {},
-                                   None, case.head)
+                                   None, case.head, gridflow.Changes(deadline_at=case.deadline_at))
     store._events[case.id].append(forged)
     store._cases[case.id] = attrs.evolve(case, state="closed", version=2, head=forged.hash)
     with pytest.raises(IntegrityError, match="is not a transition of grid_case@1"):
@@ -350,10 +353,12 @@ def test_verify_detects_an_overdue_mark_not_made_by_the_timer(engine: Engine) ->
     store = engine.store
     assert isinstance(store, MemoryStore)
     forged = gridflow.Event.create(case.id, 2, "overdue", "reported", None, secretary, T0,
-                                   {"state": "reported"}, None, case.head)
+                                   {"state": "reported"}, None, case.head,
+                                   gridflow.Changes(deadline_at=case.deadline_at))
     store._events[case.id].append(forged)
     store._cases[case.id] = attrs.evolve(case, version=2, head=forged.hash)
-    with pytest.raises(IntegrityError, match="at seq 2: an 'overdue' mark not made by the timer"):
+    with pytest.raises(IntegrityError,
+                       match=r"at seq 2 \(field 'actor'\): an 'overdue' mark not made by"):
         engine.verify(case.id)
 
 
@@ -402,7 +407,8 @@ def test_firing_builds_no_machine_and_attaches_nothing(
         case = engine.fire(case.id, "dispatch", actor=secretary,
                            payload={"departments": departments, "plan": f"方案{i}"})
         for d in departments:
-            case = engine.fire(case.id, "report_done", actor=Actor(d, ["department"]),
+            case = engine.fire(case.id, "report_done", actor=Actor(d, ["department"],
+                                                                   grids=gridflow.ALL_GRIDS),
                                payload={"department": d, "result": "ok"})
         if i % 2:
             with pytest.raises(InvalidTransition):
@@ -444,7 +450,7 @@ def test_each_spec_version_is_compiled_once(
 def test_key_of_an_open_reused_for_another_workflow_is_a_conflict(engine: Engine) -> None:
     new_case(engine, idempotency_key="k-open-2")
     with pytest.raises(IdempotencyConflict):
-        engine.open("mediation", actor=gridflow.Actor("m", ["mediator"]),
+        engine.open("mediation", actor=gridflow.Actor("m", ["mediator"], grids=gridflow.ALL_GRIDS),
                     idempotency_key="k-open-2",
                     data={"summary": "s", "source": "walk_in",
                           "parties": [{"name": "a", "side": "applicant"},

@@ -130,7 +130,7 @@ def test_api_not_found_and_no_actor(client: Any) -> None:
     response = client.get("/cases/nope", headers=SECRETARY)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["title"] == "CaseNotFound" and response.json()["case_id"] == "nope"
+    assert response.json()["title"] == "CaseNotVisible" and response.json()["case_id"] == "nope"
     assert client.post("/cases/nope/triggers/triage", headers=SECRETARY,
                        json={"payload": {}}).status_code == 404
     assert client.get("/cases/nope").status_code == 401
@@ -196,19 +196,26 @@ def test_api_refused_step_is_422_and_changes_nothing(client: Any) -> None:
     assert len(client.get(f"{url}/history", headers=SECRETARY).json()) == 1
 
 
-def test_api_role_and_grid_refusals_are_403(client: Any) -> None:
+def test_api_role_refusals_are_403_and_other_grids_404(client: Any) -> None:
     case = _open(client)
     url = f"/cases/{case['id']}"
     response = client.post(f"{url}/triggers/triage", headers=WORKER,
                            json={"payload": {"category": "c", "priority": "low"}})
     assert response.status_code == 403 and response.json()["title"] == "PermissionDenied"
+    # A case in another grid answers exactly as a missing one does.
     elsewhere = headers("secretary-2", "coordinator", "第二综合网格")
-    assert client.get(url, headers=elsewhere).status_code == 403
-    assert client.get(f"{url}/history", headers=elsewhere).status_code == 403
+    missing = "/cases/no-such-case"
+    for path in ("", "/history", "/allowed"):
+        seen, gone = client.get(url + path, headers=elsewhere), client.get(missing + path,
+                                                                           headers=elsewhere)
+        assert seen.status_code == gone.status_code == 404
+        assert seen.json()["detail"] == gone.json()["detail"].replace("no-such-case",
+                                                                      case["id"])
     assert client.post(f"{url}/triggers/triage", headers=elsewhere,
                        json={"payload": {"category": "c", "priority": "low"}}
-                       ).status_code == 403
+                       ).status_code == 404
     assert client.post("/cases", headers=elsewhere, json=ALLEY).status_code == 403
+    assert client.get(url, headers=headers("street-1", "street", "*")).status_code == 200
 
 
 def test_api_idempotency_key(client: Any) -> None:
@@ -285,7 +292,8 @@ def _alley_with_revisit(engine: gridflow.Engine, clock: gridflow.FixedClock) -> 
                 payload={"category": "违规堆物", "priority": "normal"})
     engine.fire(case.id, "dispatch", actor=secretary,
                 payload={"departments": ["清运单位"], "plan": "清运"})
-    engine.fire(case.id, "report_done", actor=gridflow.Actor("haulage", ["department"]),
+    engine.fire(case.id, "report_done", actor=gridflow.Actor("haulage", ["department"],
+                                                             grids=gridflow.ALL_GRIDS),
                 payload={"department": "清运单位", "result": "已清运"})
     engine.fire(case.id, "close", actor=secretary)
     clock.advance(timedelta(days=31))

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from gridflow import (
+    ALL_GRIDS,
     Actor,
     Case,
+    CaseNotVisible,
     Engine,
     Event,
     FixedClock,
@@ -36,8 +38,8 @@ worker = Actor("网格员-王", ["grid_worker"], [GRID])
 secretary = Actor("书记-李", ["coordinator"], [GRID])
 volunteer = Actor("志愿者-张", ["volunteer"], [GRID])
 resident = Actor("居民-陈", ["resident"], [GRID])
-street = Actor("街道-赵", ["street"])  # the street level sees every grid
-departments = {name: Actor(f"部门-{name}", ["department"]) for name in DEPARTMENTS}
+street = Actor("街道-赵", ["street"], grids=ALL_GRIDS)  # the street level sees every grid
+departments = {name: Actor(f"部门-{name}", ["department"], grids=ALL_GRIDS) for name in DEPARTMENTS}
 RESULTS = {
     "社区管理办": "已上门告知，居民自行清理部分堆物",
     "城运中心": "已派单并跟踪整改进度",
@@ -412,7 +414,8 @@ def test_allowed_is_filtered_by_role_and_grid(engine: Engine, clock: FixedClock)
     assert core_allowed(engine, case.id, resident) == ["note"]
     assert core_allowed(engine, case.id, Actor.system()) == ["escalate", "note"]
     other_grid = Actor("书记-周", ["coordinator"], ["第二综合网格"])
-    assert core_allowed(engine, case.id, other_grid) == []
+    with pytest.raises(CaseNotVisible):  # to an outsider the case does not exist
+        core_allowed(engine, case.id, other_grid)
     both = Actor("书记-周", ["coordinator", "department"], ["第二综合网格", GRID])
     assert core_allowed(engine, case.id, both) == [
         "close", "escalate", "note", "reassign", "report_done"]

@@ -21,6 +21,7 @@ import gridflow
 from gridflow import (
     Actor,
     Case,
+    CaseNotVisible,
     Engine,
     Event,
     FixedClock,
@@ -41,15 +42,17 @@ OTHER_GRID = "华阳-第三综合网格"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 RESTAURANT = "某火锅店"
 
-judicial = Actor("司法所-周", ["judicial_office"])  # the judicial office serves every grid
-lawyer = Actor("律师-吴", ["lawyer"])
-police = Actor("派出所-郑", ["police"])
+judicial = Actor("司法所-周", ["judicial_office"],
+                 grids=gridflow.ALL_GRIDS)  # the judicial office serves every grid
+lawyer = Actor("律师-吴", ["lawyer"], grids=gridflow.ALL_GRIDS)
+police = Actor("派出所-郑", ["police"], grids=gridflow.ALL_GRIDS)
 mediator = Actor("调解员-孙", ["mediator"], [GRID])
 far_mediator = Actor("调解员-钱", ["mediator"], [OTHER_GRID])
 secretary = Actor("书记-李", ["coordinator"], [GRID])
 worker = Actor("网格员-王", ["grid_worker"], [GRID])
 resident = Actor("居民-陈", ["resident"], [GRID])
-departments = {name: Actor(f"部门-{name}", ["department"]) for name in ("市场监管所", "综合执法队")}
+departments = {name: Actor(f"部门-{name}", ["department"],
+                           grids=gridflow.ALL_GRIDS) for name in ("市场监管所", "综合执法队")}
 
 
 def parties(victim: str = "谢女士") -> list[dict[str, str]]:
@@ -670,14 +673,15 @@ def test_wrong_role_later_in_the_workflow(engine: Engine, clock: FixedClock) -> 
 
 def test_wrong_grid_is_refused(engine: Engine) -> None:
     case = open_scald(engine)
-    refused(engine, PermissionDenied, lambda: engine.fire(
+    # Outside the mediator's grids the case does not exist (no grid, no state told).
+    refused(engine, CaseNotVisible, lambda: engine.fire(
         case.id, "accept", actor=far_mediator, payload={"consent": consent_of(case)}),
-        GRID, far_mediator.id)
-    refused(engine, PermissionDenied, lambda: engine.fire(
-        case.id, "note", actor=far_mediator, payload={"text": "x"}), GRID)
+        case.id, far_mediator.id)
+    refused(engine, CaseNotVisible, lambda: engine.fire(
+        case.id, "note", actor=far_mediator, payload={"text": "x"}), case.id)
     refused(engine, PermissionDenied, lambda: engine.open(
         "mediation", actor=far_mediator, grid=GRID, data=scald_data()), GRID)
-    assert engine.allowed(case.id, far_mediator) == []
+    refused(engine, CaseNotVisible, lambda: engine.allowed(case.id, far_mediator), case.id)
 
 
 @pytest.mark.parametrize(("party_list", "needle"), [

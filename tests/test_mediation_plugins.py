@@ -37,7 +37,7 @@ from gridflow.workflows.mediation import (
 GRID = "华阳-第一综合网格"
 T0 = datetime(2026, 5, 4, 1, 0, tzinfo=UTC)
 mediator = Actor("调解员-孙", ["mediator"], [GRID])
-judicial = Actor("司法所-周", ["judicial_office"])
+judicial = Actor("司法所-周", ["judicial_office"], grids=gridflow.ALL_GRIDS)
 building_lead = Actor("楼组长-何", ["building_lead"], [GRID])
 
 NEIGHBOURS = [{"name": "302室 张某", "side": "applicant"},

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridflow import Actor, Case, Event
+from gridflow import ALL_GRIDS, Actor, Case, Event, InvalidArgument
 from gridflow.model import GENESIS_HASH, canonical_json, event_hash
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -45,18 +45,21 @@ def test_actor_single_string_is_one_name_not_letters() -> None:
     assert actor.grids == frozenset({GRID})
 
 
-def test_actor_defaults_and_none_mean_no_roles_and_every_grid() -> None:
+def test_actor_defaults_and_none_mean_no_roles_and_no_grid() -> None:
+    # 0.2: scope fails closed. No grids is no case at all; ALL_GRIDS is explicit.
     actor = Actor("街道-赵", None, None)  # type: ignore[arg-type]
     assert actor.roles == frozenset()
     assert actor.grids == frozenset()
-    assert actor.can_touch(GRID) and actor.can_touch("第二综合网格") and actor.can_touch(None)
-    assert Actor("x").roles == frozenset()
+    assert not actor.can_touch(GRID) and not actor.can_touch(None)
+    street = Actor("街道-赵", grids=ALL_GRIDS)
+    assert street.roles == frozenset()
+    assert street.can_touch(GRID) and street.can_touch("第二综合网格") and street.can_touch(None)
 
 
 @pytest.mark.parametrize("bad", [[1], ["coordinator", None], [b"coordinator"]])
 def test_actor_refuses_non_string_names(bad: list[object]) -> None:
-    with pytest.raises(TypeError, match="must be strings"):
-        Actor("x", bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="must be a string"):
+        Actor("x", bad, grids=ALL_GRIDS)  # type: ignore[arg-type]
 
 
 def test_actor_equality_ignores_order_and_is_hashable() -> None:
@@ -82,11 +85,11 @@ def test_system_actor_is_the_timer_everywhere() -> None:
     system = Actor.system()
     assert system is Actor.system()
     assert system.roles == frozenset({"system"})
-    assert system.grids == frozenset()
+    assert system.grids is ALL_GRIDS
 
 
 def test_actor_is_frozen() -> None:
-    actor = Actor("w", ["grid_worker"])
+    actor = Actor("w", ["grid_worker"], grids=ALL_GRIDS)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         actor.roles = frozenset({"coordinator"})  # type: ignore[misc]
 

@@ -14,14 +14,14 @@ from typing import Any
 import attrs
 import pytest
 
-from gridflow import Actor, Engine, FixedClock, MemoryStore, Store, metrics
+from gridflow import ALL_GRIDS, Actor, Engine, FixedClock, MemoryStore, Store, metrics
 from gridflow.machine import Step
 from gridflow.spec import OVERDUE_KEY
 from gridflow.workflows.grid_case import EFFECTS
 
-resident = Actor("居民-张", ["resident"])
-secretary = Actor("书记-李", ["coordinator"])
-dept = Actor("部门-清运单位", ["department"])
+resident = Actor("居民-张", ["resident"], grids=ALL_GRIDS)
+secretary = Actor("书记-李", ["coordinator"], grids=ALL_GRIDS)
+dept = Actor("部门-清运单位", ["department"], grids=ALL_GRIDS)
 
 H = timedelta(hours=1)
 D = timedelta(days=1)

@@ -26,11 +26,11 @@ OPENER = Actor("resident-7731", ["resident"], [GRID])
 PARTY = "谢女士"
 PERSONAL = (NAME, PHONE, EMAIL, DEVICE, OPENER.id, PARTY)
 
-secretary = Actor("书记-李", ["coordinator"])
-street = Actor("街道-城运中心", ["street"])
-dept = Actor("部门-清运单位", ["department"])
-volunteer = Actor("志愿者-赵", ["volunteer"])
-mediator = Actor("调解员-孙", ["mediator"])
+secretary = Actor("书记-李", ["coordinator"], grids=gridflow.ALL_GRIDS)
+street = Actor("街道-城运中心", ["street"], grids=gridflow.ALL_GRIDS)
+dept = Actor("部门-清运单位", ["department"], grids=gridflow.ALL_GRIDS)
+volunteer = Actor("志愿者-赵", ["volunteer"], grids=gridflow.ALL_GRIDS)
+mediator = Actor("调解员-孙", ["mediator"], grids=gridflow.ALL_GRIDS)
 
 #: GeoReport v2: each field of a service request and what its value may be.
 ISO_WITH_ZONE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")

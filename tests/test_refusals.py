@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gridflow import (
+    ALL_GRIDS,
     Actor,
     Case,
     CaseNotFound,
@@ -50,7 +51,7 @@ worker = Actor("网格员-王", ["grid_worker"], [GRID])
 secretary = Actor("书记-李", ["coordinator"], [GRID])
 outsider = Actor("书记-周", ["coordinator"], [OTHER_GRID])
 resident = Actor("居民-陈", ["resident"], [GRID])
-dept = {d: Actor(f"部门-{d}", ["department"]) for d in DEPARTMENTS}
+dept = {d: Actor(f"部门-{d}", ["department"], grids=ALL_GRIDS) for d in DEPARTMENTS}
 
 
 def snapshot(store: MemoryStore) -> dict[str, Any]:
@@ -122,8 +123,14 @@ def test_wrong_grid(engine: Engine) -> None:
     with nothing_stored(engine, case), pytest.raises(PermissionDenied) as info:
         engine.fire(case.id, "triage", actor=outsider,
                     payload={"category": "违规堆物", "priority": "normal"})
-    assert GRID in str(info.value) and OTHER_GRID in str(info.value)
-    assert "'triage'" in str(info.value)
+    # 0.2: to an outsider the case does not exist: the same words as for a missing
+    # case, naming neither grid nor trigger nor state.
+    with pytest.raises(PermissionDenied) as missing:
+        engine.fire("no-such-case", "triage", actor=outsider,
+                    payload={"category": "违规堆物", "priority": "normal"})
+    assert str(info.value) == str(missing.value).replace("no-such-case", case.id)
+    assert GRID not in str(info.value) and OTHER_GRID not in str(info.value)
+    assert "triage" not in str(info.value) and "reported" not in str(info.value)
 
 
 def test_wrong_grid_even_for_a_note(engine: Engine) -> None:
@@ -220,7 +227,8 @@ def test_close_before_every_department_is_done(engine: Engine) -> None:
 def test_report_done_by_a_department_not_dispatched(engine: Engine) -> None:
     case = in_joint_action(engine)
     with nothing_stored(engine, case), pytest.raises(GuardRejected) as info:
-        engine.fire(case.id, "report_done", actor=Actor("部门-综合执法队", ["department"]),
+        engine.fire(case.id, "report_done", actor=Actor("部门-综合执法队", ["department"],
+                                                        grids=ALL_GRIDS),
                     payload={"department": "综合执法队", "result": "x"})
     assert info.value.guard == "grid_case.department_pending"
     assert "'综合执法队' was not dispatched" in info.value.reason

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gridflow import Actor, ConcurrencyError, Engine, FixedClock, SQLStore
+from gridflow import ALL_GRIDS, Actor, ConcurrencyError, Engine, FixedClock, SQLStore
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def note_worker(url: str, schema: str | None, case_ids: list[str], worker: int, 
                 retries: int, start: Any, out: Any) -> None:
     """Fire ``note`` steps at random cases; report every attempt and its outcome."""
     engine = _engine(url, schema)
-    actor = Actor(f"w-{worker}", ["grid_worker"])
+    actor = Actor(f"w-{worker}", ["grid_worker"], grids=ALL_GRIDS)
     rng = random.Random(worker)
     landed: list[tuple[str, str]] = []
     records: list[tuple[str, str, str, str]] = []
@@ -100,7 +100,7 @@ def note_worker(url: str, schema: str | None, case_ids: list[str], worker: int, 
 def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str | None]) -> None:
     url, schema = db
     engine = _engine(url, schema)
-    opener = Actor("opener", ["resident"])
+    opener = Actor("opener", ["resident"], grids=ALL_GRIDS)
     case_ids = [engine.open("grid_case", actor=opener,
                             data={"title": f"热点 {n}", "source": "resident"}).id
                 for n in range(CASES)]
@@ -162,7 +162,8 @@ def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str |
 def crash_worker(url: str, schema: str | None, out: Any) -> None:
     """Open linked cases and fire steps until killed; report each commit."""
     engine = _engine(url, schema)
-    resident, secretary = Actor("r", ["resident"]), Actor("s", ["coordinator"])
+    resident, secretary = Actor("r", ["resident"], grids=ALL_GRIDS), Actor("s", ["coordinator"],
+                                                                           grids=ALL_GRIDS)
     rng = random.Random(7)
     ids: list[str] = []
     n = 0
@@ -234,7 +235,8 @@ def test_two_claim_workers_never_claim_the_same_case(db: tuple[str, str | None])
     url, schema = db
     clock = FixedClock(T0)
     engine = Engine(store=_store(url, schema), clock=clock, entry_points=False)
-    resident, secretary = Actor("r", ["resident"]), Actor("s", ["coordinator"])
+    resident, secretary = Actor("r", ["resident"], grids=ALL_GRIDS), Actor("s", ["coordinator"],
+                                                                           grids=ALL_GRIDS)
     ids = []
     for n in range(40):
         case = engine.open("grid_case", actor=resident,

@@ -41,9 +41,10 @@ from hypothesis.stateful import (
 )
 
 from gridflow import (
+    ALL_GRIDS,
     Actor,
     Case,
-    CaseNotFound,
+    CaseNotVisible,
     Engine,
     Event,
     FixedClock,
@@ -121,11 +122,13 @@ def _missing(value: object) -> bool:
 
 
 def _json_able(value: object) -> bool:
+    """In the one value domain every store keeps (gridflow.values, written again)."""
     try:
-        json.dumps(value, sort_keys=True, allow_nan=False)
+        text = json.dumps(value, sort_keys=True, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
     except (TypeError, ValueError):
         return False
-    return True
+    return "\x00" not in text and "\\u0000" not in text
 
 
 def _departments_ok(value: object) -> bool:
@@ -189,10 +192,11 @@ class GridCaseMachine(RuleBasedStateMachine):
         name = data.draw(st.sampled_from(["甲", "乙"]), label="actor id")
         if data.draw(st.sampled_from([True, True, True, False]), label="fitting actor"):
             chosen = {data.draw(st.sampled_from(sorted(roles)))} if roles else set()
-            grids: tuple[str, ...] = ()
+            grids: Any = ALL_GRIDS
             if grid is not None and data.draw(st.booleans(), label="scoped"):
                 grids = (grid,)
             return Actor(name, chosen, grids)
+        # Any grids, none included: an actor with no grids may touch no case.
         return Actor(name, data.draw(st.frozensets(st.sampled_from(ROLES), max_size=2)),
                      data.draw(st.frozensets(st.sampled_from(GRIDS), max_size=2)))
 
@@ -232,13 +236,20 @@ class GridCaseMachine(RuleBasedStateMachine):
 
     # -- the oracle -------------------------------------------------------------------
 
+    def visible(self, actor: Actor, case_id: str) -> bool:
+        m = self.model.get(case_id)
+        return m is not None and m.grid in actor.grids
+
     def expect_open(self, actor: Actor, grid: str | None, fields: dict[str, Any],
                     key: str | None, links: list[str]) -> type[Exception] | str:
         if key is not None and key in self.keys:
-            return "replay" if self.keys[key].trigger == "open" else IdempotencyConflict
+            use = self.keys[key]
+            if not self.visible(actor, use.case_id):
+                return CaseNotVisible
+            return "replay" if use.trigger == "open" else IdempotencyConflict
         if actor.roles.isdisjoint(OPEN_ROLES):
             return PermissionDenied
-        if actor.grids and grid not in actor.grids:
+        if grid not in actor.grids:
             return PermissionDenied
         if any(_missing(fields.get(f)) for f in ("title", "source")):
             return MissingPayload
@@ -246,33 +257,38 @@ class GridCaseMachine(RuleBasedStateMachine):
             return InvalidPayload
         if not _json_able(fields):
             return InvalidPayload
-        if any(link not in self.model for link in links):
-            return CaseNotFound
+        if any(not self.visible(actor, link) for link in links):
+            return CaseNotVisible
         return "ok"
 
     def expect_fire(self, case_id: str, trigger: str, actor: Actor, payload: dict[str, Any],
                     key: str | None) -> type[Exception] | str:
         if key is not None and key in self.keys:
             use = self.keys[key]
+            if not self.visible(actor, use.case_id):
+                return CaseNotVisible
             return "replay" if (use.case_id, use.trigger) == (case_id, trigger) else (
                 IdempotencyConflict)
         m = self.model.get(case_id)
-        if m is None:
-            return CaseNotFound
+        if m is None or not self.visible(actor, case_id):
+            # Scope before anything else: an outsider learns nothing of the case.
+            return CaseNotVisible
         row = TABLE.get(trigger)
         if row is None or m.state not in row.sources:
             return InvalidTransition
-        if actor.grids and m.grid not in actor.grids:
-            return PermissionDenied
         if row.roles and row.roles.isdisjoint(actor.roles):
             return PermissionDenied
         if any(_missing(payload.get(f)) for f in row.requires):
             return MissingPayload
         if trigger == "triage" and payload["priority"] not in PRIORITIES:
             return InvalidPayload
+        if not _json_able(payload):
+            # Values are checked before any guard sees them.
+            return InvalidPayload
         refused = {
             "mark_duplicate": lambda: (payload["duplicate_of"] == case_id
-                                       or str(payload["duplicate_of"]) not in self.model),
+                                       or not isinstance(payload["duplicate_of"], str)
+                                       or not self.visible(actor, payload["duplicate_of"])),
             "dispatch": lambda: not _departments_ok(payload["departments"]),
             "reassign": lambda: not _departments_ok(payload["departments"]),
             "report_done": lambda: (payload["department"] not in m.departments
@@ -281,8 +297,6 @@ class GridCaseMachine(RuleBasedStateMachine):
         }.get(trigger, lambda: False)
         if refused():
             return GuardRejected
-        if not _json_able(payload):
-            return InvalidPayload
         return "ok"
 
     def apply(self, case_id: str, trigger: str, payload: dict[str, Any]) -> None:
@@ -470,13 +484,20 @@ class GridCaseMachine(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(sorted(self.keys)), label="key")
         use = self.keys[key]
         before = snapshot(self.store)
-        actor = self.draw_actor(data, frozenset(ROLES), None)
-        if use.trigger == "open":
-            case = self.engine.open("grid_case", actor=actor, data={"title": "重试"},
-                                    idempotency_key=key)
-        else:
-            case = self.engine.fire(use.case_id, use.trigger, actor=actor,
-                                    payload={"text": "重试"}, idempotency_key=key)
+        actor = self.draw_actor(data, frozenset(ROLES), self.model[use.case_id].grid)
+        try:
+            if use.trigger == "open":
+                case = self.engine.open("grid_case", actor=actor, data={"title": "重试"},
+                                        idempotency_key=key)
+            else:
+                case = self.engine.fire(use.case_id, use.trigger, actor=actor,
+                                        payload={"text": "重试"}, idempotency_key=key)
+        except CaseNotVisible:
+            # The stored result goes only to an actor who may see that case.
+            assert not self.visible(actor, use.case_id)
+            assert snapshot(self.store) == before
+            return
+        assert self.visible(actor, use.case_id)
         assert case == self.engine.get(use.case_id)
         if case.version == use.result.version:
             assert case == use.result
@@ -497,7 +518,7 @@ class GridCaseMachine(RuleBasedStateMachine):
         if kind == "edit_payload":
             events[i] = attrs.evolve(e, payload={**e.payload, "tampered": True})
         elif kind == "edit_actor":
-            events[i] = attrs.evolve(e, actor=Actor("冒名顶替", ["coordinator"]))
+            events[i] = attrs.evolve(e, actor=Actor("冒名顶替", ["coordinator"], grids=ALL_GRIDS))
         elif kind == "edit_time":
             events[i] = attrs.evolve(e, at=e.at + timedelta(seconds=1))
         elif kind == "edit_dest":

@@ -45,8 +45,9 @@ def _first_pending(case: Case) -> Mapping[str, Any]:
 
 def grid_case_payloads(engine: gridflow.Engine) -> dict[str, Any]:
     """What the guards of grid_case need that a walker cannot invent."""
-    other = engine.open("grid_case", actor=Actor("r", ["resident"]),
-                        data={"title": "已有案件", "source": "resident"})
+    # In the walk's grid: a duplicate must be a case the coordinator may see.
+    other = engine.open("grid_case", actor=Actor("r", ["resident"], ["walk-grid"]),
+                        grid="walk-grid", data={"title": "已有案件", "source": "resident"})
     return {
         "dispatch": {"departments": ["城运中心", "清运单位"], "plan": "联合整治工作方案"},
         "reassign": {"departments": ["城运中心", "综合执法队"]},
@@ -110,7 +111,7 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
         import gridflow
 
         def test_engine(gridflow_engine, gridflow_clock):
-            worker = gridflow.Actor("w", ["grid_worker"])
+            worker = gridflow.Actor("w", ["grid_worker"], grids=gridflow.ALL_GRIDS)
             case = gridflow_engine.open("grid_case", actor=worker,
                                         data={"title": "t", "source": "visit"})
             assert case.opened_at == gridflow_clock.now()
@@ -285,11 +286,12 @@ def test_generated_actors_and_payloads_pass_the_engine(
 def test_payload_fields_satisfy_guards(data: dict[str, Any]) -> None:
     assert set(data) >= {"departments", "plan"}
     engine = make_engine()
-    case = engine.open("grid_case", actor=Actor("r", ["resident"]),
+    case = engine.open("grid_case", actor=Actor("r", ["resident"], grids=gridflow.ALL_GRIDS),
                        data={"title": "t", "source": "visit"})
-    engine.fire(case.id, "triage", actor=Actor("s", ["coordinator"]),
+    engine.fire(case.id, "triage", actor=Actor("s", ["coordinator"], grids=gridflow.ALL_GRIDS),
                 payload={"category": "c", "priority": "low"})
-    assert engine.fire(case.id, "dispatch", actor=Actor("s", ["coordinator"]),
+    assert engine.fire(case.id, "dispatch", actor=Actor("s", ["coordinator"],
+                                                        grids=gridflow.ALL_GRIDS),
                        payload=data).state == "joint_action"
 
 
@@ -304,7 +306,7 @@ def test_strategies_for_any_spec(data: st.DataObject) -> None:
             assert payload["level"] in ("街道", "网格", "居委") and "question" in payload
         if trigger == "close":
             assert payload["satisfied"] in ("满意", "基本满意", "不满意")
-        assert actor.grids == frozenset()
+        assert actor.grids is gridflow.ALL_GRIDS
     anyone = data.draw(actors(spec))
     assert anyone.roles <= {"resident", "grid_worker", "coordinator", "judicial_office",
                             "lawyer"}

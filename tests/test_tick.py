@@ -28,7 +28,7 @@ GRID = "华三-1"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday, 09:00 in Shanghai
 worker = Actor("网格员-王", ["grid_worker"], [GRID])
 secretary = Actor("书记-李", ["coordinator"], [GRID])
-dept = Actor("部门-清运单位", ["department"])
+dept = Actor("部门-清运单位", ["department"], grids=gridflow.ALL_GRIDS)
 
 
 def new_engine(store: gridflow.Store | None = None, clock: FixedClock | None = None,
@@ -136,7 +136,7 @@ def test_an_approved_extension_clears_the_overdue_mark_and_rearms_the_timer() ->
     engine, clock = new_engine()
     case = dispatched(engine)
     engine.fire(case.id, "escalate", actor=secretary, payload={"reason": "跨网格"})
-    street = Actor("街道-赵", ["street"])
+    street = Actor("街道-赵", ["street"], grids=gridflow.ALL_GRIDS)
     clock.advance(timedelta(days=6))  # escalated: 5 days, no on_breach
     assert [e.trigger for e in engine.tick()] == ["overdue"]
     assert engine.get(case.id).deadline_at is None

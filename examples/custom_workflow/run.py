@@ -22,7 +22,7 @@ def main() -> gridflow.Case:
 
     resident = gridflow.Actor("resident-zhou", ["resident"], [GRID])
     secretary = gridflow.Actor("secretary-huasan", ["coordinator"], [GRID])
-    lawyer = gridflow.Actor("lawyer-li", ["lawyer"])
+    lawyer = gridflow.Actor("lawyer-li", ["lawyer"], grids=gridflow.ALL_GRIDS)
 
     case = engine.open("legal_consultation", case_id="legal-001", actor=resident, grid=GRID,
                        data={"question": "租房押金不退,该怎么办?", "level": "网格"})

@@ -28,11 +28,12 @@ Endpoints:
 ``GET /overdue``                             cases past their deadline (in the actor's grids)
 =========================================== ==========================================
 
-Errors are ``application/problem+json`` (RFC 9457): 404 no such case, 409 the
+Errors are ``application/problem+json`` (RFC 9457): 404 no such case (or one
+outside the actor's grids: the two look the same), 409 the
 case changed meanwhile (stale ``If-Match``) or an idempotency key reused, 422
 a refused step (a trigger not allowed in the state, a guard, a missing or
-invalid payload field) — nothing is stored then —, 403 a role or grid
-refusal, 401 no actor.
+invalid payload field) — nothing is stored then —, 403 a role refusal (or
+opening in a grid outside the actor's), 401 no actor.
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ def actor(
     """The acting person, from the ``X-Actor-*`` headers."""
     if not x_actor_id:
         raise NoActor()
-    return gridflow.Actor(unquote(x_actor_id), _names(x_actor_roles), _names(x_actor_grids))
+    # "X-Actor-Grids: *" is the street level; no header, no grid: no case at all.
+    grids: Any = (gridflow.ALL_GRIDS if unquote(x_actor_grids or "").strip() == "*"
+                  else _names(x_actor_grids))
+    return gridflow.Actor(unquote(x_actor_id), _names(x_actor_roles), grids)
 
 
 def _version(if_match: str | None) -> int | None:
@@ -197,12 +201,8 @@ def create_app(engine: gridflow.Engine | None = None, *, db_url: str | None = No
 
     @app.get("/cases/{case_id}")
     def get_case(case_id: str, engine: Engine, who: Who) -> JSONResponse:
-        case = engine.get(case_id)
-        if not who.can_touch(case.grid):
-            raise gridflow.PermissionDenied(
-                f"case {case_id!r} is in grid {case.grid!r}, outside actor {who.id!r}'s grids",
-                case_id=case_id, actor_id=who.id)
-        return _tagged(case)
+        # Scoped: a case in another grid is a 404, exactly like a missing one.
+        return _tagged(engine.get(case_id, actor=who))
 
     @app.post("/cases/{case_id}/triggers/{trigger}")
     def fire(case_id: str, trigger: str, engine: Engine, who: Who, body: Fire | None = None,
@@ -217,8 +217,7 @@ def create_app(engine: gridflow.Engine | None = None, *, db_url: str | None = No
 
     @app.get("/cases/{case_id}/history")
     def history(case_id: str, engine: Engine, who: Who) -> list[dict[str, Any]]:
-        get_case(case_id, engine, who)  # same scope check as reading the case
-        return [event_json(e) for e in engine.history(case_id)]
+        return [event_json(e) for e in engine.history(case_id, actor=who)]
 
     @app.get("/cases/{case_id}/allowed")
     def allowed(case_id: str, engine: Engine, who: Who) -> list[str]:
@@ -229,7 +228,8 @@ def create_app(engine: gridflow.Engine | None = None, *, db_url: str | None = No
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 after: str | None = None) -> list[dict[str, Any]]:
         page = engine.store.query(overdue_at=engine.clock.now(), after=after, limit=limit,
-                                  grid=sorted(who.grids) if who.grids else None)
+                                  grid=None if who.grids is gridflow.ALL_GRIDS
+                                  else sorted(who.grids))
         if page.next is not None:
             response.headers["X-Next-After"] = page.next
         return [case_json(c) for c in page.items]

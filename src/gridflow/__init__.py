@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from gridflow._errors import (
     CalendarError,
     CaseNotFound,
+    CaseNotVisible,
     ConcurrencyError,
     GridflowError,
     GuardRejected,
     IdempotencyConflict,
     IntegrityError,
+    InvalidArgument,
     InvalidPayload,
     InvalidTransition,
     MissingPayload,
@@ -35,10 +37,11 @@ from gridflow._errors import (
 from gridflow.calendar import Calendar, CalendarDays, WorkingDays
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
-from gridflow.machine import Step
-from gridflow.model import Actor, Case, Event
+from gridflow.fold import replay
+from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
 from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.step import Step
 from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
 
@@ -48,12 +51,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_GRIDS",
     "Actor",
     "Calendar",
     "CalendarDays",
     "CalendarError",
     "Case",
     "CaseNotFound",
+    "CaseNotVisible",
+    "Changes",
     "Clock",
     "ConcurrencyError",
     "Engine",
@@ -64,6 +70,7 @@ __all__ = [
     "HookError",
     "IdempotencyConflict",
     "IntegrityError",
+    "InvalidArgument",
     "InvalidPayload",
     "InvalidTransition",
     "MemoryStore",
@@ -87,6 +94,7 @@ __all__ = [
     "Write",
     "__version__",
     "hookimpl",
+    "replay",
 ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gridflow.clock import FixedClock
 from gridflow.engine import Engine
-from gridflow.model import Actor, Case
+from gridflow.model import ALL_GRIDS, Actor, Case
 
 __all__ = ["ALLEY", "CASE_IDS", "SCALD", "SCALD_FIX", "SECOND_VICTIM", "START", "play"]
 
@@ -42,16 +42,16 @@ WORKER = Actor("grid-worker-huasan", ["grid_worker"], [GRID_1])
 SECRETARY = Actor("secretary-huasan", ["coordinator"], [GRID_1])
 SECRETARY_2 = Actor("secretary-grid-2", ["coordinator"], [GRID_2])
 DEPARTMENTS = {
-    "社区管理办": Actor("dept-community-office", ["department"]),
-    "城运中心": Actor("dept-city-operation", ["department"]),
-    "综合执法队": Actor("dept-law-enforcement", ["department"]),
-    "清运单位": Actor("dept-haulage", ["department"]),
+    "社区管理办": Actor("dept-community-office", ["department"], grids=ALL_GRIDS),
+    "城运中心": Actor("dept-city-operation", ["department"], grids=ALL_GRIDS),
+    "综合执法队": Actor("dept-law-enforcement", ["department"], grids=ALL_GRIDS),
+    "清运单位": Actor("dept-haulage", ["department"], grids=ALL_GRIDS),
 }
 VOLUNTEER = Actor("volunteer-huasan", ["volunteer"], [GRID_1])
 VOLUNTEER_2 = Actor("volunteer-grid-2", ["volunteer"], [GRID_2])
-JUDICIAL = Actor("judicial-office-huayang", ["judicial_office"])
-POLICE = Actor("police-station-huayang", ["police"])
-LAWYER = Actor("lawyer-firm", ["lawyer"])
+JUDICIAL = Actor("judicial-office-huayang", ["judicial_office"], grids=ALL_GRIDS)
+POLICE = Actor("police-station-huayang", ["police"], grids=ALL_GRIDS)
+LAWYER = Actor("lawyer-firm", ["lawyer"], grids=ALL_GRIDS)
 MEDIATOR = Actor("mediator-grid-2", ["mediator"], [GRID_2])
 
 

@@ -13,11 +13,13 @@ import attrs
 __all__ = [
     "CalendarError",
     "CaseNotFound",
+    "CaseNotVisible",
     "ConcurrencyError",
     "GridflowError",
     "GuardRejected",
     "IdempotencyConflict",
     "IntegrityError",
+    "InvalidArgument",
     "InvalidPayload",
     "InvalidTransition",
     "MissingPayload",
@@ -86,12 +88,70 @@ class UnknownWorkflow(GridflowError):
         )
 
 
+class InvalidArgument(GridflowError, ValueError):
+    """An argument of a gridflow call is malformed (an actor, a limit, a date, an id).
+
+    Also a `ValueError`, so code that already catches that keeps working.
+
+    Example:
+        >>> import gridflow
+        >>> try:
+        ...     gridflow.Actor("")
+        ... except gridflow.InvalidArgument as exc:
+        ...     print(exc)
+        Actor: the actor id is empty; every actor needs a non-empty string id
+    """
+
+
 class CaseNotFound(GridflowError):
     """No case with that id exists in the store."""
+
+    case_id: str | None
 
     def __init__(self, case_id: str) -> None:
         self.case_id = case_id
         super().__init__(f"case {case_id!r} does not exist in this store")
+
+
+def _not_visible_text(case_id: str, actor_id: str) -> str:
+    return (f"case {case_id!r} does not exist or is outside the grids of actor {actor_id!r}")
+
+
+class PermissionDenied(GridflowError):
+    """The actor lacks a role for the trigger, or the case is outside the actor's grids."""
+
+    case_id: str | None
+
+    def __init__(self, message: str, *, case_id: str | None = None, actor_id: str = "") -> None:
+        self.case_id = case_id
+        self.actor_id = actor_id
+        super().__init__(message)
+
+
+class CaseNotVisible(CaseNotFound, PermissionDenied):
+    """The case does not exist, or it is outside the acting actor's grids.
+
+    Raised wherever an actor names a case: the two are told apart by no
+    type, attribute or word of the message, so an actor cannot learn which
+    case ids exist in other grids. It is both a `CaseNotFound` and a
+    `PermissionDenied`.
+
+    Example:
+        >>> print(CaseNotVisible("c-9", "w-1"))
+        case 'c-9' does not exist or is outside the grids of actor 'w-1'
+    """
+
+    def __init__(self, case_id: str, actor_id: str, *, key: str | None = None) -> None:
+        self.case_id = case_id
+        self.actor_id = actor_id
+        if key is None:
+            text = _not_visible_text(case_id, actor_id)
+        else:
+            # A replayed idempotency key whose step is on a case the actor cannot
+            # see: say so without naming that case.
+            text = (f"idempotency key {key!r} names a step on a case that does not exist or "
+                    f"is outside the grids of actor {actor_id!r}")
+        GridflowError.__init__(self, text)
 
 
 class InvalidTransition(GridflowError):
@@ -128,15 +188,6 @@ class GuardRejected(GridflowError):
             f"case {case_id!r} in state {state!r}: trigger {trigger!r} refused by "
             f"guard {guard!r}: {reason}"
         )
-
-
-class PermissionDenied(GridflowError):
-    """The actor lacks a role for the trigger, or the case is outside the actor's grids."""
-
-    def __init__(self, message: str, *, case_id: str | None = None, actor_id: str = "") -> None:
-        self.case_id = case_id
-        self.actor_id = actor_id
-        super().__init__(message)
 
 
 class InvalidPayload(GridflowError):
@@ -193,14 +244,27 @@ class IdempotencyConflict(GridflowError):
 
 
 class IntegrityError(GridflowError):
-    """Stored history does not verify: an event was edited, deleted or reordered."""
+    """Stored history does not verify: an event or the case row was edited,
+    deleted or reordered.
 
-    def __init__(self, case_id: str, seq: int | None, problem: str) -> None:
+    ``field`` names what disagrees (``"data"``, ``"grid"``, ``"payload"``,
+    ``"hash"``, ...) and ``seq`` the first event where stored and recomputed
+    values part (``None`` when the case has no events).
+
+    Example:
+        >>> print(IntegrityError("c-1", 3, "the row's data differs from the fold", field="data"))
+        case 'c-1' fails verification at seq 3 (field 'data'): the row's data differs from the fold
+    """
+
+    def __init__(self, case_id: str, seq: int | None, problem: str, *,
+                 field: str | None = None) -> None:
         self.case_id = case_id
         self.seq = seq
         self.problem = problem
+        self.field = field
         at = "" if seq is None else f" at seq {seq}"
-        super().__init__(f"case {case_id!r} fails verification{at}: {problem}")
+        what = "" if field is None else f" (field {field!r})"
+        super().__init__(f"case {case_id!r} fails verification{at}{what}: {problem}")
 
 
 class CalendarError(GridflowError):

@@ -12,58 +12,17 @@ so transitions does not resolve them with ``getattr`` on every step.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, cast
 
 import attrs
-import pluggy
 from transitions import Machine
 
 from gridflow._errors import SpecError, SpecProblem
-from gridflow.model import Actor, Case
 from gridflow.plugins import Effect, Guard
 from gridflow.spec import TransitionSpec, WorkflowSpec
+from gridflow.step import Step
 
 __all__ = ["CompiledWorkflow", "Rule", "Step", "compile_workflow"]
-
-
-@attrs.define(slots=True, eq=False)
-class Step:
-    """The working view of one step, handed to guards and effects.
-
-    ``case`` is the case as stored before the step. ``state`` is moved by
-    transitions; ``data`` and ``links`` are the step's own copies, which
-    effects change (assign new values; do not mutate nested values of
-    ``case.data`` in place). ``lookup`` reads another case from the store.
-
-    Example:
-        >>> def needs_plan(step):
-        ...     return None if step.payload.get("plan") else "a joint plan (联合整治方案) is needed"
-    """
-
-    case: Case
-    trigger: str
-    actor: Actor
-    payload: dict[str, Any]
-    data: dict[str, Any]
-    links: list[str]
-    now: datetime
-    state: str
-    lookup: Callable[[str], Case | None]
-    fired: TransitionSpec | None = None
-    rejected: tuple[str, str] | None = None
-    failed: str | None = None
-    #: The plugin manager's hook relay (``pm.hook``), so a guard or effect can ask
-    #: plugins for a policy (e.g. ``gridflow_mediation_tier``) only on the steps
-    #: that need one; ``None`` outside an engine.
-    hooks: pluggy.HookRelay | None = None
-    #: Scratch space for this step only (never stored): lets several guards of
-    #: one trigger share an answer computed once, e.g. a policy hook's result.
-    memo: dict[str, Any] | None = None
-    #: Set by an effect to fix when the case's time limit runs out: the state
-    #: being entered (e.g. a date agreed in the payload; a `gridflow_deadline`
-    #: plugin still overrides it), or on an internal step the current one.
-    deadline_at: datetime | None = None
 
 
 @attrs.frozen(slots=True)
@@ -128,6 +87,9 @@ class CompiledWorkflow:
         self.open_effects = open_effects
         self.terminal = frozenset(s.name for s in spec.states if s.terminal)
         self.states = {s.name: s for s in spec.states}
+        #: What opening a case checks: the open roles, fields and choices.
+        self.open_rule = Rule(frozenset(spec.open_roles), spec.open_requires,
+                              dict(spec.open_choices), False)
 
     def allowed(self, state: str) -> list[str]:
         """Triggers defined from ``state`` (roles and guards not considered)."""

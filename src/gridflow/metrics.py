@@ -45,9 +45,11 @@ Example:
     >>> from datetime import datetime, timedelta, UTC
     >>> clock = gridflow.FixedClock(datetime(2026, 1, 5, 1, tzinfo=UTC))
     >>> engine = gridflow.Engine(clock=clock, entry_points=False)
-    >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]), grid="华三-1",
+    >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+    ...                                                   grids=gridflow.ALL_GRIDS), grid="华三-1",
     ...                 data={"title": "楼道堆物", "source": "resident"})
-    >>> _ = engine.fire(c.id, "triage", actor=gridflow.Actor("s", ["coordinator"]),
+    >>> _ = engine.fire(c.id, "triage", actor=gridflow.Actor("s", ["coordinator"],
+    ...                                                      grids=gridflow.ALL_GRIDS),
     ...                 payload={"category": "违规堆物", "priority": "normal"})
     >>> report = compute(engine.store, since=datetime(2026, 1, 1, tzinfo=UTC),
     ...                  until=datetime(2026, 2, 1, tzinfo=UTC), by="grid")

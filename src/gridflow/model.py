@@ -1,78 +1,277 @@
-"""The runtime records: who acts (`Actor`), what is stored (`Case`, `Event`).
+"""The runtime records: who acts (`Actor`), what is stored (`Case`, `Event`),
+and what a step changed (`Changes`).
 
-All three are frozen attrs classes. ``Case.data`` and ``Event.payload`` are
-plain JSON-able dicts; treat them as read-only (gridflow hands out the stored
-objects of a `MemoryStore` without copying, for speed).
+All are frozen attrs classes. ``Case.data`` and ``Event.payload`` are plain
+JSON objects (string keys); treat them as read-only (gridflow hands out the
+stored objects of a `MemoryStore` without copying, for speed).
+
+A case row is a cache of the fold of its events: every event's `Changes`
+records, inside the event's hash, what its step changed in the row, so that
+`gridflow.replay` can recompute the row from the events alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, final
 
 import attrs
 
-__all__ = ["GENESIS_HASH", "Actor", "Case", "Event", "canonical_json", "event_hash"]
+from gridflow._errors import InvalidArgument
+
+__all__ = [
+    "ALL_GRIDS",
+    "EVENT_FIELDS",
+    "GENESIS_HASH",
+    "Actor",
+    "AllGrids",
+    "Case",
+    "Changes",
+    "Event",
+    "canonical_json",
+    "event_hash",
+    "event_text",
+]
 
 #: ``prev_hash`` of a case's first event.
 GENESIS_HASH = "0" * 64
 
 
-def _strings(value: Iterable[str] | str | None) -> frozenset[str]:
+@final
+class AllGrids:
+    """The type of `ALL_GRIDS`: the scope of an actor that may touch every grid.
+
+    It contains every grid (and the cases opened without one); iterating it
+    yields nothing, since "every grid" is not a list of names.
+
+    Example:
+        >>> import gridflow
+        >>> "华三-1" in gridflow.ALL_GRIDS, None in gridflow.ALL_GRIDS
+        (True, True)
+        >>> gridflow.ALL_GRIDS
+        gridflow.ALL_GRIDS
+    """
+
+    __slots__ = ()
+    _instance: AllGrids | None = None
+
+    def __new__(cls) -> AllGrids:
+        # A singleton: `grids is ALL_GRIDS` is how the engine tells it apart.
+        if cls._instance is None:
+            cls._instance = object.__new__(cls)
+        return cls._instance
+
+    def __contains__(self, grid: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "gridflow.ALL_GRIDS"
+
+    def __reduce__(self) -> str:
+        return "ALL_GRIDS"
+
+
+#: The scope of street-level actors and the timer: every grid. An actor
+#: with no grids may touch no case (scope fails closed); pass
+#: ``grids=gridflow.ALL_GRIDS`` where every grid is meant.
+ALL_GRIDS: Final = AllGrids()
+
+#: How `ALL_GRIDS` is written in stored and hashed actor records.
+_ALL_GRIDS_JSON = "*"
+_MAX_NAME = 200
+
+
+def _name_problem(value: object, what: str, *, inner_space: bool) -> str | None:
+    if not isinstance(value, str):
+        return f"{what} must be a string, got {type(value).__name__}"
+    if not value:
+        return f"{what} is empty"
+    if value != value.strip():
+        return f"{what} {value!r} has surrounding whitespace"
+    if not inner_space and any(c.isspace() for c in value):
+        return f"{what} {value!r} contains whitespace"
+    if len(value) > _MAX_NAME:
+        return f"{what} is longer than {_MAX_NAME} characters"
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return f"{what} {value!r} contains a control character or a lone surrogate"
+    return None
+
+
+def _names(value: Iterable[str] | str | None, what: str, *, inner_space: bool) -> frozenset[str]:
     # A bare string is one name, not an iterable of one-letter names.
     if value is None:
         return frozenset()
-    if isinstance(value, str):
-        return frozenset((value,))
-    out = frozenset(value)
-    for item in out:
-        if not isinstance(item, str):
-            raise TypeError(f"roles and grids must be strings, got {item!r}")
-    return out
+    items = (value,) if isinstance(value, str) else tuple(value)
+    for item in items:
+        problem = _name_problem(item, what, inner_space=inner_space)
+        if problem is not None:
+            raise InvalidArgument(f"Actor: {problem}")
+    return frozenset(items)
+
+
+def _roles(value: Iterable[str] | str | None) -> frozenset[str]:
+    return _names(value, "a role", inner_space=False)
+
+
+def _grids(value: Iterable[str] | str | AllGrids | None) -> frozenset[str] | AllGrids:
+    if value is ALL_GRIDS:
+        return ALL_GRIDS
+    grids = _names(value, "a grid", inner_space=True)
+    if _ALL_GRIDS_JSON in grids:
+        raise InvalidArgument("Actor: '*' is not a grid name; pass grids=gridflow.ALL_GRIDS "
+                              "for street-level actors")
+    return grids
+
+
+def _check_id(_: Any, __: Any, value: str) -> None:
+    problem = _name_problem(value, "the actor id", inner_space=True)
+    if problem is not None:
+        raise InvalidArgument(f"Actor: {problem}; every actor needs a non-empty string id")
 
 
 @attrs.frozen(slots=True)
 class Actor:
     """Who fires a trigger.
 
-    ``roles`` are what the actor may do; ``grids`` scope the cases the actor may
-    touch (empty: every grid, for the street level and the system). Both accept
-    any iterable of strings (a single string is one name).
+    ``id`` is a non-empty string; ``roles`` are what the actor may do and
+    ``grids`` the grids (网格) whose cases the actor may touch. Both take any
+    iterable of non-empty strings without surrounding whitespace (a single
+    string is one name; roles contain no whitespace at all). Scope fails
+    closed: an actor with no grids may touch **no** case. The street level
+    and the timer pass ``grids=gridflow.ALL_GRIDS``. A bad value raises
+    `InvalidArgument`.
 
     Example:
+        >>> import gridflow
         >>> a = Actor("w-1", ["grid_worker"], ["华三-1"])
         >>> a.can_touch("华三-1"), a.can_touch("华三-2")
         (True, False)
+        >>> Actor("nobody", ["resident"]).can_touch("华三-1")
+        False
+        >>> Actor("street-1", ["street"], gridflow.ALL_GRIDS).can_touch("华三-2")
+        True
         >>> Actor.system().roles
         frozenset({'system'})
+        >>> Actor("w-2", ["co ordinator"])
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidArgument: Actor: a role 'co ordinator' contains whitespace
     """
 
-    id: str
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_strings)
-    grids: frozenset[str] = attrs.field(default=frozenset(), converter=_strings)
+    id: str = attrs.field(validator=_check_id)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_roles)
+    grids: frozenset[str] | AllGrids = attrs.field(default=frozenset(), converter=_grids)
 
     @classmethod
     def system(cls) -> Actor:
-        """The actor the timer acts as: role ``system``, every grid."""
+        """The actor the timer acts as: id and role ``system``, `ALL_GRIDS`."""
         return _SYSTEM
+
+    @classmethod
+    def stored(cls, id: str, roles: Iterable[str], grids: Iterable[str] | str) -> Actor:
+        """An actor as a store reads it back from history, without validation:
+        an event written by gridflow 0.1 may hold an actor 0.2 would refuse,
+        and reading history must never fail on it. ``grids`` is the stored
+        form: a list of names, or ``"*"`` for `ALL_GRIDS`.
+
+        Example:
+            >>> Actor.stored("system", ["system"], "*").grids
+            gridflow.ALL_GRIDS
+        """
+        actor = object.__new__(cls)
+        object.__setattr__(actor, "id", id)
+        object.__setattr__(actor, "roles", frozenset(roles))
+        object.__setattr__(actor, "grids", ALL_GRIDS if grids == _ALL_GRIDS_JSON
+                           else frozenset(grids))
+        return actor
 
     def can_touch(self, grid: str | None) -> bool:
         """True if a case in ``grid`` is within this actor's scope."""
-        return not self.grids or grid in self.grids
+        return grid in self.grids
+
+    def grids_json(self) -> list[str] | str:
+        """``grids`` as stored and hashed: sorted names, or ``"*"`` for `ALL_GRIDS`."""
+        grids = self.grids
+        return _ALL_GRIDS_JSON if grids is ALL_GRIDS else sorted(grids)
 
     def to_json(self) -> dict[str, Any]:
-        """The canonical JSON form (sorted lists), as stored and hashed."""
-        return {"id": self.id, "roles": sorted(self.roles), "grids": sorted(self.grids)}
+        """The canonical JSON form (sorted lists; ``"*"`` for `ALL_GRIDS`), as stored."""
+        return {"id": self.id, "roles": sorted(self.roles), "grids": self.grids_json()}
 
 
-_SYSTEM = Actor("system", frozenset({"system"}), frozenset())
+_SYSTEM = Actor("system", frozenset({"system"}), ALL_GRIDS)
+
+
+def _utc_iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+@attrs.frozen(slots=True)
+class Changes:
+    """What one step changed in its case row, recorded inside the event's hash.
+
+    ``set`` holds the ``data`` keys the step set (with their new values) and
+    ``unset`` the keys it removed; ``deadline_at`` is the deadline in force
+    *after* the step (``None``: none); ``links`` the case ids the step linked;
+    ``workflow_version`` the version of the workflow the case runs on after
+    the step. An event that (re)binds the case to a workflow — ``open``, and a
+    migration — also names the ``workflow`` and the ``grid``. Folding the
+    changes of a case's events in order (`gridflow.replay`) gives its row.
+
+    Example:
+        >>> c = Changes(set={"category": "违规堆物"}, workflow_version=1)
+        >>> c.to_json()
+        {'deadline_at': None, 'links': [], 'set': {'category': '违规堆物'}, 'unset': [],
+         'workflow_version': 1}
+    """
+
+    set: Mapping[str, Any] = attrs.field(factory=dict)
+    unset: tuple[str, ...] = ()
+    deadline_at: datetime | None = None
+    links: tuple[str, ...] = ()
+    workflow_version: int = 1
+    workflow: str | None = None
+    grid: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON form, as stored and hashed (keys in sorted order)."""
+        out: dict[str, Any] = {"deadline_at": _utc_iso(self.deadline_at),
+                               "links": list(self.links), "set": dict(self.set),
+                               "unset": list(self.unset),
+                               "workflow_version": self.workflow_version}
+        if self.workflow is not None:
+            out = {"deadline_at": out["deadline_at"], "grid": self.grid, "links": out["links"],
+                   "set": out["set"], "unset": out["unset"], "workflow": self.workflow,
+                   "workflow_version": self.workflow_version}
+        return out
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Changes:
+        """Read the stored form back (what `to_json` wrote).
+
+        Example:
+            >>> c = Changes(links=("c-2",), workflow_version=2)
+            >>> Changes.from_json(c.to_json()) == c
+            True
+        """
+        deadline = value.get("deadline_at")
+        return cls(value.get("set") or {}, tuple(value.get("unset") or ()),
+                   None if deadline is None else datetime.fromisoformat(deadline),
+                   tuple(value.get("links") or ()), value.get("workflow_version", 1),
+                   value.get("workflow"), value.get("grid"))
 
 
 @attrs.frozen(slots=True)
 class Case:
-    """A frozen snapshot of one case.
+    """A frozen snapshot of one case: the fold of its events (`gridflow.replay`).
 
     ``version`` counts stored events and is the optimistic-concurrency token
     (``expected_version`` in `Engine.fire`). ``links`` are ids of related
@@ -106,15 +305,19 @@ class Event:
     """One stored step of a case's history (append-only).
 
     ``source`` is ``None`` for the ``open`` event; ``dest`` is ``None`` for an
-    internal transition (the state stays). ``hash`` is SHA-256 over the
-    canonical JSON of every other field, ``prev_hash`` included, so any edit,
-    deletion or reordering of stored history is detectable.
+    internal transition (the state stays). ``changes`` records what the step
+    changed in the case row (``None`` only for events written by gridflow
+    0.1). ``hash`` is SHA-256 over the canonical JSON of every other field,
+    ``prev_hash`` included (see `event_hash`). ``digests`` is not part of
+    the event: a store may fill it with per-field checksums taken when the
+    event was written, so that `Engine.verify` can name the field of an
+    edited event; it proves nothing by itself.
 
     Example:
         >>> from datetime import datetime, UTC
         >>> t = datetime(2026, 1, 5, tzinfo=UTC)
         >>> e = Event.create("c-1", 1, "open", None, "reported", Actor.system(), t, {}, None,
-        ...                  GENESIS_HASH)
+        ...                  GENESIS_HASH, Changes(workflow="grid_case"))
         >>> e.hash == e.expected_hash()
         True
     """
@@ -130,28 +333,84 @@ class Event:
     idempotency_key: str | None
     prev_hash: str
     hash: str
+    changes: Changes | None = None
+    digests: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def create(
         cls, case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
         actor: Actor, at: datetime, payload: dict[str, Any], idempotency_key: str | None,
-        prev_hash: str,
+        prev_hash: str, changes: Changes | None = None,
     ) -> Event:
         """Build an event and compute its hash."""
-        digest = event_hash(
-            case_id, seq, trigger, source, dest, actor, at, payload, idempotency_key, prev_hash
-        )
-        return cls(
-            case_id, seq, trigger, source, dest, actor, at, payload, idempotency_key,
-            prev_hash, digest,
-        )
+        digest = event_hash(case_id, seq, trigger, source, dest, actor, at, payload,
+                            idempotency_key, prev_hash, changes)
+        return cls(case_id, seq, trigger, source, dest, actor, at, payload, idempotency_key,
+                   prev_hash, digest, changes)
 
     def expected_hash(self) -> str:
         """Recompute the hash from the other fields (what `Engine.verify` checks)."""
         return event_hash(
             self.case_id, self.seq, self.trigger, self.source, self.dest, self.actor, self.at,
-            self.payload, self.idempotency_key, self.prev_hash,
+            self.payload, self.idempotency_key, self.prev_hash, self.changes,
         )
+
+    def field_digests(self) -> str:
+        """Short per-field checksums (CRC-32, 4 hex digits each) of `EVENT_FIELDS`,
+        which a store keeps beside the event so that `Engine.verify` can say
+        *which* field of an edited event changed. Diagnostics only: the hash
+        is what proves.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+            >>> e = Event.create("c-1", 1, "open", None, "reported", Actor.system(), t, {},
+            ...                  None, GENESIS_HASH, Changes(workflow="grid_case"))
+            >>> len(e.field_digests()) == 4 * len(EVENT_FIELDS)
+            True
+        """
+        import zlib
+
+        return "".join(f"{zlib.crc32(part.encode('utf-8', 'surrogatepass')) & 0xFFFF:04x}"
+                       for part in _field_texts(self))
+
+    def edited_fields(self) -> list[str]:
+        """The fields whose checksum differs from `digests` (empty if no
+        digests are kept, or none differs).
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+            >>> e = Event.create("c-1", 1, "open", None, "reported", Actor.system(), t, {},
+            ...                  None, GENESIS_HASH, Changes(workflow="grid_case"))
+            >>> e = attrs.evolve(e, digests=e.field_digests())
+            >>> attrs.evolve(e, trigger="close").edited_fields()
+            ['trigger']
+        """
+        kept = self.digests
+        if not kept or len(kept) != 4 * len(EVENT_FIELDS):
+            return []
+        now = self.field_digests()
+        return [name for i, name in enumerate(EVENT_FIELDS)
+                if kept[4 * i:4 * i + 4] != now[4 * i:4 * i + 4]]
+
+
+#: The fields of an event in the order they are hashed (and checksummed).
+EVENT_FIELDS: tuple[str, ...] = (
+    "case_id", "seq", "trigger", "source", "dest", "actor", "at", "payload",
+    "idempotency_key", "prev_hash", "changes",
+)
+
+
+def _field_texts(event: Event) -> list[str]:
+    actor = event.actor
+    return [
+        _dumps(event.case_id), str(event.seq), _dumps(event.trigger), _dumps(event.source),
+        _dumps(event.dest), _dumps([actor.id, sorted(actor.roles), actor.grids_json()]),
+        _dumps(event.at.isoformat()), _dumps(event.payload), _dumps(event.idempotency_key),
+        _dumps(event.prev_hash),
+        "null" if event.changes is None else _dumps(event.changes.to_json()),
+    ]
 
 
 _encoder = json.JSONEncoder(
@@ -230,17 +489,37 @@ _last_at: tuple[datetime, str] | None = None
 def _actor_part(actor: Actor) -> str:
     part = _actor_parts.get(actor)
     if part is None:
-        part = _dumps([actor.id, sorted(actor.roles), sorted(actor.grids)])[1:-1]
+        part = _dumps([actor.id, sorted(actor.roles), actor.grids_json()])[1:-1]
         if len(_actor_parts) >= 4096:  # bounded: actors are usually few, never unbounded
             _actor_parts.clear()
         _actor_parts[actor] = part
     return part
 
 
+def _changes_text(changes: Changes) -> str:
+    # Exactly canonical_json(changes.to_json()), assembled piecewise (a step
+    # pays for this on every event).
+    q = _quote
+    deadline = changes.deadline_at
+    when = "null" if deadline is None else q(deadline.astimezone(UTC).isoformat())
+    links = _fast_dumps(list(changes.links)) if changes.links else "[]"
+    data = _fast_dumps(changes.set) if changes.set else "{}"
+    unset = _fast_dumps(list(changes.unset)) if changes.unset else "[]"
+    version = changes.workflow_version
+    if version.__class__ is not int:
+        raise TypeError("workflow_version is not a plain int")
+    if changes.workflow is None:
+        return (f'{{"deadline_at":{when},"links":{links},"set":{data},"unset":{unset},'
+                f'"workflow_version":{version}}}')
+    grid = "null" if changes.grid is None else q(changes.grid)
+    return (f'{{"deadline_at":{when},"grid":{grid},"links":{links},"set":{data},'
+            f'"unset":{unset},"workflow":{q(changes.workflow)},"workflow_version":{version}}}')
+
+
 def _event_text(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
-    prev_hash: str,
+    prev_hash: str, changes: Changes | None,
 ) -> str:
     # Exactly the text of canonical_json([...]) in `event_hash`, assembled
     # piecewise; anything unusual raises TypeError and takes the plain path.
@@ -254,44 +533,67 @@ def _event_text(
         when = _quote(at.isoformat())
         _last_at = (at, when)
     q = _quote
-    return (
+    text = (
         f"[{q(case_id)},{seq},{q(trigger)},{'null' if source is None else q(source)},"
         f"{'null' if dest is None else q(dest)},{_actor_part(actor)},{when},"
         f"{_fast_dumps(payload)},{'null' if idempotency_key is None else q(idempotency_key)},"
-        f"{q(prev_hash)}]"
+        f"{q(prev_hash)}"
     )
+    if changes is None:
+        return text + "]"
+    return f"{text},{_changes_text(changes)}]"
+
+
+def event_text(
+    case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
+    actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
+    prev_hash: str, changes: Changes | None = None,
+) -> str:
+    """The canonical text an event's hash is taken over.
+
+    It is the canonical JSON (`canonical_json`) of the list ``[case_id, seq,
+    trigger, source, dest, actor.id, sorted(actor.roles), grids, at.isoformat(),
+    payload, idempotency_key, prev_hash, changes.to_json()]``, where ``grids``
+    is ``sorted(actor.grids)`` or ``"*"`` for `ALL_GRIDS`. Events written by
+    gridflow 0.1 have no ``changes`` and their list ends with ``prev_hash``.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> event_text("c-1", 2, "note", "reported", None, Actor.system(), t, {"text": "到场"},
+        ...            None, GENESIS_HASH[:4], Changes())
+        '["c-1",2,"note","reported",null,"system",["system"],"*","2026-01-05T00:00:00+00:00",{"text":"到场"},null,"0000",{"deadline_at":null,"links":[],"set":{},"unset":[],"workflow_version":1}]'
+    """
+    try:
+        return _event_text(case_id, seq, trigger, source, dest, actor, at, payload,
+                           idempotency_key, prev_hash, changes)
+    except TypeError:
+        body: list[Any] = [
+            case_id, seq, trigger, source, dest, actor.id, sorted(actor.roles),
+            actor.grids_json(), at.isoformat(), payload, idempotency_key, prev_hash,
+        ]
+        if changes is not None:
+            body.append(changes.to_json())
+        return _dumps(body)
 
 
 def event_hash(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
-    prev_hash: str,
+    prev_hash: str, changes: Changes | None = None,
 ) -> str:
-    """SHA-256 (hex) of an event's canonical JSON, chained to ``prev_hash``.
-
-    The hashed text is the canonical JSON of the list ``[case_id, seq, trigger,
-    source, dest, actor.id, sorted(actor.roles), sorted(actor.grids),
-    at.isoformat(), payload, idempotency_key, prev_hash]``.
+    """SHA-256 (hex) of an event's canonical text (`event_text`), chained to ``prev_hash``.
 
     Example:
         >>> from datetime import datetime, UTC
         >>> t = datetime(2026, 1, 5, tzinfo=UTC)
-        >>> h = event_hash("c-1", 1, "open", None, "reported", Actor("r", ["resident"]), t,
-        ...                {"title": "堆物"}, None, GENESIS_HASH)
-        >>> h == _sha256(canonical_json(["c-1", 1, "open", None, "reported", "r", ["resident"],
-        ...     [], t.isoformat(), {"title": "堆物"}, None, GENESIS_HASH]).encode()).hexdigest()
+        >>> args = ("c-1", 1, "open", None, "reported", Actor("r", ["resident"], ["g"]), t,
+        ...         {"title": "堆物"}, None, GENESIS_HASH, Changes(workflow="grid_case"))
+        >>> h = event_hash(*args)
+        >>> h == _sha256(event_text(*args).encode()).hexdigest()
         True
     """
-    # A fixed-order list is cheaper to encode than a dict with sort_keys and
-    # is just as unambiguous; only the payload needs key sorting.
-    try:
-        text = _event_text(case_id, seq, trigger, source, dest, actor, at, payload,
-                           idempotency_key, prev_hash)
-    except TypeError:
-        body = [
-            case_id, seq, trigger, source, dest, actor.id, sorted(actor.roles),
-            sorted(actor.grids), at.isoformat(), payload, idempotency_key, prev_hash,
-        ]
-        text = _dumps(body)
+    text = event_text(case_id, seq, trigger, source, dest, actor, at, payload,
+                      idempotency_key, prev_hash, changes)
     digest: str = _sha256(text.encode()).hexdigest()
     return digest

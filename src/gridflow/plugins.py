@@ -17,8 +17,8 @@ import pluggy
 from gridflow.model import Actor, Case, Event
 
 if TYPE_CHECKING:
-    from gridflow.machine import Step
     from gridflow.spec import StateSpec, WorkflowSpec
+    from gridflow.step import Step
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -23,7 +23,9 @@ from gridflow.convert import converter
 __all__ = ["OVERDUE_KEY", "RESERVED_TRIGGERS", "StateSpec", "TransitionSpec", "WorkflowSpec"]
 
 #: Triggers the engine itself records; a spec may not define them.
-RESERVED_TRIGGERS = frozenset({"open", "link", "overdue"})
+RESERVED_TRIGGERS = frozenset({
+    "open", "link", "overdue", "upgrade", "migrate", "erased", "restricted", "disclosed",
+})
 
 #: The ``data`` key where the timer keeps the deadline a case missed in a state
 #: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step

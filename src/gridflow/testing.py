@@ -39,7 +39,7 @@ from gridflow._errors import GridflowError
 from gridflow.clock import FixedClock
 from gridflow.convert import parse_datetime
 from gridflow.engine import Engine
-from gridflow.model import Actor, Case
+from gridflow.model import ALL_GRIDS, Actor, Case
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store
 from gridflow.store.memory import MemoryStore
@@ -309,6 +309,13 @@ def _text(st: Any, min_size: int = 1, max_size: int = 20) -> Any:
     return st.text(alphabet, min_size=min_size, max_size=max_size)
 
 
+def _name(st: Any) -> Any:
+    # What Actor accepts as an id or a grid: no whitespace at the ends, no control
+    # characters; letters (CJK included), digits, '-' and '_'.
+    alphabet = st.characters(categories=("L", "N"), include_characters="-_")
+    return st.text(alphabet, min_size=1, max_size=12)
+
+
 def actors(
     spec: WorkflowSpec, trigger: str | None = None, *, state: str | None = None,
     grid: str | None = None,
@@ -317,9 +324,10 @@ def actors(
     a case) of ``spec`` — from ``state`` if given — on a case in ``grid``.
 
     Roles are drawn from the roles the spec names, always including at least
-    one the trigger allows. Grids are empty (every grid) or include ``grid``;
-    with ``grid=None`` they are empty. Without ``trigger``, any mix of the
-    spec's roles.
+    one the trigger allows. Grids are `ALL_GRIDS` or a set that includes
+    ``grid``; with ``grid=None`` they are `ALL_GRIDS` (cases without a grid
+    are only in that scope). Without ``trigger``, any mix of the spec's roles.
+    Ids and grid names are valid `Actor` names (letters, digits, ``-``, ``_``).
 
     Example:
         >>> from hypothesis import given
@@ -342,12 +350,12 @@ def actors(
                               st.frozensets(st.sampled_from(every), max_size=2)).map(
                 lambda pair: frozenset({pair[0], *pair[1]}))
     if grid is None:
-        grids = st.just(frozenset())
+        grids = st.just(ALL_GRIDS)
     else:
-        grids = st.one_of(st.just(frozenset()),
-                          st.frozensets(_text(st, max_size=8), max_size=2).map(
+        grids = st.one_of(st.just(ALL_GRIDS),
+                          st.frozensets(_name(st), max_size=2).map(
                               lambda extra: frozenset({grid, *extra})))
-    ids = _text(st, max_size=12)
+    ids = _name(st)
     return cast("SearchStrategy[Actor]", st.builds(Actor, ids, roles, grids))
 
 
@@ -576,8 +584,8 @@ def walk_all_transitions(
     Example:
         >>> from gridflow.testing import make_engine
         >>> engine = make_engine()
-        >>> r = engine.open("grid_case", actor=Actor("r", ["resident"]),
-        ...                 data={"title": "旧案", "source": "resident"})
+        >>> r = engine.open("grid_case", actor=Actor("r", ["resident"], ["walk-grid"]),
+        ...                 grid="walk-grid", data={"title": "旧案", "source": "resident"})
         >>> def pending(case):  # the first department that has not reported yet
         ...     left = [d for d in case.data["departments"] if d not in case.data["done"]]
         ...     return {"department": left[0], "result": "done"}
@@ -607,7 +615,7 @@ def walk_all_transitions(
     witness: dict[Transition, tuple[str, ...]] = {}
     refusals: dict[tuple[str, str], str] = {}
     went: dict[tuple[str, str], set[str | None]] = {}
-    grids = (grid,) if grid is not None else ()
+    grids: Any = (grid,) if grid is not None else ALL_GRIDS
     opened: list[str] = []
     steps = 0
 

@@ -17,7 +17,8 @@ Example:
     >>> import io, gridflow
     >>> from gridflow.interop import export
     >>> engine = gridflow.Engine(clock=gridflow.FixedClock(), entry_points=False)
-    >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]), grid="华三-1",
+    >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+    ...                                                   grids=gridflow.ALL_GRIDS), grid="华三-1",
     ...                 data={"title": "楼道堆物", "source": "resident"})
     >>> out = io.StringIO()
     >>> export.write_csv(engine.store, out)
@@ -81,7 +82,8 @@ def case_row(
     Example:
         >>> import gridflow
         >>> engine = gridflow.Engine(clock=gridflow.FixedClock(), entry_points=False)
-        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+        ...                                                   grids=gridflow.ALL_GRIDS),
         ...                 data={"title": "路灯坏了", "source": "resident"})
         >>> row = case_row(c, engine.history(c.id), engine.workflow("grid_case"))
         >>> row["entered_reported"], row["entered_closed"], row["status"]

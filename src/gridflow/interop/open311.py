@@ -33,7 +33,8 @@ Example:
     >>> import gridflow
     >>> from gridflow.interop import open311
     >>> engine = gridflow.Engine(clock=gridflow.FixedClock(), entry_points=False)
-    >>> c = engine.open("grid_case", actor=gridflow.Actor("r-9", ["resident"]), grid="华三-1",
+    >>> c = engine.open("grid_case", actor=gridflow.Actor("r-9", ["resident"],
+    ...                                                   grids=gridflow.ALL_GRIDS), grid="华三-1",
     ...                 data={"title": "弄堂堆物", "source": "resident",
     ...                       "reporter": {"name": "王某某", "phone": "13800000000"}})
     >>> req = open311.service_request(c)
@@ -141,10 +142,12 @@ def service_request(
     Example:
         >>> import gridflow
         >>> engine = gridflow.Engine(clock=gridflow.FixedClock(), entry_points=False)
-        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+        ...                                                   grids=gridflow.ALL_GRIDS),
         ...                 data={"title": "井盖缺失", "source": "resident",
         ...                       "address": "长宁支路324弄", "lat": 31.22, "long": 121.42})
-        >>> c = engine.fire(c.id, "triage", actor=gridflow.Actor("s", ["coordinator"]),
+        >>> c = engine.fire(c.id, "triage", actor=gridflow.Actor("s", ["coordinator"],
+        ...                                                      grids=gridflow.ALL_GRIDS),
         ...                 payload={"category": "市政设施", "priority": "urgent"})
         >>> req = service_request(c, service_codes={"市政设施": "municipal"})
         >>> req["service_code"], req["service_name"], req["address"], req["lat"]
@@ -204,7 +207,8 @@ def service_requests(
     Example:
         >>> import gridflow
         >>> engine = gridflow.Engine(clock=gridflow.FixedClock(), entry_points=False)
-        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+        ...                                                   grids=gridflow.ALL_GRIDS),
         ...                 data={"title": "路灯坏了", "source": "resident"})
         >>> reqs = service_requests([c], store=engine.store)
         >>> reqs[0]["status_notes"]

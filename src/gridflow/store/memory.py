@@ -66,7 +66,8 @@ class MemoryStore:
             >>> import gridflow
             >>> store = MemoryStore()
             >>> engine = gridflow.Engine(store=store, entry_points=False)
-            >>> case = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+            >>> case = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+            ...                                                      grids=gridflow.ALL_GRIDS),
             ...                    data={"title": "路灯", "source": "resident"})
             >>> stale = gridflow.Write(case, engine.history(case.id)[0], 0)
             >>> store.commit([stale])  # doctest: +ELLIPSIS

@@ -37,13 +37,13 @@ except ImportError as _missing:  # pragma: no cover - exercised in a test with s
     ) from _missing
 
 from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
-from gridflow.model import Actor, Case, Event
+from gridflow.model import Actor, Case, Changes, Event
 from gridflow.store import Page, Store, Write, check_count_columns, cursor, parse_cursor
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
 
 #: The schema version this gridflow writes and reads (stored in ``gridflow_meta``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 _ZERO = timedelta(0)
@@ -154,6 +154,12 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("idempotency_key", sa.String(), nullable=True),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
+        # What the step changed in the case row (hashed); NULL only for events
+        # written by gridflow 0.1 (schema 1).
+        sa.Column("changes", _JSON, nullable=True),
+        # Per-field checksums (Event.field_digests), so verify can name the field
+        # of an edited event. Diagnostics only: not hashed, proves nothing.
+        sa.Column("digests", sa.String(), nullable=True),
         # The primary key is the unique (case_id, seq): two writers can never
         # both store seq n of one case.
         sa.PrimaryKeyConstraint("case_id", "seq", name="pk_gridflow_events"),
@@ -337,7 +343,8 @@ class SQLStore:
         >>> with gridflow.SQLStore(f"sqlite:///{path}") as store:
         ...     store.create_schema()
         ...     engine = gridflow.Engine(store=store, entry_points=False)
-        ...     case = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+        ...     case = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+        ...                                                          grids=gridflow.ALL_GRIDS),
         ...                        data={"title": "楼道堆物", "source": "resident"})
         ...     (store.get(case.id).state, store.dialect)
         ('reported', 'sqlite')
@@ -716,10 +723,14 @@ class SQLStore:
 
     @staticmethod
     def _event(row: Any) -> Event:
+        # The actor's id is read from its own column: the one SQL of one's own
+        # filters on, so an edit of it must show in the recomputed hash.
         a = row.actor
+        changes = row.changes
         return Event(row.case_id, row.seq, row.trigger, row.source, row.dest,
-                     Actor(a["id"], a["roles"], a["grids"]), row.at, row.payload,
-                     row.idempotency_key, row.prev_hash, row.hash)
+                     Actor.stored(row.actor_id, a["roles"], a["grids"]), row.at, row.payload,
+                     row.idempotency_key, row.prev_hash, row.hash,
+                     None if changes is None else Changes.from_json(changes), row.digests)
 
     def _hot_case(self, row: Sequence[Any]) -> Case:
         # Column order of gridflow_cases (SELECT of the whole table).
@@ -735,9 +746,11 @@ class SQLStore:
         hot = self._hot
         assert hot is not None
         a = hot.read_json(row[6])
+        changes = hot.read_json(row[12])
         return Event(row[0], row[1], row[2], row[3], row[4],
-                     Actor(a["id"], a["roles"], a["grids"]), hot.read_when(row[7]),
-                     hot.read_json(row[8]), row[9], row[10], row[11])
+                     Actor.stored(row[5], a["roles"], a["grids"]), hot.read_when(row[7]),
+                     hot.read_json(row[8]), row[9], row[10], row[11],
+                     None if changes is None else Changes.from_json(changes), row[13])
 
     def _hot_rows(self, sql: str, params: dict[str, Any], *, one: bool) -> Any:
         with self._dbapi(autocommit=self.dialect == "postgresql") as cur:
@@ -849,6 +862,8 @@ class SQLStore:
             "actor": event.actor.to_json(), "at": event.at, "payload": event.payload,
             "idempotency_key": event.idempotency_key, "prev_hash": event.prev_hash,
             "hash": event.hash,
+            "changes": None if event.changes is None else event.changes.to_json(),
+            "digests": event.field_digests(),
         }
 
     def commit(self, writes: Sequence[Write]) -> None:
@@ -867,8 +882,8 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema()
             >>> t = datetime(2026, 1, 5, tzinfo=UTC)
-            >>> e = Event.create("c-1", 1, "open", None, "reported", gridflow.Actor("r"), t, {},
-            ...                  None, GENESIS_HASH)
+            >>> e = Event.create("c-1", 1, "open", None, "reported", gridflow.Actor.system(), t,
+            ...                  {}, None, GENESIS_HASH)
             >>> c = Case("c-1", "grid_case", 1, "reported", 1, {}, None, t, t, head=e.hash)
             >>> store.commit([gridflow.Write(c, e, 0)])
             >>> store.commit([gridflow.Write(c, e, 0)])  # doctest: +ELLIPSIS
@@ -924,6 +939,8 @@ class SQLStore:
             row["actor"] = dumps(row["actor"])
             row["at"] = when(row["at"])
             row["payload"] = dumps(row["payload"])
+            if row["changes"] is not None:
+                row["changes"] = dumps(row["changes"])
         case_rows = []
         for w in ordered:
             case = w.case
@@ -1128,10 +1145,47 @@ class _Conflict(Exception):
         self.expected = expected
 
 
+def _add_column(conn: Connection, table: sa.Table, column: sa.Column[Any]) -> None:
+    ddl = column.type.compile(dialect=conn.dialect)
+    name = conn.dialect.identifier_preparer.format_table(table)
+    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column.name} {ddl}"))
+
+
+def _upgrade_1_to_2(conn: Connection, store: SQLStore) -> None:
+    """Schema 1 (gridflow 0.1) to 2: events record their changes.
+
+    0.1 events do not say what their steps changed in the row, so the row
+    cannot be recomputed from them. Each case gets one ``upgrade`` event,
+    actor ``system``, whose changes state the whole row as it is at the
+    upgrade (data, deadline, links, workflow, version, grid); from there on
+    `Engine.verify` recomputes the row from the events. The 0.1 events keep
+    their hashes (a chain without changes); verify checks their chain and
+    their states only.
+    """
+    events = store.events_table
+    _add_column(conn, events, events.c.changes)
+    _add_column(conn, events, events.c.digests)
+    now = datetime.now(UTC)
+    system = Actor.system()
+    cases = store.cases
+    for row in conn.execute(sa.select(cases)).all():
+        case = SQLStore._case(row)
+        changes = Changes(dict(case.data), (), case.deadline_at, tuple(case.links),
+                          case.workflow_version, case.workflow, case.grid)
+        payload = {"from_schema": 1, "to_schema": 2,
+                   "reason": "gridflow 0.2 records each step's changes; this event states the "
+                             "case row as it was at the upgrade"}
+        event = Event.create(case.id, case.version + 1, "upgrade", case.state, None, system,
+                             now, payload, None, case.head, changes)
+        conn.execute(sa.insert(events), [SQLStore._event_params(event)])
+        conn.execute(sa.update(cases).where(cases.c.id == case.id).values(
+            version=event.seq, updated_at=now, head=event.hash))
+
+
 #: Schema migrations: ``_MIGRATIONS[v](conn, store)`` upgrades version v to v + 1,
 #: inside create_schema's transaction (with the tables of *this* version already
-#: created where missing). Version 1 is the first schema: none yet.
-_MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {}
+#: created where missing).
+_MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {1: _upgrade_1_to_2}
 
 
 if TYPE_CHECKING:

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gridflow.machine import Step
 from gridflow.plugins import Effect, Guard
 from gridflow.spec import OVERDUE_KEY, TransitionSpec
+from gridflow.step import Step
 
 __all__ = ["EFFECTS", "GUARDS", "REQUEST_KEY", "extension_transitions", "parse_until"]
 

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gridflow.machine import Step
 from gridflow.plugins import Effect, Guard
 from gridflow.spec import OVERDUE_KEY, StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.step import Step
 from gridflow.workflows.extension import extension_transitions
 
 __all__ = [
@@ -136,14 +136,16 @@ def _closing_deadline(step: Step) -> None:
         >>> from datetime import timedelta
         >>> clock = gridflow.FixedClock()
         >>> engine = gridflow.Engine(clock=clock, entry_points=False)
-        >>> boss = gridflow.Actor("s", ["coordinator"])
-        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"]),
+        >>> boss = gridflow.Actor("s", ["coordinator"], grids=gridflow.ALL_GRIDS)
+        >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
+        ...                                                   grids=gridflow.ALL_GRIDS),
         ...                 data={"title": "井盖缺失", "source": "resident"})
         >>> _ = engine.fire(c.id, "triage", actor=boss,
         ...                 payload={"category": "市政设施", "priority": "urgent"})
         >>> _ = engine.fire(c.id, "dispatch", actor=boss,
         ...                 payload={"departments": ["市政"], "plan": "补装井盖"})
-        >>> _ = engine.fire(c.id, "report_done", actor=gridflow.Actor("d", ["department"]),
+        >>> _ = engine.fire(c.id, "report_done", actor=gridflow.Actor("d", ["department"],
+        ...                                                           grids=gridflow.ALL_GRIDS),
         ...                 payload={"department": "市政", "result": "已补装"})
         >>> _ = clock.advance(timedelta(days=2))   # the 1-day limit passed, no tick ran
         >>> _ = engine.fire(c.id, "close", actor=boss, payload={"on_time": True})

@@ -25,10 +25,10 @@ from typing import Any, TypeGuard
 import attrs
 
 from gridflow.convert import parse_datetime
-from gridflow.machine import Step
 from gridflow.model import Case
 from gridflow.plugins import Effect, Guard, hookimpl
 from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.step import Step
 from gridflow.workflows.extension import extension_transitions
 
 __all__ = [

@@ -1,0 +1,481 @@
+"""The pure step core: the rules of a step, as functions that do no I/O.
+
+A step is *decided* here and *stored* by the engine:
+
+1. `admit` / `admit_open`: scope, state, trigger and role (refusals raise);
+2. `check_fields`: required and restricted payload fields;
+3. `run` / `run_open`: guards and effects through the compiled transitions
+   machine, giving an `Outcome` (the destination, the new data, the links);
+4. `entering_deadline`: the deadline in force after the step;
+5. `record` / `record_open` (and `link_event`, `overdue_event`): the event to
+   append, whose `Changes` say exactly what the step changed in the row.
+
+The new row is then `gridflow.fold.evolve(case, event)`. The engine (and
+the async engine) supply what needs the outside world: the case read from
+the store, the plugin hooks' answers, a scoped look-up for guards, the
+clock's ``now``. No rule is written anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from gridflow._errors import (
+    CalendarError,
+    CaseNotVisible,
+    GridflowError,
+    GuardRejected,
+    InvalidPayload,
+    InvalidTransition,
+    MissingPayload,
+    PermissionDenied,
+)
+from gridflow.calendar import Calendar
+from gridflow.machine import CompiledWorkflow, Rule
+from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event, event_text
+from gridflow.spec import OVERDUE_KEY, StateSpec
+from gridflow.step import Step
+from gridflow.values import MAX_EVENT_BYTES, detach
+
+__all__ = [
+    "Lookup",
+    "Outcome",
+    "admit",
+    "admit_open",
+    "check_fields",
+    "entering_deadline",
+    "link_event",
+    "overdue_event",
+    "record",
+    "record_open",
+    "run",
+    "run_open",
+]
+
+#: Reads another case for a guard, scoped to the acting actor (``None``: the
+#: case does not exist *or* is outside the actor's grids).
+Lookup = Callable[[str], "Case | None"]
+
+#: The values `check_fields` calls missing.
+_MISSING: tuple[object, ...] = (None, "", [], {})
+_CONTAINERS = (dict, list)
+
+
+@attrs.frozen(slots=True)
+class Outcome:
+    """What the transitions machine decided for one step.
+
+    ``data`` is the case data as the step leaves it; ``payload`` the payload
+    as effects left it (an effect may add derived facts, e.g. ``on_time``);
+    ``links`` the case ids the step links that the case did not hold yet;
+    ``deadline_at`` a deadline an effect fixed (`Step.deadline_at`).
+    """
+
+    dest: str | None
+    data: dict[str, Any]
+    payload: dict[str, Any]
+    links: tuple[str, ...]
+    deadline_at: datetime | None
+
+
+# -- 1. admission ---------------------------------------------------------------------
+
+
+def admit(wf: CompiledWorkflow, case: Case, trigger: str, actor: Actor) -> Rule:
+    """The rule of ``trigger`` for ``actor`` on ``case``, or the refusal.
+
+    Scope comes first: to an actor outside the case's grid, the case does not
+    exist (`CaseNotVisible`), so nothing about it (its state, its triggers)
+    is told.
+
+    Example:
+        >>> import gridflow
+        >>> from gridflow.workflows import GRID_CASE, GUARDS, EFFECTS
+        >>> from gridflow.machine import compile_workflow
+        >>> from datetime import datetime, UTC
+        >>> wf = compile_workflow(GRID_CASE, GUARDS, EFFECTS)
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> case = gridflow.Case("c-1", "grid_case", 1, "reported", 1, {}, "A", t, t)
+        >>> admit(wf, case, "triage", gridflow.Actor("s", ["coordinator"], ["B"]))
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.CaseNotVisible: case 'c-1' does not exist or is outside the grids ...
+    """
+    if not actor.can_touch(case.grid):
+        raise CaseNotVisible(case.id, actor.id)
+    state = case.state
+    rule = wf.rules.get(state, _EMPTY).get(trigger)
+    if rule is None:
+        raise InvalidTransition(case.id, state, trigger, wf.allowed(state),
+                                known=trigger in wf.triggers)
+    if rule.roles and rule.roles.isdisjoint(actor.roles):
+        raise PermissionDenied(
+            f"case {case.id!r} in state {state!r}: actor {actor.id!r} with roles "
+            f"{sorted(actor.roles)} may not fire {trigger!r}; roles allowed: "
+            f"{', '.join(sorted(rule.roles))}", case_id=case.id, actor_id=actor.id)
+    return rule
+
+
+_EMPTY: Mapping[str, Rule] = {}
+
+
+def admit_open(wf: CompiledWorkflow, actor: Actor, grid: str | None) -> Rule:
+    """The rule of opening a case of ``wf`` in ``grid`` as ``actor``, or the refusal.
+
+    Example:
+        >>> import gridflow
+        >>> from gridflow.workflows import GRID_CASE, GUARDS, EFFECTS
+        >>> from gridflow.machine import compile_workflow
+        >>> wf = compile_workflow(GRID_CASE, GUARDS, EFFECTS)
+        >>> admit_open(wf, gridflow.Actor("r", ["resident"]), "华三-1")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.PermissionDenied: actor 'r' may not open a case in grid '华三-1'; ...
+    """
+    spec = wf.spec
+    if spec.open_roles and actor.roles.isdisjoint(spec.open_roles):
+        raise PermissionDenied(
+            f"actor {actor.id!r} with roles {sorted(actor.roles)} may not open a "
+            f"{spec.name!r} case; roles allowed: {', '.join(spec.open_roles)}",
+            actor_id=actor.id)
+    if not actor.can_touch(grid):
+        grids = actor.grids
+        scope = ", ".join(sorted(grids)) if grids else "(none)"
+        raise PermissionDenied(
+            f"actor {actor.id!r} may not open a case in grid {grid!r}; the actor's grids: "
+            f"{scope}. An actor with no grids may touch no case: pass the actor's grids, or "
+            "grids=gridflow.ALL_GRIDS for street-level actors", actor_id=actor.id)
+    return wf.open_rule
+
+
+def check_fields(
+    case_id: str | None, state: str, trigger: str, payload: Mapping[str, Any], rule: Rule
+) -> None:
+    """Refuse a payload that lacks a required field or picks a value not offered.
+
+    Example:
+        >>> from gridflow.machine import Rule
+        >>> rule = Rule(frozenset(), ("reason",), {}, False)
+        >>> check_fields("c-1", "reported", "reject", {}, rule)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.MissingPayload: ... trigger 'reject' needs payload field(s) reason; ...
+    """
+    if rule.requires:
+        # `in` tests each like "missing" means (identity, then ==), minus a call per field.
+        missing = [f for f in rule.requires if payload.get(f) in _MISSING]
+        if missing:
+            raise MissingPayload(case_id, state, trigger, missing, rule.requires)
+    for field, options in rule.choices.items():
+        if field in payload and payload[field] not in options:
+            where = f"case {case_id!r} in state {state!r}" if case_id else "opening"
+            raise InvalidPayload(
+                f"{where}: trigger {trigger!r}: {field}={payload[field]!r} is not allowed; "
+                f"choose one of: {', '.join(options)}", case_id=case_id, trigger=trigger)
+
+
+# -- 3. running the transition ----------------------------------------------------------
+
+
+def _working_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    # Effects get their own copy of every nested value: one that edits a list
+    # in place must not edit the stored case (nor hide its change from the event).
+    out = dict(data)
+    for key, value in out.items():
+        if value.__class__ in _CONTAINERS:
+            out[key] = _deep(value)
+    return out
+
+
+def _deep(value: Any) -> Any:
+    if value.__class__ is dict:
+        return {k: _deep(v) if v.__class__ in _CONTAINERS else v for k, v in value.items()}
+    return [_deep(v) if v.__class__ in _CONTAINERS else v for v in value]
+
+
+def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for other in wanted:
+        if not isinstance(other, str) or not other:
+            raise InvalidPayload(f"case {case.id!r}: trigger {trigger!r}: a link must name a "
+                                 f"case id (a non-empty string), got {type(other).__name__}",
+                                 case_id=case.id, trigger=trigger)
+        if other == case.id:
+            raise InvalidPayload(f"case {case.id!r} cannot be linked to itself",
+                                 case_id=case.id, trigger=trigger)
+        if other not in case.links and other not in out:
+            out.append(other)
+    return tuple(out)
+
+
+def run(
+    wf: CompiledWorkflow, case: Case, trigger: str, actor: Actor, payload: dict[str, Any],
+    data: Mapping[str, Any], now: datetime, lookup: Lookup, hooks: Any = None,
+) -> Outcome:
+    """Run ``trigger`` through the compiled transitions machine: guards, then effects.
+
+    ``data`` is the case data the step starts from (the stored data with any
+    ``gridflow_before_fire`` updates). A guard refusing, or a guard or effect
+    raising, is `GuardRejected`; nothing is decided then.
+
+    Example:
+        >>> import gridflow
+        >>> from gridflow.workflows import GRID_CASE, GUARDS, EFFECTS
+        >>> from gridflow.machine import compile_workflow
+        >>> from datetime import datetime, UTC
+        >>> wf = compile_workflow(GRID_CASE, GUARDS, EFFECTS)
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> case = gridflow.Case("c-1", "grid_case", 1, "reported", 1, {}, "A", t, t)
+        >>> boss = gridflow.Actor("s", ["coordinator"], ["A"])
+        >>> out = run(wf, case, "triage", boss, {"category": "堆物", "priority": "low"}, {},
+        ...           t, lambda _: None)
+        >>> out.dest, out.data
+        ('triaged', {'category': '堆物', 'priority': 'low'})
+    """
+    state = case.state
+    step = Step(case, trigger, actor, payload, _working_copy(data), list(case.links), now,
+                state, lookup, hooks=hooks)
+    try:
+        ok = wf.run(step)
+    except GridflowError:
+        raise
+    except Exception as exc:
+        raise GuardRejected(case.id, state, trigger, step.failed or "transition",
+                            f"raised {exc!r}") from exc
+    if not ok:
+        name, reason = step.rejected or ("transition", "no transition's guards passed")
+        raise GuardRejected(case.id, state, trigger, name, reason)
+    fired = step.fired
+    assert fired is not None
+    return Outcome(fired.dest, step.data, step.payload, _new_links(case, step.links, trigger),
+                   step.deadline_at)
+
+
+def run_open(
+    wf: CompiledWorkflow, draft: Case, actor: Actor, data: dict[str, Any],
+    links: Iterable[str], now: datetime, lookup: Lookup, hooks: Any = None,
+) -> Outcome:
+    """Run the spec's opening guards and effects on the ``draft`` of a new case.
+
+    Example:
+        >>> import gridflow
+        >>> from gridflow.workflows import GRID_CASE, GUARDS, EFFECTS
+        >>> from gridflow.machine import compile_workflow
+        >>> from datetime import datetime, UTC
+        >>> wf = compile_workflow(GRID_CASE, GUARDS, EFFECTS)
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> draft = gridflow.Case("c-1", "grid_case", 1, "reported", 0, {}, "A", t, t)
+        >>> run_open(wf, draft, gridflow.Actor.system(), {"title": "x"}, ["c-2"], t,
+        ...          lambda _: None).links
+        ('c-2',)
+    """
+    spec = wf.spec
+    # Opening guards read the opening data as the step's payload (it is one).
+    step = Step(draft, "open", actor, data, data, list(links), now, spec.initial, lookup,
+                hooks=hooks)
+    for name, guard in wf.open_guards:
+        reason = _call("(new)", spec.initial, f"guard {name!r}", guard, step)
+        if reason is not None and reason is not True:
+            raise GuardRejected("(new)", spec.initial, "open", name,
+                                "refused" if reason is False else str(reason))
+    for name, effect in wf.open_effects:
+        _call("(new)", spec.initial, f"effect {name!r}", effect, step)
+    return Outcome(spec.initial, step.data, {}, _new_links(draft, step.links, "open"),
+                   step.deadline_at)
+
+
+def _call(case_id: str, state: str, what: str, fn: Callable[[Step], Any], step: Step) -> Any:
+    try:
+        return fn(step)
+    except GridflowError:
+        raise
+    except Exception as exc:
+        raise GuardRejected(case_id, state, "open", what, f"raised {exc!r}") from exc
+
+
+# -- 4. deadlines ---------------------------------------------------------------------
+
+
+def entering_deadline(
+    case_id: str, state: StateSpec, now: datetime, calendar: Calendar, *,
+    override: object = None, fixed: datetime | None = None, rule_answer: object = None,
+) -> datetime | None:
+    """When the time limit of ``state`` runs out for a case entering it at ``now``.
+
+    Precedence: a ``gridflow_deadline`` plugin's answer (``override``), then a
+    deadline an effect fixed (``fixed``), then the workflow's deadline rule
+    (``rule_answer``), then the spec's ``deadline``. A `timedelta` is counted
+    by ``calendar``; a `datetime` is taken as it is (it must be aware).
+
+    Example:
+        >>> from gridflow.calendar import CalendarDays
+        >>> from datetime import datetime, UTC, timedelta
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> s = StateSpec("triaged", deadline=timedelta(days=1))
+        >>> entering_deadline("c-1", s, t, CalendarDays()).isoformat()
+        '2026-01-06T00:00:00+00:00'
+    """
+    answer = override if override is not None else (fixed if fixed is not None
+                                                    else rule_answer)
+    if isinstance(answer, datetime):
+        if answer.tzinfo is None or answer.utcoffset() is None:
+            raise InvalidPayload(f"case {case_id!r}: the deadline for state {state.name!r} is "
+                                 f"a naive datetime ({answer.isoformat()}); deadlines must be "
+                                 "aware datetimes", case_id=case_id)
+        return answer.astimezone(UTC)
+    delta = answer if isinstance(answer, timedelta) else state.deadline
+    if delta is None:
+        return None
+    try:
+        return calendar.add(now, delta).astimezone(UTC)
+    except OverflowError:
+        raise CalendarError(f"case {case_id!r}: the deadline of state {state.name!r} "
+                            f"({delta}) after {now.isoformat()} is beyond the year 9999") from None
+
+
+# -- 5. the event -------------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: ``True`` is not ``1``, ``1`` is not ``1.0``."""
+    if a is b:
+        return True
+    if a.__class__ is not b.__class__:
+        return False
+    if a.__class__ is dict:
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if a.__class__ is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    changed = {k: v for k, v in new.items() if k not in old or not _same(old[k], v)}
+    removed = tuple(k for k in old if k not in new)
+    return changed, removed
+
+
+def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
+            actor: Actor, at: datetime, payload: dict[str, Any], key: str | None, prev: str,
+            changes: Changes) -> Event:
+    try:
+        text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
+                          changes)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the step's values are "
+                             f"not JSON-able ({exc})", case_id=case_id, trigger=trigger) from None
+    data = text.encode()
+    if len(data) > MAX_EVENT_BYTES:
+        raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the event would be "
+                             f"{len(data):,} bytes; at most {MAX_EVENT_BYTES:,} bytes are stored "
+                             "per step (keep documents outside gridflow and store a reference)",
+                             case_id=case_id, trigger=trigger)
+    from gridflow.model import _sha256
+
+    return Event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
+                 _sha256(data).hexdigest(), changes)
+
+
+def record(
+    case: Case, trigger: str, actor: Actor, now: datetime, outcome: Outcome,
+    deadline_at: datetime | None, key: str | None,
+) -> Event:
+    """The event of a decided step on ``case``, its `Changes` included.
+
+    ``deadline_at`` is the deadline in force after the step (see
+    `entering_deadline`; on an internal step, the case's own unless an
+    effect moved it). The data keys set and removed are what ``outcome``
+    changed, checked against the value domain (`gridflow.values`).
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> case = gridflow.Case("c-1", "grid_case", 1, "reported", 1, {"a": 1}, "A", t, t)
+        >>> out = Outcome(None, {"a": 1, "b": [2]}, {"text": "到场"}, (), None)
+        >>> e = record(case, "note", gridflow.Actor.system(), t, out, None, None)
+        >>> e.seq, e.changes.set, e.changes.unset
+        (2, {'b': [2]}, ())
+    """
+    data = outcome.data
+    if (outcome.dest is not None or outcome.deadline_at is not None) and OVERDUE_KEY in data:
+        # The timer's overdue mark was about the deadline this step replaces.
+        data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
+    changed, removed = _diff(case.data, data)
+    if changed:
+        changed = detach(changed, "data", trigger=trigger, case_id=case.id)
+    changes = Changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
+    return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
+                   outcome.payload, key, case.head, changes)
+
+
+def record_open(
+    draft: Case, actor: Actor, now: datetime, outcome: Outcome, deadline_at: datetime | None,
+    key: str | None,
+) -> Event:
+    """The ``open`` event (seq 1) of the new case ``draft``.
+
+    Its payload is ``{"data", "grid", "links"}`` as opened; its `Changes` bind
+    the case to its workflow, version and grid and set every data key.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> draft = gridflow.Case("c-1", "grid_case", 1, "reported", 0, {}, "A", t, t)
+        >>> out = Outcome("reported", {"title": "堆物"}, {}, (), None)
+        >>> e = record_open(draft, gridflow.Actor.system(), t, out, None, None)
+        >>> e.payload, e.changes.workflow, e.changes.grid
+        ({'data': {'title': '堆物'}, 'grid': 'A', 'links': []}, 'grid_case', 'A')
+    """
+    data = detach(outcome.data, "data", trigger="open")
+    payload = {"data": data, "grid": draft.grid, "links": list(outcome.links)}
+    changes = Changes(data, (), deadline_at, outcome.links, draft.workflow_version,
+                      draft.workflow, draft.grid)
+    return _hashed(draft.id, 1, "open", None, draft.state, actor, now, payload, key,
+                   GENESIS_HASH, changes)
+
+
+def link_event(other: Case, case_id: str, actor: Actor, now: datetime, via: str) -> Event:
+    """The ``link`` event that records, in ``other``'s history, its link to ``case_id``.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> other = gridflow.Case("c-2", "grid_case", 1, "closed", 4, {}, "A", t, t)
+        >>> e = link_event(other, "c-1", gridflow.Actor.system(), t, "open")
+        >>> e.trigger, e.payload, e.changes.links
+        ('link', {'case': 'c-1', 'via': 'open'}, ('c-1',))
+    """
+    changes = Changes({}, (), other.deadline_at, (case_id,), other.workflow_version)
+    return _hashed(other.id, other.version + 1, "link", other.state, None, actor, now,
+                   {"case": case_id, "via": via}, None, other.head, changes)
+
+
+def overdue_event(case: Case, now: datetime, refused: str | None = None) -> Event:
+    """The timer's ``overdue`` mark: the missed deadline kept in
+    ``data["overdue_since"]``, ``deadline_at`` cleared, the state unchanged.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> c = gridflow.Case("c-1", "grid_case", 1, "reported", 1, {}, "A", t, t, t)
+        >>> e = overdue_event(c, t)
+        >>> e.payload["state"], e.changes.set, e.changes.deadline_at
+        ('reported', {'overdue_since': '2026-01-05T00:00:00+00:00'}, None)
+    """
+    assert case.deadline_at is not None
+    missed = case.deadline_at.astimezone(UTC).isoformat()
+    payload: dict[str, Any] = {"state": case.state, "deadline_at": missed}
+    if refused is not None:
+        payload["breach_refused"] = refused
+    changes = Changes({OVERDUE_KEY: missed}, (), None, (), case.workflow_version)
+    return _hashed(case.id, case.version + 1, "overdue", case.state, None, Actor.system(), now,
+                   payload, None, case.head, changes)

@@ -1,0 +1,315 @@
+"""The fold: a case row is `evolve` applied to its events, oldest first.
+
+`evolve(case, event)` is the only way a case row changes: the engine builds
+every new row with it, `replay` rebuilds a row from history, and `audit`
+(what `Engine.verify` runs) recomputes the whole row from the events and
+compares it with the stored one field by field. No engine rule runs here:
+each event carries what its step changed (`Changes`), so one pass over the
+events suffices and the result does not depend on plugins or on the clock.
+
+What the per-case hash chain proves, and what it cannot: an event edited
+without recomputing the hashes (or a row that disagrees with its events) is
+found and named. Whoever can write the database can also recompute SHA-256:
+rewrite an event and every hash after it, or cut a case's tail and fix its
+row, and the chain alone still verifies. Signed checkpoints, published
+outside the database, close that gap.
+
+Events written by gridflow 0.1 carry no `Changes`: their steps fold only the
+state, the version and the head; an ``upgrade`` event, appended by the
+schema migration to 0.2, then states the whole row as it was at the upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from gridflow._errors import IntegrityError, UnknownWorkflow
+from gridflow.model import GENESIS_HASH, Case, Event
+from gridflow.spec import WorkflowSpec
+
+__all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecSource", "audit", "evolve", "replay"]
+
+#: Triggers the engine records itself as internal steps (the state stays).
+INTERNAL_TRIGGERS = frozenset({"link", "overdue", "upgrade"})
+#: Triggers only the timer (actor ``system``) records.
+_TIMER_ONLY = frozenset({"overdue"})
+
+#: Every field of a case row, in the order `audit` compares them.
+CASE_FIELDS: tuple[str, ...] = (
+    "workflow", "workflow_version", "state", "version", "data", "grid", "opened_at",
+    "updated_at", "deadline_at", "links", "head",
+)
+
+#: What `replay` and `audit` accept as "the spec": one spec, several versions
+#: of it, or a look-up ``(name, version) -> WorkflowSpec``.
+SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
+
+
+def _folded_data(data: dict[str, Any], event: Event) -> dict[str, Any]:
+    changes = event.changes
+    assert changes is not None
+    if not changes.set and not changes.unset:
+        return data
+    out = {**data, **changes.set}
+    for key in changes.unset:
+        out.pop(key, None)
+    return out
+
+
+def evolve(case: Case | None, event: Event) -> Case:
+    """The case after ``event``: ``case`` with the event's `Changes` applied.
+
+    ``case`` is ``None`` for a case's first event (``open``). Pure: no I/O, no
+    rule, no clock. `IntegrityError` if the event cannot follow ``case``.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> from gridflow.model import Actor, Changes
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> opened = Event.create("c-1", 1, "open", None, "reported", Actor.system(), t,
+        ...     {"data": {"title": "堆物"}, "grid": "g", "links": []}, None, GENESIS_HASH,
+        ...     Changes(set={"title": "堆物"}, workflow="grid_case", grid="g"))
+        >>> case = evolve(None, opened)
+        >>> (case.state, case.version, case.data, case.grid)
+        ('reported', 1, {'title': '堆物'}, 'g')
+        >>> triage = Event.create("c-1", 2, "triage", "reported", "triaged", Actor.system(), t,
+        ...     {"category": "违规堆物"}, None, opened.hash, Changes(set={"category": "违规堆物"}))
+        >>> evolve(case, triage).data
+        {'title': '堆物', 'category': '违规堆物'}
+    """
+    changes = event.changes
+    if case is None:
+        if event.seq != 1 or event.source is not None or event.dest is None:
+            raise IntegrityError(event.case_id, event.seq, "a case's first event must be an "
+                                 "'open' into the initial state", field="trigger")
+        if changes is None:
+            # gridflow 0.1: the upgrade event states the rest.
+            return Case(event.case_id, "", 0, event.dest, 1, {}, None, event.at, event.at,
+                        None, (), event.hash)
+        if changes.workflow is None:
+            raise IntegrityError(event.case_id, 1, "the 'open' event names no workflow",
+                                 field="changes")
+        data = dict(changes.set)
+        for key in changes.unset:
+            data.pop(key, None)
+        return Case(event.case_id, changes.workflow, changes.workflow_version, event.dest, 1,
+                    data, changes.grid, event.at, event.at, changes.deadline_at,
+                    tuple(changes.links), event.hash)
+    if event.seq != case.version + 1:
+        raise IntegrityError(case.id, event.seq, f"event seq {event.seq} cannot follow version "
+                             f"{case.version}", field="seq")
+    state = case.state if event.dest is None else event.dest
+    if changes is None:
+        return Case(case.id, case.workflow, case.workflow_version, state, event.seq, case.data,
+                    case.grid, case.opened_at, event.at, case.deadline_at, case.links,
+                    event.hash)
+    rebind = changes.workflow is not None
+    return Case(
+        case.id, changes.workflow if rebind else case.workflow,  # type: ignore[arg-type]
+        changes.workflow_version, state, event.seq, _folded_data(case.data, event),
+        changes.grid if rebind else case.grid, case.opened_at, event.at, changes.deadline_at,
+        case.links + tuple(changes.links) if changes.links else case.links, event.hash,
+    )
+
+
+class _Specs:
+    """Resolves ``(workflow, version)`` to a spec and its set of transitions."""
+
+    def __init__(self, source: SpecSource) -> None:
+        self._edges: dict[tuple[str, int], frozenset[tuple[str, str, str | None]]] = {}
+        if isinstance(source, WorkflowSpec):
+            source = [source]
+        if callable(source):
+            self._lookup: Callable[[str, int], WorkflowSpec] = source
+        else:
+            table = {(s.name, s.version): s for s in source}
+
+            def lookup(name: str, version: int) -> WorkflowSpec:
+                found = table.get((name, version))
+                if found is None:
+                    raise UnknownWorkflow(name, version, (f"{n}@{v}" for n, v in table))
+                return found
+
+            self._lookup = lookup
+
+    def spec(self, name: str, version: int) -> WorkflowSpec:
+        return self._lookup(name, version)
+
+    def edges(self, name: str, version: int) -> frozenset[tuple[str, str, str | None]]:
+        key = (name, version)
+        found = self._edges.get(key)
+        if found is None:
+            spec = self._lookup(name, version)
+            found = frozenset(
+                (t.trigger, src, t.dest) for t in spec.transitions
+                for src in t.sources(spec.non_terminal))
+            self._edges[key] = found
+        return found
+
+
+def _check_event(index: int, event: Event, case_id: str, prev: str) -> None:
+    """The per-case chain: seq, case, the event's own hash, the link to the previous."""
+    if event.seq != index:
+        raise IntegrityError(case_id, index, f"expected seq {index}, found seq {event.seq} "
+                             "(an event was deleted or reordered)", field="seq")
+    if event.case_id != case_id:
+        raise IntegrityError(case_id, index, f"the event belongs to case {event.case_id!r}",
+                             field="case_id")
+    if event.expected_hash() != event.hash:
+        edited = event.edited_fields()
+        what = f"the event's {', '.join(edited)} changed" if edited else "the event was edited"
+        raise IntegrityError(case_id, index, f"the event's hash does not match its content "
+                             f"({what} after it was written)",
+                             field=edited[0] if edited else "hash")
+    if event.prev_hash != prev:
+        raise IntegrityError(case_id, index, "prev_hash does not match the previous event's "
+                             "hash (history before this event was edited, deleted or "
+                             "reordered)", field="prev_hash")
+
+
+def _check_step(index: int, event: Event, case: Case | None, specs: _Specs) -> None:
+    """The step is one the workflow allows from the state the fold is in."""
+    if case is None:
+        return
+    if event.changes is None and case.version and case.workflow:
+        raise IntegrityError(case.id, index, "an event without recorded changes after the "
+                             "case was upgraded to gridflow 0.2", field="changes")
+    if event.source != case.state:
+        raise IntegrityError(case.id, index, f"the event starts from {event.source!r} but the "
+                             f"fold is in {case.state!r}", field="source")
+    trigger = event.trigger
+    if trigger in INTERNAL_TRIGGERS:
+        if event.dest is not None:
+            raise IntegrityError(case.id, index, f"{trigger!r} must keep the state",
+                                 field="dest")
+        if trigger in _TIMER_ONLY and event.actor.id != "system":
+            # Only the timer marks a case overdue: a mark by anyone else was
+            # written behind the engine's back.
+            raise IntegrityError(case.id, index, f"an {trigger!r} mark not made by the timer "
+                                 f"(actor {event.actor.id!r}, not 'system')", field="actor")
+        return
+    if not case.workflow:
+        return  # a 0.1 case before its upgrade event: the workflow is not known yet
+    edges = specs.edges(case.workflow, case.workflow_version)
+    if (trigger, case.state, event.dest) not in edges:
+        raise IntegrityError(case.id, index, f"{trigger!r} from {case.state!r} to "
+                             f"{event.dest!r} is not a transition of "
+                             f"{case.workflow}@{case.workflow_version}", field="trigger")
+
+
+def replay(spec: SpecSource, events: Sequence[Event]) -> Case:
+    """The case row that ``events`` (one case's whole history, oldest first) fold to.
+
+    Checks the hash chain and that every step is a transition of ``spec``
+    (one `WorkflowSpec`, several versions, or a look-up ``(name, version) ->
+    spec``) on the way; raises `IntegrityError` naming the first bad event.
+
+    Example:
+        >>> import gridflow
+        >>> engine = gridflow.Engine(entry_points=False)
+        >>> r = gridflow.Actor("r", ["resident"], gridflow.ALL_GRIDS)
+        >>> c = engine.open("grid_case", actor=r, data={"title": "路灯", "source": "resident"})
+        >>> gridflow.replay(engine.workflow("grid_case"), engine.history(c.id)) == engine.get(c.id)
+        True
+    """
+    if not events:
+        raise IntegrityError("(none)", None, "there are no events to replay", field="version")
+    case_id = events[0].case_id
+    return _fold(case_id, events, _Specs(spec))[0]
+
+
+def _fold(case_id: str, events: Sequence[Event],
+          specs: _Specs) -> tuple[Case, dict[str, int], dict[str, int]]:
+    """Fold with every check; also return, per field and per data key, the seq of
+    the last event that changed it (where a disagreeing row parts from the fold)."""
+    prev = GENESIS_HASH
+    case: Case | None = None
+    touched: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    for index, event in enumerate(events, start=1):
+        _check_event(index, event, case_id, prev)
+        _check_step(index, event, case, specs)
+        before = case
+        case = evolve(case, event)
+        prev = event.hash
+        changes = event.changes
+        if changes is not None:
+            for key in changes.set:
+                keys[key] = index
+            for key in changes.unset:
+                keys[key] = index
+        if before is None:
+            touched = dict.fromkeys(CASE_FIELDS, 1)
+            continue
+        for field in ("workflow", "workflow_version", "state", "grid", "deadline_at", "links"):
+            if getattr(before, field) != getattr(case, field):
+                touched[field] = index
+        if changes is not None and changes.workflow is not None:
+            # A rebind (upgrade, migration) states the row as of this event.
+            touched.update(workflow=index, workflow_version=index, grid=index)
+            touched["data"] = index
+    assert case is not None
+    for field in ("version", "updated_at", "head"):
+        touched[field] = len(events)
+    return case, touched, keys
+
+
+def audit(row: Case | None, events: Sequence[Event], specs: SpecSource) -> Case:
+    """Check a stored case row against its events: the hash chain, every step,
+    and the fold compared with ``row`` field by field (`CASE_FIELDS`).
+
+    Returns the row when everything agrees; otherwise raises `IntegrityError`
+    naming the case, the field and the first event where stored and
+    recomputed values part (for ``data``, the last event that set or removed
+    the key that disagrees). One pass, no engine rule re-run.
+
+    Example:
+        >>> import attrs, gridflow
+        >>> engine = gridflow.Engine(entry_points=False)
+        >>> r = gridflow.Actor("r", ["resident"], gridflow.ALL_GRIDS)
+        >>> c = engine.open("grid_case", actor=r, data={"title": "路灯", "source": "resident"},
+        ...                 grid="华三-1")
+        >>> audit(attrs.evolve(c, grid="华三-2"), engine.history(c.id), engine.workflows)
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.IntegrityError: case ... at seq 1 (field 'grid'): the stored grid is ...
+    """
+    if row is None:
+        case_id = events[0].case_id if events else "(none)"
+        raise IntegrityError(case_id, None, "the events have no case row", field="version")
+    if not events:
+        raise IntegrityError(row.id, None, "the case has no events", field="version")
+    folded, touched, keys = _fold(row.id, events, _Specs(specs))
+    if folded.version != row.version:
+        raise IntegrityError(row.id, min(folded.version, row.version) + 1,
+                             f"the case row is at version {row.version} but {folded.version} "
+                             "events are stored (events were deleted, or the row was edited)",
+                             field="version")
+    for field in CASE_FIELDS:
+        stored, recomputed = getattr(row, field), getattr(folded, field)
+        if stored == recomputed and type(stored) is type(recomputed):
+            continue
+        if field == "data":
+            raise _data_mismatch(row.id, stored, recomputed, keys, touched)
+        # Values of the row are never personal: those live in data.
+        raise IntegrityError(row.id, touched.get(field, len(events)),
+                             f"the stored {field} is {stored!r} but the events give "
+                             f"{recomputed!r}", field=field)
+    return row
+
+
+def _data_mismatch(case_id: str, stored: dict[str, Any], folded: dict[str, Any],
+                   keys: dict[str, int], touched: dict[str, int]) -> IntegrityError:
+    differing = sorted(k for k in stored.keys() | folded.keys()
+                       if k not in stored or k not in folded or stored[k] != folded[k]
+                       or type(stored[k]) is not type(folded[k]))
+    if not differing:  # the same keys and values, in a different type (e.g. a tuple)
+        differing = sorted(stored)
+    seq = min(keys.get(k, touched.get("data", 1)) for k in differing)
+    # Name the keys, never their values: data may hold personal information.
+    return IntegrityError(case_id, seq, f"the stored data differs from the events in "
+                          f"key(s) {', '.join(map(repr, differing[:10]))}"
+                          + (f" and {len(differing) - 10} more" if len(differing) > 10 else ""),
+                          field="data")
