@@ -141,7 +141,8 @@ class CaseNotVisible(CaseNotFound, PermissionDenied):
         case 'c-9' does not exist or is outside the grids of actor 'w-1'
     """
 
-    def __init__(self, case_id: str, actor_id: str, *, key: str | None = None) -> None:
+    def __init__(self, case_id: str, actor_id: str, *, key: str | None = None,
+                 no_grids: bool = False) -> None:
         self.case_id = case_id
         self.actor_id = actor_id
         if key is None:
@@ -151,6 +152,10 @@ class CaseNotVisible(CaseNotFound, PermissionDenied):
             # see: say so without naming that case.
             text = (f"idempotency key {key!r} names a step on a case that does not exist or "
                     f"is outside the grids of actor {actor_id!r}")
+        if no_grids:
+            # Said of the actor, never of the case: the same for a missing one.
+            text += ("; the actor has no grids and may touch no case: pass grids=gridflow."
+                     "ALL_GRIDS for street-level actors")
         GridflowError.__init__(self, text)
 
 

@@ -107,7 +107,7 @@ def admit(wf: CompiledWorkflow, case: Case, trigger: str, actor: Actor) -> Rule:
         gridflow._errors.CaseNotVisible: case 'c-1' does not exist or is outside the grids ...
     """
     if not actor.can_touch(case.grid):
-        raise CaseNotVisible(case.id, actor.id)
+        raise CaseNotVisible(case.id, actor.id, no_grids=not actor.grids)
     state = case.state
     rule = wf.rules.get(state, _EMPTY).get(trigger)
     if rule is None:
@@ -148,8 +148,9 @@ def admit_open(wf: CompiledWorkflow, actor: Actor, grid: str | None) -> Rule:
         scope = ", ".join(sorted(grids)) if grids else "(none)"
         raise PermissionDenied(
             f"actor {actor.id!r} may not open a case in grid {grid!r}; the actor's grids: "
-            f"{scope}. An actor with no grids may touch no case: pass the actor's grids, or "
-            "grids=gridflow.ALL_GRIDS for street-level actors", actor_id=actor.id)
+            f"{scope}" + (". An actor with no grids may touch no case; pass its grids, or "
+                          "pass grids=gridflow.ALL_GRIDS for street-level actors"
+                          if not grids else ""), actor_id=actor.id)
     return wf.open_rule
 
 

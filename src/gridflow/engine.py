@@ -149,6 +149,10 @@ class Engine:
     registered after the built-ins; plugins from the ``gridflow`` entry-point
     group are loaded too unless ``entry_points=False``. ``on_hook_error`` is
     called with a `HookError` when an after-hook raises (it is always logged).
+    ``verify_steps=True`` verifies each case from its events before a step acts
+    on it, so a forged row (say, a department's "done" written by SQL) is
+    refused rather than trusted; off by default, since it reads the whole
+    history on every step.
 
     Example:
         >>> import gridflow
@@ -169,6 +173,7 @@ class Engine:
         plugins: Iterable[object] = (),
         entry_points: bool = True,
         on_hook_error: Callable[[HookError], None] | None = None,
+        verify_steps: bool = False,
     ) -> None:
         if store is None:
             from gridflow.store.memory import MemoryStore
@@ -178,6 +183,10 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.calendar: Calendar = calendar or CalendarDays()
         self.on_hook_error = on_hook_error
+        #: Re-verify a case from its events before each step on it (`verify`):
+        #: a row edited behind gridflow's back is then refused (`IntegrityError`)
+        #: instead of acted on. Costs a read and a fold of the case's events.
+        self.verify_steps = verify_steps
         #: The most recent after-hook failures (at most 100), newest last.
         self.hook_errors: deque[HookError] = deque(maxlen=100)
         #: The most recent cases `tick` could not act on as planned (at most 100).
@@ -312,7 +321,7 @@ class Engine:
         case = self.store.get(_check_id(case_id, "case_id", ""))
         if actor is not None:
             if case is None or not _check_actor(actor).can_touch(case.grid):
-                raise CaseNotVisible(case_id, actor.id)
+                raise CaseNotVisible(case_id, actor.id, no_grids=not actor.grids)
         elif case is None:
             raise CaseNotFound(case_id)
         return case
@@ -572,6 +581,8 @@ class Engine:
             if done is not None:
                 return self._replay_key(done, key, case_id, trigger, actor)
         case = self._load(case_id, actor)
+        if self.verify_steps:
+            case = self.verify(case_id)
         if expected_version is not None and case.version != expected_version:
             raise ConcurrencyError(case_id, expected_version, case.version)
         wf = self._compiled.get((case.workflow, case.workflow_version))
@@ -685,7 +696,7 @@ class Engine:
         for other_id in others:
             other = lookup(other_id)
             if other is None:
-                raise CaseNotVisible(other_id, actor.id)
+                raise CaseNotVisible(other_id, actor.id, no_grids=not actor.grids)
             if case.id in other.links:
                 continue
             event = core.link_event(other, case.id, actor, now, via)

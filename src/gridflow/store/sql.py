@@ -613,7 +613,8 @@ class SQLStore:
             yield
         except GridflowError:
             raise
-        except (sa_exc.SQLAlchemyError, OSError, ValueError, TypeError) as exc:
+        except (sa_exc.SQLAlchemyError, OSError, ValueError, TypeError, ArithmeticError,
+                RecursionError, UnicodeError) as exc:
             raise StoreError(f"{what} failed on {self._where}: {type(exc).__name__}: "
                              f"{_first_line(exc)}") from exc
 

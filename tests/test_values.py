@@ -1,0 +1,245 @@
+"""One value domain on every store: what the engine accepts is stored, read back
+and verified the same on MemoryStore, SQLite and PostgreSQL; what it refuses it
+refuses everywhere, as `InvalidPayload` naming the path.
+
+Findings on 0.1: payloads with non-string keys (``{2: 'a', 10: 'b'}``) and a
+non-string ``case_id`` or ``idempotency_key`` were accepted, hashed, and then
+failed `verify` forever on SQLite and PostgreSQL (a false tamper alarm) while
+passing on MemoryStore; a payload nested 500 deep raised a bare
+``RecursionError``; on SQLite an int beyond 64 bits (``tick(limit=2**64)``)
+raised a bare ``OverflowError``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gridflow
+from gridflow import (
+    ALL_GRIDS,
+    Actor,
+    Engine,
+    FixedClock,
+    GridflowError,
+    InvalidArgument,
+    InvalidPayload,
+    MemoryStore,
+    SQLStore,
+    StoreError,
+)
+from gridflow.values import MAX_DEPTH, MAX_EVENT_BYTES, MAX_INT, MIN_INT
+
+GRID = "华三-1"
+WORKER = Actor("网格员-陈", ["grid_worker"], [GRID])
+BOSS = Actor("书记-王", ["coordinator"], [GRID])
+
+
+def _engine(store: gridflow.Store) -> Engine:
+    return Engine(store=store, clock=FixedClock(datetime(2026, 3, 2, 1, tzinfo=UTC)),
+                  entry_points=False)
+
+
+def _open(engine: Engine, case_id: str = "c-1") -> gridflow.Case:
+    return engine.open("grid_case", actor=WORKER, grid=GRID, case_id=case_id,
+                       data={"title": "堆物", "source": "visit"})
+
+
+def nested(depth: int) -> Any:
+    value: Any = "底"
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+# -- each finding, on every store ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "path"), [
+    ({2: "a", 10: "b"}, "payload.extra has a key that is not a string: int 2"),
+    ({"parties": [{}, {}, {"name": float("nan")}]}, "payload.extra.parties[2].name is nan"),
+    (nested(500), f"nested more than {MAX_DEPTH} levels deep"),
+    (2**64, "payload.extra is an integer outside 64 bits"),
+    (-(2**63) - 1, "payload.extra is an integer outside 64 bits"),
+    (-0.0, "payload.extra is -0.0"),
+    ("a\x00b", "payload.extra contains a NUL character"),
+    ("\udc80", "payload.extra contains a lone surrogate"),
+    ({"a\x00": 1}, "payload.extra has a key that contains a NUL character"),
+    ({1, 2}, "payload.extra is of type set"),
+    (b"bytes", "payload.extra is of type bytes"),
+    (datetime(2026, 1, 1), "payload.extra is of type datetime"),
+])
+def test_values_outside_the_domain_are_refused_with_their_path(
+    engine: Engine, extra: Any, path: str,
+) -> None:
+    case = _open(engine)
+    before = (engine.store.get(case.id), engine.store.events(case.id))
+    with pytest.raises(InvalidPayload) as caught:
+        engine.fire(case.id, "note", actor=BOSS, payload={"text": "x", "extra": extra})
+    assert path in str(caught.value)
+    assert (engine.store.get(case.id), engine.store.events(case.id)) == before
+
+
+def test_open_data_is_checked_the_same(engine: Engine) -> None:
+    with pytest.raises(InvalidPayload, match=r"data\.reporter has a key that is not a string"):
+        engine.open("grid_case", actor=WORKER, grid=GRID,
+                    data={"title": "t", "source": "visit", "reporter": {3: "王"}})
+    assert engine.store.query().items == []
+
+
+@pytest.mark.parametrize("bad", [7, b"c-1", "", " c-1", "c\x00", "x" * 201])
+def test_ids_and_keys_are_plain_strings(engine: Engine, bad: Any) -> None:
+    case = _open(engine)
+    for call in (
+        lambda: engine.fire(bad, "note", actor=BOSS, payload={"text": "x"}),
+        lambda: engine.fire(case.id, "note", actor=BOSS, payload={"text": "x"},
+                            idempotency_key=bad),
+        lambda: engine.open("grid_case", actor=WORKER, grid=GRID, case_id=bad,
+                            data={"title": "t", "source": "visit"}),
+        lambda: engine.open("grid_case", actor=WORKER, grid=GRID, idempotency_key=bad,
+                            data={"title": "t", "source": "visit"}),
+        lambda: engine.get(bad),
+    ):
+        with pytest.raises(InvalidArgument):
+            call()
+    assert engine.verify(case.id).version == 1
+
+
+@pytest.mark.parametrize("limit", [2**64, 0, -1, 1.5, True, "10"])
+def test_tick_limit_is_checked(engine: Engine, limit: Any) -> None:
+    with pytest.raises(InvalidArgument, match="tick"):
+        engine.tick(limit=limit)
+
+
+def test_an_effect_or_hook_writing_a_bad_value_is_refused(engine: Engine) -> None:
+    class Bad:
+        @gridflow.hookimpl
+        def gridflow_before_fire(self, case: Any, trigger: str, actor: Any,
+                                 payload: Any) -> dict[str, Any]:
+            return {"count": 2**70} if trigger == "note" else {}
+
+    engine.register(Bad())
+    case = _open(engine)
+    with pytest.raises(InvalidPayload, match=r"data\.count is an integer outside 64 bits"):
+        engine.fire(case.id, "note", actor=BOSS, payload={"text": "x"})
+    assert engine.verify(case.id).version == 1
+
+
+def test_an_event_larger_than_the_limit_is_refused(engine: Engine) -> None:
+    case = _open(engine)
+    with pytest.raises(InvalidPayload, match="at most 1,048,576 bytes"):
+        engine.fire(case.id, "note", actor=BOSS, payload={"text": "长" * (MAX_EVENT_BYTES // 3)})
+    assert engine.verify(case.id).version == 1
+
+
+def test_a_raw_store_commit_the_driver_cannot_bind_is_a_store_error(tmp_path: Path) -> None:
+    # Below the engine: SQLite cannot bind an int beyond 64 bits (OverflowError in 0.1).
+    store = SQLStore(f"sqlite:///{tmp_path / 'x.db'}")
+    store.create_schema()
+    engine = _engine(store)
+    case = _open(engine)
+    with pytest.raises(StoreError):
+        store.get(2**64)  # type: ignore[arg-type]
+    assert store.get(case.id) == case
+    store.close()
+
+
+# -- differential: the three stores agree ----------------------------------------------
+
+_key = st.text(max_size=4) | st.integers(-3, 3) | st.sampled_from(["a\x00", "\udc80"])
+_leaf = st.one_of(
+    st.none(), st.booleans(),
+    st.integers(min_value=-(2**65), max_value=2**65),
+    st.sampled_from([MAX_INT, MIN_INT, MAX_INT + 1, MIN_INT - 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e16, 1e308, 5e-324, -2.5e17, 0.1 + 0.2, -0.0, 0.0]),
+    st.text(max_size=6),
+    st.sampled_from(["a\x00b", "\udc80", "楼道\n堆物", "\u2028"]),
+)
+_values = st.recursive(
+    _leaf,
+    lambda kids: st.lists(kids, max_size=3) | st.lists(kids, max_size=2).map(tuple)
+    | st.dictionaries(_key, kids, max_size=3),  # type: ignore[arg-type]
+    max_leaves=10,
+)
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Iterator[list[Engine]]:
+    path = tmp_path_factory.mktemp("values")
+    stores: list[Any] = [MemoryStore(), SQLStore(f"sqlite:///{path / 'v.db'}",
+                                                 synchronous="NORMAL")]
+    url = request.getfixturevalue("pg_url")
+    schema = f"gfvalues_{id(stores)}"
+    stores.append(SQLStore(url, schema=schema))
+    for store in stores[1:]:
+        store.create_schema()
+    engines = [_engine(store) for store in stores]
+    for engine in engines:
+        _open(engine)
+    yield engines
+    for store in stores[1:]:
+        store.close()
+    from tests.conftest import drop_pg_schema
+
+    drop_pg_schema(url, schema)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Equal as JSON values, floats to the bit.
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.postgres
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(value=_values)
+def test_every_store_accepts_and_refuses_the_same_values(three: list[Engine], value: Any) -> None:
+    outcomes = []
+    for engine in three:
+        try:
+            case = engine.fire("c-1", "note", actor=BOSS, payload={"text": "x", "v": value})
+        except GridflowError as exc:
+            assert type(exc) is InvalidPayload, exc
+            outcomes.append(("refused", str(exc)))
+        else:
+            outcomes.append(("stored", case.version))
+    assert len(set(outcomes)) == 1, outcomes
+    if outcomes[0][0] == "stored":
+        stored = [engine.history("c-1")[-1].payload["v"] for engine in three]
+        for got in stored:
+            assert _same(got, _plain(value)), (got, value)
+        for engine in three:
+            assert engine.verify("c-1").version == outcomes[0][1]
+
+
+def test_actors_round_trip_on_every_store(engine: Engine) -> None:
+    street = Actor("街道-赵", ["street", "coordinator"], ALL_GRIDS)
+    case = engine.open("grid_case", actor=street, grid=None,
+                       data={"title": "无网格", "source": "patrol"})
+    assert engine.history(case.id)[0].actor == street
+    assert engine.verify(case.id).version == 1
