@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gridflow
+import gridflow._figures
 from gridflow import Actor, Engine, FixedClock, MemoryStore, Store, metrics
 from gridflow.metrics import Report, Row
 
@@ -387,7 +388,7 @@ def build(store: Store, scale: int = 1) -> Population:
 
 def expected_row(p: Population, by: str | None, group: str | None) -> dict[str, Any]:
     counts = p.counts[by].get(group, Counter())
-    out: dict[str, Any] = {name: counts.get(name, 0) for name in metrics._COUNTS}
+    out: dict[str, Any] = {name: counts.get(name, 0) for name in gridflow._figures._COUNTS}
     stays: dict[str, dict[str, float]] = {}
     for (g, wf, state), values in p.stays[by].items():
         if g == group and values:
@@ -407,7 +408,7 @@ def check_report(p: Population, report: Report, by: str | None) -> None:
     for group in groups:
         row = report.row(group)
         want = expected_row(p, by, group)
-        for name in metrics._COUNTS:
+        for name in gridflow._figures._COUNTS:
             assert getattr(row, name) == want[name], (by, group, name)
         # Whole-second durations: the medians are exact in binary floating point.
         assert row.median_seconds_in_state == want["median_seconds_in_state"], (by, group)
@@ -436,7 +437,7 @@ def reports(store: Store) -> dict[str | None, Report]:
 
 def test_population_covers_every_figure(memory_population: Population) -> None:
     total = memory_population.counts[None][None]
-    for name in metrics._COUNTS:
+    for name in gridflow._figures._COUNTS:
         assert total[name] > 0, name
     # The figures the scenarios add up to, written out once as a sanity check.
     assert (total["received"], total["triaged"], total["due"], total["closed"],

@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gridflow.metrics import (
+from gridflow._figures import (
     _AGREEMENT_KEY,
     _G,
     _M,
