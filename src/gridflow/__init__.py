@@ -34,7 +34,7 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
-from gridflow.calendar import Calendar, CalendarDays, WorkingDays
+from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
@@ -91,6 +91,7 @@ __all__ = [
     "UnknownWorkflow",
     "WorkflowSpec",
     "WorkingDays",
+    "WorkingHours",
     "Write",
     "__version__",
     "hookimpl",
