@@ -51,7 +51,13 @@
     var svg = viewport && viewport.querySelector("svg");
     if (!svg || !viewport.clientWidth) return;
     var natural = parseFloat(svg.getAttribute("data-natural-width") || "0");
-    box.classList.toggle("gridflow-diagram--wide", natural > viewport.clientWidth + 1);
+    var wide = natural > viewport.clientWidth + 1;
+    box.classList.toggle("gridflow-diagram--wide", wide);
+    // A state diagram starts at its top centre: show that part first, once visible.
+    if (wide && !box.hasAttribute("data-centred")) {
+      viewport.scrollLeft = (viewport.scrollWidth - viewport.clientWidth) / 2;
+      box.setAttribute("data-centred", "true");
+    }
   }
 
   function draw(box) {
