@@ -114,7 +114,7 @@ def test_entry_point_plugin_vetoes_steps_on_builtin_workflows(discoverable: Path
     triage = {"category": "违规堆物", "priority": "normal"}
     with pytest.raises(GuardRejected) as info:
         engine.fire(held.id, "triage", actor=secretary, payload=triage)
-    assert info.value.guard == "plugin veto"
+    assert info.value.guard == "testplugin.gridflow_veto"
     assert "审计冻结: 区审计抽查" in info.value.reason
     assert engine.get(held.id) == held
     assert len(engine.history(held.id)) == 1

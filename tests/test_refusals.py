@@ -451,7 +451,7 @@ def test_plugin_veto(engine: Engine) -> None:
                            payload={"department": d, "result": "完成"})
     with nothing_stored(engine, case), pytest.raises(GuardRejected) as info:
         engine.fire(case.id, "close", actor=secretary)
-    assert info.value.guard == "plugin veto"
+    assert info.value.guard == "NoCloseOnSunday.gridflow_veto"
     assert info.value.reason == "联席会议未召开，暂不结案"
     assert "'close'" in str(info.value) and "'joint_action'" in str(info.value)
 
@@ -461,7 +461,7 @@ def test_veto_hook_that_raises_refuses_the_step(engine: Engine) -> None:
     engine.register(RaisingVeto())
     with nothing_stored(engine, case), pytest.raises(GuardRejected) as info:
         engine.fire(case.id, "note", actor=worker, payload={"text": "x"})
-    assert info.value.guard == "plugin veto"
+    assert info.value.guard == "RaisingVeto.gridflow_veto"
     assert "veto service down" in info.value.reason
     assert isinstance(info.value.__cause__, RuntimeError)
 
@@ -479,7 +479,7 @@ def test_before_fire_hook_that_raises_refuses_the_step(engine: Engine) -> None:
     with nothing_stored(engine, case), pytest.raises(GuardRejected) as info:
         engine.fire(case.id, "note", actor=worker, payload={"text": "x"})
     assert before.seen == ["note"]
-    assert info.value.guard == "plugin before_fire"
+    assert info.value.guard == "RaisingBefore.gridflow_before_fire"
     assert "missing config" in info.value.reason
     assert isinstance(info.value.__cause__, KeyError)
 

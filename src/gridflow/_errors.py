@@ -24,6 +24,7 @@ __all__ = [
     "InvalidTransition",
     "MissingPayload",
     "PermissionDenied",
+    "PluginError",
     "SchemaVersionError",
     "SpecError",
     "SpecProblem",
@@ -283,6 +284,22 @@ class CalendarError(GridflowError):
         >>> str(gridflow.CalendarError("2031-01-02 is outside 2004-01-01..2026-12-31"))
         '2031-01-02 is outside 2004-01-01..2026-12-31'
     """
+
+
+class PluginError(GridflowError):
+    """A plugin cannot be registered: a misspelled or unknown ``gridflow_*`` hook,
+    a hook not marked ``@gridflow.hookimpl``, or an entry point that does not load.
+    ``plugin`` is the plugin's registered (or entry-point) name.
+
+    Example:
+        >>> print(PluginError("NoNightWork", ["'gridflow_vetoo' is not a gridflow hook"]))
+        plugin 'NoNightWork': 'gridflow_vetoo' is not a gridflow hook
+    """
+
+    def __init__(self, plugin: str, problems: Sequence[str]) -> None:
+        self.plugin = plugin
+        self.problems = list(problems)
+        super().__init__(f"plugin {plugin!r}: " + "; ".join(self.problems))
 
 
 class StoreError(GridflowError):

@@ -39,6 +39,7 @@ from gridflow.fold import audit, evolve
 from gridflow.machine import CompiledWorkflow, compile_workflow
 from gridflow.model import Actor, Case, Event
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
+from gridflow.plugins import register as register_plugin
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
 from gridflow.values import MAX_INT, MIN_INT, check_text, detach
@@ -207,9 +208,15 @@ class Engine:
         """The pluggy `PluginManager` (register plugins with `Engine.register`)."""
         return self._pm
 
-    def register(self, plugin: object, name: str | None = None) -> None:
+    def register(self, plugin: object, name: str | None = None) -> str:
         """Register a plugin after construction; its workflows, guards and effects
-        become available at once.
+        become available at once. Returns the name it is registered under (by
+        default its class or module name), which every message about it uses.
+
+        A misspelled or unknown ``gridflow_*`` hook, or one not marked
+        ``@gridflow.hookimpl``, is refused (`PluginError`); a plugin whose
+        workflows do not compile is refused (`SpecError`); either way the
+        engine is left as it was.
 
         Example:
             >>> import gridflow
@@ -219,9 +226,16 @@ class Engine:
             ...     def gridflow_veto(self, case, trigger, actor, payload):
             ...         return None
             >>> engine.register(Quiet())
+            'Quiet'
         """
-        self._pm.register(plugin, name=name)
-        self._refresh()
+        registered = register_plugin(self._pm, plugin, name)
+        try:
+            self._refresh()
+        except BaseException:
+            self._pm.unregister(name=registered)
+            self._refresh()
+            raise
+        return registered
 
     def register_workflow(self, spec: WorkflowSpec) -> None:
         """Register one spec directly (same checks as through `gridflow_workflows`).
@@ -261,12 +275,10 @@ class Engine:
                 self._add_spec(spec)
         # Cache the implementations of the per-step hooks: asking pluggy to call a
         # hook that nobody implements still costs ~1.5 µs a call.
-        self._veto = hook.gridflow_veto
-        self._before = hook.gridflow_before_fire
         self._deadline_hook = hook.gridflow_deadline
         # get_hookimpls() copies a list on every call; these stay current by themselves.
-        self._veto_impls = _live_impls(self._veto)
-        self._before_impls = _live_impls(self._before)
+        self._veto_impls = _live_impls(hook.gridflow_veto)
+        self._before_impls = _live_impls(hook.gridflow_before_fire)
         self._deadline_impls = _live_impls(self._deadline_hook)
         self._after_impls = _live_impls(hook.gridflow_after_fire)
 
@@ -378,12 +390,16 @@ class Engine:
             self._load(case_id, actor)
         return events
 
-    def allowed(self, case_id: str, actor: Actor) -> list[str]:
-        """Triggers ``actor`` may fire on the case now, judged by state and role.
+    def allowed(self, case_id: str, actor: Actor, *,
+                payload: Mapping[str, Any] | None = None) -> list[str]:
+        """Triggers ``actor`` may fire on the case now, judged by state, role and
+        the plugins' vetoes (`gridflow_veto`, asked with ``payload``, by default
+        an empty one, at the engine clock's now).
 
         A case outside the actor's grids is refused as a missing one
-        (`CaseNotVisible`). Guards depend on the payload, so they are checked
-        by `fire`.
+        (`CaseNotVisible`). Spec guards check the payload's content, so they
+        are left to `fire`: a trigger listed here may still be refused by one.
+        A veto that decides on payload fields sees only the ``payload`` given.
 
         Example:
             >>> import gridflow
@@ -396,10 +412,16 @@ class Engine:
         case = self._load(case_id, _check_actor(actor))
         wf = self._get_compiled(case.workflow, case.workflow_version)
         rules = wf.rules.get(case.state, {})
-        return sorted(
+        found = sorted(
             t for t, rule in rules.items()
             if not rule.roles or not rule.roles.isdisjoint(actor.roles)
         )
+        if not self._veto_impls or not found:
+            return found
+        asked = dict(payload or {})
+        now = self.clock.now()
+        return [t for t in found if self._vetoed(
+            {"case": case, "trigger": t, "actor": actor, "payload": asked, "now": now}) is None]
 
     def linked(self, case_id: str, *, actor: Actor | None = None) -> list[Case]:
         """The cases linked to ``case_id`` (both directions are always stored).
@@ -503,7 +525,7 @@ class Engine:
                                  trigger="open")
         spec = wf.spec
         draft = Case(case_id, spec.name, spec.version, spec.initial, 0, opened, grid, now, now)
-        start = self._pre_hooks(draft, "open", actor, opened)
+        start = self._pre_hooks(draft, "open", actor, opened, now)
         outcome = core.run_open(wf, draft, actor, start, wanted, now, self._lookup(actor),
                                 self._pm.hook)
         deadline = self._deadline(draft, wf, outcome, now)
@@ -597,8 +619,8 @@ class Engine:
             core.check_fields(case_id, case.state, trigger, payload_in or {}, rule)
         payload = detach(payload_in, "payload", trigger=trigger, case_id=case_id) \
             if payload_in else {}
-        data = self._pre_hooks(case, trigger, actor, payload)
         now = self.clock.now()
+        data = self._pre_hooks(case, trigger, actor, payload, now)
         outcome = core.run(wf, case, trigger, actor, payload, data, now, self._lookup(actor),
                            self._pm.hook)
         deadline = self._deadline(case, wf, outcome, now)
@@ -630,33 +652,44 @@ class Engine:
         return outcome
 
     def _pre_hooks(
-        self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any]
+        self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any], now: datetime
     ) -> dict[str, Any]:
         """Run veto and before-fire hooks; return the data the step starts from."""
         if not self._veto_impls and not self._before_impls:
             return case.data
-        state = case.state
+        args = {"case": case, "trigger": trigger, "actor": actor, "payload": payload,
+                "now": now}
         cid = case.id if case.version else "(new)"
-        if self._veto_impls:
-            try:
-                reasons = self._veto(case=case, trigger=trigger, actor=actor, payload=payload)
-            except Exception as exc:
-                raise GuardRejected(cid, state, trigger, "plugin veto",
-                                    f"a veto hook raised {exc!r}") from exc
-            for reason in reasons:
-                if reason:
-                    raise GuardRejected(cid, state, trigger, "plugin veto", str(reason))
+        veto = self._vetoed(args)
+        if veto is not None:
+            guard, reason, cause = veto
+            raise GuardRejected(cid, case.state, trigger, guard, reason) from cause
         data = dict(case.data)
-        if self._before_impls:
+        # pluggy's order: the last registered (the host's own plugins) first.
+        for impl in reversed(self._before_impls.copy()):
             try:
-                updates = self._before(case=case, trigger=trigger, actor=actor, payload=payload)
+                update = impl.function(*[args[a] for a in impl.argnames])
             except Exception as exc:
-                raise GuardRejected(cid, state, trigger, "plugin before_fire",
-                                    f"a before_fire hook raised {exc!r}") from exc
-            for update in reversed(updates):  # pluggy calls last-registered first
-                if update:
-                    data.update(update)
+                raise GuardRejected(cid, case.state, trigger,
+                                    f"{impl.plugin_name}.gridflow_before_fire",
+                                    f"the hook raised {exc!r}") from exc
+            if update:
+                data.update(update)
         return data
+
+    def _vetoed(
+        self, args: Mapping[str, Any]
+    ) -> tuple[str, str, BaseException | None] | None:
+        """The first veto: (plugin.hook, reason, what it raised), asking each by name."""
+        for impl in reversed(self._veto_impls.copy()):
+            guard = f"{impl.plugin_name}.gridflow_veto"
+            try:
+                reason = impl.function(*[args[a] for a in impl.argnames])
+            except Exception as exc:
+                return guard, f"the hook raised {exc!r}", exc
+            if reason:
+                return guard, str(reason), None
+        return None
 
     def _deadline(
         self, case: Case, wf: CompiledWorkflow, outcome: core.Outcome, now: datetime
@@ -678,7 +711,7 @@ class Engine:
             # The hook sees the case as it will be stored after entering the state.
             preview = attrs.evolve(case, state=dest, data=outcome.data, version=case.version + 1,
                                    updated_at=now, links=case.links + outcome.links)
-            override = self._deadline_hook(case=preview, state=state)
+            override = self._deadline_hook(case=preview, state=state, now=now)
         answer = None
         if override is None and outcome.deadline_at is None:
             rule = self.deadline_rules.get(case.workflow)

@@ -12,8 +12,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import difflib
+import inspect
+
 import pluggy
 
+from gridflow._errors import PluginError
 from gridflow.model import Actor, Case, Event
 
 if TYPE_CHECKING:
@@ -30,6 +34,8 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "make_plugin_manager",
+    "plugin_name",
+    "register",
 ]
 
 #: pluggy project name and the entry-point group plugins are discovered in.
@@ -133,11 +139,15 @@ class HookSpecs:
 
     @hookspec
     def gridflow_veto(
-        self, case: Case, trigger: str, actor: Actor, payload: Mapping[str, Any]
+        self, case: Case, trigger: str, actor: Actor, payload: Mapping[str, Any], now: datetime
     ) -> str | None:
         """Return a reason string to refuse the step, or ``None`` (collect).
 
-        Runs before the transition; raising also refuses the step. Nothing is stored.
+        Runs before the transition; raising also refuses the step. Nothing is
+        stored. ``now`` is the step's time (the engine's clock): decide on it,
+        not on the wall clock, so tests with a `FixedClock` see what production
+        sees. Like every hook argument it is optional: take only those you use.
+        `Engine.allowed` asks vetoes too (with an empty payload).
 
         Example:
             >>> class NoNightWork:
@@ -148,9 +158,9 @@ class HookSpecs:
 
     @hookspec
     def gridflow_before_fire(
-        self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any]
+        self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any], now: datetime
     ) -> Mapping[str, Any] | None:
-        """Adjust the step before it runs (call every plugin).
+        """Adjust the step before it runs (call every plugin); ``now`` is the step's time.
 
         ``payload`` is the step's own copy and may be changed in place; a
         returned mapping is merged into the case's ``data``. Raising refuses
@@ -194,9 +204,10 @@ class HookSpecs:
 
     @hookspec(firstresult=True)
     def gridflow_deadline(
-        self, case: Case, state: StateSpec
+        self, case: Case, state: StateSpec, now: datetime
     ) -> timedelta | datetime | None:
-        """Override how long ``case`` may stay in ``state`` (first answer wins).
+        """Override how long ``case`` may stay in ``state`` (first answer wins);
+        ``now`` is when the case enters it.
 
         Return a `timedelta` (counted by the engine's calendar), an absolute
         aware `datetime`, or ``None`` to keep the spec's deadline. ``case`` is
@@ -212,13 +223,15 @@ class HookSpecs:
         """
 
     @hookspec(firstresult=True)
-    def gridflow_mediation_tier(self, case: Case, payload: Mapping[str, Any]) -> str | None:
+    def gridflow_mediation_tier(
+        self, case: Case, payload: Mapping[str, Any], now: datetime
+    ) -> str | None:
         """The tier a mediation enters on ``accept``: the name of its destination
         state, e.g. ``grid_mediation``, ``three_office``, ``multi_party`` (first answer wins).
 
         Asked once per ``accept`` step, never on other steps. ``case`` is the
         case being accepted (its data as the step sees it), ``payload`` the
-        ``accept`` payload. Return ``None`` to leave the choice to the next
+        ``accept`` payload, ``now`` the step's time. Return ``None`` to leave the choice to the next
         plugin; the built-in `gridflow.workflows.mediation.TierPolicy` answers
         last (``trylast``), so any plugin's answer wins over it.
 
@@ -229,6 +242,86 @@ class HookSpecs:
             ...         # Leave it to the default unless the dispute is between neighbours.
             ...         return "grid_mediation" if case.data.get("kind") == "邻里纠纷" else None
         """
+
+
+def plugin_name(plugin: object) -> str:
+    """The name a plugin is registered under when none is given: a module's
+    ``__name__``, a class's name, an instance's class name — never
+    the number pluggy would use.
+
+    Example:
+        >>> class NoNightWork:
+        ...     pass
+        >>> plugin_name(NoNightWork()), plugin_name(NoNightWork)
+        ('NoNightWork', 'NoNightWork')
+    """
+    if inspect.ismodule(plugin):
+        return plugin.__name__
+    if inspect.isclass(plugin):
+        return plugin.__name__
+    name = getattr(plugin, "__name__", None)
+    return name if isinstance(name, str) and name else type(plugin).__name__
+
+
+def _hook_problems(pm: pluggy.PluginManager, plugin: object, name: str) -> list[str]:
+    """Methods of ``plugin`` that look like hooks but would never be called."""
+    known = {n for n in dir(HookSpecs) if n.startswith("gridflow_")}
+    problems = []
+    for attr in dir(plugin):
+        if not attr.startswith("gridflow_") or attr.endswith(("_impl", "_spec")):
+            continue
+        try:
+            value = getattr(plugin, attr)
+        except Exception:  # a property that raises is not a hook
+            continue
+        if not callable(value):
+            continue
+        if inspect.ismodule(plugin) and getattr(value, "__module__", None) != plugin.__name__:
+            continue  # imported into the module, not defined there
+        marked = getattr(value, f"{PROJECT}_impl", None) is not None
+        if attr not in known:
+            close = difflib.get_close_matches(attr, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                f"; gridflow's hooks: {', '.join(sorted(known))}"
+            problems.append(f"{attr!r} is not a gridflow hook{hint}")
+        elif not marked:
+            problems.append(f"{attr!r} is not marked @gridflow.hookimpl, so it would never "
+                            "be called")
+    return problems
+
+
+def register(pm: pluggy.PluginManager, plugin: object, name: str | None = None) -> str:
+    """Register ``plugin`` on ``pm`` under ``name`` (default `plugin_name`), refusing
+    a misspelled or unmarked ``gridflow_*`` hook with `PluginError` (and then
+    registering nothing). Returns the name used.
+
+    Example:
+        >>> class Typo:
+        ...     @hookimpl
+        ...     def gridflow_after_fired(self, case, event):
+        ...         pass
+        >>> register(make_plugin_manager(entry_points=False), Typo())
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.PluginError: plugin 'Typo': 'gridflow_after_fired' is not a gridflow hook; did you mean 'gridflow_after_fire'?
+    """
+    if name is None:
+        base = plugin_name(plugin)
+        name, n = base, 1
+        while pm.get_plugin(name) is not None:
+            n += 1
+            name = f"{base}#{n}"
+    problems = _hook_problems(pm, plugin, name)
+    if problems:
+        raise PluginError(name, problems)
+    try:
+        pm.register(plugin, name=name)
+    except ValueError as exc:  # pluggy: the same object or name twice
+        raise PluginError(name, [str(exc)]) from None
+    except pluggy.PluginValidationError as exc:
+        # A hook's arguments that the hookspec does not have, and the like.
+        raise PluginError(name, [str(exc)]) from None
+    return name
 
 
 def make_plugin_manager(
@@ -257,12 +350,31 @@ def make_plugin_manager(
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     for name, builtin in (builtins or {}).items():
-        pm.register(builtin, name=name)
+        register(pm, builtin, name)
     if entry_points:
         # Before `plugins`: pluggy refuses an object registered twice, and a
         # host may well pass a plugin that is also installed.
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(pm)
     for plugin in plugins:
         if not pm.is_registered(plugin):
-            pm.register(plugin)
+            register(pm, plugin)
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    # pluggy loads them (named by their entry point, and it keeps their
+    # distributions for list_plugin_distinfo); each is then checked as
+    # `register` checks a plugin passed in.
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(plugin_name(exc.plugin), [str(exc)]) from None
+    except Exception as exc:
+        raise PluginError("(entry point)", [f"an entry point of group {ENTRY_POINT_GROUP!r} "
+                                            f"does not load: {type(exc).__name__}: {exc}"]) from exc
+    for plugin, dist in pm.list_plugin_distinfo():
+        name = pm.get_name(plugin) or plugin_name(plugin)
+        problems = _hook_problems(pm, plugin, name)
+        if problems:
+            pm.unregister(plugin)
+            raise PluginError(name, [*problems, f"(installed by {dist.project_name})"])

@@ -632,7 +632,7 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema(); store.create_schema()
             >>> store.schema_version()
-            1
+            2
         """
         with self._failures("create_schema"), self._writer.begin() as conn:
             if self.dialect == "postgresql":

@@ -157,7 +157,8 @@ def chosen_tier(step: Step) -> str:
         # The policy sees the data as this step does (before_fire plugins may add to it).
         case = step.case if step.data == step.case.data else attrs.evolve(step.case, data=step.data)
         if step.hooks is not None:
-            tier = step.hooks.gridflow_mediation_tier(case=case, payload=step.payload)
+            tier = step.hooks.gridflow_mediation_tier(case=case, payload=step.payload,
+                                                      now=step.now)
         if tier is None:
             tier = DEFAULT_TIER_POLICY.tier(case.data, step.payload)
         memo[_MEMO_TIER] = tier
