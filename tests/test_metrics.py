@@ -514,11 +514,11 @@ def test_a_later_period(memory_population: Population) -> None:
 
 def test_refuses_bad_arguments() -> None:
     store = MemoryStore()
-    with pytest.raises(gridflow.InvalidPayload, match="aware datetime"):
+    with pytest.raises(gridflow.InvalidArgument, match="has no time zone"):
         metrics.compute(store, since=datetime(2026, 3, 1), until=UNTIL)
-    with pytest.raises(gridflow.InvalidPayload, match="period is empty"):
+    with pytest.raises(gridflow.InvalidArgument, match="period is empty"):
         metrics.compute(store, since=UNTIL, until=SINCE)
-    with pytest.raises(gridflow.InvalidPayload, match="cannot group by 'street'"):
+    with pytest.raises(gridflow.InvalidArgument, match="cannot group by 'street'"):
         metrics.compute(store, since=SINCE, until=UNTIL, by="street")
     assert isinstance(gridflow.InvalidPayload("x"), gridflow.GridflowError)
 
@@ -599,3 +599,55 @@ def test_reachable_after_a_bare_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout
     assert out.split() == ["compute", "service_request_id"]
+
+
+# -- dates, naive datetimes, printing (issue 16's findings on 0.1) -------------------------
+
+
+def test_dates_are_whole_local_days() -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    bj = ZoneInfo("Asia/Shanghai")
+    clock = FixedClock(datetime(2026, 3, 31, 23, 30, tzinfo=bj))  # 15:30 UTC, 31 March
+    engine = Engine(clock=clock, entry_points=False)
+    anyone = Actor("r", ["resident"], gridflow.ALL_GRIDS)
+    engine.open("grid_case", actor=anyone, grid="华三-1", data={"title": "x", "source": "visit"})
+    march = metrics.compute(engine.store, since=date(2026, 3, 1), until=date(2026, 3, 31))
+    assert march.row("华三-1").received == 1
+    assert (march.since, march.until) == (datetime(2026, 2, 28, 16, tzinfo=UTC),
+                                          datetime(2026, 3, 31, 16, tzinfo=UTC))
+    april = metrics.compute(engine.store, since=date(2026, 4, 1), until=date(2026, 4, 30))
+    assert april.row("华三-1").received == 0
+    utc_april = metrics.compute(engine.store, since=date(2026, 3, 31), until=date(2026, 3, 31),
+                                tz="UTC")
+    assert utc_april.row("华三-1").received == 1
+    with pytest.raises(gridflow.InvalidArgument, match="unknown time zone"):
+        metrics.compute(engine.store, since=date(2026, 3, 1), until=date(2026, 3, 2), tz="火星")
+
+
+def test_a_naive_datetime_is_an_argument_error_not_a_payload_error() -> None:
+    with pytest.raises(gridflow.InvalidArgument) as caught:
+        metrics.compute(MemoryStore(), since=datetime(2026, 3, 1), until=UNTIL)
+    assert not isinstance(caught.value, gridflow.InvalidPayload)
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(gridflow.InvalidArgument, match="must be a date or an aware datetime"):
+        metrics.compute(MemoryStore(), since="2026-03-01", until=UNTIL)  # type: ignore[arg-type]
+
+
+def test_a_report_prints_as_an_aligned_table() -> None:
+    report = metrics.Report(SINCE, UNTIL, "grid", None,
+                            (Row("华三-1", received=12, triaged=9), Row("华三-2", received=3)))
+    text = str(report)
+    lines = text.splitlines()
+    assert lines[0].startswith("supervision figures ") and "by grid" in lines[0]
+    assert lines[1].split()[:3] == ["group", "received", "triaged"]
+    assert lines[3].split()[:3] == ["华三-1", "12", "9"]
+    # Columns line up, Chinese characters counted as two columns wide.
+    import unicodedata
+
+    def width(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    assert len({width(line) for line in lines[1:]}) == 1
+    assert "Row(" not in text and "\t" not in text

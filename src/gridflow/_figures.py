@@ -237,7 +237,8 @@ RATES = (
 class Report:
     """The figures of a period, one `Row` per group (sorted; ``None`` first).
 
-    Groups with nothing to report in the period have no row.
+    Groups with nothing to report in the period have no row. ``print(report)``
+    shows an aligned table (`table` gives the same cells tab-separated).
 
     Example:
         >>> from datetime import datetime, UTC
@@ -290,6 +291,9 @@ class Report:
         """
         return [row.to_dict() for row in self.rows]
 
+    def __str__(self) -> str:
+        return _report_str(self)
+
     def table(self) -> str:
         """A plain-text table of the counts and rates (rates in percent).
 
@@ -317,6 +321,31 @@ class Report:
             ]
             lines.append("\t".join(cells))
         return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    # Chinese characters take two columns in a terminal.
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _report_str(report: Report) -> str:
+    rows = [line.split("\t") for line in report.table().splitlines()]
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(cells: list[str]) -> str:
+        out = [cells[0] + " " * (widths[0] - _width(cells[0]))]
+        out += [" " * (w - _width(c)) + c for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(out)
+
+    span = f"{report.since.isoformat()} .. {report.until.isoformat()}"
+    title = (f"supervision figures {span}, by {report.by or '(all)'}"
+             + (f", workflow {report.workflow}" if report.workflow else ""))
+    body = [line(rows[0]), "  ".join("-" * w for w in widths), *(line(r) for r in rows[1:])]
+    if len(rows) == 1:
+        body.append("(no case had anything to report in the period)")
+    return "\n".join([title, *body])
 
 
 # -- the shared arithmetic ---------------------------------------------------------------

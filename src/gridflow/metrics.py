@@ -63,10 +63,10 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from gridflow._errors import InvalidPayload
+from gridflow._errors import InvalidArgument
 from gridflow._figures import (
     _AGREEMENT_KEY,
     _G,
@@ -108,29 +108,48 @@ __all__ = [
 _REEXPORTED = (OVERDUE_TRIGGER, SYSTEM_ACTOR)
 
 
+def _instant(value: object, name: str, tz: tzinfo, *, end: bool) -> datetime:
+    """``since``/``until`` as an aware datetime: a date is a whole local day in
+    ``tz`` (``since`` its start, ``until`` the end of it); a naive datetime is refused."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidArgument(
+                f"metrics.compute: {name}={value.isoformat()} has no time zone; pass an aware "
+                f"datetime (e.g. datetime(2026, 1, 1, tzinfo=ZoneInfo('Asia/Shanghai'))) or a "
+                "date for whole local days")
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        day = value + timedelta(days=1) if end else value
+        return datetime.combine(day, time(), tz).astimezone(UTC)
+    raise InvalidArgument(f"metrics.compute: {name} must be a date or an aware datetime, got "
+                          f"{type(value).__name__}")
+
+
 def _check(since: datetime, until: datetime, by: str | None) -> None:
-    for name, value in (("since", since), ("until", until)):
-        if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidPayload(f"metrics.compute: {name}={value!r} must be an aware datetime "
-                                 "(e.g. datetime(2026, 1, 1, tzinfo=UTC))")
     if until <= since:
-        raise InvalidPayload(f"metrics.compute: the period is empty: since {since.isoformat()} "
-                             f"is not before until {until.isoformat()}")
+        raise InvalidArgument(f"metrics.compute: the period is empty: since {since.isoformat()} "
+                              f"is not before until {until.isoformat()}")
     if by not in GROUPINGS:
-        raise InvalidPayload(f"metrics.compute: cannot group by {by!r}; choose one of "
-                             "'grid', 'area', 'category' or None")
+        raise InvalidArgument(f"metrics.compute: cannot group by {by!r}; choose one of "
+                              "'grid', 'area', 'category' or None")
 
 
 def compute(
     store: Store,
     *,
-    since: datetime,
-    until: datetime,
+    since: datetime | date,
+    until: datetime | date,
     by: str | None = "grid",
     workflow: str | None = None,
     time_in_state: bool = True,
+    tz: str | tzinfo = "Asia/Shanghai",
 ) -> Report:
     """The supervision figures of ``store`` for the period ``[since, until)``.
+
+    ``since`` and ``until`` are aware datetimes, or dates: whole local days in
+    ``tz`` (default Asia/Shanghai), ``until`` included — ``since=date(2026, 1,
+    1), until=date(2026, 1, 31)`` is January, Beijing time. A naive datetime is
+    refused (`InvalidArgument`): whose midnight it means would be a guess.
 
     ``by`` groups the rows: ``"grid"`` (the case's grid), ``"area"``
     (``data["area"]``), ``"category"`` (``data["category"]``) or ``None`` (one
@@ -152,14 +171,28 @@ def compute(
         >>> r.rows
         ()
     """
+    zone = _zone(tz)
+    since = _instant(since, "since", zone, end=False)
+    until = _instant(until, "until", zone, end=True)
     _check(since, until, by)
-    since, until = since.astimezone(UTC), until.astimezone(UTC)
     tables = _sql_tables(store)
     if tables is not None:
         partial = _sql_compute(*tables, since, until, by, workflow, time_in_state)
     else:
         partial = _py_compute(store, since, until, by, workflow, time_in_state)
     return _assemble(partial, since, until, by, workflow)
+
+
+def _zone(tz: str | tzinfo) -> tzinfo:
+    if isinstance(tz, tzinfo):
+        return tz
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgument(f"metrics.compute: unknown time zone {tz!r}; use an IANA name "
+                              "such as 'Asia/Shanghai'") from None
 
 
 # -- Python: any store ------------------------------------------------------------------
