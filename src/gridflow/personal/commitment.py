@@ -14,7 +14,6 @@ derived from the subject key with HKDF (`commitment_key`), so:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from gridflow._errors import KeyringError
@@ -58,7 +57,7 @@ def commit(commit_key: bytes, subject: str, path: str, value: str) -> str:
     if not isinstance(commit_key, bytes | bytearray) or len(commit_key) != 32:
         raise KeyringError("a commitment key is 32 bytes, from commitment_key(subject_key)")
     message = encode_parts("gridflow-commit-v1", subject, path, value)
-    return hmac.new(bytes(commit_key), message, hashlib.sha256).hexdigest()
+    return hmac.digest(bytes(commit_key), message, "sha256").hex()
 
 
 def verify_commitment(commit_key: bytes, subject: str, path: str, value: str,
