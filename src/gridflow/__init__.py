@@ -47,6 +47,7 @@ from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
 
 if TYPE_CHECKING:
+    from gridflow.personal.keyring import Keyring
     from gridflow.store.sql import SQLStore
 
 __version__ = "0.1.0"
@@ -74,6 +75,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidPayload",
     "InvalidTransition",
+    "Keyring",
     "MemoryStore",
     "MissingPayload",
     "Page",
@@ -107,6 +109,12 @@ def __getattr__(name: str) -> Any:
         from gridflow.store.sql import SQLStore
 
         return SQLStore
+    if name == "Keyring":
+        # The keyring's module imports `cryptography` (the pii extra) only when
+        # a key is used, but personal-data code need not load for every user.
+        from gridflow.personal.keyring import Keyring
+
+        return Keyring
     if name in ("metrics", "interop"):
         # `gridflow.metrics.compute(...)` works after a bare `import gridflow`,
         # without loading these for every user of the engine.

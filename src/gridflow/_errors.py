@@ -15,6 +15,7 @@ __all__ = [
     "CaseNotFound",
     "CaseNotVisible",
     "ConcurrencyError",
+    "DecryptionError",
     "GridflowError",
     "GuardRejected",
     "IdempotencyConflict",
@@ -22,8 +23,10 @@ __all__ = [
     "InvalidArgument",
     "InvalidPayload",
     "InvalidTransition",
+    "KeyringError",
     "MissingPayload",
     "PermissionDenied",
+    "PersonalDataError",
     "PluginError",
     "SchemaVersionError",
     "SpecError",
@@ -308,3 +311,33 @@ class StoreError(GridflowError):
 
 class SchemaVersionError(StoreError):
     """The database schema is newer (or older) than this version of gridflow handles."""
+
+
+class PersonalDataError(GridflowError):
+    """Personal data (个人信息) could not be protected or opened: keys, ciphertexts.
+
+    Messages name the subject, case or path involved, never a personal value
+    and never key material.
+    """
+
+
+class KeyringError(PersonalDataError):
+    """A master key is missing or malformed, or a wrapped key was not made by it.
+
+    Example:
+        >>> import gridflow
+        >>> try:
+        ...     gridflow.Keyring(b"too short")
+        ... except gridflow.GridflowError as exc:
+        ...     print(type(exc).__name__)
+        KeyringError
+    """
+
+
+class DecryptionError(PersonalDataError):
+    """A ciphertext does not open: wrong subject key, moved to another place, or edited.
+
+    AES-GCM authenticates the ciphertext together with where it belongs (case,
+    path, subject, reference id), so any of these raise this rather than return
+    a wrong value.
+    """
