@@ -190,7 +190,7 @@ def test_hashes_have_the_rfc_prefixes() -> None:
     assert leaf_hash(b"abc") == hashlib.sha256(b"\x00abc").digest()
     a, b = leaf_hash(b"a"), leaf_hash(b"b")
     assert node_hash(a, b) == hashlib.sha256(b"\x01" + a + b).digest()
-    assert EMPTY_ROOT == hashlib.sha256(b"").digest()
+    assert hashlib.sha256(b"").digest() == EMPTY_ROOT
 
 
 # --- proofs from compact node storage against the naive definitions ----------------
@@ -342,7 +342,7 @@ def test_range_nodes_cover_exactly() -> None:
     for begin in range(0, 40):
         for end in range(begin, 70):
             ids = range_nodes(begin, end)
-            covered = []
+            covered: list[int] = []
             for level, index in ids:
                 covered.extend(range(index << level, (index + 1) << level))
             assert covered == list(range(begin, end))

@@ -198,6 +198,15 @@ def range_nodes(begin: int, end: int) -> list[NodeID]:
     _check_size(end, "range end")
     if begin > end:
         raise LogError(f"range [{begin}, {end}) is reversed: begin must not exceed end")
+    return _cover(begin, end)
+
+
+def _cover(begin: int, end: int) -> list[NodeID]:
+    n = end - begin
+    if n and not n & (n - 1) and not begin & (n - 1):
+        # The common case in proofs: one aligned perfect subtree.
+        level = n.bit_length() - 1
+        return [(level, begin >> level)]
     ids: list[NodeID] = []
     while begin < end:
         level = (end - begin).bit_length() - 1
@@ -288,10 +297,10 @@ def inclusion_plan(index: int, size: int) -> ProofPlan:
     while b - a > 1:
         k = _largest_power_below(b - a)
         if index < a + k:
-            top_down.append(tuple(range_nodes(a + k, b)))
+            top_down.append(tuple(_cover(a + k, b)))
             b = a + k
         else:
-            top_down.append(tuple(range_nodes(a, a + k)))
+            top_down.append(tuple(_cover(a, a + k)))
             a += k
     top_down.reverse()
     return ProofPlan(tuple(top_down))
@@ -327,14 +336,14 @@ def consistency_plan(old_size: int, new_size: int) -> ProofPlan:
             # The old tree's own root is omitted only when it is the whole
             # left edge (the verifier already knows it).
             if not complete:
-                first = tuple(range_nodes(a, b))
+                first = tuple(_cover(a, b))
             break
         k = _largest_power_below(n)
         if m <= k:
-            top_down.append(tuple(range_nodes(a + k, b)))
+            top_down.append(tuple(_cover(a + k, b)))
             b = a + k
         else:
-            top_down.append(tuple(range_nodes(a, a + k)))
+            top_down.append(tuple(_cover(a, a + k)))
             m -= k
             a += k
             complete = False
@@ -342,15 +351,18 @@ def consistency_plan(old_size: int, new_size: int) -> ProofPlan:
     return ProofPlan(((first,) if first else ()) + tuple(top_down))
 
 
+def _get(nodes: NodeReader, level: int, index: int) -> bytes:
+    value = nodes.get(level, index)
+    if type(value) is not bytes or len(value) != HASH_SIZE:
+        raise LogError(f"node storage returned no {HASH_SIZE}-byte hash for node "
+                       f"({level}, {index})")
+    return value
+
+
 def _read(plan: ProofPlan, nodes: NodeReader) -> list[bytes]:
-    hashes: dict[NodeID, bytes] = {}
-    for level, index in plan.ids:
-        value = nodes.get(level, index)
-        if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-            raise LogError(f"node storage returned no {HASH_SIZE}-byte hash for node "
-                           f"({level}, {index})")
-        hashes[(level, index)] = value
-    return plan.assemble(hashes)
+    # The elements cover disjoint ranges, so no node is read twice.
+    return [_fold([_get(nodes, level, index) for level, index in element])
+            for element in plan.elements]
 
 
 def inclusion_proof(index: int, size: int, nodes: NodeReader) -> list[bytes]:
@@ -564,14 +576,8 @@ class CompactRange:
             >>> CompactRange.from_nodes(6, nodes).ids()
             [(2, 0), (1, 2)]
         """
-        hashes = []
-        for level, index in range_nodes(0, _check_size(size, "tree size")):
-            value = nodes.get(level, index)
-            if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-                raise LogError(f"node storage returned no {HASH_SIZE}-byte hash for node "
-                               f"({level}, {index})")
-            hashes.append(value)
-        return cls(size, tuple(hashes))
+        ids = range_nodes(0, _check_size(size, "tree size"))
+        return cls(size, tuple(_get(nodes, level, index) for level, index in ids))
 
     def ids(self) -> list[NodeID]:
         """The ``(level, index)`` of each hash in `hashes`.
