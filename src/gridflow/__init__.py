@@ -38,6 +38,7 @@ from gridflow._errors import (
 from gridflow.calendar import Calendar, CalendarDays, WorkingDays
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
+from gridflow.log.note import generate_key
 from gridflow.machine import Step
 from gridflow.model import Actor, Case, Event
 from gridflow.plugins import hookimpl
@@ -92,6 +93,7 @@ __all__ = [
     "WorkingDays",
     "Write",
     "__version__",
+    "generate_key",
     "hookimpl",
 ]
 
