@@ -399,13 +399,13 @@ def test_memory_nodes_are_append_only() -> None:
     nodes.append(leaves_of(4))
     before = nodes.node_count
     with pytest.raises(gridflow.LogError, match="already stored with another hash"):
-        nodes.put([Node(0, 4, leaf_hash(b"x")), Node(0, 1, leaf_hash(b"rewritten"))])
+        nodes.put([(0, 4, leaf_hash(b"x")), (0, 1, leaf_hash(b"rewritten"))])
     # All or nothing: the valid first node of the refused batch was not kept.
     assert nodes.node_count == before and nodes.size == 4
     with pytest.raises(gridflow.LogError, match="gap"):
-        nodes.put([Node(1, 3, leaf_hash(b"x"))])
+        nodes.put([(1, 3, leaf_hash(b"x"))])
     # Storing the same nodes again (a retried batch) is harmless.
-    nodes.put([Node(0, 1, nodes.get(0, 1))])
+    nodes.put([(0, 1, nodes.get(0, 1))])
     assert nodes.node_count == before
 
 
@@ -424,6 +424,8 @@ def test_bad_inputs_raise_gridflow_errors() -> None:
         inclusion_proof(0, 4, nodes)
     with pytest.raises(gridflow.LogError, match="32-byte hash"):
         append([b"not a hash"], 3, nodes)
+    with pytest.raises(gridflow.LogError, match="leaf 1 is not a 32-byte hash"):
+        root([leaf_hash(b"a"), "a"])  # type: ignore[list-item]
     with pytest.raises(gridflow.LogError, match="one per set bit"):
         CompactRange(3, (leaf_hash(b"a"),))
     with pytest.raises(gridflow.ProofError, match="32 bytes"):

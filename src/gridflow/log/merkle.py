@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -80,21 +80,14 @@ NodeID = tuple[int, int]
 """
 
 
-class Node(NamedTuple):
-    """One perfect-subtree hash to store: ``(level, index, hash)``.
+Node = tuple[int, int, bytes]
+"""One perfect-subtree hash to store: ``(level, index, hash)``.
 
-    Example:
-        >>> n = Node(0, 7, leaf_hash(b"x"))
-        >>> level, index, digest = n
-        >>> (level, index, len(digest))
-        (0, 7, 32)
-    """
-
-    level: int
-    # Shadows tuple.index on purpose: stores and the brief name the fields
-    # (level, index, hash), and nothing here searches a Node.
-    index: int  # type: ignore[assignment]
-    hash: bytes
+A plain tuple, not a named one: appending a million leaves makes two million
+of them, and the garbage collector untracks plain tuples of ints and bytes
+(it never does for tuple subclasses), which halves the cost of an append.
+They are also ready as SQL parameters: ``executemany("INSERT ... VALUES (?, ?, ?)", nodes)``.
+"""
 
 
 class NodeReader(Protocol):
@@ -107,7 +100,7 @@ class NodeReader(Protocol):
 
     Example:
         >>> class Dict:
-        ...     def __init__(self, nodes): self.nodes = {(n.level, n.index): n.hash for n in nodes}
+        ...     def __init__(self, nodes): self.nodes = {(lv, i): h for lv, i, h in nodes}
         ...     def get(self, level, index): return self.nodes[(level, index)]
         >>> new, head = append([leaf_hash(b"a"), leaf_hash(b"b")], 0, MemoryNodes())
         >>> root_from_nodes(2, Dict(new)) == head
@@ -176,8 +169,19 @@ def root(leaf_hashes: Iterable[bytes]) -> bytes:
         >>> root([leaf_hash(b"a"), leaf_hash(b"b")]) == node_hash(leaf_hash(b"a"), leaf_hash(b"b"))
         True
     """
-    rng, _ = CompactRange().extend(leaf_hashes)
-    return rng.root()
+    # The frontier alone, without materialising the nodes `extend` returns.
+    stack: list[bytes] = []
+    sha = _sha256
+    for size, h in enumerate(leaf_hashes):
+        if type(h) is not bytes or len(h) != HASH_SIZE:
+            raise LogError(f"leaf {size} is not a {HASH_SIZE}-byte hash "
+                           "(pass leaf_hash(data), not the data)")
+        index = size
+        while index & 1:
+            h = sha(b"\x01" + stack.pop() + h).digest()
+            index >>= 1
+        stack.append(h)
+    return _fold(stack)
 
 
 def range_nodes(begin: int, end: int) -> list[NodeID]:
@@ -546,7 +550,7 @@ class CompactRange:
 
     Example:
         >>> rng, new = CompactRange().extend([leaf_hash(bytes([i])) for i in range(3)])
-        >>> rng.size, len(rng.hashes), [(n.level, n.index) for n in new]
+        >>> rng.size, len(rng.hashes), [(level, index) for level, index, _ in new]
         (3, 2, [(0, 0), (0, 1), (1, 0), (0, 2)])
         >>> rng.root() == root([leaf_hash(bytes([i])) for i in range(3)])
         True
@@ -607,7 +611,7 @@ class CompactRange:
         Example:
             >>> start, _ = CompactRange().extend([leaf_hash(b"a")])
             >>> grown, new = start.extend([leaf_hash(b"b")])
-            >>> [(n.level, n.index) for n in new]
+            >>> [(level, index) for level, index, _ in new]
             [(0, 1), (1, 0)]
         """
         stack = list(self.hashes)
@@ -619,14 +623,14 @@ class CompactRange:
             if type(h) is not bytes or len(h) != HASH_SIZE:
                 raise LogError(f"leaf {size} is not a {HASH_SIZE}-byte hash "
                                "(pass leaf_hash(data), not the data)")
-            add(Node(0, size, h))
+            add((0, size, h))
             index, level = size, 0
             # Each trailing 1 bit of the new leaf's index completes one parent.
             while index & 1:
                 h = sha(b"\x01" + stack.pop() + h).digest()
                 index >>= 1
                 level += 1
-                add(Node(level, index, h))
+                add((level, index, h))
             stack.append(h)
             size += 1
         return CompactRange(size, tuple(stack)), new
@@ -646,8 +650,10 @@ def append(
         >>> new, head = append([leaf_hash(b"a"), leaf_hash(b"b")], 0, nodes)
         >>> nodes.put(new)
         >>> new, head = append([leaf_hash(b"c")], 2, nodes)
-        >>> [(n.level, n.index) for n in new], head == root(map(leaf_hash, [b"a", b"b", b"c"]))
-        ([(0, 2)], True)
+        >>> [(level, index) for level, index, _ in new]
+        [(0, 2)]
+        >>> head == root(map(leaf_hash, [b"a", b"b", b"c"]))
+        True
     """
     grown, new = CompactRange.from_nodes(size, nodes).extend(leaf_hashes)
     return new, grown.root()
@@ -714,7 +720,7 @@ class MemoryNodes:
 
         Example:
             >>> nodes = MemoryNodes()
-            >>> nodes.put([Node(0, 1, leaf_hash(b"x"))])
+            >>> nodes.put([(0, 1, leaf_hash(b"x"))])
             Traceback (most recent call last):
             ...
             gridflow._errors.LogError: node (0, 1) would leave a gap: level 0 has 0 nodes
