@@ -55,7 +55,7 @@ def test_a_misspelled_hook_is_refused_with_the_right_name() -> None:
 
 
 def test_an_unmarked_hook_is_refused() -> None:
-    with pytest.raises(PluginError, match="not marked @gridflow.hookimpl"):
+    with pytest.raises(PluginError, match=r"not marked @gridflow\.hookimpl"):
         _engine(Unmarked())
 
 

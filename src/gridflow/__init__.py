@@ -26,9 +26,12 @@ from gridflow._errors import (
     InvalidArgument,
     InvalidPayload,
     InvalidTransition,
+    LogError,
     MissingPayload,
+    NoteError,
     PermissionDenied,
     PluginError,
+    ProofError,
     SchemaVersionError,
     SpecError,
     SpecProblem,
@@ -39,6 +42,7 @@ from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
+from gridflow.log.note import generate_key
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
 from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
@@ -76,11 +80,14 @@ __all__ = [
     "InvalidPayload",
     "InvalidTransition",
     "Keyring",
+    "LogError",
     "MemoryStore",
     "MissingPayload",
+    "NoteError",
     "Page",
     "PermissionDenied",
     "PluginError",
+    "ProofError",
     "SQLStore",
     "SchemaVersionError",
     "SpecError",
@@ -98,6 +105,7 @@ __all__ = [
     "WorkingHours",
     "Write",
     "__version__",
+    "generate_key",
     "hookimpl",
     "replay",
 ]

@@ -24,10 +24,13 @@ __all__ = [
     "InvalidPayload",
     "InvalidTransition",
     "KeyringError",
+    "LogError",
     "MissingPayload",
+    "NoteError",
     "PermissionDenied",
     "PersonalDataError",
     "PluginError",
+    "ProofError",
     "SchemaVersionError",
     "SpecError",
     "SpecProblem",
@@ -274,6 +277,50 @@ class IntegrityError(GridflowError):
         at = "" if seq is None else f" at seq {seq}"
         what = "" if field is None else f" (field {field!r})"
         super().__init__(f"case {case_id!r} fails verification{at}{what}: {problem}")
+
+
+class ProofError(IntegrityError):
+    """A Merkle inclusion or consistency proof does not verify: the log was tampered with.
+
+    Unlike its parent it names no case: a proof is about the whole log (its
+    leaf indexes and tree sizes), and the caller that knows which case a leaf
+    belongs to adds that itself.
+
+    Example:
+        >>> import gridflow
+        >>> err = gridflow.ProofError("inclusion proof for leaf 3 of 8: wrong root")
+        >>> isinstance(err, gridflow.IntegrityError), str(err)
+        (True, 'inclusion proof for leaf 3 of 8: wrong root')
+    """
+
+    def __init__(self, problem: str) -> None:
+        # Skip IntegrityError's "case ... fails verification" wording: no case here.
+        GridflowError.__init__(self, problem)
+        self.case_id = ""
+        self.seq = None
+        self.problem = problem
+
+
+class LogError(GridflowError):
+    """The Merkle log was used wrongly: a leaf index or tree size out of range, a node
+    missing from the node storage, or an append that would rewrite stored nodes.
+
+    Example:
+        >>> import gridflow
+        >>> str(gridflow.LogError("leaf index 9 is outside a tree of 4 leaves"))
+        'leaf index 9 is outside a tree of 4 leaves'
+    """
+
+
+class NoteError(GridflowError):
+    """A signed note, checkpoint or key string is malformed, signed by no trusted key,
+    or carries a signature that does not verify.
+
+    Example:
+        >>> import gridflow
+        >>> str(gridflow.NoteError("note text must end with a newline"))
+        'note text must end with a newline'
+    """
 
 
 class CalendarError(GridflowError):

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+import gridflow.model as _model
 from gridflow._errors import (
     CalendarError,
     CaseNotVisible,
@@ -62,7 +63,6 @@ Lookup = Callable[[str], "Case | None"]
 
 #: The values `check_fields` calls missing.
 _MISSING: tuple[object, ...] = (None, "", [], {})
-_CONTAINERS = (dict, list)
 
 
 @attrs.frozen(slots=True)
@@ -184,19 +184,10 @@ def check_fields(
 
 
 def _working_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    # Effects get their own copy of every nested value: one that edits a list
-    # in place must not edit the stored case (nor hide its change from the event).
-    out = dict(data)
-    for key, value in out.items():
-        if value.__class__ in _CONTAINERS:
-            out[key] = _deep(value)
-    return out
-
-
-def _deep(value: Any) -> Any:
-    if value.__class__ is dict:
-        return {k: _deep(v) if v.__class__ in _CONTAINERS else v for k, v in value.items()}
-    return [_deep(v) if v.__class__ in _CONTAINERS else v for v in value]
+    # A shallow copy: effects assign new values (`step.data["done"] = {...}`), as
+    # `Step` documents. A nested value edited in place would bypass the recorded
+    # changes; `Engine.verify` then reports the case's data as differing.
+    return dict(data)
 
 
 def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ...]:
@@ -342,23 +333,17 @@ def entering_deadline(
 # -- 5. the event -------------------------------------------------------------------------
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values: ``True`` is not ``1``, ``1`` is not ``1.0``."""
-    if a is b:
-        return True
-    if a.__class__ is not b.__class__:
-        return False
-    if a.__class__ is dict:
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
-    if a.__class__ is list:
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    changed = {k: v for k, v in new.items() if k not in old or not _same(old[k], v)}
-    removed = tuple(k for k in old if k not in new)
+    # By identity: a value the step did not assign is the very object stored
+    # before (the step's data is a shallow copy); anything assigned is recorded,
+    # even if equal (1 and True are equal in Python, not in JSON).
+    missing = _NOTHING
+    changed = {k: v for k, v in new.items() if old.get(k, missing) is not v}
+    removed = tuple(k for k in old if k not in new) if old.keys() - new.keys() else ()
     return changed, removed
+
+
+_NOTHING: Any = object()
 
 
 def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
@@ -376,10 +361,8 @@ def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str 
                              f"{len(data):,} bytes; at most {MAX_EVENT_BYTES:,} bytes are stored "
                              "per step (keep documents outside gridflow and store a reference)",
                              case_id=case_id, trigger=trigger)
-    from gridflow.model import _sha256
-
     return Event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                 _sha256(data).hexdigest(), changes)
+                 _model._sha256(data).hexdigest(), changes)
 
 
 def record(

@@ -8,12 +8,11 @@ whose names match the hooks below.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-import difflib
-import inspect
 
 import pluggy
 
@@ -300,10 +299,10 @@ def register(pm: pluggy.PluginManager, plugin: object, name: str | None = None) 
         ...     @hookimpl
         ...     def gridflow_after_fired(self, case, event):
         ...         pass
-        >>> register(make_plugin_manager(entry_points=False), Typo())
+        >>> register(make_plugin_manager(entry_points=False), Typo())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        gridflow._errors.PluginError: plugin 'Typo': 'gridflow_after_fired' is not a gridflow hook; did you mean 'gridflow_after_fire'?
+        gridflow._errors.PluginError: plugin 'Typo': ... did you mean 'gridflow_after_fire'?
     """
     if name is None:
         base = plugin_name(plugin)

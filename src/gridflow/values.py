@@ -128,6 +128,62 @@ def _copy(value: Any, depth: int, path: list[str | int]) -> Any:
                      "int, float, bool, None, lists and objects with string keys")
 
 
+class _Slow(Exception):
+    """Internal: `_quick` met something it does not decide; `_copy` will."""
+
+
+def _ok_text(text: str) -> bool:
+    # Printable non-ASCII text has no lone surrogate (those are category Cs).
+    return "\x00" not in text and (text.isascii() or text.isprintable()
+                                   or _text_problem(text) is None)
+
+
+def _quick(value: Any, depth: int) -> Any:
+    """The common case, fast: a checked copy of plain JSON, no path kept. Anything
+    unusual (a bad value, a subclass, a deep value) raises `_Slow`."""
+    if depth >= MAX_DEPTH:
+        raise _Slow
+    if value.__class__ is dict:
+        out = {}
+        for key, item in value.items():
+            if key.__class__ is not str or not _ok_text(key):
+                raise _Slow
+            cls = item.__class__
+            if cls is str:
+                if not _ok_text(item):
+                    raise _Slow
+            elif cls is int:
+                if not MIN_INT <= item <= MAX_INT:
+                    raise _Slow
+            elif cls is dict or cls is list:
+                item = _quick(item, depth + 1)
+            elif cls is float:
+                if not math.isfinite(item) or (item == 0.0 and math.copysign(1.0, item) < 0):
+                    raise _Slow
+            elif cls is not bool and item is not None:
+                raise _Slow
+            out[key] = item
+        return out
+    out_list = []
+    for item in value:
+        cls = item.__class__
+        if cls is str:
+            if not _ok_text(item):
+                raise _Slow
+        elif cls is int:
+            if not MIN_INT <= item <= MAX_INT:
+                raise _Slow
+        elif cls is dict or cls is list:
+            item = _quick(item, depth + 1)
+        elif cls is float:
+            if not math.isfinite(item) or (item == 0.0 and math.copysign(1.0, item) < 0):
+                raise _Slow
+        elif cls is not bool and item is not None:
+            raise _Slow
+        out_list.append(item)
+    return out_list
+
+
 def detach(value: object, where: str, *, trigger: str = "",
            case_id: str | None = None) -> dict[str, Any]:
     """A checked deep copy of the JSON object ``value``, sharing nothing with it.
@@ -149,6 +205,12 @@ def detach(value: object, where: str, *, trigger: str = "",
         ...
         gridflow._errors.InvalidPayload: payload has a key that is not a string: int 2; ...
     """
+    if value.__class__ is dict:
+        try:
+            quick: dict[str, Any] = _quick(value, 0)
+            return quick
+        except _Slow:
+            pass  # the full walk decides, and names the path
     if not isinstance(value, Mapping):
         raise InvalidPayload(f"{where} must be a JSON object (a dict with string keys), got "
                              f"{type(value).__name__}", case_id=case_id, trigger=trigger)
