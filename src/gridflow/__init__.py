@@ -38,7 +38,7 @@ from gridflow.engine import Engine, HookError, TickError
 from gridflow.machine import Step
 from gridflow.model import Actor, Case, Event
 from gridflow.plugins import hookimpl
-from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
 from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
 
@@ -70,6 +70,7 @@ __all__ = [
     "MissingPayload",
     "Page",
     "PermissionDenied",
+    "RoleSpec",
     "SQLStore",
     "SchemaVersionError",
     "SpecError",
