@@ -409,3 +409,26 @@ def test_a_spec_built_in_python_with_state_objects_is_checked_the_same() -> None
                      [StateSpec("a", deadline=timedelta(days=1), on_breach="late"),
                       StateSpec("b", terminal=True)],
                      [TransitionSpec("late", "a", "b", roles=["coordinator"])])
+
+
+def test_the_yaml_example_in_the_docs_is_valid(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "concepts.md").read_text(encoding="utf-8")
+    example = text.split("<!-- spec-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "streetlight.yaml"
+    path.write_text(example, encoding="utf-8")
+    spec = WorkflowSpec.load(path)
+    assert spec.state("reported").deadline == timedelta(days=3)
+    assert spec.roles[0].label("zh") == "电工"
+    engine = Engine(entry_points=False)
+    engine.register_workflow(spec)
+
+
+def test_a_shape_error_hides_only_what_its_stand_in_causes() -> None:
+    # 'limbo' has a bad deadline and no way in: the stand-in (no deadline) must not
+    # report "on_breach without a deadline", but its being unreachable is real.
+    states = [*state(0), {"name": "limbo", "deadline": [1], "on_breach": "expire"}]
+    found = problems(ticket(states=states))
+    assert any(p.startswith("spec.states[3].deadline: expected a duration") for p in found)
+    assert "states[3] (limbo): state 'limbo' is unreachable (no chain of transitions leads " \
+           "there from 'open')" in found
+    assert not any("no deadline" in p for p in found), found

@@ -305,8 +305,7 @@ class WorkflowSpec:
             _UNCHECKED.reset(token)
         problems = list(built.problems)
         if built.checkable:
-            problems += [p for p in check(spec, graph=built.graph)
-                         if p.where.split(" ", 1)[0] not in built.hidden]
+            problems += [p for p in check(spec, graph=built.graph) if not built.hides(p)]
         if problems:
             name = data.get("name") if isinstance(data, Mapping) else None
             raise SpecError(name if isinstance(name, str) and name else "(unnamed)", problems)
@@ -353,11 +352,19 @@ class WorkflowSpec:
 # -- building from data -----------------------------------------------------------------
 
 #: Fields whose shape error leaves the graph of states and transitions unknown, so
-#: reachability and "no way out" are not checked (they would report noise).
+#: reachability and "no way out" are not checked (they would report noise), nor is
+#: anything else about the state or transition that has it.
 _GRAPH_FIELDS = {"name", "terminal", "trigger", "source", "dest"}
+#: The semantic problem a stand-in for a malformed field would cause, by field.
+_CAUSED = {"deadline": "on_breach is set but there is no deadline"}
 #: What a required field stands in with when it is missing or malformed.
 _STAND_IN: dict[str, Any] = {"name": "", "version": 1, "initial": "", "trigger": "",
                              "source": (), "dest": None}
+
+
+def _fields(cls: type[Any]) -> dict[str, Any]:
+    """The attrs fields of a spec class by name, with their types resolved."""
+    return _FIELDS[cls]
 
 
 class _Builder:
@@ -368,8 +375,10 @@ class _Builder:
     def __init__(self) -> None:
         self.problems: list[SpecProblem] = []
         #: Where-prefixes (``states[2]``, ``version``) whose semantic problems may
-        #: stem from a stand-in value, so they are not reported.
+        #: all stem from a stand-in value, so they are not reported; and pairs of
+        #: (where-prefix, what) for single problems a stand-in causes.
         self.hidden: set[str] = set()
+        self.caused: set[tuple[str, str]] = set()
         self.checkable = True  # False: the shape is too broken for semantic checks
         self.graph = True
 
@@ -408,9 +417,9 @@ class _Builder:
                 self.hidden.add(f"{key}[{i}]")
                 self.graph = False
                 kwargs = {}
-            for field in attrs.fields(cls):
+            for name, field in _fields(cls).items():
                 if field.default is attrs.NOTHING:
-                    kwargs.setdefault(field.name, _STAND_IN[field.name])
+                    kwargs.setdefault(name, _STAND_IN[name])
             out.append(cls(**kwargs))
         return tuple(out)
 
@@ -421,7 +430,7 @@ class _Builder:
             self.shape(where, f"expected a mapping, got {describe(data)}",
                        "write it as {key: value, ...}")
             return None
-        fields = {f.name: f for f in attrs.fields(cls)}
+        fields = _fields(cls)
         extra = [k for k in data if k not in fields]
         if extra:
             shown = ", ".join(k if isinstance(k, str) and len(k) <= 40 else
@@ -454,14 +463,23 @@ class _Builder:
 
     def taint(self, element: str, field: str) -> None:
         # element: "" at the top level, else "states[2]", "transitions[0]", "roles[1]".
-        self.hidden.add(element or field)
-        if element and field in _GRAPH_FIELDS and not element.startswith("roles"):
-            self.graph = False
-        if not element and field in ("states", "transitions"):
-            self.checkable = False
+        if not element:
+            self.hidden.add(field)
+            if field in ("states", "transitions"):
+                self.checkable = False
+        elif field in _GRAPH_FIELDS:
+            self.hidden.add(element)
+            self.graph = self.graph and element.startswith("roles")
+        elif field in _CAUSED:
+            self.caused.add((element, _CAUSED[field]))
+
+    def hides(self, problem: SpecProblem) -> bool:
+        """Whether ``problem`` may be an effect of a stand-in, not of the spec."""
+        prefix = problem.where.split(" ", 1)[0]
+        return prefix in self.hidden or (prefix, problem.what) in self.caused
 
 
-attrs.resolve_types(RoleSpec)
-attrs.resolve_types(StateSpec)
-attrs.resolve_types(TransitionSpec)
-attrs.resolve_types(WorkflowSpec)
+_FIELDS: dict[type[Any], dict[str, Any]] = {
+    cls: {f.name: f for f in attrs.fields(attrs.resolve_types(cls))}
+    for cls in (RoleSpec, StateSpec, TransitionSpec, WorkflowSpec)
+}
