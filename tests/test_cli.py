@@ -223,9 +223,10 @@ def test_validate_prints_every_problem_with_its_location(
     path.write_text(BAD, encoding="utf-8")
     code, out, _ = run(capsys, "validate", str(path))
     assert code == EXIT_PROBLEMS
-    # A shape error stops the structural checks; registration is still checked.
-    assert out.splitlines()[0] == f"{path}: 3 problem(s)"
+    # A shape error does not hide the structural checks; registration is still checked.
+    assert out.splitlines()[0] == f"{path}: 6 problem(s)"
     assert f"{path}:4:1: spec: extra fields found (colour)" in out
+    assert "unknown dest state 'nowhere'" in out
     assert "guard 'no_such_guard' is not registered" in out
     path.write_text(BAD.replace("colour: red\n", ""), encoding="utf-8")
     code, out, _ = run(capsys, "validate", str(path))
@@ -255,7 +256,7 @@ def test_validate_json_syntax_and_shape_errors(capsys: pytest.CaptureFixture[str
                                  "transitions": []}, indent=1), encoding="utf-8")
     code, out, _ = run(capsys, "validate", str(shape))
     assert code == EXIT_PROBLEMS
-    assert "spec.version: invalid value for type, expected int" in out
+    assert "spec.version: expected an integer, got the string 'one'" in out
     assert "spec.states[0].deadline" in out
     assert f"{shape}:3:" in out  # "version" is on line 3 of the indented JSON
 

@@ -45,7 +45,7 @@ from gridflow.fold import replay
 from gridflow.log.note import generate_key
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
-from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
 from gridflow.step import Step
 from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
@@ -88,6 +88,7 @@ __all__ = [
     "PermissionDenied",
     "PluginError",
     "ProofError",
+    "RoleSpec",
     "SQLStore",
     "SchemaVersionError",
     "SpecError",

@@ -69,15 +69,35 @@ class SpecProblem:
         return f"{self.where}: {self.what}" + (f" ({self.why})" if self.why else "")
 
 
+#: How many problems a `SpecError` message lists (all are kept in ``problems``).
+MAX_LISTED_PROBLEMS = 50
+#: Longest line of a `SpecError` message: a problem quoting a huge value is cut.
+_MAX_LINE = 300
+
+
 class SpecError(GridflowError):
-    """A workflow spec is invalid; ``problems`` lists **every** problem found."""
+    """A workflow spec is invalid; ``problems`` lists **every** problem found.
+
+    The message lists the first `MAX_LISTED_PROBLEMS`, then how many more there are.
+
+    Example:
+        >>> err = SpecError("t", [SpecProblem(f"states[{i}]", "bad") for i in range(52)])
+        >>> str(err).splitlines()[-1]
+        '  ... and 2 more problem(s)'
+    """
 
     def __init__(self, spec_name: str, problems: Sequence[SpecProblem]) -> None:
         self.spec_name = spec_name
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
+        lines = []
+        for p in self.problems[:MAX_LISTED_PROBLEMS]:
+            line = f"  - {p}"
+            lines.append(line if len(line) <= _MAX_LINE else line[:_MAX_LINE - 3] + "...")
+        if len(self.problems) > MAX_LISTED_PROBLEMS:
+            lines.append(f"  ... and {len(self.problems) - MAX_LISTED_PROBLEMS} more problem(s)")
+        name = spec_name if len(spec_name) <= 60 else spec_name[:57] + "..."
         super().__init__(
-            f"workflow spec {spec_name!r} has {len(self.problems)} problem(s):\n{lines}"
+            f"workflow spec {name!r} has {len(self.problems)} problem(s):\n" + "\n".join(lines)
         )
 
 

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 from gridflow import __version__
 from gridflow._errors import (
+    MAX_LISTED_PROBLEMS,
     CaseNotFound,
     GridflowError,
     IntegrityError,
@@ -40,6 +41,8 @@ from gridflow._errors import (
     SpecProblem,
     UnknownWorkflow,
 )
+from gridflow._speccheck import listing
+from gridflow._specload import parse_spec, read_text
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine
@@ -735,40 +738,42 @@ def _locator(text: str) -> Callable[[list[str | int], str | None], tuple[int, in
 
 
 def _raw(path: Path, text: str) -> Any:
-    """The file's data as plain values (safe loader), or None if it does not parse."""
+    """The file's data as plain values (the spec reader, within its limits), or None if
+    it cannot be read."""
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except Exception:
+        return parse_spec(text, path)
+    except SpecError:
         return None
 
 
 def _unregistered(data: Any, engine: Engine) -> list[SpecProblem]:
-    """Guards, effects and roles a spec names that nobody registered, read from the
-    raw data (for a spec too broken to build, so that every problem is listed)."""
+    """Guards, effects and roles a spec names that nobody registered (nor the spec
+    declares), read from the raw data (for a spec too broken to build, so that every
+    problem is listed)."""
     if not isinstance(data, dict):
         return []
-    tables: dict[str, Mapping[str, object]] = {
-        "guard": engine.guards, "effect": engine.effects, "role": engine.roles}
+    declared = {r.get("name") for r in data.get("roles") or () if isinstance(r, dict)} \
+        if isinstance(data.get("roles"), list) else set()
+    tables: dict[str, Mapping[str, object] | set[Any]] = {
+        "guard": engine.guards, "effect": engine.effects, "role": {*engine.roles, *declared}}
+    listed = {kind: listing(sorted(n for n in table if isinstance(n, str)))
+              for kind, table in tables.items()}
     out: list[SpecProblem] = []
 
     def check(where: str, item: Any) -> None:
         if not isinstance(item, dict):
             return
         for kind, key in (("guard", "guards"), ("effect", "effects"), ("role", "roles")):
-            names = item.get(key) or ()
-            for name in [names] if isinstance(names, str) else names:
+            names = item.get(key)
+            for name in names if isinstance(names, list) else ():
                 if isinstance(name, str) and name not in tables[kind]:
                     out.append(SpecProblem(where, f"{kind} {name!r} is not registered",
-                                           f"registered {kind}s: "
-                                           f"{', '.join(sorted(tables[kind])) or '(none)'}"))
+                                           f"registered {kind}s: {listed[kind]}"))
 
     check("open", {"guards": data.get("open_guards"), "effects": data.get("open_effects"),
                    "roles": data.get("open_roles")})
-    for i, item in enumerate(data.get("transitions") or ()):
+    transitions = data.get("transitions")
+    for i, item in enumerate(transitions if isinstance(transitions, list) else ()):
         trigger = item.get("trigger") if isinstance(item, dict) else None
         check(f"transitions[{i}] ({trigger})", item)
     return out
@@ -823,20 +828,25 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not path.is_file():
             raise UsageError(f"no such file: {name}")
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read {name}: {exc}") from None
-        spec, problems = _problems(path, text, engine)
+            text = read_text(path)
+        except SpecError as exc:  # too big, not UTF-8, unreadable
+            text, spec, problems = "", None, exc.problems
+        else:
+            spec, problems = _problems(path, text, engine)
         if not problems:
             assert spec is not None
             out.write(f"{name}: ok: {spec.key} ({len(spec.states)} states, "
                       f"{len(spec.transitions)} transitions)\n")
             continue
         status = EXIT_PROBLEMS
-        locate = _locator(text)
+        # Problems of a file that cannot be read carry their own location.
+        locate = _locator(text) if _raw(path, text) is not None else (lambda _p, _v: None)
         out.write(f"{name}: {len(problems)} problem(s)\n")
-        for problem in problems:
-            out.write(_problem_line(name, path, problem, locate) + "\n")
+        for problem in problems[:MAX_LISTED_PROBLEMS]:
+            line = _problem_line(name, path, problem, locate)
+            out.write((line if len(line) <= 500 else line[:497] + "...") + "\n")
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            out.write(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more problem(s)\n")
     return status
 
 

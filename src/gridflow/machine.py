@@ -18,6 +18,7 @@ import attrs
 from transitions import Machine
 
 from gridflow._errors import SpecError, SpecProblem
+from gridflow._speccheck import listing
 from gridflow.plugins import Effect, Guard
 from gridflow.spec import TransitionSpec, WorkflowSpec
 from gridflow.step import Step
@@ -131,14 +132,17 @@ def compile_workflow(
                     f"registered {kind}s: {', '.join(sorted(table)) or '(none)'}"))
         return found
 
+    declared = {role.name for role in spec.roles}  # a spec's own roles count as registered
+    known = listing(sorted({*(roles or ()), *declared}))
+
     def check_roles(names: tuple[str, ...], where: str) -> None:
         if roles is None:
             return
         for name in names:
-            if name not in roles:
+            if name not in roles and name not in declared:
                 problems.append(SpecProblem(
-                    where, f"role {name!r} is not registered",
-                    f"registered roles: {', '.join(sorted(roles))} (add one with gridflow_roles)"))
+                    where, f"role {name!r} is not registered", f"registered roles: {known} "
+                    "(declare it under roles: in the spec, or add it with gridflow_roles)"))
 
     open_guards = resolve("guard", spec.open_guards, guards, "open_guards")
     open_effects = resolve("effect", spec.open_effects, effects, "open_effects")

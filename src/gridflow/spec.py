@@ -1,36 +1,61 @@
-"""Workflow specs as data: states, transitions, labels; validated on construction.
+"""Workflow specs as data: states, transitions, roles, labels; validated on construction.
 
 A spec is pure data (no code): guards and effects are referred to by name and
 resolved by the engine from plugins, so loading a spec from YAML or JSON never
 executes anything from it.
+
+Building from data (`WorkflowSpec.from_dict`, `WorkflowSpec.load`) is strict:
+nothing is coerced (a string is not a list, not a bool; a float is not an int),
+and every shape error is reported together with the semantic problems of the
+parts that could be built. The Python constructors are lenient in one way only:
+a bare string where a tuple of names is expected is one name
+(``TransitionSpec(..., requires="reason")`` needs the field ``reason``).
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
+import functools
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 
 from gridflow._errors import SpecError, SpecProblem
-from gridflow.convert import converter
+from gridflow._speccheck import (
+    MAX_DEADLINE,
+    MAX_EXPANDED_TRANSITIONS,
+    MAX_VERSION,
+    RESERVED_TRIGGERS,
+    check,
+)
+from gridflow._specload import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_NODES, read_spec
+from gridflow.convert import ShapeError, converter, describe, shorten
 
-__all__ = ["OVERDUE_KEY", "RESERVED_TRIGGERS", "StateSpec", "TransitionSpec", "WorkflowSpec"]
-
-#: Triggers the engine itself records; a spec may not define them.
-RESERVED_TRIGGERS = frozenset({
-    "open", "link", "overdue", "upgrade", "migrate", "erased", "restricted", "disclosed",
-})
+__all__ = [
+    "MAX_DEADLINE",
+    "MAX_EXPANDED_TRANSITIONS",
+    "MAX_SPEC_BYTES",
+    "MAX_SPEC_DEPTH",
+    "MAX_SPEC_NODES",
+    "MAX_VERSION",
+    "OVERDUE_KEY",
+    "RESERVED_TRIGGERS",
+    "RoleSpec",
+    "StateSpec",
+    "TransitionSpec",
+    "WorkflowSpec",
+]
 
 #: The ``data`` key where the timer keeps the deadline a case missed in a state
 #: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step
 #: replaces that deadline (the case enters a state, or an extension moves it).
 OVERDUE_KEY = "overdue_since"
+
+#: Set while `WorkflowSpec.from_dict` builds a spec it validates itself.
+_UNCHECKED: ContextVar[bool] = ContextVar("gridflow_spec_unchecked", default=False)
 
 
 def _tuple(value: Any) -> tuple[str, ...]:
@@ -49,17 +74,6 @@ def _source(value: Any) -> str | tuple[str, ...]:
 
 def _choices(value: Any) -> dict[str, tuple[str, ...]]:
     return {str(k): _tuple(v) for k, v in (value or {}).items()}
-
-
-def _find_spec_error(exc: BaseException) -> SpecError | None:
-    # cattrs wraps the SpecError raised by __attrs_post_init__ in its own group.
-    if isinstance(exc, SpecError):
-        return exc
-    for sub in getattr(exc, "exceptions", ()):
-        found = _find_spec_error(sub)
-        if found is not None:
-            return found
-    return None
 
 
 @attrs.frozen
@@ -129,6 +143,27 @@ class TransitionSpec:
         return (self.label_zh if lang.startswith("zh") else self.label_en) or self.trigger
 
 
+@attrs.frozen
+class RoleSpec:
+    """A role a spec declares itself, so a YAML workflow needs no plugin for it.
+
+    A spec's own roles count as registered for that spec only (plugins add
+    roles for every workflow with `gridflow_roles`).
+
+    Example:
+        >>> RoleSpec("electrician", "电工", "Electrician").label("zh")
+        '电工'
+    """
+
+    name: str
+    label_zh: str = ""
+    label_en: str = ""
+
+    def label(self, lang: str = "en") -> str:
+        """The label in ``lang`` ("zh" or "en"), falling back to the name."""
+        return (self.label_zh if lang.startswith("zh") else self.label_en) or self.name
+
+
 def _states(value: Iterable[StateSpec]) -> tuple[StateSpec, ...]:
     return tuple(value)
 
@@ -137,24 +172,33 @@ def _transitions(value: Iterable[TransitionSpec]) -> tuple[TransitionSpec, ...]:
     return tuple(value)
 
 
+def _roles(value: Iterable[RoleSpec | str]) -> tuple[RoleSpec, ...]:
+    # From Python, a bare role name is a role without labels.
+    return tuple(RoleSpec(r) if isinstance(r, str) else r for r in value)
+
+
 @attrs.frozen
 class WorkflowSpec:
-    """A whole workflow: its states, transitions and labels, validated when built.
+    """A whole workflow: its states, transitions, roles and labels, validated when built.
 
     Construction raises `SpecError` listing **every** structural problem at
     once (unknown or duplicate states, unreachable states, a non-terminal
-    state with no way out, a breach trigger that does not leave its state,
-    reserved trigger names...). Whether guards, effects and roles are
-    registered is checked when an `Engine` registers the spec.
+    state with no way out, a breach trigger that does not leave its state or
+    that the timer may not fire, reserved trigger names...). Whether guards,
+    effects and roles are registered is checked when an `Engine` registers the
+    spec; the roles the spec declares itself (``roles``) count as registered.
 
     Example:
         >>> spec = WorkflowSpec.from_dict({
         ...     "name": "ticket", "version": 1, "initial": "open",
-        ...     "states": [{"name": "open"}, {"name": "done", "terminal": True}],
-        ...     "transitions": [{"trigger": "finish", "source": "open", "dest": "done"}],
+        ...     "roles": [{"name": "electrician", "label_zh": "电工"}],
+        ...     "states": [{"name": "open", "deadline": "3d"},
+        ...                {"name": "done", "terminal": True}],
+        ...     "transitions": [{"trigger": "finish", "source": "open", "dest": "done",
+        ...                      "roles": ["electrician"]}],
         ... })
-        >>> spec.state("done").terminal
-        True
+        >>> spec.state("open").deadline
+        datetime.timedelta(days=3)
         >>> WorkflowSpec.from_dict(spec.to_dict()) == spec
         True
     """
@@ -170,11 +214,15 @@ class WorkflowSpec:
     open_guards: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     open_choices: dict[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_choices)
     open_effects: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    roles: tuple[RoleSpec, ...] = attrs.field(default=(), converter=_roles)
 
     def __attrs_post_init__(self) -> None:
+        if _UNCHECKED.get():
+            return
         problems = self.problems()
         if problems:
-            raise SpecError(self.name or "(unnamed)", problems)
+            raise SpecError(self.name if isinstance(self.name, str) and self.name
+                            else "(unnamed)", problems)
 
     # -- look-ups ---------------------------------------------------------------
 
@@ -195,9 +243,10 @@ class WorkflowSpec:
         """Every state name, in declaration order."""
         return tuple(s.name for s in self.states)
 
-    @property
+    @functools.cached_property
     def non_terminal(self) -> tuple[str, ...]:
-        """Names of the states a case can still leave."""
+        """Names of the states a case can still leave (computed once: callers ask
+        for it per transition, and ``"*"`` sources expand to it)."""
         return tuple(s.name for s in self.states if not s.terminal)
 
     @property
@@ -212,139 +261,55 @@ class WorkflowSpec:
     # -- validation -------------------------------------------------------------
 
     def problems(self) -> list[SpecProblem]:
-        """Every structural problem of this spec (empty when it is valid)."""
-        out: list[SpecProblem] = []
-        add = out.append
-        if not self.name or not isinstance(self.name, str):
-            add(SpecProblem("name", "the workflow has no name", "cases refer to it by name"))
-        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 1:
-            add(SpecProblem("version", f"version {self.version!r} is not a positive integer",
-                            "versions are numbered 1, 2, ..."))
-        names: dict[str, int] = {}
-        for i, state in enumerate(self.states):
-            if not state.name:
-                add(SpecProblem(f"states[{i}]", "a state has no name", ""))
-            if state.name in names:
-                add(SpecProblem(f"states[{i}]", f"duplicate state name {state.name!r}",
-                                f"already declared at states[{names[state.name]}]"))
-            names.setdefault(state.name, i)
-            if state.deadline is not None and state.deadline <= timedelta(0):
-                add(SpecProblem(f"states[{i}] ({state.name})",
-                                f"deadline {state.deadline} is not positive", ""))
-            if state.terminal and (state.deadline is not None or state.on_breach):
-                add(SpecProblem(f"states[{i}] ({state.name})",
-                                "a terminal state has a deadline or on_breach",
-                                "a case never leaves a terminal state"))
-        if not self.states:
-            add(SpecProblem("states", "the workflow has no states", ""))
-        if self.initial not in names:
-            add(SpecProblem("initial", f"initial state {self.initial!r} is not declared",
-                            f"declared states: {', '.join(names) or '(none)'}"))
-        terminal = {s.name for s in self.states if s.terminal}
-        non_terminal = [s.name for s in self.states if not s.terminal]
-        leaves: set[str] = set()
-        edges: dict[str, set[str]] = defaultdict(set)
-        seen: dict[tuple[str, str, str | None], int] = {}
-        for i, tr in enumerate(self.transitions):
-            where = f"transitions[{i}] ({tr.trigger})"
-            if not tr.trigger or not tr.trigger.isidentifier():
-                add(SpecProblem(where, f"trigger name {tr.trigger!r} is not an identifier",
-                                "triggers are used as names in code and URLs"))
-            if tr.trigger in RESERVED_TRIGGERS:
-                reserved = ", ".join(sorted(RESERVED_TRIGGERS))
-                add(SpecProblem(where, f"trigger name {tr.trigger!r} is reserved",
-                                f"the engine records {reserved} itself"))
-            sources = tr.sources(non_terminal)
-            if tr.source != "*" and not sources:
-                add(SpecProblem(where, "the transition has no source state", ""))
-            for src in sources:
-                if src not in names:
-                    add(SpecProblem(where, f"unknown source state {src!r}",
-                                    f"declared states: {', '.join(names)}"))
-                elif src in terminal:
-                    add(SpecProblem(where, f"source state {src!r} is terminal",
-                                    "a case never leaves a terminal state"))
-                key = (tr.trigger, src, tr.dest)
-                if key in seen:
-                    add(SpecProblem(where, f"duplicate transition {tr.trigger!r} from {src!r}",
-                                    f"same as transitions[{seen[key]}]"))
-                seen.setdefault(key, i)
-                if tr.dest is not None:
-                    edges[src].add(tr.dest)
-                    if tr.dest != src:
-                        leaves.add(src)
-            if tr.dest is not None and tr.dest not in names:
-                add(SpecProblem(where, f"unknown dest state {tr.dest!r}",
-                                f"declared states: {', '.join(names)}"))
-            for field in tr.choices:
-                if not tr.choices[field]:
-                    add(SpecProblem(where, f"choices for {field!r} are empty", ""))
-        # Reachability from the initial state.
-        if self.initial in names:
-            reached = {self.initial}
-            todo = [self.initial]
-            while todo:
-                for nxt in edges.get(todo.pop(), ()):
-                    if nxt not in reached:
-                        reached.add(nxt)
-                        todo.append(nxt)
-            for state in self.states:
-                if state.name and state.name not in reached:
-                    add(SpecProblem(f"states[{names[state.name]}] ({state.name})",
-                                    f"state {state.name!r} is unreachable",
-                                    f"no chain of transitions leads there from {self.initial!r}"))
-        for state in self.states:
-            if not state.terminal and state.name not in leaves and state.name in names:
-                add(SpecProblem(f"states[{names[state.name]}] ({state.name})",
-                                f"non-terminal state {state.name!r} has no way out",
-                                "mark it terminal or add a transition leaving it"))
-            if state.on_breach:
-                ok = any(
-                    tr.trigger == state.on_breach and tr.dest is not None
-                    and tr.dest != state.name and state.name in tr.sources(non_terminal)
-                    for tr in self.transitions
-                )
-                if not ok:
-                    add(SpecProblem(f"states[{names.get(state.name, '?')}] ({state.name})",
-                                    f"on_breach trigger {state.on_breach!r} does not leave "
-                                    f"state {state.name!r}",
-                                    "the breach trigger must be a transition out of the state"))
-            if state.on_breach and state.deadline is None:
-                add(SpecProblem(f"states[{names.get(state.name, '?')}] ({state.name})",
-                                "on_breach is set but there is no deadline",
-                                "a breach needs a deadline"))
-        return out
+        """Every structural problem of this spec (empty when it is valid).
+
+        Example:
+            >>> spec = WorkflowSpec.from_dict({"name": "x", "version": 1, "initial": "a",
+            ...     "states": [{"name": "a", "terminal": True}], "transitions": []})
+            >>> spec.problems()
+            []
+        """
+        return check(self)
 
     # -- (de)serialisation ----------------------------------------------------------
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSpec:
-        """Build a spec from plain data (as loaded from JSON or YAML).
+        """Build a spec from plain data (as loaded from JSON or YAML), strictly.
 
-        Shape errors (unknown keys, wrong types) and structural problems are all
-        reported together in one `SpecError`.
+        Nothing is coerced: ``requires: reason`` is refused (write ``[reason]``),
+        ``terminal: "false"`` is not a bool, ``version: 1.9`` is not an int.
+        Durations are ISO 8601 (``P5D``, ``PT4H30M``) or short (``3d``, ``2h``,
+        ``90m``, ``45s``, ``1d12h``). Shape errors (unknown keys, wrong types),
+        with a path like ``spec.transitions[3].requires``, are reported in one
+        `SpecError` together with the structural problems of every part that
+        could be built.
 
         Example:
             >>> WorkflowSpec.from_dict({"name": "x", "version": 1, "initial": "a",
             ...     "states": [{"name": "a", "terminal": True}], "transitions": []}).initial
             'a'
+            >>> WorkflowSpec.from_dict({"name": "x", "version": 1, "initial": "a",
+            ...     "states": [{"name": "a", "terminal": "false"}], "transitions": []})
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.SpecError: workflow spec 'x' has 1 problem(s):
+              - spec.states[0].terminal: expected true or false, got the string 'false' (write...
         """
+        built = _Builder()
+        kwargs = built.workflow(data)
+        token = _UNCHECKED.set(True)
         try:
-            return converter.structure(dict(data), cls)
-        except SpecError:
-            raise
-        except cattrs.BaseValidationError as exc:
-            inner = _find_spec_error(exc)
-            if inner is not None:
-                raise inner from None
-            problems = []
-            for message in cattrs.transform_error(exc, path="spec"):
-                where, _, what = message.rpartition(" @ ")
-                problems.append(SpecProblem(what or "spec", where or message, ""))
-            raise SpecError(str(data.get("name", "(unnamed)")), problems) from None
-        except (TypeError, ValueError, KeyError) as exc:
-            raise SpecError(str(data.get("name", "(unnamed)")),
-                            [SpecProblem("spec", str(exc), "")]) from None
+            spec = cls(**kwargs)
+        finally:
+            _UNCHECKED.reset(token)
+        problems = list(built.problems)
+        if built.checkable:
+            problems += [p for p in check(spec, graph=built.graph) if not built.hides(p)]
+        if problems:
+            name = data.get("name") if isinstance(data, Mapping) else None
+            raise SpecError(name if isinstance(name, str) and name else "(unnamed)", problems)
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able data that `from_dict` reads back to an equal spec.
@@ -361,11 +326,15 @@ class WorkflowSpec:
     def load(cls, path: str | Path) -> WorkflowSpec:
         """Read a spec from a ``.json``, ``.yaml`` or ``.yml`` file.
 
-        YAML needs PyYAML (the ``gridflow[yaml]`` extra); it is read with
-        ``safe_load``, which never constructs Python objects.
+        YAML needs PyYAML (the ``gridflow[yaml]`` extra); it is read by a safe
+        loader, which never constructs Python objects. Hostile input is refused
+        as `SpecError` before it is walked: files over 1 MiB, nesting deeper than
+        64 levels, more than 100,000 values once YAML aliases are expanded (the
+        limits are `MAX_SPEC_BYTES`, `MAX_SPEC_DEPTH` and `MAX_SPEC_NODES`), and a
+        key given twice in one mapping.
 
         Example:
-            >>> import tempfile, os
+            >>> import json, tempfile, os
             >>> p = os.path.join(tempfile.mkdtemp(), "w.json")
             >>> _ = open(p, "w").write(json.dumps({"name": "x", "version": 1, "initial": "a",
             ...     "states": [{"name": "a", "terminal": True}], "transitions": []}))
@@ -373,25 +342,144 @@ class WorkflowSpec:
             'x'
         """
         path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise SpecError(path.name, [SpecProblem(
-                    str(path), "PyYAML is not installed", "pip install 'gridflow[yaml]'")]) from exc
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                problem = SpecProblem(str(path), f"invalid YAML: {exc}")
-                raise SpecError(path.name, [problem]) from None
-        else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SpecError(path.name, [SpecProblem(
-                    f"{path}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}")]) from None
+        data = read_spec(path)
         if not isinstance(data, Mapping):
             raise SpecError(path.name, [SpecProblem(str(path), "the file does not hold a mapping",
                                                     "a spec is an object with name, states...")])
         return cls.from_dict(data)
+
+
+# -- building from data -----------------------------------------------------------------
+
+#: Fields whose shape error leaves the graph of states and transitions unknown, so
+#: reachability and "no way out" are not checked (they would report noise), nor is
+#: anything else about the state or transition that has it.
+_GRAPH_FIELDS = {"name", "terminal", "trigger", "source", "dest"}
+#: The semantic problem a stand-in for a malformed field would cause, by field.
+_CAUSED = {"deadline": "on_breach is set but there is no deadline"}
+#: What a required field stands in with when it is missing or malformed.
+_STAND_IN: dict[str, Any] = {"name": "", "version": 1, "initial": "", "trigger": "",
+                             "source": (), "dest": None}
+
+
+def _fields(cls: type[Any]) -> dict[str, Any]:
+    """The attrs fields of a spec class by name, with their types resolved."""
+    return _FIELDS[cls]
+
+
+class _Builder:
+    """Structures spec data field by field through the strict converter hooks,
+    recording each shape error and standing in a default for the bad field, so
+    the rest of the spec is still built and checked."""
+
+    def __init__(self) -> None:
+        self.problems: list[SpecProblem] = []
+        #: Where-prefixes (``states[2]``, ``version``) whose semantic problems may
+        #: all stem from a stand-in value, so they are not reported; and pairs of
+        #: (where-prefix, what) for single problems a stand-in causes.
+        self.hidden: set[str] = set()
+        self.caused: set[tuple[str, str]] = set()
+        self.checkable = True  # False: the shape is too broken for semantic checks
+        self.graph = True
+
+    def shape(self, where: str, what: str, why: str = "") -> None:
+        self.problems.append(SpecProblem(where, what, why))
+
+    def workflow(self, data: Any) -> dict[str, Any]:
+        kwargs = self.fields(WorkflowSpec, data, "spec", nested={"states", "transitions", "roles"})
+        if kwargs is None:
+            self.checkable = False
+            return dict(_STAND_IN, states=(), transitions=())
+        for key in ("name", "version", "initial"):
+            kwargs.setdefault(key, _STAND_IN[key])
+        for key, cls in (("states", StateSpec), ("transitions", TransitionSpec),
+                         ("roles", RoleSpec)):
+            items = kwargs.pop(key, None)
+            if items is not None:
+                kwargs[key] = self.items(cls, items, key)
+        for key in ("states", "transitions"):
+            kwargs.setdefault(key, ())
+        return kwargs
+
+    def items(self, cls: type[Any], data: Any, key: str) -> tuple[Any, ...]:
+        where = f"spec.{key}"
+        if not isinstance(data, list | tuple):
+            self.shape(where, f"expected a list, got {describe(data)}",
+                       f"write {key}: as a list of mappings, one per item")
+            self.hidden.add(key)
+            if key != "roles":
+                self.checkable = False
+            return ()
+        out = []
+        for i, item in enumerate(data):
+            kwargs = self.fields(cls, item, f"{where}[{i}]")
+            if kwargs is None:
+                self.hidden.add(f"{key}[{i}]")
+                self.graph = False
+                kwargs = {}
+            for name, field in _fields(cls).items():
+                if field.default is attrs.NOTHING:
+                    kwargs.setdefault(name, _STAND_IN[name])
+            out.append(cls(**kwargs))
+        return tuple(out)
+
+    def fields(self, cls: type[Any], data: Any, where: str,
+               nested: frozenset[str] | set[str] = frozenset()) -> dict[str, Any] | None:
+        """Keyword arguments of ``cls`` from ``data`` (None if it is not a mapping)."""
+        if not isinstance(data, Mapping):
+            self.shape(where, f"expected a mapping, got {describe(data)}",
+                       "write it as {key: value, ...}")
+            return None
+        fields = _fields(cls)
+        extra = [k for k in data if k not in fields]
+        if extra:
+            shown = ", ".join(k if isinstance(k, str) and len(k) <= 40 else
+                              (shorten(k) if isinstance(k, str) else describe(k))
+                              for k in extra[:10])
+            more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
+            self.shape(where, f"extra fields found ({shown}{more})",
+                       f"allowed fields: {', '.join(fields)}")
+        kwargs: dict[str, Any] = {}
+        element = where.split(".", 1)[1] if "." in where else ""
+        for name, field in fields.items():
+            if name not in data:
+                if field.default is attrs.NOTHING:
+                    self.shape(f"{where}.{name}", "required field missing",
+                               f"{cls.__name__} needs {name}")
+                    self.taint(element, name)
+                continue
+            if name in nested:
+                kwargs[name] = data[name]
+                continue
+            try:
+                kwargs[name] = converter.structure(data[name], field.type)
+            except ShapeError as exc:
+                path = "".join(f"[{step}]" if isinstance(step, int) else f"[{step!r}]"
+                               for step in exc.path)
+                self.shape(f"{where}.{name}{path}", f"expected {exc.expected}, got {exc.got}",
+                           exc.hint)
+                self.taint(element, name)
+        return kwargs
+
+    def taint(self, element: str, field: str) -> None:
+        # element: "" at the top level, else "states[2]", "transitions[0]", "roles[1]".
+        if not element:
+            self.hidden.add(field)
+            if field in ("states", "transitions"):
+                self.checkable = False
+        elif field in _GRAPH_FIELDS:
+            self.hidden.add(element)
+            self.graph = self.graph and element.startswith("roles")
+        elif field in _CAUSED:
+            self.caused.add((element, _CAUSED[field]))
+
+    def hides(self, problem: SpecProblem) -> bool:
+        """Whether ``problem`` may be an effect of a stand-in, not of the spec."""
+        prefix = problem.where.split(" ", 1)[0]
+        return prefix in self.hidden or (prefix, problem.what) in self.caused
+
+
+_FIELDS: dict[type[Any], dict[str, Any]] = {
+    cls: {f.name: f for f in attrs.fields(attrs.resolve_types(cls))}
+    for cls in (RoleSpec, StateSpec, TransitionSpec, WorkflowSpec)
+}
