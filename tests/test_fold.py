@@ -192,4 +192,10 @@ def test_replay_equals_get_on_every_store(stores: dict[str, Any],
             assert engine.verify(case_id) == row
             rows.append((row, [(e.hash, e.changes) for e in history]))
         # The three stores hold the same row and the same hashed events.
-        assert rows[0] == rows[1] == rows[2]
+        for other in rows[1:]:
+            for mine, theirs in zip(rows[0][1], other[1], strict=True):
+                assert mine == theirs, (case_id, mine, theirs)
+            for field in CASE_FIELDS:
+                assert getattr(other[0], field) == getattr(rows[0][0], field), (case_id, field)
+            for mine, theirs in zip(rows[0][1], other[1], strict=True):
+                assert mine == theirs, (case_id, mine, theirs)

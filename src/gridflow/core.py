@@ -40,11 +40,12 @@ from gridflow.machine import CompiledWorkflow, Rule
 from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event, event_text
 from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
-from gridflow.values import MAX_EVENT_BYTES, detach
+from gridflow.values import MAX_EVENT_BYTES, check, detach
 
 __all__ = [
     "Lookup",
     "Outcome",
+    "WorkingData",
     "admit",
     "admit_open",
     "check_fields",
@@ -55,11 +56,14 @@ __all__ = [
     "record_open",
     "run",
     "run_open",
+    "working_data",
 ]
 
 #: Reads another case for a guard, scoped to the acting actor (``None``: the
 #: case does not exist *or* is outside the actor's grids).
 Lookup = Callable[[str], "Case | None"]
+
+_EMPTY_DATA: Mapping[str, Any] = {}
 
 #: The values `check_fields` calls missing.
 _MISSING: tuple[object, ...] = (None, "", [], {})
@@ -80,6 +84,8 @@ class Outcome:
     payload: dict[str, Any]
     links: tuple[str, ...]
     deadline_at: datetime | None
+    #: Whether effects ran (and so may have added to the payload).
+    effects: bool = True
 
 
 # -- 1. admission ---------------------------------------------------------------------
@@ -183,11 +189,73 @@ def check_fields(
 # -- 3. running the transition ----------------------------------------------------------
 
 
-def _working_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    # A shallow copy: effects assign new values (`step.data["done"] = {...}`), as
-    # `Step` documents. A nested value edited in place would bypass the recorded
-    # changes; `Engine.verify` then reports the case's data as differing.
-    return dict(data)
+class WorkingData(dict[str, Any]):
+    """The step's own copy of the case data: a plain dict that remembers which
+    keys were written, so recording the step's changes costs what it wrote,
+    not the size of the data.
+
+    A shallow copy: effects assign new values (``step.data["done"] = {...}``),
+    as `Step` documents. A nested value edited in place would bypass the
+    recorded changes; `Engine.verify` then reports the case's data as
+    differing. Reads are plain dict reads.
+
+    Example:
+        >>> d = WorkingData({"a": 1, "b": 2})
+        >>> d["c"] = 3; d.pop("a"); sorted(d.written)
+        1
+        ['a', 'c']
+    """
+
+    __slots__ = ("written",)
+
+    def __init__(self, data: Mapping[str, Any] = _EMPTY_DATA) -> None:
+        super().__init__(data)
+        self.written: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.written.add(key)
+        super().__delitem__(key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        new = dict(*args, **kwargs)
+        self.written.update(new)
+        super().update(new)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.written.add(key)
+        return super().pop(key, *default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self.written.add(key)
+        return super().setdefault(key, default)
+
+    def popitem(self) -> tuple[str, Any]:
+        key, value = super().popitem()
+        self.written.add(key)
+        return key, value
+
+    def clear(self) -> None:
+        self.written.update(self)
+        super().clear()
+
+    def __ior__(self, other: Any) -> WorkingData:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+
+def working_data(data: Mapping[str, Any]) -> WorkingData:
+    """The step's working copy of ``data`` (see `WorkingData`).
+
+    Example:
+        >>> working_data({"a": 1})["a"]
+        1
+    """
+    return WorkingData(data)
 
 
 def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ...]:
@@ -212,7 +280,8 @@ def run(
     """Run ``trigger`` through the compiled transitions machine: guards, then effects.
 
     ``data`` is the case data the step starts from (the stored data with any
-    ``gridflow_before_fire`` updates). A guard refusing, or a guard or effect
+    ``gridflow_before_fire`` updates), best a `WorkingData` so the keys hooks
+    wrote are recorded too. A guard refusing, or a guard or effect
     raising, is `GuardRejected`; nothing is decided then.
 
     Example:
@@ -230,7 +299,8 @@ def run(
         ('triaged', {'category': '堆物', 'priority': 'low'})
     """
     state = case.state
-    step = Step(case, trigger, actor, payload, _working_copy(data), list(case.links), now,
+    working = data if data.__class__ is WorkingData else WorkingData(data)
+    step = Step(case, trigger, actor, payload, working, list(case.links), now,
                 state, lookup, hooks=hooks)
     try:
         ok = wf.run(step)
@@ -244,8 +314,10 @@ def run(
         raise GuardRejected(case.id, state, trigger, name, reason)
     fired = step.fired
     assert fired is not None
-    return Outcome(fired.dest, step.data, step.payload, _new_links(case, step.links, trigger),
-                   step.deadline_at)
+    # Links only grow (a step cannot unlink): nothing appended, nothing to check.
+    links = _new_links(case, step.links, trigger) if len(step.links) != len(case.links) else ()
+    return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
+                   bool(fired.effects))
 
 
 def run_open(
@@ -333,13 +405,38 @@ def entering_deadline(
 # -- 5. the event -------------------------------------------------------------------------
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: ``True`` is not ``1``, ``1`` is not ``1.0``."""
+    if a is b:
+        return True
+    if a.__class__ is not b.__class__:
+        return False
+    if a.__class__ is dict:
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if a.__class__ is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    # By identity: a value the step did not assign is the very object stored
-    # before (the step's data is a shallow copy); anything assigned is recorded,
-    # even if equal (1 and True are equal in Python, not in JSON).
+    # Recorded: the keys whose value changed as JSON values (1 and True differ).
+    # Compared by value, not identity, so that the same step records the same
+    # changes on every store (a store may or may not hand back the very objects
+    # it was given). A `WorkingData` says which keys were written: only those
+    # are compared; a value not written is the very object stored before.
     missing = _NOTHING
-    changed = {k: v for k, v in new.items() if old.get(k, missing) is not v}
-    removed = tuple(k for k in old if k not in new) if old.keys() - new.keys() else ()
+    if new.__class__ is WorkingData:
+        written = new.written
+        if not written:
+            return {}, ()
+        changed = {k: new[k] for k in written
+                   if k in new and ((o := old.get(k, missing)) is missing or not _same(o, new[k]))}
+        # Sorted: the hashed list must not depend on a set's or a store's order.
+        removed = tuple(sorted(k for k in written if k in old and k not in new))
+        return changed, removed
+    changed = {k: v for k, v in new.items()
+               if (o := old.get(k, missing)) is not v and (o is missing or not _same(o, v))}
+    removed = tuple(sorted(old.keys() - new.keys()))
     return changed, removed
 
 
@@ -392,7 +489,9 @@ def record(
         data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
     changed, removed = _diff(case.data, data)
     if changed:
-        changed = detach(changed, "data", trigger=trigger, case_id=case.id)
+        # Checked, not copied: the values are the step's own (copied from the
+        # payload on the way in, or made by an effect).
+        check(changed, "data", trigger=trigger, case_id=case.id)
     changes = Changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
     return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
                    outcome.payload, key, case.head, changes)

@@ -42,7 +42,7 @@ from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
-from gridflow.values import MAX_INT, MIN_INT, check_text, detach
+from gridflow.values import check, check_text, detach
 
 __all__ = ["Engine", "HookError", "TickError"]
 
@@ -333,7 +333,9 @@ class Engine:
         that a missing case gets, word for word."""
         case = self.store.get(case_id if checked else _check_id(case_id, "case_id", ""))
         if actor is not None:
-            if case is None or not _check_actor(actor).can_touch(case.grid):
+            if not checked:
+                _check_actor(actor)
+            if case is None or not actor.can_touch(case.grid):
                 raise CaseNotVisible(case_id, actor.id, no_grids=not actor.grids)
         elif case is None:
             raise CaseNotFound(case_id)
@@ -624,9 +626,13 @@ class Engine:
         data = self._pre_hooks(case, trigger, actor, payload, now)
         outcome = core.run(wf, case, trigger, actor, payload, data, now, self._lookup(actor),
                            self._pm.hook)
-        deadline = self._deadline(case, wf, outcome, now)
-        event = core.record(case, trigger, actor, now, self._checked_payload(outcome, case),
-                            deadline, key)
+        if outcome.dest is None and outcome.deadline_at is None:
+            deadline = case.deadline_at  # an internal step: the clock keeps running
+        else:
+            deadline = self._deadline(case, wf, outcome, now)
+        if outcome.effects:
+            outcome = self._checked_payload(outcome, case)
+        event = core.record(case, trigger, actor, now, outcome, deadline, key)
         new_case = evolve(case, event)
         write = Write(new_case, event, case.version)
         writes: Sequence[Write] = (write,)
@@ -644,12 +650,8 @@ class Engine:
     def _checked_payload(self, outcome: core.Outcome, case: Case) -> core.Outcome:
         # Effects may add derived facts to the payload (e.g. on_time): those
         # values enter the hashed history, so they meet the same domain.
-        if outcome.payload and not all(
-            v.__class__ in _PLAIN or (v.__class__ is int and MIN_INT <= v <= MAX_INT)
-            for v in outcome.payload.values()
-        ):
-            payload = detach(outcome.payload, "payload", case_id=case.id)
-            return attrs.evolve(outcome, payload=payload)
+        if outcome.payload:
+            check(outcome.payload, "payload", case_id=case.id)
         return outcome
 
     def _pre_hooks(
@@ -657,7 +659,7 @@ class Engine:
     ) -> dict[str, Any]:
         """Run veto and before-fire hooks; return the data the step starts from."""
         if not self._veto_impls and not self._before_impls:
-            return case.data
+            return core.working_data(case.data)
         args = {"case": case, "trigger": trigger, "actor": actor, "payload": payload,
                 "now": now}
         cid = case.id if case.version else "(new)"
@@ -665,7 +667,7 @@ class Engine:
         if veto is not None:
             guard, reason, cause = veto
             raise GuardRejected(cid, case.state, trigger, guard, reason) from cause
-        data = dict(case.data)
+        data = core.working_data(case.data)
         # pluggy's order: the last registered (the host's own plugins) first.
         for impl in reversed(self._before_impls.copy()):
             try:
@@ -952,5 +954,3 @@ class Engine:
             raise CaseNotFound(case_id)
         return replay(self._spec_of, events)
 
-
-_PLAIN = frozenset((str, bool, type(None)))

@@ -195,7 +195,8 @@ class Actor:
 
     def can_touch(self, grid: str | None) -> bool:
         """True if a case in ``grid`` is within this actor's scope."""
-        return grid in self.grids
+        grids = self.grids
+        return grids is ALL_GRIDS or grid in grids
 
     def grids_json(self) -> list[str] | str:
         """``grids`` as stored and hashed: sorted names, or ``"*"`` for `ALL_GRIDS`."""
@@ -495,12 +496,26 @@ def _actor_part(actor: Actor) -> str:
     return part
 
 
+_last_deadline: tuple[datetime, str] | None = None
+
+
 def _changes_text(changes: Changes) -> str:
     # Exactly canonical_json(changes.to_json()), assembled piecewise (a step
     # pays for this on every event).
+    global _last_deadline
     q = _quote
     deadline = changes.deadline_at
-    when = "null" if deadline is None else q(deadline.astimezone(UTC).isoformat())
+    if deadline is None:
+        when = "null"
+    else:
+        # Internal steps keep the very deadline object: encode it once.
+        last = _last_deadline
+        if last is not None and last[0] is deadline:
+            when = last[1]
+        else:
+            utc = deadline if deadline.tzinfo is UTC else deadline.astimezone(UTC)
+            when = q(utc.isoformat())
+            _last_deadline = (deadline, when)
     links = _fast_dumps(list(changes.links)) if changes.links else "[]"
     data = _fast_dumps(changes.set) if changes.set else "{}"
     unset = _fast_dumps(list(changes.unset)) if changes.unset else "[]"

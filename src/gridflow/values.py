@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from gridflow._errors import InvalidPayload
 
-__all__ = ["MAX_DEPTH", "MAX_EVENT_BYTES", "MAX_INT", "MIN_INT", "check_text", "detach"]
+__all__ = ["MAX_DEPTH", "MAX_EVENT_BYTES", "MAX_INT", "MIN_INT", "check", "check_text", "detach"]
 
 #: Deepest nesting of objects and lists in a payload or in case data.
 MAX_DEPTH: Final = 32
@@ -132,25 +132,23 @@ class _Slow(Exception):
     """Internal: `_quick` met something it does not decide; `_copy` will."""
 
 
-def _ok_text(text: str) -> bool:
-    # Printable non-ASCII text has no lone surrogate (those are category Cs).
-    return "\x00" not in text and (text.isascii() or text.isprintable()
-                                   or _text_problem(text) is None)
-
-
 def _quick(value: Any, depth: int) -> Any:
     """The common case, fast: a checked copy of plain JSON, no path kept. Anything
     unusual (a bad value, a subclass, a deep value) raises `_Slow`."""
+    # Inlined checks, not helper calls: this runs on every payload. A string
+    # passes when it has no NUL and is ASCII or printable (printable text has
+    # no lone surrogate); others go to the full walk, which decides exactly.
     if depth >= MAX_DEPTH:
         raise _Slow
     if value.__class__ is dict:
         out = {}
         for key, item in value.items():
-            if key.__class__ is not str or not _ok_text(key):
+            if key.__class__ is not str or "\x00" in key or not (key.isascii()
+                                                              or key.isprintable()):
                 raise _Slow
             cls = item.__class__
             if cls is str:
-                if not _ok_text(item):
+                if "\x00" in item or not (item.isascii() or item.isprintable()):
                     raise _Slow
             elif cls is int:
                 if not MIN_INT <= item <= MAX_INT:
@@ -168,7 +166,7 @@ def _quick(value: Any, depth: int) -> Any:
     for item in value:
         cls = item.__class__
         if cls is str:
-            if not _ok_text(item):
+            if "\x00" in item or not (item.isascii() or item.isprintable()):
                 raise _Slow
         elif cls is int:
             if not MIN_INT <= item <= MAX_INT:
@@ -224,3 +222,33 @@ def detach(value: object, where: str, *, trigger: str = "",
         raise InvalidPayload(f"{where} is nested too deeply (at most {MAX_DEPTH} levels)",
                              case_id=case_id, trigger=trigger) from None
     return out
+
+
+def check(value: Mapping[str, Any], where: str, *, trigger: str = "",
+          case_id: str | None = None) -> None:
+    """Refuse a JSON object with a value outside the domain, as `detach` does,
+    without copying it (for values the caller already owns).
+
+    Example:
+        >>> check({"n": 1, "tags": ["a"]}, "data")
+        >>> check({"n": 2**64}, "data")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidPayload: data.n is an integer outside 64 bits ...
+    """
+    for item in value.values():
+        cls = item.__class__
+        if cls is str:
+            if "\x00" in item or not (item.isascii() or item.isprintable()):
+                break
+        elif cls is int:
+            if not MIN_INT <= item <= MAX_INT:
+                break
+        elif cls is not bool and item is not None:
+            break
+    else:
+        keys_plain = all(k.__class__ is str and "\x00" not in k and (k.isascii() or k.isprintable())
+                         for k in value)
+        if keys_plain:
+            return
+    detach(value, where, trigger=trigger, case_id=case_id)
