@@ -35,7 +35,7 @@ from gridflow._errors import (
 )
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
-from gridflow.fold import audit, evolve
+from gridflow.fold import SpecIndex, audit, evolve
 from gridflow.machine import CompiledWorkflow, compile_workflow
 from gridflow.model import Actor, Case, Event
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
@@ -196,6 +196,8 @@ class Engine:
         self._pm = make_plugin_manager(plugins, entry_points=entry_points,
                                        builtins={"gridflow.workflows": workflows})
         self._compiled: dict[tuple[str, int], CompiledWorkflow] = {}
+        # One resolver for every verify: it keeps each spec version's transitions.
+        self._spec_index = SpecIndex(self._spec_of)
         self._latest: dict[str, int] = {}
         self.guards: dict[str, Guard] = {}
         self.effects: dict[str, Effect] = {}
@@ -930,7 +932,7 @@ class Engine:
             events = self.store.events(case_id)
         if case is None and not events:
             raise CaseNotFound(case_id)
-        return audit(case, events, self._spec_of)
+        return audit(case, events, self._spec_index)
 
     def _spec_of(self, name: str, version: int) -> WorkflowSpec:
         return self._get_compiled(name, version).spec
@@ -952,5 +954,5 @@ class Engine:
         events = self.store.events(_check_id(case_id, "case_id", ""))
         if not events:
             raise CaseNotFound(case_id)
-        return replay(self._spec_of, events)
+        return replay(self._spec_index, events)
 

@@ -28,7 +28,8 @@ from gridflow._errors import IntegrityError, UnknownWorkflow
 from gridflow.model import GENESIS_HASH, Case, Event
 from gridflow.spec import WorkflowSpec
 
-__all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecSource", "audit", "evolve", "replay"]
+__all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecIndex", "SpecSource", "audit", "evolve",
+           "replay"]
 
 #: Triggers the engine records itself as internal steps (the state stays).
 INTERNAL_TRIGGERS = frozenset({"link", "overdue", "upgrade"})
@@ -46,15 +47,92 @@ CASE_FIELDS: tuple[str, ...] = (
 SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
 
 
-def _folded_data(data: dict[str, Any], event: Event) -> dict[str, Any]:
-    changes = event.changes
-    assert changes is not None
-    if not changes.set and not changes.unset:
-        return data
-    out = {**data, **changes.set}
-    for key in changes.unset:
-        out.pop(key, None)
-    return out
+class _Fold:
+    """The fold's running state: the rule of `evolve`, applied event by event.
+
+    `evolve` folds one event onto a case; `replay` and `audit` fold a whole
+    history without building a `Case` per event. Both run this one rule.
+    """
+
+    __slots__ = (
+        "case_id",
+        "data",
+        "deadline_at",
+        "grid",
+        "head",
+        "links",
+        "opened_at",
+        "state",
+        "updated_at",
+        "version",
+        "workflow",
+        "workflow_version",
+    )
+
+    def __init__(self, case: Case) -> None:
+        self.case_id = case.id
+        self.workflow = case.workflow
+        self.workflow_version = case.workflow_version
+        self.state = case.state
+        self.version = case.version
+        self.data = case.data  # replaced, never edited in place: `case` stays as it was
+        self.grid = case.grid
+        self.opened_at = case.opened_at
+        self.updated_at = case.updated_at
+        self.deadline_at = case.deadline_at
+        self.links = case.links
+        self.head = case.head
+
+    @classmethod
+    def opened(cls, event: Event) -> _Fold:
+        if event.seq != 1 or event.source is not None or event.dest is None:
+            raise IntegrityError(event.case_id, event.seq, "a case's first event must be an "
+                                 "'open' into the initial state", field="trigger")
+        changes = event.changes
+        if changes is None:
+            # gridflow 0.1: the upgrade event states the rest.
+            return cls(Case(event.case_id, "", 0, event.dest, 1, {}, None, event.at, event.at,
+                            None, (), event.hash))
+        if changes.workflow is None:
+            raise IntegrityError(event.case_id, 1, "the 'open' event names no workflow",
+                                 field="changes")
+        data = dict(changes.set)
+        for key in changes.unset:
+            data.pop(key, None)
+        return cls(Case(event.case_id, changes.workflow, changes.workflow_version, event.dest,
+                        1, data, changes.grid, event.at, event.at, changes.deadline_at,
+                        tuple(changes.links), event.hash))
+
+    def apply(self, event: Event) -> None:
+        if event.seq != self.version + 1:
+            raise IntegrityError(self.case_id, event.seq, f"event seq {event.seq} cannot "
+                                 f"follow version {self.version}", field="seq")
+        if event.dest is not None:
+            self.state = event.dest
+        self.version = event.seq
+        self.updated_at = event.at
+        self.head = event.hash
+        changes = event.changes
+        if changes is None:
+            return
+        if changes.workflow is not None:
+            # A rebind (open, upgrade, migration) names the workflow and the grid.
+            self.workflow = changes.workflow
+            self.grid = changes.grid
+        self.workflow_version = changes.workflow_version
+        self.deadline_at = changes.deadline_at
+        if changes.set or changes.unset:
+            data = {**self.data, **changes.set}
+            for key in changes.unset:
+                data.pop(key, None)
+            self.data = data
+        if changes.links:
+            self.links = self.links + tuple(changes.links)
+
+    def case(self) -> Case:
+        return Case(self.case_id, self.workflow, self.workflow_version, self.state, self.version,
+                    self.data, self.grid, self.opened_at, self.updated_at, self.deadline_at,
+                    self.links, self.head)
 
 
 def evolve(case: Case | None, event: Event) -> Case:
@@ -78,43 +156,23 @@ def evolve(case: Case | None, event: Event) -> Case:
         >>> evolve(case, triage).data
         {'title': '堆物', 'category': '违规堆物'}
     """
-    changes = event.changes
     if case is None:
-        if event.seq != 1 or event.source is not None or event.dest is None:
-            raise IntegrityError(event.case_id, event.seq, "a case's first event must be an "
-                                 "'open' into the initial state", field="trigger")
-        if changes is None:
-            # gridflow 0.1: the upgrade event states the rest.
-            return Case(event.case_id, "", 0, event.dest, 1, {}, None, event.at, event.at,
-                        None, (), event.hash)
-        if changes.workflow is None:
-            raise IntegrityError(event.case_id, 1, "the 'open' event names no workflow",
-                                 field="changes")
-        data = dict(changes.set)
-        for key in changes.unset:
-            data.pop(key, None)
-        return Case(event.case_id, changes.workflow, changes.workflow_version, event.dest, 1,
-                    data, changes.grid, event.at, event.at, changes.deadline_at,
-                    tuple(changes.links), event.hash)
-    if event.seq != case.version + 1:
-        raise IntegrityError(case.id, event.seq, f"event seq {event.seq} cannot follow version "
-                             f"{case.version}", field="seq")
-    state = case.state if event.dest is None else event.dest
-    if changes is None:
-        return Case(case.id, case.workflow, case.workflow_version, state, event.seq, case.data,
-                    case.grid, case.opened_at, event.at, case.deadline_at, case.links,
-                    event.hash)
-    rebind = changes.workflow is not None
-    return Case(
-        case.id, changes.workflow if rebind else case.workflow,  # type: ignore[arg-type]
-        changes.workflow_version, state, event.seq, _folded_data(case.data, event),
-        changes.grid if rebind else case.grid, case.opened_at, event.at, changes.deadline_at,
-        case.links + tuple(changes.links) if changes.links else case.links, event.hash,
-    )
+        return _Fold.opened(event).case()
+    fold = _Fold(case)
+    fold.apply(event)
+    return fold.case()
 
 
-class _Specs:
-    """Resolves ``(workflow, version)`` to a spec and its set of transitions."""
+class SpecIndex:
+    """Resolves ``(workflow, version)`` to a spec and its set of transitions,
+    keeping each version's transitions once computed: reuse one across calls
+    of `replay` and `audit` (the engine does).
+
+    Example:
+        >>> from gridflow.workflows import GRID_CASE
+        >>> ("triage", "reported", "triaged") in SpecIndex(GRID_CASE).edges("grid_case", 1)
+        True
+    """
 
     def __init__(self, source: SpecSource) -> None:
         self._edges: dict[tuple[str, int], frozenset[tuple[str, str, str | None]]] = {}
@@ -168,37 +226,35 @@ def _check_event(index: int, event: Event, case_id: str, prev: str) -> None:
                              "reordered)", field="prev_hash")
 
 
-def _check_step(index: int, event: Event, case: Case | None, specs: _Specs) -> None:
+def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None:
     """The step is one the workflow allows from the state the fold is in."""
-    if case is None:
-        return
     if event.changes is None and case.version and case.workflow:
-        raise IntegrityError(case.id, index, "an event without recorded changes after the "
+        raise IntegrityError(case.case_id, index, "an event without recorded changes after the "
                              "case was upgraded to gridflow 0.2", field="changes")
     if event.source != case.state:
-        raise IntegrityError(case.id, index, f"the event starts from {event.source!r} but the "
+        raise IntegrityError(case.case_id, index, f"the event starts from {event.source!r} but the "
                              f"fold is in {case.state!r}", field="source")
     trigger = event.trigger
     if trigger in INTERNAL_TRIGGERS:
         if event.dest is not None:
-            raise IntegrityError(case.id, index, f"{trigger!r} must keep the state",
+            raise IntegrityError(case.case_id, index, f"{trigger!r} must keep the state",
                                  field="dest")
         if trigger in _TIMER_ONLY and event.actor.id != "system":
             # Only the timer marks a case overdue: a mark by anyone else was
             # written behind the engine's back.
-            raise IntegrityError(case.id, index, f"an {trigger!r} mark not made by the timer "
+            raise IntegrityError(case.case_id, index, f"an {trigger!r} mark not made by the timer "
                                  f"(actor {event.actor.id!r}, not 'system')", field="actor")
         return
     if not case.workflow:
         return  # a 0.1 case before its upgrade event: the workflow is not known yet
     edges = specs.edges(case.workflow, case.workflow_version)
     if (trigger, case.state, event.dest) not in edges:
-        raise IntegrityError(case.id, index, f"{trigger!r} from {case.state!r} to "
+        raise IntegrityError(case.case_id, index, f"{trigger!r} from {case.state!r} to "
                              f"{event.dest!r} is not a transition of "
                              f"{case.workflow}@{case.workflow_version}", field="trigger")
 
 
-def replay(spec: SpecSource, events: Sequence[Event]) -> Case:
+def replay(spec: SpecSource | SpecIndex, events: Sequence[Event]) -> Case:
     """The case row that ``events`` (one case's whole history, oldest first) fold to.
 
     Checks the hash chain and that every step is a transition of ``spec``
@@ -216,46 +272,53 @@ def replay(spec: SpecSource, events: Sequence[Event]) -> Case:
     if not events:
         raise IntegrityError("(none)", None, "there are no events to replay", field="version")
     case_id = events[0].case_id
-    return _fold(case_id, events, _Specs(spec))[0]
+    index = spec if isinstance(spec, SpecIndex) else SpecIndex(spec)
+    return _fold(case_id, events, index)[0]
 
 
 def _fold(case_id: str, events: Sequence[Event],
-          specs: _Specs) -> tuple[Case, dict[str, int], dict[str, int]]:
+          specs: SpecIndex) -> tuple[Case, dict[str, int], dict[str, int]]:
     """Fold with every check; also return, per field and per data key, the seq of
     the last event that changed it (where a disagreeing row parts from the fold)."""
     prev = GENESIS_HASH
-    case: Case | None = None
+    fold: _Fold | None = None
     touched: dict[str, int] = {}
     keys: dict[str, int] = {}
     for index, event in enumerate(events, start=1):
         _check_event(index, event, case_id, prev)
-        _check_step(index, event, case, specs)
-        before = case
-        case = evolve(case, event)
         prev = event.hash
+        if fold is None:
+            fold = _Fold.opened(event)
+            touched = dict.fromkeys(CASE_FIELDS, 1)
+            continue
+        _check_step(index, event, fold, specs)
+        state, deadline, links, version = (fold.state, fold.deadline_at, fold.links,
+                                           fold.workflow_version)
+        fold.apply(event)
+        if fold.state != state:
+            touched["state"] = index
+        if fold.deadline_at != deadline:
+            touched["deadline_at"] = index
+        if fold.links is not links:
+            touched["links"] = index
         changes = event.changes
         if changes is not None:
             for key in changes.set:
                 keys[key] = index
             for key in changes.unset:
                 keys[key] = index
-        if before is None:
-            touched = dict.fromkeys(CASE_FIELDS, 1)
-            continue
-        for field in ("workflow", "workflow_version", "state", "grid", "deadline_at", "links"):
-            if getattr(before, field) != getattr(case, field):
-                touched[field] = index
-        if changes is not None and changes.workflow is not None:
-            # A rebind (upgrade, migration) states the row as of this event.
-            touched.update(workflow=index, workflow_version=index, grid=index)
-            touched["data"] = index
-    assert case is not None
+            if changes.workflow is not None:
+                # A rebind (upgrade, migration) states the row as of this event.
+                touched.update(workflow=index, workflow_version=index, grid=index, data=index)
+            elif changes.workflow_version != version:
+                touched["workflow_version"] = index
+    assert fold is not None
     for field in ("version", "updated_at", "head"):
         touched[field] = len(events)
-    return case, touched, keys
+    return fold.case(), touched, keys
 
 
-def audit(row: Case | None, events: Sequence[Event], specs: SpecSource) -> Case:
+def audit(row: Case | None, events: Sequence[Event], specs: SpecSource | SpecIndex) -> Case:
     """Check a stored case row against its events: the hash chain, every step,
     and the fold compared with ``row`` field by field (`CASE_FIELDS`).
 
@@ -281,7 +344,8 @@ def audit(row: Case | None, events: Sequence[Event], specs: SpecSource) -> Case:
         raise IntegrityError(case_id, None, "the events have no case row", field="version")
     if not events:
         raise IntegrityError(row.id, None, "the case has no events", field="version")
-    folded, touched, keys = _fold(row.id, events, _Specs(specs))
+    index = specs if isinstance(specs, SpecIndex) else SpecIndex(specs)
+    folded, touched, keys = _fold(row.id, events, index)
     if folded.version != row.version:
         raise IntegrityError(row.id, min(folded.version, row.version) + 1,
                              f"the case row is at version {row.version} but {folded.version} "
