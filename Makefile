@@ -1,24 +1,35 @@
 # Two commands for a fresh machine with Python 3.11+ and make:
-#   make demo   - play the source's stories (grid case, 1+3+N mediation) and print them
-#   make test   - lint, type-check and run the whole test suite
+#   make demo   - play the source's stories (grid case, 1+3+N mediation) and print them;
+#                 installs only what the demo needs (gridflow and SQLAlchemy)
+#   make test   - lint, type-check and run the whole test suite (installs the rest:
+#                 the dev and docs toolchains, the example plugin)
 # Both create (once) and reuse a local virtual environment in .venv.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Everything: tests, type checks, docs, benchmarks.
 STAMP := $(VENV)/.installed
+# Only the demo's needs; the full install satisfies it too.
+DEMO_STAMP := $(VENV)/.demo-installed
 
 .PHONY: demo test lint typecheck pytest docs bench bench-quick wheel-check clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[sql]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,docs,cli]"
 	# The example plugin distribution, so its entry point is discovered for real.
 	$(BIN)/python -m pip install --quiet -e examples/plugin_package
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/gridflow demo $(DEMO_ARGS)
 
 test: lint typecheck pytest

@@ -1,0 +1,47 @@
+"""``make demo`` installs only what the demo needs; ``make test`` the rest (issue 16,
+point 8). Read from ``make -n`` (what make would run), so nothing is installed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def planned(target: str, venv: Path) -> list[str]:
+    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=60, check=True)
+    return done.stdout.splitlines()
+
+
+def installs(lines: list[str]) -> list[str]:
+    """What each ``pip install`` line installs (its last arguments)."""
+    return [line.split(" install ", 1)[1] for line in lines if " -m pip install " in line]
+
+
+def test_make_demo_installs_the_demo_only(tmp_path: Path) -> None:
+    lines = planned("demo", tmp_path / "venv")
+    assert installs(lines) == ['--quiet --disable-pip-version-check -e ".[sql]"']
+    assert any(line.rstrip().endswith("/bin/gridflow demo") for line in lines)
+
+
+def test_make_test_installs_the_toolchain(tmp_path: Path) -> None:
+    wanted = " ".join(installs(planned("test", tmp_path / "venv")))
+    assert re.search(r'-e "\.\[dev,docs,cli\]"', wanted)
+    assert "examples/plugin_package" in wanted
+
+
+def test_after_the_full_install_make_demo_installs_nothing(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    (venv / ".installed").touch()
+    (venv / ".demo-installed").touch()  # the full install marks the demo's needs met
+    assert installs(planned("demo", venv)) == []
