@@ -12,6 +12,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Only the demo's needs; the full install satisfies it too.
 DEMO_STAMP := $(VENV)/.demo-installed
+# The demo's dependencies, read from pyproject.toml (the core ones and the sql extra).
+# Nothing is built for the demo: a .pth file puts src/ on the venv's path, as an
+# editable install would (`make test` then makes the real editable install).
+DEMO_REQUIREMENTS := $(VENV)/demo-requirements.txt
 
 .PHONY: demo test lint typecheck pytest docs bench bench-quick wheel-check clean
 
@@ -19,7 +23,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[sql]"
+	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	print('\n'.join(p['dependencies'] + p['optional-dependencies']['sql']))" > $(DEMO_REQUIREMENTS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(DEMO_REQUIREMENTS)
+	$(BIN)/python -c "import pathlib, sysconfig; \
+	pathlib.Path(sysconfig.get_path('purelib'), 'gridflow-src.pth').write_text('$(CURDIR)/src\n')"
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
@@ -30,7 +38,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/gridflow demo $(DEMO_ARGS)
+	$(BIN)/python -m gridflow demo $(DEMO_ARGS)
 
 test: lint typecheck pytest
 

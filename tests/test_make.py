@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,24 @@ def installs(lines: list[str]) -> list[str]:
 
 
 def test_make_demo_installs_the_demo_only(tmp_path: Path) -> None:
-    lines = planned("demo", tmp_path / "venv")
-    assert installs(lines) == ['--quiet --disable-pip-version-check -e ".[sql]"']
-    assert any(line.rstrip().endswith("/bin/gridflow demo") for line in lines)
+    venv = tmp_path / "venv"
+    lines = planned("demo", venv)
+    assert installs(lines) == [f"--quiet --disable-pip-version-check -r "
+                               f"{venv}/demo-requirements.txt"]
+    # The requirements are written by the recipe's first command: run it (with this
+    # interpreter as the venv's) and read what it asks for.
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    recipe = "\n".join(lines)
+    write = recipe[recipe.index(f"{venv}/bin/python -c \"import tomllib"):]
+    write = write[:write.index("demo-requirements.txt") + len("demo-requirements.txt")]
+    subprocess.run(["bash", "-c", write], cwd=ROOT, check=True, timeout=60)
+    wanted = (venv / "demo-requirements.txt").read_text(encoding="utf-8").split()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert wanted == [*project["dependencies"], *project["optional-dependencies"]["sql"]]
+    assert not {"mypy", "mkdocs", "pytest", "ruff"} & {re.split(r"[<>=\[]", w)[0]
+                                                      for w in wanted}
+    assert any(line.rstrip().endswith("/bin/python -m gridflow demo") for line in lines)
 
 
 def test_make_test_installs_the_toolchain(tmp_path: Path) -> None:
