@@ -62,3 +62,12 @@ def test_after_the_full_install_make_demo_installs_nothing(tmp_path: Path) -> No
     (venv / ".installed").touch()
     (venv / ".demo-installed").touch()  # the full install marks the demo's needs met
     assert installs(planned("demo", venv)) == []
+
+
+def test_ci_runs_the_new_user_script() -> None:
+    # The "new user" check lives in tests/new_user.sh and runs in CI on the built wheel.
+    script = ROOT / "tests" / "new_user.sh"
+    assert script.stat().st_mode & 0o111, "tests/new_user.sh must be executable"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "tests/new_user.sh dist/gridflow-*.whl" in ci
+    assert "make demo VENV=" in ci  # make demo from nothing, on its own venv
