@@ -20,7 +20,8 @@ from gridflow.clock import FixedClock
 from gridflow.engine import Engine
 from gridflow.model import ALL_GRIDS, Actor, Case
 
-__all__ = ["ALLEY", "CASE_IDS", "SCALD", "SCALD_FIX", "SECOND_VICTIM", "START", "play"]
+__all__ = ["ALLEY", "CASE_IDS", "SCALD", "SCALD_FIX", "SECOND_VICTIM", "START", "STORIES",
+           "play"]
 
 #: China Standard Time: the stories happen in Shanghai.
 CST = timezone(timedelta(hours=8), "CST")
@@ -33,6 +34,13 @@ SCALD_FIX = "demo-scald-fix"
 SECOND_VICTIM = "demo-scald-wang"
 #: Every case id the demo opens, in story order.
 CASE_IDS = (ALLEY, SCALD, SCALD_FIX, SECOND_VICTIM)
+#: The stories, by the key `play` reports as it starts each: (English, Chinese).
+STORIES = {
+    "alley": ("the alley near Lane 324 (grid case)", "长宁支路324弄附近的小巷（网格案件）"),
+    "scald": ("the hot-pot scald (mediation, and its rectification grid case)",
+              "火锅店烫伤（多元调解，以及关联的整改网格案件）"),
+    "second_victim": ("the second scald victim (mediation)", "第二位烫伤受害人（多元调解）"),
+}
 
 GRID_1 = "第一综合网格"
 GRID_2 = "第二综合网格"
@@ -174,10 +182,19 @@ def play(engine: Engine, clock: FixedClock, *, mediation: bool = True,
     """Play every story on ``engine``, in date order; returns the ids of the cases opened.
 
     ``mediation=False`` plays only the alley (for a gridflow without the
-    mediation workflow).
+    mediation workflow). ``progress`` is called with each story's key in
+    `STORIES` as it starts.
+
+    Example:
+        >>> engine = Engine(clock=FixedClock(START), entry_points=False)
+        >>> play(engine, engine.clock, progress=print)  # doctest: +ELLIPSIS
+        alley
+        scald
+        second_victim
+        ['demo-alley-324', ...]
     """
     say = progress or (lambda _text: None)
-    say("the alley near Lane 324 (grid case)")
+    say("alley")
     _alley(engine, clock)
     # The look-back (回头看) starts 30 days after closing: the timer starts it.
     _timer(engine, clock, 4, 6)
@@ -186,14 +203,14 @@ def play(engine: Engine, clock: FixedClock, *, mediation: bool = True,
         "observation": "回头看:小巷保持畅通整洁,堆物和地锁未反弹"})
     if not mediation:
         return [ALLEY]
-    say("the hot-pot scald (mediation, and its rectification grid case)")
+    say("scald")
     _scald(engine, clock)
     # The agreement's performance date passes: the timer starts the follow-up visit.
     _timer(engine, clock, 5, 1)
     _at(clock, 5, 6, 10)
     engine.fire(SCALD, "resolve", actor=MEDIATOR,
                 payload={"outcome": "赔偿已履行,整改完成,纠纷圆满化解"})
-    say("the second scald victim (mediation)")
+    say("second_victim")
     _second_victim(engine, clock)
     _timer(engine, clock, 5, 16)
     _at(clock, 5, 16, 11)

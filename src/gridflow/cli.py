@@ -1,17 +1,25 @@
-"""The ``gridflow`` command: demo, validate, diagram, history, report, tick.
+"""The ``gridflow`` command: demo, validate, diagram, history, report, tick, open, fire.
 
 Built on `argparse` (standard library), so the core install needs nothing
 more. Databases need ``gridflow[sql]`` (SQLite) or ``gridflow[postgres]``;
 YAML files need ``gridflow[yaml]``.
 
+Every command takes ``--spec FILE`` and ``--plugin MODULE`` (both
+repeatable) and reads the project file (``gridflow.toml``, or
+``[tool.gridflow]`` in ``pyproject.toml``): a team's own workflows work in
+every command. `gridflow._session.open_session` builds each command's store
+and engine from the options and the file; a new command calls it too.
+
 Exit codes: 0 success; 1 the command ran and found a problem (an invalid
-spec, a case that does not exist, a failed verification, a timer error);
-2 the command could not run as asked (bad arguments, a missing file or
-database, a missing optional dependency). Messages go to stderr, never
-tracebacks, for anything the user can fix.
+spec, a case that does not exist, a refused step, a failed or impossible
+verification, a timer error); 2 the command could not run as asked (bad
+arguments or project file, a missing file or database, a missing optional
+dependency); 130 interrupted. Messages go to stderr, one line, never a
+traceback, for anything the user can cause.
 
 Example:
-    >>> main(["diagram", "grid_case", "--format", "mermaid", "--lang", "zh"])  # doctest: +ELLIPSIS
+    >>> main(["diagram", "grid_case", "--format", "mermaid", "--lang", "zh",
+    ...       "--no-project"])  # doctest: +ELLIPSIS
     stateDiagram-v2
     ...
     0
@@ -21,131 +29,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
 from gridflow import __version__
+from gridflow._display import (
+    FIGURE_WORKFLOWS,
+    Labels,
+    figure_lines,
+    timeline,
+    w,
+)
 from gridflow._errors import (
     MAX_LISTED_PROBLEMS,
-    CaseNotFound,
     GridflowError,
     IntegrityError,
+    InvalidArgument,
     SpecError,
     SpecProblem,
     UnknownWorkflow,
 )
+from gridflow._session import (
+    DB_ENV,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    SHANGHAI,
+    Session,
+    UsageError,
+    _db_url,
+    open_session,
+    open_store,
+    parse_tz,
+)
 from gridflow._speccheck import listing
 from gridflow._specload import parse_spec, read_text
-from gridflow.calendar import Calendar, CalendarDays
-from gridflow.clock import Clock, FixedClock, SystemClock
-from gridflow.engine import Engine
-from gridflow.model import Case, Event
+from gridflow._textlayout import terminal_width
+from gridflow.clock import FixedClock, SystemClock
+from gridflow.engine import MAX_TICK_LIMIT, Engine
+from gridflow.model import ALL_GRIDS, Actor, Case, Event
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store
 
-__all__ = ["EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "UsageError", "build_parser", "main"]
+__all__ = ["DB_ENV", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "UsageError", "build_parser",
+           "main", "print_case"]
 
 EXIT_OK = 0
-#: The command ran and found problems (invalid spec, unknown case, failed check).
-EXIT_PROBLEMS = 1
-#: The command could not run as asked (arguments, missing file / database / extra).
-EXIT_USAGE = 2
-
-#: Environment variable holding the default ``--db``.
-DB_ENV = "GRIDFLOW_DB"
+#: Exit status after Ctrl-C (128 + SIGINT), as shells expect.
+EXIT_INTERRUPTED = 130
 #: Where ``gridflow demo`` keeps its SQLite file unless ``--db`` is given.
 DEMO_DB = Path(tempfile.gettempdir()) / "gridflow-demo.db"
-#: Times are shown in China Standard Time unless ``--tz`` says otherwise.
-CST = timezone(timedelta(hours=8), "CST")
-
-
-class UsageError(GridflowError):
-    """The command cannot run as asked; ``code`` is the exit status (2 by default)."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# -- words in two languages --------------------------------------------------------------
-
-_WORDS: dict[str, tuple[str, str]] = {
-    # key: (en, zh)
-    "open": ("Opened", "新建"),
-    "link": ("Linked to a case", "关联案件"),
-    "overdue": ("Overdue", "超时"),
-    "stays": ("stays", "保持"),
-    "case": ("Case", "案件"),
-    "state": ("state", "状态"),
-    "grid": ("grid", "网格"),
-    "links": ("linked", "关联"),
-    "time": ("Time", "时间"),
-    "step": ("Step", "步骤"),
-    "actor": ("Actor", "操作人"),
-    "change": ("State", "状态变化"),
-    "details": ("Details", "详情"),
-    "verified": ("history verified: {n} events, hash chain intact, replay matches",
-                 "历史已验证:{n} 条事件,哈希链完整,重放一致"),
-    "figures": ("Supervision figures", "监督考核指标"),
-    "demo_title": ("gridflow demo: the stories of Huayang Road sub-district (华阳路街道)",
-                   "gridflow 演示:华阳路街道的网格治理案例"),
-    "stored": ("Stored in {where}. Try:", "数据已保存在 {where}。可以试试:"),
-    "no_cases": ("no cases", "没有案件"),
-    "all": ("all", "全部"),
-    "now": ("now", "现在"),
-    "total": ("total", "合计"),
-}
-
-
-def _w(key: str, lang: str) -> str:
-    en, zh = _WORDS[key]
-    return zh if lang == "zh" else en
-
-
-# -- text layout (CJK characters take two columns) ---------------------------------------
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))
-
-
-def _clip(text: str, width: int) -> str:
-    if _width(text) <= width:
-        return text
-    out, used = [], 0
-    for ch in text:
-        w = _width(ch)
-        if used + w > width - 1:
-            break
-        out.append(ch)
-        used += w
-    return "".join(out) + "…"
-
-
-def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "  ",
-           max_width: int = 48) -> None:
-    """Left-aligned columns; the last column is not padded or clipped."""
-    if not rows:
-        return
-    count = max(len(r) for r in rows)
-    widths = [0] * count
-    for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = min(max(widths[i], _width(cell)), max_width)
-    for row in rows:
-        cells = [_pad(_clip(cell, widths[i]), widths[i]) for i, cell in enumerate(row[:-1])]
-        out.write((indent + "  ".join([*cells, row[-1]])).rstrip() + "\n")
+#: Set to 1 to see the traceback of an unexpected error (a bug) instead of one line.
+DEBUG_ENV = "GRIDFLOW_DEBUG"
+#: China Standard Time, the default zone of every time shown (Asia/Shanghai).
+CST = SHANGHAI
 
 
 # -- progress on stderr ------------------------------------------------------------------
@@ -153,7 +96,16 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "  ",
 
 class Progress:
     """A count of cases done, on stderr: rewritten in place on a terminal, a line
-    every ``every`` cases otherwise, and a final line either way."""
+    every ``every`` cases otherwise, and a final line either way.
+
+    Example:
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> progress = Progress("tick", stream, every=2)
+        >>> progress.add(3); progress.done("3 step(s) recorded")
+        >>> stream.getvalue()
+        'tick: 3 …\\ntick: 3 step(s) recorded\\n'
+    """
 
     def __init__(self, label: str, stream: TextIO, *, quiet: bool = False,
                  every: int = 500) -> None:
@@ -165,6 +117,7 @@ class Progress:
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
 
     def add(self, n: int = 1) -> None:
+        """Count ``n`` more."""
         if self.quiet or n <= 0:
             self.count += n
             return
@@ -177,81 +130,32 @@ class Progress:
             self.stream.write(f"{self.label}: {self.count} …\n")
 
     def done(self, what: str) -> None:
+        """The final line."""
         if self.quiet:
             return
         end = "\r" if self.tty else ""
         self.stream.write(f"{end}{self.label}: {what}\n")
 
 
-# -- stores, engines, times --------------------------------------------------------------
+# -- option values -----------------------------------------------------------------------
 
 
-def _db_url(value: str) -> str:
-    """A SQLAlchemy URL; a plain path means a SQLite file."""
-    if "://" in value:
-        return value
-    return f"sqlite:///{Path(value).expanduser().resolve()}"
-
-
-def _sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite"):
-        return None
-    _, _, rest = url.partition(":///")
-    rest = rest.split("?", 1)[0]
-    if not rest or rest == ":memory:":
-        return None
-    return Path(rest)
-
-
-def _open_store(value: str | None, *, create: bool) -> Store:
-    if not value:
-        raise UsageError(f"no database given: pass --db URL (e.g. --db cases.db or "
-                         f"--db postgresql+psycopg://user@host/db) or set {DB_ENV}")
-    url = _db_url(value)
-    path = _sqlite_path(url)
-    if not create and path is not None and not path.exists():
-        raise UsageError(f"no database file at {path}; check --db (run `gridflow demo --db "
-                         f"{path}` to make one with the demo's cases)")
+def _tz_arg(value: str) -> tzinfo:
     try:
-        from gridflow.store.sql import SQLStore
-    except ImportError as exc:
-        raise UsageError(f"databases need SQLAlchemy: pip install 'gridflow[sql]' "
-                         f"(PostgreSQL: 'gridflow[postgres]') ({exc})") from None
+        return parse_tz(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _batch_arg(value: str) -> int:
     try:
-        store = SQLStore(url)
-    except ImportError as exc:
-        raise UsageError(str(exc)) from None
-    if create:
-        store.create_schema()
-    return store
-
-
-def _engine(store: Store, args: argparse.Namespace, *, clock: Clock | None = None,
-            calendar: Calendar | None = None) -> Engine:
-    return Engine(store, clock=clock, calendar=calendar,
-                  entry_points=not getattr(args, "no_plugins", False))
-
-
-def _tz(value: str) -> tzinfo:
-    """``UTC``, ``+08:00`` / ``-05:30`` or an IANA name such as ``Asia/Shanghai``."""
-    text = value.strip()
-    if text.upper() in ("UTC", "Z"):
-        return UTC
-    match = re.fullmatch(r"([+-])(\d{1,2}):?(\d{2})?", text)
-    if match:
-        sign = -1 if match[1] == "-" else 1
-        offset = timedelta(hours=int(match[2]), minutes=int(match[3] or 0))
-        return timezone(sign * offset)
-    try:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-    except ImportError:  # pragma: no cover - Python < 3.9 only
-        raise argparse.ArgumentTypeError(f"unknown time zone {value!r}") from None
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"unknown time zone {value!r}; use UTC, an offset like +08:00, or a name like "
-            "Asia/Shanghai") from None
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_TICK_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
+                                         f"{MAX_TICK_LIMIT:,}, got {value!r}")
+    return number
 
 
 def _when(value: str, tz: tzinfo, *, end_of_day: bool = False) -> datetime:
@@ -272,133 +176,31 @@ def _when(value: str, tz: tzinfo, *, end_of_day: bool = False) -> datetime:
     return when.astimezone(UTC)
 
 
+def _columns() -> int:
+    return terminal_width()
+
+
 # -- timelines ---------------------------------------------------------------------------
 
 
-class _Labels:
-    """Labels of states, triggers and roles in one language, from the registered specs."""
+def print_case(engine: Engine, case_id: str, lang: str, tz: tzinfo, out: TextIO,
+               columns: int | None = None) -> Case:
+    """Print one case's header and timeline (laid out to ``columns``); return the case.
 
-    def __init__(self, engine: Engine, lang: str) -> None:
-        self.engine = engine
-        self.lang = lang
-
-    def spec(self, case: Case) -> WorkflowSpec | None:
-        try:
-            return self.engine.workflow(case.workflow, case.workflow_version)
-        except UnknownWorkflow:
-            return None
-
-    def state(self, spec: WorkflowSpec | None, name: str | None) -> str:
-        if name is None:
-            return ""
-        if spec is not None:
-            try:
-                return spec.state(name).label(self.lang)
-            except KeyError:
-                pass
-        return name
-
-    def trigger(self, spec: WorkflowSpec | None, trigger: str) -> str:
-        if trigger in ("open", "link", "overdue"):
-            return _w(trigger, self.lang)
-        for tr in spec.transitions if spec is not None else ():
-            if tr.trigger == trigger:
-                return tr.label(self.lang)
-        return trigger
-
-    def actor(self, event: Event) -> str:
-        roles = self.engine.roles
-        names = [roles[r][1 if self.lang == "en" else 0] if r in roles else r
-                 for r in sorted(event.actor.roles)]
-        return f"{event.actor.id} ({'/'.join(names)})" if names else event.actor.id
-
-
-def _short(value: Any, lang: str) -> str:
-    sep = "、" if lang == "zh" else ", "
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        parts = [str(v.get("name", "…")) if isinstance(v, dict) else _short(v, lang)
-                 for v in value]
-        return sep.join(parts)
-    if isinstance(value, dict):
-        return sep.join(f"{k}:{_short(v, lang)}" for k, v in value.items())
-    return str(value)
-
-
-def _details(event: Event, lang: str) -> str:
-    payload = event.payload
-    if event.trigger == "open":
-        data = payload.get("data") or {}
-        text = data.get("title") or data.get("summary") or ""
-        return str(text)
-    if event.trigger == "link":
-        return f"↔ {payload.get('case', '')}"
-    return "; ".join(f"{k}={_short(v, lang)}" for k, v in payload.items())
-
-
-def print_case(engine: Engine, case_id: str, lang: str, tz: tzinfo, out: TextIO) -> Case:
-    """Print one case's header and timeline; return the case."""
-    case = engine.get(case_id)
-    events = engine.history(case_id)
-    labels = _Labels(engine, lang)
-    spec = labels.spec(case)
-    title = spec.label(lang) if spec is not None else case.workflow
-    head = (f"■ {_w('case', lang)} {case.id} · {title} ({case.workflow}@{case.workflow_version})"
-            f" · {_w('grid', lang)} {case.grid or '-'} · {_w('state', lang)}: "
-            f"{labels.state(spec, case.state)}")
-    out.write(head + "\n")
-    if case.links:
-        out.write(f"  {_w('links', lang)}: {', '.join(case.links)}\n")
-    rows: list[list[str]] = []
-    for event in events:
-        when = event.at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        if event.dest is None:
-            change = f"↻ {labels.state(spec, event.source)}"
-        elif event.source is None:
-            change = f"→ {labels.state(spec, event.dest)}"
-        else:
-            change = f"{labels.state(spec, event.source)} → {labels.state(spec, event.dest)}"
-        rows.append([when, labels.trigger(spec, event.trigger), labels.actor(event), change,
-                     _clip(_details(event, lang), 72)])
-    _table(rows, out)
+    Example:
+        >>> import io, gridflow
+        >>> engine = gridflow.Engine(clock=gridflow.FixedClock(), entry_points=False)
+        >>> c = engine.open("grid_case", actor=gridflow.Actor("w", ["grid_worker"], ["g"]),
+        ...                 grid="g", case_id="c-1", data={"title": "堆物", "source": "visit"})
+        >>> print_case(engine, "c-1", "en", UTC, io.StringIO()).state
+        'reported'
+    """
+    case, lines = timeline(engine, case_id, lang, tz, columns)
+    out.write("\n".join(lines) + "\n")
     return case
 
 
 # -- supervision figures -----------------------------------------------------------------
-
-#: (Row attribute, English label, Chinese label, kind): kind is "n" (count),
-#: "%" (rate) or "d" (days).
-_FIGURES = (
-    ("received", "Received", "受理数", "n"),
-    ("triaged", "Triaged (filed)", "立案数", "n"),
-    ("due", "Due", "应结案数", "n"),
-    ("closed", "Closed", "结案数", "n"),
-    ("closed_on_time", "Closed on time", "按期结案数", "n"),
-    ("reopened", "Reopened (rework)", "返工数", "n"),
-    ("extended", "Extended", "延期数", "n"),
-    ("closed_in_grid", "Closed inside the grid", "格内解决数", "n"),
-    ("revisits", "Revisits concluded", "回头看数", "n"),
-    ("revisits_passed", "Revisits passed", "回头看通过数", "n"),
-    ("mediations_ended", "Mediations ended", "调解结束数", "n"),
-    ("mediations_resolved", "Mediations resolved", "化解成功数", "n"),
-    ("resolved_at_tier1", "Resolved in tier 1 (grid)", "网格一级化解数", "n"),
-    ("agreements", "Agreements signed", "达成协议数", "n"),
-    ("filing_rate", "Filing rate 立案率", "立案率", "%"),
-    ("closure_rate", "Closure rate 结案率", "结案率", "%"),
-    ("on_time_rate", "On-time closure rate 按期结案率", "按期结案率", "%"),
-    ("rework_rate", "Rework rate 返工率", "返工率", "%"),
-    ("extension_rate", "Extension rate 延期率", "延期率", "%"),
-    ("in_grid_rate", "Solved-in-grid rate 格内解决率", "格内解决率", "%"),
-    ("revisit_pass_rate", "Revisit pass rate 回头看通过率", "回头看通过率", "%"),
-    ("mediation_success_rate", "Mediation success rate 化解成功率", "化解成功率", "%"),
-    ("tier1_share", "Share resolved in tier 1", "一级化解占比", "%"),
-    ("median_days_to_agreement", "Median days to agreement", "达成协议天数中位数", "d"),
-)
 
 
 def _cases(store: Store, progress: Progress, **filters: Any) -> Iterator[Case]:
@@ -422,62 +224,91 @@ def _metrics_module() -> Any:
     return metrics
 
 
-def _cell(value: Any, kind: str) -> str:
-    if value is None:
-        return "-"
-    if kind == "%":
-        return f"{value * 100:.1f}%"
-    if kind == "d":
-        return f"{value:.1f}"
-    return str(value)
+def _group(case: Case, by: str | None) -> str | None:
+    if by is None:
+        return None
+    value = case.grid if by == "grid" else case.data.get(by)
+    return None if value is None else str(value)
 
 
-def _print_figures(store: Store, out: TextIO, err: TextIO, *, lang: str,
-                   since: datetime | None, until: datetime, by: str | None,
-                   quiet: bool = False, as_json: bool = False) -> None:
-    """Compute the figures with `gridflow.metrics.compute` and print them: one
-    line per figure, one column per group."""
+def _by_state(store: Store, since: datetime | None, until: datetime,
+              by: str | None) -> dict[tuple[str, str, str | None], int]:
+    """Cases opened in ``[since, until)`` by (workflow, state now, group)."""
+    if since is None and by in (None, "grid") and until >= SystemClock().now():
+        # Every case: the database counts them (one GROUP BY).
+        columns = ("workflow", "state", "grid") if by == "grid" else ("workflow", "state")
+        return {(k[0], k[1], k[2] if by == "grid" else None): n
+                for k, n in store.counts(columns).items()}
+    out: dict[tuple[str, str, str | None], int] = {}
+    quiet = Progress("", sys.stderr, quiet=True)
+    for case in _cases(store, quiet, opened_from=since, opened_until=until):
+        if case.opened_at >= until:
+            continue
+        key = (case.workflow, case.state, _group(case, by))
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _print_figures(session: Session, out: TextIO, err: TextIO, *, since: datetime | None,
+                   until: datetime, by: str | None, quiet: bool = False,
+                   as_json: bool = False, columns: int | None = None) -> None:
+    """Compute the figures (`gridflow.metrics.compute`) and the cases by state, and
+    print them: a block per workflow, saying which figures apply to it."""
+    store = session.store
+    assert store is not None
+    lang = session.settings.lang
     metrics = _metrics_module()
-    progress = Progress("report", err, quiet=quiet)
+    zh = lang == "zh"
+    progress = Progress("统计" if zh else "report", err, quiet=quiet)
     if not quiet:
         total = sum(store.counts(("workflow",)).values())
-        err.write(f"report: computing the figures over {total} case(s) …\n")
+        err.write(f"统计：正在计算 {total} 个案件的指标 …\n" if zh else
+                  f"report: computing the figures over {total} case(s) …\n")
     try:
         report = metrics.compute(store, since=since or datetime(1970, 1, 1, tzinfo=UTC),
                                  until=until, by=by)
     except ImportError as exc:  # an optional part of the metrics is not installed
         raise UsageError(f"the figures cannot be computed here: {exc}") from None
-    progress.done(f"{len(report.rows)} group(s)")
+    by_state = _by_state(store, since, until, by)
+    cases: dict[str, int] = {}
+    for (workflow, _, _), n in by_state.items():
+        cases[workflow] = cases.get(workflow, 0) + n
+    progress.done(f"{len(report.rows)} 组" if zh else f"{len(report.rows)} group(s)")
     if as_json:
-        json.dump({"since": since.isoformat() if since else None, "until": until.isoformat(),
-                   "by": by, "rows": report.to_dicts()}, out, ensure_ascii=False, indent=2)
+        json.dump({
+            "since": since.isoformat() if since else None, "until": until.isoformat(),
+            "by": by, "rows": report.to_dicts(),
+            "workflows": {name: {"figures": name if name in FIGURE_WORKFLOWS else None,
+                                 "cases": n} for name, n in sorted(cases.items())},
+            "cases_by_state": [{"workflow": k[0], "state": k[1], "group": k[2], "cases": n}
+                               for k, n in sorted(by_state.items(),
+                                                  key=lambda kv: (kv[0][0], kv[0][1],
+                                                                  kv[0][2] or ""))],
+        }, out, ensure_ascii=False, indent=2)
         out.write("\n")
         return
-    if not report.rows:
-        out.write(f"  {_w('no_cases', lang)}\n")
+    if not report.rows and not by_state:
+        out.write(f"  {w('no_cases', lang)}\n")
         return
-    heads = [str(row.group) if row.group is not None else (
-        _w("all", lang) if by is None else "-") for row in report.rows]
-    table = [["", *heads]]
-    for name, en, zh, kind in _FIGURES:
-        values = [getattr(row, name, None) for row in report.rows]
-        if all(v is None for v in values) and kind == "n":
-            continue
-        table.append([zh if lang == "zh" else en, *(_cell(v, kind) for v in values)])
-    # Right-align the numbers: pad every column but the first to its width.
-    widths = [max(_width(r[i]) for r in table) for i in range(1, len(table[0]))]
-    rows = [[r[0], *(" " * (w - _width(c)) + c for c, w in zip(r[1:], widths, strict=True))]
-            for r in table]
-    _table(rows, out)
+    # A built-in workflow's figures are shown when it has cases in the period, or
+    # figures in it (a case opened earlier that fell due in the period).
+    for name, attrs in (("grid_case", ("received", "due", "revisits")),
+                        ("mediation", ("mediations_ended", "agreements"))):
+        if name not in cases and any(getattr(r, a) for r in report.rows for a in attrs):
+            cases[name] = 0
+    labels = Labels(session.engine, lang)
+    lines = figure_lines(report, labels, by=by, cases=cases, by_state=by_state,
+                         columns=columns)
+    out.write("\n".join(lines) + "\n")
 
 
 # -- commands ----------------------------------------------------------------------------
 
 
-def _demo_store(value: str | None, err: TextIO) -> tuple[Store, str]:
+def _demo_store(value: str | None, lang: str, err: TextIO) -> tuple[Store, str]:
     """The demo's store and a description of where it is."""
     if value:
-        store = _open_store(value, create=True)
+        store = open_store(value, create=True)
         return store, _db_url(value)
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
@@ -488,24 +319,33 @@ def _demo_store(value: str | None, err: TextIO) -> tuple[Store, str]:
             raise UsageError(f"cannot replace the demo database {DEMO_DB}: {exc}; pass "
                              "--db FILE to use another file") from None
     try:
-        return _open_store(str(DEMO_DB), create=True), _db_url(str(DEMO_DB))
+        return open_store(str(DEMO_DB), create=True), _db_url(str(DEMO_DB))
     except UsageError as exc:
         if "SQLAlchemy" not in str(exc):
             raise
     from gridflow.store.memory import MemoryStore
 
-    err.write("gridflow demo: SQLAlchemy is not installed, so the demo runs in memory and "
-              "keeps nothing (pip install 'gridflow[sql]' to keep it in a SQLite file)\n")
+    if lang == "zh":
+        err.write("gridflow demo：没有安装 `sqlalchemy`，演示在内存中运行，不保存数据（运行 "
+                  "`pip install 'gridflow[sql]'` 后可保存到数据库文件）\n")
+    else:
+        err.write("gridflow demo: SQLAlchemy is not installed, so the demo runs in memory and "
+                  "keeps nothing (pip install 'gridflow[sql]' to keep it in a SQLite file)\n")
     return MemoryStore(), "memory"
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gridflow import _demo
 
-    lang, tz = args.lang, args.tz
-    store, where = _demo_store(args.db, err)
+    lang = args.lang or "en"
+    tz = args.tz or SHANGHAI
+    columns = _columns()
+    store, where = _demo_store(args.db, lang, err)
     clock = FixedClock(_demo.START)
-    engine = Engine(store, clock=clock, entry_points=False)
+    # The demo plays fixed stories: no project file, no installed plugins; the
+    # plugins and specs named on the command line are registered.
+    session = open_session(args, store=store, clock=clock, project=False, entry_points=False)
+    engine = session.engine
     taken = [cid for cid in _demo.CASE_IDS if store.get(cid) is not None]
     if taken:
         raise UsageError(f"the demo's cases already exist in {where} ({', '.join(taken)}); "
@@ -513,27 +353,78 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     known = {spec.name for spec in engine.workflows}
     mediation = "mediation" in known
     if not mediation:
-        err.write("gridflow demo: this gridflow has no 'mediation' workflow; playing the grid "
+        err.write("gridflow demo：没有 mediation 流程，只演示网格案件\n" if lang == "zh" else
+                  "gridflow demo: this gridflow has no 'mediation' workflow; playing the grid "
                   "case only\n")
-    say = None if args.quiet else (lambda text: err.write(f"gridflow demo: {text}\n"))
-    ids = _demo.play(engine, clock, mediation=mediation, progress=say)
-    out.write(_w("demo_title", lang) + "\n\n")
+
+    def say(story: str) -> None:
+        en, zh = _demo.STORIES[story]
+        err.write(f"gridflow demo：{zh}\n" if lang == "zh" else f"gridflow demo: {en}\n")
+
+    ids = _demo.play(engine, clock, mediation=mediation, progress=None if args.quiet else say)
+    out.write("\n".join(_wrap_line(w("demo_title", lang), columns)) + "\n\n")
     for case_id in ids:
-        print_case(engine, case_id, lang, tz, out)
+        print_case(engine, case_id, lang, tz, out, columns)
         out.write("\n")
-    out.write(f"{_w('figures', lang)}\n")
+    out.write(f"{w('figures', lang)}\n")
     try:
-        _print_figures(store, out, err, lang=lang, since=None, until=clock.now() + timedelta(
-            seconds=1), by="grid", quiet=True)
+        _print_figures(session, out, err, since=None, until=clock.now() + timedelta(seconds=1),
+                       by="grid", quiet=True, columns=columns)
     except UsageError as exc:  # the stories are the point; the figures are a bonus
         out.write(f"  ({exc})\n")
-    db = "" if where == "memory" else f" --db {where}"
     if where != "memory":
-        out.write("\n" + _w("stored", lang).format(where=where) + "\n")
-        out.write(f"  gridflow history {_demo.ALLEY}{db}\n")
-        out.write(f"  gridflow report{db} --by grid\n")
-        out.write("  gridflow diagram grid_case --format mermaid\n")
+        db = f"--db {where}"
+        out.write("\n" + "\n".join(_wrap_line(w("stored", lang).format(where=where), columns))
+                  + "\n")
+        program = _program()
+        for command in (f"{program} history {_demo.ALLEY} {db}",
+                        f"{program} report {db} --by grid",
+                        f"{program} diagram grid_case --format mermaid"):
+            out.write(_command_lines(command, columns))
     return EXIT_OK
+
+
+def _here(path: str) -> str:
+    """``path`` relative to the current directory when it is inside it."""
+    full = os.path.abspath(path)  # not resolved: a venv's python is a symlink
+    rel = os.path.relpath(full)
+    return full if rel.startswith("..") else rel
+
+
+def _program() -> str:
+    """How to run gridflow again, as this process was started: ``gridflow`` when that
+    is the command on the PATH, else the script's path or ``python -m gridflow``, so
+    that the commands the demo suggests run as printed."""
+    import shutil
+
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if argv0.name == "__main__.py" and argv0.parent.name == "gridflow":
+        return f"{_here(sys.executable)} -m gridflow"
+    if argv0.name == "gridflow":
+        found = shutil.which("gridflow")
+        if found is None or Path(found).resolve() != argv0.resolve():
+            return _here(str(argv0))
+    return "gridflow"
+
+
+def _wrap_line(text: str, columns: int) -> list[str]:
+    from gridflow._textlayout import wrap
+
+    return wrap(text, columns)
+
+
+def _command_lines(command: str, columns: int) -> str:
+    """A command to copy, broken with shell continuations to fit ``columns`` (a
+    single word longer than that, such as a URL, is left whole)."""
+    lines: list[str] = []
+    line = "  "
+    for word in command.split(" "):
+        if line.strip() and len(line) + 1 + len(word) + 2 > columns:
+            lines.append(line + " \\")
+            line = "      "
+        line += ("" if not line.strip() else " ") + word
+    lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _case_json(case: Case) -> dict[str, Any]:
@@ -555,9 +446,14 @@ def _event_json(event: Event) -> dict[str, Any]:
     }
 
 
+#: What to do about a workflow the command does not know.
+_REGISTER_HINT = ("pass its spec with --spec FILE (or list it under specs in gridflow.toml), "
+                  "or install the plugin that provides it")
+
+
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    store = _open_store(args.db, create=False)
-    engine = _engine(store, args)
+    session = open_session(args, database=True)
+    engine, conf = session.engine, session.settings
     if args.json:
         case = engine.get(args.case_id)
         data = {"case": _case_json(case),
@@ -565,64 +461,62 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         json.dump(data, out, ensure_ascii=False, indent=2)
         out.write("\n")
     else:
-        case = print_case(engine, args.case_id, args.lang, args.tz, out)
+        case = print_case(engine, args.case_id, conf.lang, conf.tz, out, _columns())
     try:
         engine.verify(case.id)
     except UnknownWorkflow as exc:
-        err.write(f"gridflow history: not verified: {exc} (install the plugin that "
-                  "provides it)\n")
-        return EXIT_OK
+        err.write(f"gridflow history: not verified: {exc}; {_REGISTER_HINT}\n")
+        return EXIT_PROBLEMS
     except IntegrityError as exc:
         err.write(f"gridflow history: VERIFICATION FAILED: {exc}\n")
         return EXIT_PROBLEMS
     if not args.json:
-        out.write("  ✓ " + _w("verified", args.lang).format(n=case.version) + "\n")
+        out.write("  ✓ " + w("verified", conf.lang).format(n=case.version) + "\n")
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    since = _when(args.since, args.tz) if args.since else None
-    until = (_when(args.until, args.tz, end_of_day=True) if args.until
+    session = open_session(args, database=True)
+    conf = session.settings
+    since = _when(args.since, conf.tz) if args.since else None
+    until = (_when(args.until, conf.tz, end_of_day=True) if args.until
              else SystemClock().now() + timedelta(microseconds=1))
     if since is not None and until <= since:
         raise UsageError(f"--until ({args.until}) is before --since ({args.since})")
-    store = _open_store(args.db, create=False)
     by = None if args.by == "none" else args.by
     if not args.json:
-        span = f"{args.since or '…'} – {args.until or _w('now', args.lang)}"
-        out.write(f"{_w('figures', args.lang)} ({span})\n")
-    _print_figures(store, out, err, lang=args.lang, since=since, until=until, by=by,
-                   quiet=args.quiet, as_json=args.json)
+        span = f"{args.since or '…'} – {args.until or w('now', conf.lang)}"
+        out.write(f"{w('figures', conf.lang)} ({span})\n")
+    _print_figures(session, out, err, since=since, until=until, by=by, quiet=args.quiet,
+                   as_json=args.json, columns=_columns())
     return EXIT_OK
 
 
-def _calendar(name: str) -> Calendar:
-    if name == "days":
-        return CalendarDays()
-    from gridflow.calendar import WorkingDays
-
-    if name == "weekdays":
-        return WorkingDays()
-    return WorkingDays.china()
-
-
 def cmd_tick(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    store = _open_store(args.db, create=False)
-    now = _when(args.now, args.tz) if args.now else SystemClock().now()
-    engine = _engine(store, args, clock=FixedClock(now), calendar=_calendar(args.calendar))
-    labels = _Labels(engine, args.lang)
-    progress = Progress("tick", err, quiet=args.quiet)
+    session = open_session(args, database=True)
+    engine, store, conf = session.engine, session.store, session.settings
+    assert store is not None
+    now = _when(args.now, conf.tz) if args.now else SystemClock().now()
+    engine.clock = FixedClock(now)
+    lang = conf.lang
+    labels = Labels(engine, lang)
+    label = "计时器" if lang == "zh" else "tick"
+    progress = Progress(label, err, quiet=args.quiet)
     if args.dry_run:
         rows = []
         for case in _cases(store, progress, overdue_at=now):
             spec = labels.spec(case)
-            due = case.deadline_at.astimezone(args.tz).strftime("%Y-%m-%d %H:%M") \
+            due = case.deadline_at.astimezone(conf.tz).strftime("%Y-%m-%d %H:%M") \
                 if case.deadline_at else ""
             breach = spec.state(case.state).on_breach if spec is not None else None
             rows.append([case.id, labels.state(spec, case.state), due,
-                         labels.trigger(spec, breach) if breach else _w("overdue", args.lang)])
-        progress.done(f"{len(rows)} overdue case(s), nothing changed (--dry-run)")
-        _table(rows, out)
+                         labels.trigger(spec, breach) if breach else w("overdue", lang)])
+        progress.done(f"{len(rows)} 个超期案件，未做任何改动（--dry-run）" if lang == "zh" else
+                      f"{len(rows)} overdue case(s), nothing changed (--dry-run)")
+        from gridflow._textlayout import table
+
+        lines = table(rows, _columns())
+        out.write("".join(line + "\n" for line in lines))
         return EXIT_OK
     total = 0
     while True:
@@ -637,11 +531,109 @@ def cmd_tick(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress.add(len(events))
         if not events:
             break
-    progress.done(f"{total} step(s) recorded")
+    progress.done(f"记录了 {total} 步" if lang == "zh" else f"{total} step(s) recorded")
     errors = list(engine.tick_errors)
     for failure in errors:
-        err.write(f"gridflow tick: case {failure.case_id!r}: {failure.error}\n")
+        hint = f"; {_REGISTER_HINT}" if isinstance(failure.error, UnknownWorkflow) else ""
+        err.write(f"gridflow tick: case {failure.case_id!r}: {failure.error}{hint}\n")
     return EXIT_PROBLEMS if any(not f.marked_overdue for f in errors) else EXIT_OK
+
+
+# -- open and fire -----------------------------------------------------------------------
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    return [part.strip() for value in values or () for part in value.split(",")
+            if part.strip()]
+
+
+def _actor(args: argparse.Namespace) -> Actor:
+    grids = _split(args.grids)
+    if not grids:
+        raise UsageError("--grids is needed: the grids the actor works in (--grids 华三-1, "
+                         "several comma-separated), or --grids '*' for the street level "
+                         "(every grid); an actor without grids may touch no case")
+    scope: Any = ALL_GRIDS if grids == ["*"] else grids
+    try:
+        return Actor(args.actor, _split(args.roles), scope)
+    except InvalidArgument as exc:
+        raise UsageError(f"--actor/--roles/--grids: {exc}") from None
+
+
+def _data(value: str | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    where = "--data"
+    if value.startswith("@") or value == "-":
+        name = value[1:] if value.startswith("@") else "-"
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --data file {name}: {exc}") from None
+        where = f"--data file {name}"
+    else:
+        text = value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno}; e.g. --data '{{\"title\": \"路灯不亮\"}}'") \
+            from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} must be a JSON object ({{...}}), got "
+                         f"{type(data).__name__}")
+    return data
+
+
+def _step_session(args: argparse.Namespace, *, create: bool) -> tuple[Session, Actor,
+                                                                       dict[str, Any]]:
+    """What open and fire share: the actor and data (checked first), the engine on
+    its database, and the clock (``--now``)."""
+    actor = _actor(args)
+    data = _data(args.data)
+    session = open_session(args, database=True, create=create)
+    if args.now:
+        session.engine.clock = FixedClock(_when(args.now, session.settings.tz))
+    return session, actor, data
+
+
+def _print_step(session: Session, case: Case, verb: str, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        json.dump(_case_json(case), out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
+    lang = session.settings.lang
+    labels = Labels(session.engine, lang)
+    spec = labels.spec(case)
+    title = spec.label(lang) if spec is not None else case.workflow
+    colon = "：" if lang == "zh" else ": "
+    out.write(f"{verb} {case.id} · {title} ({case.workflow}@{case.workflow_version}) · "
+              f"{w('grid', lang)} {case.grid or '-'} · {w('state', lang)}{colon}"
+              f"{labels.state(spec, case.state)}\n")
+
+
+def cmd_open(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    session, actor, data = _step_session(args, create=True)
+    grid = args.grid
+    own = actor.grids
+    if grid is None and isinstance(own, frozenset) and len(own) == 1:
+        grid = next(iter(own))
+    case = session.engine.open(args.workflow, actor=actor, data=data, grid=grid,
+                               links=_split(args.link), idempotency_key=args.key,
+                               case_id=args.id)
+    _print_step(session, case, "新建" if session.settings.lang == "zh" else "opened",
+                args.json, out)
+    return EXIT_OK
+
+
+def cmd_fire(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    session, actor, payload = _step_session(args, create=False)
+    case = session.engine.fire(args.case_id, args.trigger, actor=actor, payload=payload,
+                               idempotency_key=args.key)
+    lang = session.settings.lang
+    labels = Labels(session.engine, lang)
+    _print_step(session, case, labels.trigger(labels.spec(case), args.trigger), args.json, out)
+    return EXIT_OK
 
 
 # -- validate ----------------------------------------------------------------------------
@@ -821,9 +813,16 @@ def _problem_line(name: str, path: Path, problem: SpecProblem,
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    engine = Engine(entry_points=not args.no_plugins)
+    # Plugins count (they register guards, effects, roles); the specs are what is checked.
+    session = open_session(args, register_specs=False)
+    engine = session.engine
+    given = [*(Path(f) for f in args.files), *(Path(f) for f in args.spec or ())]
+    names = [str(p) for p in given] or [str(p) for p in session.settings.specs]
+    if not names:
+        raise UsageError("nothing to validate: pass FILE (a .yaml, .yml or .json spec), or "
+                         "list specs in gridflow.toml")
     status = EXIT_OK
-    for name in args.files:
+    for name in names:
         path = Path(name)
         if not path.is_file():
             raise UsageError(f"no such file: {name}")
@@ -853,35 +852,35 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # -- diagram -----------------------------------------------------------------------------
 
 
-def _load_spec_arg(value: str, args: argparse.Namespace) -> WorkflowSpec:
+def _load_spec_arg(value: str, session: Session) -> WorkflowSpec:
     path = Path(value)
     if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
-        if not path.is_file():
-            raise UsageError(f"no such file: {value}")
-        try:
-            return WorkflowSpec.load(path)
-        except SpecError as exc:
-            raise UsageError(f"{value} is not a valid workflow spec: {exc} (run `gridflow "
-                             f"validate {value}` for the locations)", EXIT_PROBLEMS) from None
+        from gridflow._session import load_spec
+
+        return load_spec(path)
     name, _, version = value.partition("@")
-    engine = Engine(entry_points=not args.no_plugins)
     try:
-        return engine.workflow(name, int(version) if version else None)
+        number = int(version) if version else None
     except ValueError:
         raise UsageError(f"not a version number in {value!r}; write NAME or NAME@VERSION") \
             from None
+    try:
+        return session.engine.workflow(name, number)
+    except UnknownWorkflow as exc:
+        raise UsageError(f"{exc}; {_REGISTER_HINT}", EXIT_PROBLEMS) from None
 
 
 def cmd_diagram(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from gridflow.interop.diagram import render
+    from gridflow.interop import diagram
 
-    spec = _load_spec_arg(args.workflow, args)
-    text = render(spec, args.format, args.lang)
+    session = open_session(args)
+    spec = _load_spec_arg(args.workflow, session)
+    text = diagram.render(spec, args.format, session.settings.lang)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc}") from None
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         err.write(f"gridflow diagram: wrote {args.output}\n")
     else:
         out.write(text)
@@ -889,10 +888,6 @@ def cmd_diagram(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 # -- the parser --------------------------------------------------------------------------
-
-
-def _tz_arg(value: str) -> tzinfo:
-    return _tz(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -907,57 +902,95 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gridflow",
         description="Community-governance case workflows (grid cases, 1+3+N mediation) as "
                     "durable state machines.",
-        epilog="Run `gridflow COMMAND --help` for a command's options. Exit codes: 0 ok, "
-               "1 problems found, 2 bad usage.")
+        epilog="Run `gridflow COMMAND --help` for a command's options. Every command reads "
+               "gridflow.toml (or [tool.gridflow] in pyproject.toml) in the current "
+               "directory: database, specs, plugins, lang, calendar, tz; options given on "
+               "the command line win. Exit codes: 0 ok, 1 problems found, 2 bad usage, "
+               "130 interrupted.")
     parser.add_argument("--version", action="version", version=f"gridflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    project = argparse.ArgumentParser(add_help=False)
+    group = project.add_argument_group("workflows, plugins and the project file")
+    group.add_argument("--spec", action="append", metavar="FILE",
+                       help="register a workflow spec file (YAML or JSON); repeatable, added "
+                            "to the project file's specs")
+    group.add_argument("--plugin", action="append", metavar="MODULE",
+                       help="register a plugin: an importable module or MODULE:ATTRIBUTE "
+                            "(a class is instantiated), also looked for in the current "
+                            "directory; repeatable")
+    group.add_argument("--no-plugins", action="store_true",
+                       help="do not load installed plugins (the 'gridflow' entry points); "
+                            "--plugin ones still load")
+    group.add_argument("--no-project", action="store_true",
+                       help="ignore gridflow.toml / [tool.gridflow] in pyproject.toml")
     lang = argparse.ArgumentParser(add_help=False)
-    lang.add_argument("--lang", choices=("en", "zh"), default="en",
-                      help="language of labels and headings (default: en)")
+    lang.add_argument("--lang", choices=("en", "zh"), default=None,
+                      help="language of labels and headings (default: the project's, or en)")
     tz = argparse.ArgumentParser(add_help=False)
-    tz.add_argument("--tz", type=_tz_arg, default=CST, metavar="ZONE",
+    tz.add_argument("--tz", type=_tz_arg, default=None, metavar="ZONE",
                     help="time zone for times shown and dates given: UTC, +08:00, "
-                         "Asia/Shanghai... (default: +08:00, China Standard Time)")
+                         "Asia/Shanghai... (default: the project's, or Asia/Shanghai)")
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", default=os.environ.get(DB_ENV), metavar="URL",
+    db.add_argument("--db", default=None, metavar="URL",
                     help=f"database: a SQLite file path or a SQLAlchemy URL such as "
-                         f"postgresql+psycopg://user@host/db (default: ${DB_ENV})")
-    plugins = argparse.ArgumentParser(add_help=False)
-    plugins.add_argument("--no-plugins", action="store_true",
-                         help="do not load installed plugins (the 'gridflow' entry points)")
+                         f"postgresql+psycopg://user@host/db (default: ${DB_ENV}, then the "
+                         "project's database)")
+    calendar = argparse.ArgumentParser(add_help=False)
+    calendar.add_argument("--calendar", choices=("days", "weekdays", "china"), default=None,
+                          help="how the deadlines of states entered are counted: calendar "
+                               "days (default), Monday-Friday, or mainland China's working "
+                               "days (needs gridflow[china])")
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    step = argparse.ArgumentParser(add_help=False)
+    who = step.add_argument_group("who acts, and with what")
+    who.add_argument("--actor", required=True, metavar="ID", help="the actor's id")
+    who.add_argument("--roles", action="append", metavar="ROLE[,ROLE]",
+                     help="the actor's roles (repeatable or comma-separated)")
+    who.add_argument("--grids", action="append", metavar="GRID[,GRID]|*",
+                     help="the grids the actor may act in; '*' for the street level (every "
+                          "grid)")
+    who.add_argument("--data", metavar="JSON|@FILE|-",
+                     help="the step's data: a JSON object, @FILE to read one, - for stdin")
+    who.add_argument("--key", metavar="KEY",
+                     help="idempotency key: the same key again returns the stored result")
+    who.add_argument("--now", metavar="DATETIME",
+                     help="act as if it were this time (default: now)")
+    who.add_argument("--json", action="store_true", help="print the case as JSON")
 
     p = sub.add_parser(
-        "demo", parents=[lang, tz, quiet],
+        "demo", parents=[lang, tz, quiet, project],
         help="play the source's stories and print their timelines and figures",
         description="Plays the stories of the source article: the alley near Lane 324 "
                     "(grid case: four departments, the look-back), the hot-pot scald "
                     "(1+3+N mediation with its linked rectification case) and the second "
-                    "victim. Prints each case's timeline and the supervision figures. "
-                    f"Uses a fresh SQLite file ({DEMO_DB}, replaced on every run) unless "
-                    "--db is given; without SQLAlchemy it runs in memory.")
+                    "victim. Prints each case's timeline and the supervision figures, fitted "
+                    f"to the terminal's width. Uses a fresh SQLite file ({DEMO_DB}, replaced "
+                    "on every run) unless --db is given; without SQLAlchemy it runs in "
+                    "memory. It reads no project file and loads no installed plugin.")
     p.add_argument("--db", metavar="URL", default=None,
                    help="an empty database to play the stories on (SQLite path or URL)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "validate", help="check workflow spec files (YAML or JSON)",
-        description="Checks each workflow spec file and prints every problem with its "
-                    "location (file:line:column where it can be found). Loading a spec "
-                    "never executes code from it (YAML is read with the safe loader). "
-                    "Guards, effects and roles must be registered: by gridflow, or by an "
-                    "installed plugin unless --no-plugins. Exit code 1 if any file has "
-                    "problems.", parents=[plugins])
-    p.add_argument("files", nargs="+", metavar="FILE", help="a .yaml, .yml or .json spec")
+        description="Checks each workflow spec file (FILE and --spec; with neither, the "
+                    "project file's specs) and prints every problem with its location "
+                    "(file:line:column where it can be found). Loading a spec never executes "
+                    "code from it (YAML is read with the safe loader). Guards, effects and "
+                    "roles must be registered: by gridflow, by the spec's own roles, by a "
+                    "--plugin or the project's plugins, or by an installed plugin unless "
+                    "--no-plugins. Exit code 1 if any file has problems.", parents=[project])
+    p.add_argument("files", nargs="*", metavar="FILE", help="a .yaml, .yml or .json spec")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
-        "diagram", parents=[lang, plugins],
+        "diagram", parents=[lang, project],
         help="print a workflow's state diagram (Mermaid or Graphviz DOT)",
         description="Prints the state diagram of a registered workflow (NAME or "
-                    "NAME@VERSION, e.g. grid_case, mediation) or of a spec file.")
+                    "NAME@VERSION: grid_case, mediation, or one of --spec / the project's "
+                    "specs / a plugin) or of a spec file.")
     p.add_argument("workflow", metavar="WORKFLOW|FILE")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
                    help="mermaid (default) or dot")
@@ -965,20 +998,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_diagram)
 
     p = sub.add_parser(
-        "history", parents=[db, lang, tz, plugins],
+        "history", parents=[db, lang, tz, project],
         help="print a case's timeline and verify its history",
         description="Prints a case's timeline (time, step, actor, state change, payload) "
                     "and verifies its stored history (hash chain and replay). Exit code 1 if "
-                    "the case does not exist or its history fails verification.")
+                    "the case does not exist, or its history fails verification or cannot "
+                    "be verified (its workflow is not registered: pass --spec).")
     p.add_argument("case_id", metavar="CASE_ID")
     p.add_argument("--json", action="store_true", help="print the case and events as JSON")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser(
-        "report", parents=[db, lang, tz, plugins, quiet],
+        "report", parents=[db, lang, tz, project, quiet],
         help="print the supervision figures",
-        description="Prints the supervision figures for the cases opened between --since "
-                    "and --until (dates are whole days in --tz, both included).")
+        description="Prints, for the cases opened between --since and --until (dates are "
+                    "whole days in --tz, both included), the supervision figures of the "
+                    "workflows they are defined on (grid_case, mediation), each said to "
+                    "apply to that workflow only, and for every other workflow its cases by "
+                    "state and the median time spent in each state.")
     p.add_argument("--since", metavar="DATE", help="first day (2026-03-01) or a date-time")
     p.add_argument("--until", metavar="DATE", help="last day (2026-03-31) or a date-time")
     p.add_argument("--by", choices=("grid", "area", "category", "none"), default="none",
@@ -988,7 +1025,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
-        "tick", parents=[db, lang, tz, plugins, quiet],
+        "tick", parents=[db, lang, tz, calendar, project, quiet],
         help="run the timer once: act on every overdue case",
         description="Fires the breach trigger (on_breach) of every overdue case as actor "
                     "'system', or marks it overdue where its state has none; run it from "
@@ -996,16 +1033,47 @@ def build_parser() -> argparse.ArgumentParser:
                     "1 if a case could not be handled (it is retried on the next run).")
     p.add_argument("--now", metavar="DATETIME",
                    help="act as if it were this time (default: now)")
-    p.add_argument("--batch", type=int, default=100, metavar="N",
-                   help="cases claimed per round (default: 100)")
-    p.add_argument("--calendar", choices=("days", "weekdays", "china"), default="days",
-                   help="how the deadlines of states entered are counted: calendar days "
-                        "(default), Monday-Friday, or mainland China's working days "
-                        "(needs gridflow[china])")
+    p.add_argument("--batch", type=_batch_arg, default=100, metavar="N",
+                   help=f"cases claimed per round, 1 to {MAX_TICK_LIMIT:,} (default: 100)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the overdue cases, change nothing")
     p.set_defaults(func=cmd_tick)
+
+    p = sub.add_parser(
+        "open", parents=[step, db, lang, tz, calendar, project],
+        help="open a case (creates the database's tables if need be)",
+        description="Opens a case of WORKFLOW as --actor with --roles in --grids, with "
+                    "--data as its opening data. The case's grid is --grid, or the actor's "
+                    "grid when it has exactly one. Prints the case (--json: as JSON). Exit "
+                    "code 1 if the workflow refuses (role, grid, missing data...).")
+    p.add_argument("workflow", metavar="WORKFLOW", help="a registered workflow's name")
+    p.add_argument("--grid", metavar="GRID", help="the grid the case belongs to")
+    p.add_argument("--id", metavar="CASE_ID", help="the case's id (default: a random one)")
+    p.add_argument("--link", action="append", metavar="CASE_ID",
+                   help="link the new case to this one (repeatable)")
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser(
+        "fire", parents=[step, db, lang, tz, calendar, project],
+        help="fire a trigger on a case: one recorded step",
+        description="Fires TRIGGER on CASE_ID as --actor with --roles in --grids, with "
+                    "--data as the payload. Prints the case after the step (--json: as "
+                    "JSON). Exit code 1 if the step is refused; nothing is stored then.")
+    p.add_argument("case_id", metavar="CASE_ID")
+    p.add_argument("trigger", metavar="TRIGGER")
+    p.set_defaults(func=cmd_fire)
     return parser
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+class _OneLine(logging.Formatter):
+    """Log records as one line each: the CLI says what went wrong; a traceback is for
+    `GRIDFLOW_DEBUG`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"gridflow: {record.levelname.lower()}: {record.getMessage()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1018,6 +1086,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     out, err = sys.stdout, sys.stderr
+    debug = os.environ.get(DEBUG_ENV) == "1"
+    handler = logging.StreamHandler(err)
+    handler.setLevel(logging.WARNING)
+    if not debug:
+        handler.setFormatter(_OneLine())
+    log = logging.getLogger("gridflow")
+    log.addHandler(handler)
+    try:
+        return _run(argv, out, err, debug)
+    except KeyboardInterrupt:  # Ctrl-C: the user knows; say nothing more
+        return EXIT_INTERRUPTED
+    finally:
+        log.removeHandler(handler)
+
+
+def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO, debug: bool) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -1026,24 +1110,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(err)
         return EXIT_USAGE
+    name = f"gridflow {args.command}"
     try:
         status: int = args.func(args, out, err)
     except UsageError as exc:
-        err.write(f"gridflow {args.command}: error: {exc}\n")
+        err.write(f"{name}: error: {exc}\n")
         return exc.code
-    except CaseNotFound as exc:
-        err.write(f"gridflow {args.command}: error: {exc}\n")
-        return EXIT_PROBLEMS
     except GridflowError as exc:
-        err.write(f"gridflow {args.command}: error: {exc}\n")
+        err.write(f"{name}: error: {exc}\n")
         return EXIT_PROBLEMS
-    except KeyboardInterrupt:
-        err.write("gridflow: interrupted\n")
-        return 130
     except BrokenPipeError:
         # The reader went away (`gridflow ... | head`): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        err.write(f"{name}: unexpected error: {type(exc).__name__}: {first} (a bug in "
+                  f"gridflow or in a plugin; run again with {DEBUG_ENV}=1 to see where)\n")
+        return EXIT_PROBLEMS
     return status
-
