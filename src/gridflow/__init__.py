@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from gridflow.personal.keyring import Keyring
     from gridflow.store.sql import SQLStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "ALL_GRIDS",
