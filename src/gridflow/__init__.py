@@ -42,7 +42,6 @@ from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
-from gridflow.log.note import generate_key
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
 from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
@@ -51,6 +50,7 @@ from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
 
 if TYPE_CHECKING:
+    from gridflow.log.note import generate_key
     from gridflow.personal.keyring import Keyring
     from gridflow.store.sql import SQLStore
 
@@ -118,6 +118,11 @@ def __getattr__(name: str) -> Any:
         from gridflow.store.sql import SQLStore
 
         return SQLStore
+    if name == "generate_key":
+        # The signed-note layer loads hashing and base64 machinery: only when asked.
+        from gridflow.log.note import generate_key
+
+        return generate_key
     if name == "Keyring":
         # The keyring's module imports `cryptography` (the pii extra) only when
         # a key is used, but personal-data code need not load for every user.
