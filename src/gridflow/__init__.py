@@ -37,6 +37,7 @@ from gridflow._errors import (
     SpecProblem,
     StoreError,
     UnknownWorkflow,
+    WorkerError,
 )
 from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from gridflow.log.note import generate_key
     from gridflow.personal.keyring import Keyring
     from gridflow.store.sql import SQLStore
+    from gridflow.worker import Worker
 
 __version__ = "0.2.0.dev0"
 
@@ -101,6 +103,8 @@ __all__ = [
     "TickError",
     "TransitionSpec",
     "UnknownWorkflow",
+    "Worker",
+    "WorkerError",
     "WorkflowSpec",
     "WorkingDays",
     "WorkingHours",
@@ -129,6 +133,11 @@ def __getattr__(name: str) -> Any:
         from gridflow.personal.keyring import Keyring
 
         return Keyring
+    if name == "Worker":
+        # The worker brings an HTTP server and JSON logging: only for a worker.
+        from gridflow.worker import Worker
+
+        return Worker
     if name in ("metrics", "interop"):
         # `gridflow.metrics.compute(...)` works after a bare `import gridflow`,
         # without loading these for every user of the engine.

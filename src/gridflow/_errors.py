@@ -36,6 +36,7 @@ __all__ = [
     "SpecProblem",
     "StoreError",
     "UnknownWorkflow",
+    "WorkerError",
 ]
 
 
@@ -407,4 +408,15 @@ class DecryptionError(PersonalDataError):
     AES-GCM authenticates the ciphertext together with where it belongs (case,
     path, subject, reference id), so any of these raise this rather than return
     a wrong value.
+    """
+
+
+class WorkerError(GridflowError):
+    """The worker cannot start as configured: its metrics endpoint cannot listen,
+    or ``prometheus-client`` is missing.
+
+    Example:
+        >>> raise WorkerError("the metrics endpoint cannot listen on 127.0.0.1:9464")
+        Traceback (most recent call last):
+        gridflow._errors.WorkerError: the metrics endpoint cannot listen on 127.0.0.1:9464
     """

@@ -1,4 +1,4 @@
-"""The ``gridflow`` command: demo, validate, diagram, history, report, tick, open, fire.
+"""The ``gridflow`` command: demo, validate, diagram, history, report, tick, worker, open, fire.
 
 Built on `argparse` (standard library), so the core install needs nothing
 more. Databases need ``gridflow[sql]`` (SQLite) or ``gridflow[postgres]``;
@@ -1038,6 +1038,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="list the overdue cases, change nothing")
     p.set_defaults(func=cmd_tick)
+
+    from gridflow._cli_worker import add_worker_parser
+
+    add_worker_parser(sub, [db, calendar, project], _batch_arg)
 
     p = sub.add_parser(
         "open", parents=[step, db, lang, tz, calendar, project],
