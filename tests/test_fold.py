@@ -5,6 +5,7 @@ three stores, driven alike, store the very same events and rows.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,7 +151,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("fold")
     url = request.getfixturevalue("pg_url")
     found = {"sqlite": SQLStore(f"sqlite:///{path / 'fold.db'}", synchronous="NORMAL"),
-             "postgres": SQLStore(url, schema="gffold_" + path.name[-12:].replace("-", "_"))}
+             # A unique schema: test runs side by side share the server.
+             "postgres": SQLStore(url, schema="gffold_" + uuid.uuid4().hex[:16])}
     for store in found.values():
         store.create_schema()
     yield found

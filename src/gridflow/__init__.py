@@ -49,6 +49,7 @@ from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
 from gridflow.step import Step
 from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
+from gridflow.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from gridflow.log.note import generate_key
@@ -100,6 +101,7 @@ __all__ = [
     "Store",
     "StoreError",
     "SystemClock",
+    "Telemetry",
     "TickError",
     "TransitionSpec",
     "UnknownWorkflow",

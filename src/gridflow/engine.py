@@ -42,6 +42,7 @@ from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
+from gridflow.telemetry import Telemetry, committed, traced
 from gridflow.values import check, check_text, detach
 
 __all__ = ["Engine", "HookError", "TickError"]
@@ -154,7 +155,9 @@ class Engine:
     ``verify_steps=True`` verifies each case from its events before a step acts
     on it, so a forged row (say, a department's "done" written by SQL) is
     refused rather than trusted; off by default, since it reads the whole
-    history on every step.
+    history on every step. ``telemetry`` says where OpenTelemetry spans and
+    counters go (`gridflow.Telemetry`; by default the global providers once
+    the application sets them, and nothing before).
 
     Example:
         >>> import gridflow
@@ -176,6 +179,7 @@ class Engine:
         entry_points: bool = True,
         on_hook_error: Callable[[HookError], None] | None = None,
         verify_steps: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if store is None:
             from gridflow.store.memory import MemoryStore
@@ -189,6 +193,9 @@ class Engine:
         #: a row edited behind gridflow's back is then refused (`IntegrityError`)
         #: instead of acted on. Costs a read and a fold of the case's events.
         self.verify_steps = verify_steps
+        #: Where spans and counters go (`gridflow.telemetry`); by default the
+        #: global OpenTelemetry providers, once the application sets them.
+        self.telemetry: Telemetry = telemetry or Telemetry()
         #: The most recent after-hook failures (at most 100), newest last.
         self.hook_errors: deque[HookError] = deque(maxlen=100)
         #: The most recent cases `tick` could not act on as planned (at most 100).
@@ -472,6 +479,7 @@ class Engine:
 
     # -- opening ----------------------------------------------------------------------
 
+    @traced("open", workflow_arg=True)
     def open(
         self,
         workflow: str,
@@ -546,6 +554,7 @@ class Engine:
 
     # -- firing -----------------------------------------------------------------------
 
+    @traced("fire", case_arg=True, trigger_arg=True)
     def fire(
         self,
         case_id: str,
@@ -755,6 +764,7 @@ class Engine:
                     return self._replay_key(done, key, case_id, trigger, writes[0].event.actor,
                                             writes[0].case.workflow if trigger == "open" else None)
             raise
+        committed(writes[0].case, writes[0].event)
         return None
 
     def _replay_key(
@@ -797,6 +807,7 @@ class Engine:
                     self.on_hook_error(failure)
 
     # -- the timer ------------------------------------------------------------------------
+    @traced("tick")
     def tick(self, now: datetime | None = None, limit: int = 100) -> list[Event]:
         """Fire the ``on_breach`` trigger of every overdue case, as actor ``system``.
 
@@ -898,6 +909,7 @@ class Engine:
 
     # -- verification ------------------------------------------------------------------
 
+    @traced("verify", case_arg=True)
     def verify(self, case_id: str) -> Case:
         """Recompute the case row from its events and compare every field.
 
