@@ -8,15 +8,19 @@
   (several people run the tests on one database at once).
 - ``store``: parametrized over ``memory``, ``sqlite`` (a file in ``tmp_path``)
   and ``postgres`` (marked ``postgres``); its schema is created.
-- ``engine``: an `Engine` on ``store`` with ``clock`` and no entry points.
+- ``engine``: an `Engine` on ``store`` with ``clock`` and no entry points, and the
+  same `AsyncEngine` (parametrised ``sync`` / ``async``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,7 +119,55 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         sql.close()
 
 
-@pytest.fixture
-def engine(store: Store, clock: FixedClock) -> Engine:
-    """An `Engine` on ``store`` with the fixed ``clock`` and no entry-point plugins."""
-    return Engine(store=store, clock=clock, entry_points=False)
+class AsyncDriven:
+    """An `AsyncEngine` driven from sync test code, so that the same contract tests
+    run on both engines (parametrised, not copied).
+
+    Each coroutine method runs to completion on this test's event loop; any
+    other callable of the engine underneath (private helpers included) runs
+    through `AsyncEngine.run`, inside the greenlet, as the async engine runs it.
+    ``store`` is the test's sync store on the same database: a sync reader and
+    the async engine share it.
+    """
+
+    def __init__(self, engine: gridflow.AsyncEngine, store: Store,
+                 runner: asyncio.Runner) -> None:
+        self.async_engine = engine
+        self.store = store
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        source = self.async_engine if not name.startswith("_") else self.async_engine.sync
+        found = getattr(source, name)
+        if inspect.iscoroutinefunction(found):
+            return lambda *a, **k: self._runner.run(found(*a, **k))
+        if callable(found) and getattr(found, "__self__", None) is self.async_engine.sync:
+            return lambda *a, **k: self._runner.run(self.async_engine.run(found, *a, **k))
+        return found
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("async_engine", "store", "_runner"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.async_engine.sync, name, value)
+
+
+@pytest.fixture(params=["sync", "async"])
+def engine(request: pytest.FixtureRequest, store: Store, clock: FixedClock) -> Iterator[Any]:
+    """An `Engine` on ``store`` with the fixed ``clock`` and no entry-point plugins,
+    and the same as an `AsyncEngine` (on an `AsyncSQLStore` for the same database)."""
+    if request.param == "sync":
+        yield Engine(store=store, clock=clock, entry_points=False)
+        return
+    with asyncio.Runner() as runner:
+        if isinstance(store, gridflow.SQLStore):
+            inner: Store = gridflow.AsyncSQLStore(store.url, schema=store.schema)
+        else:
+            inner = store
+        driven = AsyncDriven(gridflow.AsyncEngine(inner, clock=clock, entry_points=False),
+                             store, runner)
+        try:
+            yield driven
+        finally:
+            if isinstance(inner, gridflow.AsyncSQLStore):
+                runner.run(inner.aclose())

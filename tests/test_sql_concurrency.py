@@ -41,6 +41,32 @@ def _engine(url: str, schema: str | None, now: datetime = T0) -> Engine:
     return Engine(store=_store(url, schema), clock=FixedClock(now), entry_points=False)
 
 
+class _AsyncWriter:
+    """An `AsyncEngine` on an `AsyncSQLStore` (aiosqlite, psycopg async) in a
+    worker process: each call runs on the process's event loop, so the async
+    writers race the sync ones through the async drivers."""
+
+    def __init__(self, url: str, schema: str | None) -> None:
+        import asyncio
+
+        import gridflow
+
+        self._runner = asyncio.Runner()
+        store = gridflow.AsyncSQLStore(url, schema=schema) if schema else \
+            gridflow.AsyncSQLStore(url)
+        self._engine = gridflow.AsyncEngine(store, clock=FixedClock(T0), entry_points=False)
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return self._runner.run(self._engine.open(*args, **kwargs))
+
+    def fire(self, *args: Any, **kwargs: Any) -> Any:
+        return self._runner.run(self._engine.fire(*args, **kwargs))
+
+
+def _writer(url: str, schema: str | None, use_async: bool) -> Any:
+    return _AsyncWriter(url, schema) if use_async else _engine(url, schema)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
     """(url, schema) of an empty database with the gridflow schema created."""
@@ -66,9 +92,9 @@ def _collect(queue: Any, procs: list[Any], expected: int) -> list[Any]:
 
 
 def note_worker(url: str, schema: str | None, case_ids: list[str], worker: int, steps: int,
-                retries: int, start: Any, out: Any) -> None:
+                retries: int, use_async: bool, start: Any, out: Any) -> None:
     """Fire ``note`` steps at random cases; report every attempt and its outcome."""
-    engine = _engine(url, schema)
+    engine = _writer(url, schema, use_async)
     actor = Actor(f"w-{worker}", ["grid_worker"], grids=ALL_GRIDS)
     rng = random.Random(worker)
     landed: list[tuple[str, str]] = []
@@ -97,7 +123,10 @@ def note_worker(url: str, schema: str | None, case_ids: list[str], worker: int, 
     out.put((worker, retries, records))
 
 
-def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str | None]) -> None:
+@pytest.mark.parametrize("writers", ["sync", "mixed"])
+def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str | None],
+                                                            writers: str) -> None:
+    # "mixed": every other writer is an AsyncEngine on the async drivers.
     url, schema = db
     engine = _engine(url, schema)
     opener = Actor("opener", ["resident"], grids=ALL_GRIDS)
@@ -107,7 +136,8 @@ def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str |
 
     start, out = _ctx.Barrier(WORKERS), _ctx.Queue()
     procs = [_ctx.Process(target=note_worker, name=f"writer-{w}",
-                          args=(url, schema, case_ids, w, STEPS, 0 if w % 2 else 4, start, out))
+                          args=(url, schema, case_ids, w, STEPS, 0 if w % 2 else 4,
+                                writers == "mixed" and w % 4 >= 2, start, out))
              for w in range(WORKERS)]
     for p in procs:
         p.start()
@@ -159,9 +189,9 @@ def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str |
 # -- a writer killed mid-run ----------------------------------------------------------------
 
 
-def crash_worker(url: str, schema: str | None, out: Any) -> None:
+def crash_worker(url: str, schema: str | None, use_async: bool, out: Any) -> None:
     """Open linked cases and fire steps until killed; report each commit."""
-    engine = _engine(url, schema)
+    engine = _writer(url, schema, use_async)
     resident, secretary = Actor("r", ["resident"], grids=ALL_GRIDS), Actor("s", ["coordinator"],
                                                                            grids=ALL_GRIDS)
     rng = random.Random(7)
@@ -181,12 +211,14 @@ def crash_worker(url: str, schema: str | None, out: Any) -> None:
         out.put(n)
 
 
+@pytest.mark.parametrize("writer", ["sync", "async"])
 def test_a_writer_killed_mid_run_leaves_every_case_verifying(
-    db: tuple[str, str | None],
+    db: tuple[str, str | None], writer: str,
 ) -> None:
     url, schema = db
     out = _ctx.Queue()
-    proc = _ctx.Process(target=crash_worker, args=(url, schema, out), name="crasher")
+    proc = _ctx.Process(target=crash_worker, args=(url, schema, writer == "async", out),
+                        name="crasher")
     proc.start()
     try:
         while out.get(timeout=PATIENCE) < 120:

@@ -52,8 +52,10 @@ from gridflow.store.memory import MemoryStore
 from gridflow.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from gridflow.async_engine import AsyncEngine
     from gridflow.log.note import generate_key
     from gridflow.personal.keyring import Keyring
+    from gridflow.store.async_sql import AsyncSQLStore
     from gridflow.store.sql import SQLStore
     from gridflow.worker import Worker
 
@@ -62,6 +64,8 @@ __version__ = "0.2.0.dev0"
 __all__ = [
     "ALL_GRIDS",
     "Actor",
+    "AsyncEngine",
+    "AsyncSQLStore",
     "Calendar",
     "CalendarDays",
     "CalendarError",
@@ -124,6 +128,15 @@ def __getattr__(name: str) -> Any:
         from gridflow.store.sql import SQLStore
 
         return SQLStore
+    if name == "AsyncEngine":
+        # asyncio services only: the greenlet bridge loads with it.
+        from gridflow.async_engine import AsyncEngine
+
+        return AsyncEngine
+    if name == "AsyncSQLStore":
+        from gridflow.store.async_sql import AsyncSQLStore
+
+        return AsyncSQLStore
     if name == "generate_key":
         # The signed-note layer loads hashing and base64 machinery: only when asked.
         from gridflow.log.note import generate_key

@@ -19,6 +19,7 @@ import attrs
 import pluggy
 
 from gridflow import core, workflows
+from gridflow._bridge import committing, settle
 from gridflow._errors import (
     CaseNotFound,
     CaseNotVisible,
@@ -28,6 +29,7 @@ from gridflow._errors import (
     IdempotencyConflict,
     InvalidArgument,
     InvalidPayload,
+    PluginError,
     SpecError,
     SpecProblem,
     StoreError,
@@ -474,7 +476,7 @@ class Engine:
             ['社区管理办', '清运单位']
         """
         case = self._load(case_id, actor)
-        found = self._pm.hook.gridflow_route(case=case)
+        found = settle(self._pm.hook.gridflow_route(case=case), "gridflow_route")
         return list(found or [])
 
     # -- opening ----------------------------------------------------------------------
@@ -682,7 +684,10 @@ class Engine:
         # pluggy's order: the last registered (the host's own plugins) first.
         for impl in reversed(self._before_impls.copy()):
             try:
-                update = impl.function(*[args[a] for a in impl.argnames])
+                update = settle(impl.function(*[args[a] for a in impl.argnames]),
+                                f"{impl.plugin_name}.gridflow_before_fire")
+            except PluginError:
+                raise
             except Exception as exc:
                 raise GuardRejected(cid, case.state, trigger,
                                     f"{impl.plugin_name}.gridflow_before_fire",
@@ -698,7 +703,9 @@ class Engine:
         for impl in reversed(self._veto_impls.copy()):
             guard = f"{impl.plugin_name}.gridflow_veto"
             try:
-                reason = impl.function(*[args[a] for a in impl.argnames])
+                reason = settle(impl.function(*[args[a] for a in impl.argnames]), guard)
+            except PluginError:
+                raise
             except Exception as exc:
                 return guard, f"the hook raised {exc!r}", exc
             if reason:
@@ -725,7 +732,8 @@ class Engine:
             # The hook sees the case as it will be stored after entering the state.
             preview = attrs.evolve(case, state=dest, data=outcome.data, version=case.version + 1,
                                    updated_at=now, links=case.links + outcome.links)
-            override = self._deadline_hook(case=preview, state=state, now=now)
+            override = settle(self._deadline_hook(case=preview, state=state, now=now),
+                              "gridflow_deadline")
         answer = None
         if override is None and outcome.deadline_at is None:
             rule = self.deadline_rules.get(case.workflow)
@@ -756,6 +764,7 @@ class Engine:
         """Commit; if a racing writer landed this very idempotency key first,
         return its result instead (the step happened once)."""
         try:
+            committing()
             self.store.commit(writes)
         except ConcurrencyError:
             if key is not None:
@@ -796,7 +805,9 @@ class Engine:
             return
         for impl in reversed(self._after_impls.copy()):
             try:
-                impl.function(*[{"case": case, "event": event}[a] for a in impl.argnames])
+                settle(impl.function(*[{"case": case, "event": event}[a]
+                                        for a in impl.argnames]),
+                       f"{impl.plugin_name}.gridflow_after_fire")
             except Exception as exc:
                 failure = HookError(impl.plugin_name, "gridflow_after_fire", case.id,
                                     event.seq, exc)
@@ -892,6 +903,7 @@ class Engine:
     def _mark_overdue(self, case: Case, refused: str | None = None) -> Event:
         event = core.overdue_event(case, self.clock.now(), refused)
         marked = evolve(case, event)
+        committing()
         self.store.commit([Write(marked, event, case.version)])
         self._after(marked, event)
         return event

@@ -397,7 +397,7 @@ class SQLStore:
             options["json_serializer"] = _pg_dumps
         options.update(engine_options)
         try:
-            engine = sa.create_engine(parsed, **options)
+            engine = self._create_engine(parsed, options)
         except ImportError as exc:
             extra = "postgres" if backend == "postgresql" else "sql"
             raise ImportError(f"SQLStore({self._where}) needs a database driver that is not "
@@ -435,8 +435,15 @@ class SQLStore:
         self._check_lock = threading.Lock()
         self._prepare()
         # Echo asks to see every statement: keep everything on Core then.
-        self._hot: _Hot | None = None if echo else self._prepare_hot()
+        self._hot: _Hot | None = None if echo or not self._hot_path else self._prepare_hot()
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+    #: Whether commits and reads may take the raw-DBAPI fast path (the sync
+    #: drivers); `AsyncSQLStore` keeps everything on Core.
+    _hot_path = True
+
+    def _create_engine(self, url: sa.URL, options: dict[str, Any]) -> Engine:
+        return sa.create_engine(url, **options)
 
     @staticmethod
     def _setup_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> None:
