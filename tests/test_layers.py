@@ -94,6 +94,9 @@ FORBIDDEN = {
     "gridflow.workflows": {"gridflow.engine", "gridflow.machine", "gridflow.core"},
     "gridflow.store": {"gridflow.engine", "gridflow.core", "gridflow.metrics"},
     "gridflow._figures": {"gridflow.metrics", "gridflow._metrics_sql"},
+    "gridflow.spec_diff": {"gridflow.engine", "gridflow.store", "gridflow.core",
+                           "gridflow.migrate"},
+    "gridflow.migrate": {"gridflow.engine", "gridflow.cli", "gridflow._cli_migrate"},
 }
 
 

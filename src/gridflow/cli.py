@@ -1062,6 +1062,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id", metavar="CASE_ID")
     p.add_argument("trigger", metavar="TRIGGER")
     p.set_defaults(func=cmd_fire)
+
+    from gridflow import _cli_migrate
+
+    _cli_migrate.add_commands(sub, project=project, db=db)
     return parser
 
 
