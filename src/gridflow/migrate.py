@@ -433,15 +433,15 @@ def _entered_at(events: Sequence[Event]) -> datetime:
     return events[0].at
 
 
-def _prepare(engine: Engine, checked: _Checked, case: Case, actor: Actor,
-             now: datetime) -> Event | str | None:
-    """The ``migrate`` event for ``case``; a reason string if it cannot move;
-    ``None`` if it stays (unmapped terminal state)."""
+def _prepare(engine: Engine, checked: _Checked, case: Case, events: Sequence[Event],
+             actor: Actor, now: datetime) -> Event | str | None:
+    """The ``migrate`` event for ``case`` (whose ``events`` were read after it);
+    a reason string if it cannot move; ``None`` if it stays (unmapped terminal
+    state)."""
     plan, source, target = checked.plan, checked.source, checked.target
     dest = checked.states.get(case.state)
     if dest is None:
         return None
-    events = engine.store.events(case.id)
     try:
         audit(case, events, engine._spec_index)
     except GridflowError as exc:
@@ -515,11 +515,30 @@ def run(engine: Engine, plan: MigrationPlan, *, actor: Actor, dry_run: bool,
     return report
 
 
+_CHANGED = "(changed meanwhile)"
+
+
 def _one(engine: Engine, checked: _Checked, case: Case, actor: Actor,
          report: MigrationReport, dry_run: bool, retries: int) -> None:
-    plan = checked.plan
+    plan, store = checked.plan, engine.store
     for attempt in range(retries + 1):
-        prepared = _prepare(engine, checked, case, actor, engine.clock.now())
+        events = store.events(case.id) if case.state in checked.states else ()
+        if events and len(events) != case.version:
+            # A step landed between reading the row and its events: read both again.
+            prepared: Event | str | None = _CHANGED
+        else:
+            prepared = _prepare(engine, checked, case, events, actor, engine.clock.now())
+        if prepared is _CHANGED:
+            fresh = store.get(case.id)
+            if fresh is None or fresh.workflow_version != plan.source_version:
+                if fresh is not None and fresh.workflow_version == plan.target_version:
+                    report.already += 1
+                return
+            report.conflicts += 1
+            case = fresh
+            if attempt == retries:
+                report.skipped.append(case.id)
+            continue
         if prepared is None:
             report.staying += 1
             return
@@ -530,10 +549,10 @@ def _one(engine: Engine, checked: _Checked, case: Case, actor: Actor,
             report.moves[(case.state, prepared.dest or case.state)] += 1
             return
         try:
-            engine.store.commit([Write(evolve(case, prepared), prepared, case.version)])
+            store.commit([Write(evolve(case, prepared), prepared, case.version)])
         except ConcurrencyError:
             report.conflicts += 1
-            fresh = engine.store.get(case.id)
+            fresh = store.get(case.id)
             if fresh is None or fresh.workflow_version != plan.source_version:
                 if fresh is not None and fresh.workflow_version == plan.target_version:
                     report.already += 1  # another migrator moved it
