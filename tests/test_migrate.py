@@ -326,3 +326,25 @@ def test_migrating_only_some_cases_and_only_the_actors_grids(
     outsider = Actor("street-2", ["street"], ["另一个网格"])
     assert engine.migrate(PLAN, actor=outsider).moved == 0
     assert engine.migrate(PLAN, actor=Actor("s", ["street"], [GRID])).moved == 4
+
+
+def test_figures_count_every_version_and_group_by_version(store: Store,
+                                                          clock: FixedClock) -> None:
+    from datetime import UTC, datetime
+
+    import gridflow.metrics as metrics
+
+    engine = v2_engine(store, clock)
+    cases = fill(engine, 12)
+    engine.migrate(PLAN, actor=system, cases=sorted(cases)[:6])
+    for _ in range(3):
+        engine.open("grid_case", actor=secretary, grid=GRID,
+                    data={"title": "新", "source": "visit"})
+    since, until = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    total = metrics.compute(store, since=since, until=until, by=None)
+    assert total.rows[0].received == 15
+    report = metrics.compute(store, since=since, until=until, by="version")
+    assert {r.group: r.received for r in report.rows} == {"grid_case@1": 6,
+                                                          "grid_case@2": 9}
+    assert store.counts(("workflow", "workflow_version")) == {("grid_case", 1): 6,
+                                                              ("grid_case", 2): 9}
