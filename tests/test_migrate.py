@@ -348,3 +348,38 @@ def test_figures_count_every_version_and_group_by_version(store: Store,
                                                           "grid_case@2": 9}
     assert store.counts(("workflow", "workflow_version")) == {("grid_case", 1): 6,
                                                               ("grid_case", 2): 9}
+
+
+def test_cases_named_by_id_that_cannot_move_say_why(store: Store, clock: FixedClock) -> None:
+    engine = v2_engine(store, clock)
+    cases = sorted(fill(engine, 3))
+    engine.migrate(PLAN, actor=system, cases=cases[:1])
+    report = engine.plan_migration(PLAN, cases=[*cases, "nope"],
+                                   actor=Actor("s", ["street"], ["另一个网格"]))
+    assert [(r.case_id, r.reason) for r in report.refused] == [
+        (cid, "no grid_case case has this id") for cid in [*cases, "nope"]]
+    assert report.already == 0  # the outsider learns nothing about the migrated one
+    report = engine.plan_migration(PLAN, cases=cases)
+    assert report.already == 1 and report.moved == 2
+
+
+def test_a_plan_between_two_specs_and_after_hooks_see_the_migrate_event(
+        clock: FixedClock) -> None:
+    plan = MigrationPlan.between(GRID_CASE, GRID_CASE_V2, states={"revisit": "look_back"})
+    assert plan.key == "grid_case@1 -> @2" and plan.to_dict()["states"] == {
+        "revisit": "look_back"}
+    assert MigrationPlan.from_dict(plan.to_dict()) == plan
+    with pytest.raises(gridflow.InvalidArgument):
+        MigrationPlan.between(GRID_CASE, gridflow.workflows.MEDIATION)
+    seen = []
+
+    class Watcher:
+        @gridflow.hookimpl
+        def gridflow_after_fire(self, case: gridflow.Case, event: gridflow.Event) -> None:
+            seen.append((event.trigger, case.workflow_version))
+
+    engine = Engine(clock=clock, entry_points=False, plugins=[V2Plugin(), Watcher()])
+    walk(engine, "triaged")
+    seen.clear()
+    assert engine.migrate(plan, actor=system).moved == 1
+    assert seen == [("migrate", 2)]

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -44,6 +44,9 @@ from gridflow.plugins import register as register_plugin
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
 from gridflow.values import check, check_text, detach
+
+if TYPE_CHECKING:
+    from gridflow.migrate import MigrationPlan, MigrationReport
 
 __all__ = ["Engine", "HookError", "TickError"]
 
@@ -409,9 +412,9 @@ class Engine:
         return set(self._retired)
 
     def plan_migration(
-        self, plan: Any, *, actor: Actor | None = None, cases: Iterable[str] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> Any:
+        self, plan: MigrationPlan, *, actor: Actor | None = None,
+        cases: Iterable[str] | None = None, query: Mapping[str, Any] | None = None,
+    ) -> MigrationReport:
         """The dry run of a `MigrationPlan`: checks the plan against both specs
         and the store (refusals raise `MigrationError`, listing every problem),
         then reports per source state how many cases would move where, and
@@ -434,9 +437,9 @@ class Engine:
                            cases=cases, query=query)
 
     def migrate(
-        self, plan: Any, *, actor: Actor, cases: Iterable[str] | None = None,
+        self, plan: MigrationPlan, *, actor: Actor, cases: Iterable[str] | None = None,
         query: Mapping[str, Any] | None = None, retries: int = 3,
-    ) -> Any:
+    ) -> MigrationReport:
         """Move the cases of a `MigrationPlan`, each in its own atomic step.
 
         Each case gets one ``migrate`` event (both versions and fingerprints,

@@ -132,6 +132,24 @@ class MigrationPlan:
     effects: dict[str, DataEffect] = attrs.field(factory=dict, converter=_effects)
     name: str = ""
 
+    @classmethod
+    def between(cls, source: WorkflowSpec, target: WorkflowSpec, **kwargs: Any
+                ) -> MigrationPlan:
+        """The plan from ``source`` to ``target`` (two versions of one workflow);
+        ``kwargs`` are the other fields (``states``, ``set``, ``effects``...).
+        Handy for a plan shipped next to the specs it joins.
+
+        Example:
+            >>> import attrs
+            >>> from gridflow.workflows import GRID_CASE
+            >>> MigrationPlan.between(GRID_CASE, attrs.evolve(GRID_CASE, version=2)).key
+            'grid_case@1 -> @2'
+        """
+        if source.name != target.name:
+            raise InvalidArgument(f"a plan joins two versions of one workflow, not "
+                                  f"{source.key} and {target.key}")
+        return cls(source.name, source.version, target.version, **kwargs)
+
     @property
     def key(self) -> str:
         """``workflow@source -> @target``, how the plan is named in messages."""
@@ -397,14 +415,16 @@ def check_plan(engine: Engine, plan: MigrationPlan) -> _Checked:
 
 
 def _select(engine: Engine, plan: MigrationPlan, cases: Iterable[str] | None,
-            query: Mapping[str, Any] | None) -> Iterator[Case]:
+            query: Mapping[str, Any] | None) -> Iterator[Case | Refusal]:
     store = engine.store
     if cases is not None:
         if isinstance(cases, str):
             raise InvalidArgument("cases=... takes a list of case ids, not one string")
         for case_id in cases:
-            found = store.get(case_id)
-            if found is not None and found.workflow == plan.workflow:
+            found = store.get(case_id) if isinstance(case_id, str) else None
+            if found is None or found.workflow != plan.workflow:
+                yield Refusal(str(case_id), "", f"no {plan.workflow} case has this id")
+            else:
                 yield found
         return
     filters = dict(query or {})
@@ -502,13 +522,26 @@ def run(engine: Engine, plan: MigrationPlan, *, actor: Actor, dry_run: bool,
     started = time.perf_counter()
     checked = check_plan(engine, plan)
     report = MigrationReport(plan.key, dry_run)
+    explicit = cases is not None
     for case in _select(engine, plan, cases, query):
+        if isinstance(case, Refusal):
+            report.refused.append(case)
+            continue
         if not actor.can_touch(case.grid):
-            continue  # outside the actor's grids: not this actor's to move
+            # Outside the actor's grids: not this actor's to move (named only when
+            # asked for by id, in the words a missing case gets).
+            if explicit:
+                report.refused.append(Refusal(case.id, "", f"no {plan.workflow} case has "
+                                              "this id"))
+            continue
         if case.workflow_version == plan.target_version:
             report.already += 1
             continue
         if case.workflow_version != plan.source_version:
+            if explicit:
+                report.refused.append(Refusal(
+                    case.id, case.state, f"on {case.workflow}@{case.workflow_version}, not "
+                    f"the plan's source version {plan.source_version}"))
             continue
         _one(engine, checked, case, actor, report, dry_run, retries)
     report.seconds = time.perf_counter() - started
@@ -562,4 +595,5 @@ def _one(engine: Engine, checked: _Checked, case: Case, actor: Actor,
                 report.skipped.append(case.id)
             continue
         report.moves[(case.state, prepared.dest or case.state)] += 1
+        engine._after(evolve(case, prepared), prepared)
         return
