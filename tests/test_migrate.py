@@ -16,7 +16,16 @@ import attrs
 import pytest
 
 import gridflow
-from gridflow import Actor, Engine, FixedClock, MigrationError, MigrationPlan, SpecError, Store
+from gridflow import (
+    Actor,
+    Engine,
+    FixedClock,
+    MemoryStore,
+    MigrationError,
+    MigrationPlan,
+    SpecError,
+    Store,
+)
 from gridflow.fold import audit
 from gridflow.workflows import GRID_CASE
 from migration_v2 import (
@@ -383,3 +392,35 @@ def test_a_plan_between_two_specs_and_after_hooks_see_the_migrate_event(
     seen.clear()
     assert engine.migrate(plan, actor=system).moved == 1
     assert seen == [("migrate", 2)]
+
+
+def test_verify_refuses_a_forged_migrate_event(clock: FixedClock) -> None:
+    from gridflow import core
+
+    engine = v2_engine(MemoryStore(), clock)
+    case = walk(engine, "revisit")
+    events = engine.history(case.id)
+    specs = [GRID_CASE, GRID_CASE_V2]
+
+    def moved(**kw: Any) -> tuple[gridflow.Case, list[gridflow.Event]]:
+        args: dict[str, Any] = dict(dest="look_back", target_version=2,
+                                    source_fingerprint=GRID_CASE.fingerprint,
+                                    fingerprint=GRID_CASE_V2.fingerprint,
+                                    states={"revisit": "look_back"}, data=case.data,
+                                    deadline_at=case.deadline_at)
+        args.update(kw)
+        event = core.migrate_event(case, system, clock.now(), **args)
+        return gridflow.fold.evolve(case, event), [*events, event]
+
+    row, good = moved()
+    assert audit(row, good, specs) == row
+    for kw, field in (({"dest": "revisit"}, "dest"),
+                      ({"fingerprint": "0" * 64}, "fingerprint"),
+                      ({"source_fingerprint": "1" * 64}, "fingerprint")):
+        row, bad = moved(**kw)
+        with pytest.raises(gridflow.IntegrityError) as err:
+            audit(row, bad, specs)
+        assert err.value.field == field and err.value.seq == len(bad)
+    # A row moved without its event is found too.
+    with pytest.raises(gridflow.IntegrityError, match="workflow_version"):
+        audit(attrs.evolve(case, workflow_version=2), events, specs)
