@@ -72,7 +72,7 @@ __all__ = [
 DataEffect = Callable[[Case, str], Mapping[str, Any] | None]
 
 #: How many cases `Engine.migrate` and `Engine.plan_migration` read per page.
-PAGE = 500
+PAGE = 5000
 
 
 def fingerprint(spec: WorkflowSpec) -> str:
