@@ -424,3 +424,23 @@ def test_verify_refuses_a_forged_migrate_event(clock: FixedClock) -> None:
     # A row moved without its event is found too.
     with pytest.raises(gridflow.IntegrityError, match="workflow_version"):
         audit(attrs.evolve(case, workflow_version=2), events, specs)
+
+
+def test_bad_arguments_are_refused(clock: FixedClock) -> None:
+    engine = v2_engine(MemoryStore(), clock)
+    for kwargs in ({"query": {"colour": "red"}}, {"query": {"limit": 3}},
+                   {"query": {"workflow": "mediation"}}, {"cases": "c-1"},
+                   {"cases": ["c-1"], "query": {}}, {"retries": -1}):
+        with pytest.raises(gridflow.InvalidArgument):
+            engine.migrate(PLAN, actor=system, **kwargs)
+    with pytest.raises(gridflow.InvalidArgument):
+        engine.migrate("grid_case@1 -> @2", actor=system)  # type: ignore[arg-type]
+    with pytest.raises(gridflow.InvalidArgument):
+        engine.migrate(PLAN, actor="system")  # type: ignore[arg-type]
+    for bad in ([], {"workflow": "grid_case", "source_version": "1", "target_version": 2},
+                {"workflow": "grid_case", "source_version": 1, "target_version": 2,
+                 "states": {"a": 1}},
+                {"workflow": "grid_case", "source_version": 1, "target_version": 2,
+                 "effects": ["x"]}):
+        with pytest.raises(gridflow.InvalidArgument):
+            MigrationPlan.from_dict(bad)  # type: ignore[arg-type]

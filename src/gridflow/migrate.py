@@ -432,6 +432,11 @@ def _select(engine: Engine, plan: MigrationPlan, cases: Iterable[str] | None,
         if bad in filters:
             raise InvalidArgument(f"query=... takes store.query filters; {bad!r} is set by "
                                   "the migration itself")
+    known = ("workflow", "state", "grid", "opened_from", "opened_until", "overdue_at")
+    unknown = sorted(set(filters) - set(known))
+    if unknown:
+        raise InvalidArgument(f"query=...: unknown filter(s) {', '.join(unknown)}; the "
+                              f"filters of store.query are {', '.join(known)}")
     if filters.get("workflow", plan.workflow) != plan.workflow:
         raise InvalidArgument(f"query names workflow {filters['workflow']!r}, the plan "
                               f"{plan.workflow!r}")
