@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from gridflow import core
+from gridflow._bridge import committing
 from gridflow._errors import (
     ConcurrencyError,
     GridflowError,
@@ -587,6 +588,7 @@ def _one(engine: Engine, checked: _Checked, case: Case, actor: Actor,
             report.moves[(case.state, prepared.dest or case.state)] += 1
             return
         try:
+            committing()  # under AsyncEngine: a cancel now lets this case finish
             store.commit([Write(evolve(case, prepared), prepared, case.version)])
         except ConcurrencyError:
             report.conflicts += 1
