@@ -204,7 +204,7 @@ def test_alley_case_end_to_end(engine: Engine, clock: FixedClock) -> None:
     assert [e.at for e in history] == times
     assert history[0].payload == {
         "data": {"title": TITLE, "source": "visit", "address": "长宁支路324弄"},
-        "grid": GRID, "links": [],
+        "grid": GRID, "links": [], "fingerprint": engine.workflow("grid_case", 1).fingerprint,
     }
     assert history[1].payload == {"category": "违规堆物、加装地锁", "priority": "normal",
                                   "area": "环境秩序"}

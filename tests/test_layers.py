@@ -95,6 +95,9 @@ FORBIDDEN = {
     "gridflow.store": {"gridflow.engine", "gridflow.core", "gridflow.metrics"},
     "gridflow._figures": {"gridflow.metrics", "gridflow._metrics_sql"},
     "gridflow.telemetry": {"gridflow.engine", "gridflow.store", "gridflow.core"},
+    "gridflow.spec_diff": {"gridflow.engine", "gridflow.store", "gridflow.core",
+                           "gridflow.migrate"},
+    "gridflow.migrate": {"gridflow.engine", "gridflow.cli", "gridflow._cli_migrate"},
 }
 
 

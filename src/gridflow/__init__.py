@@ -27,6 +27,7 @@ from gridflow._errors import (
     InvalidPayload,
     InvalidTransition,
     LogError,
+    MigrationError,
     MissingPayload,
     NoteError,
     PermissionDenied,
@@ -43,9 +44,11 @@ from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
+from gridflow.migrate import MigrationPlan, MigrationReport, fingerprint
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
 from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
+from gridflow.spec_diff import SpecDiff, diff
 from gridflow.step import Step
 from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
@@ -89,6 +92,9 @@ __all__ = [
     "Keyring",
     "LogError",
     "MemoryStore",
+    "MigrationError",
+    "MigrationPlan",
+    "MigrationReport",
     "MissingPayload",
     "NoteError",
     "Page",
@@ -98,6 +104,7 @@ __all__ = [
     "RoleSpec",
     "SQLStore",
     "SchemaVersionError",
+    "SpecDiff",
     "SpecError",
     "SpecProblem",
     "StateSpec",
@@ -116,6 +123,8 @@ __all__ = [
     "WorkingHours",
     "Write",
     "__version__",
+    "diff",
+    "fingerprint",
     "generate_key",
     "hookimpl",
     "replay",

@@ -25,6 +25,7 @@ __all__ = [
     "InvalidTransition",
     "KeyringError",
     "LogError",
+    "MigrationError",
     "MissingPayload",
     "NoteError",
     "PermissionDenied",
@@ -102,13 +103,41 @@ class SpecError(GridflowError):
         )
 
 
+class MigrationError(GridflowError):
+    """A migration plan is refused before anything is stored; ``problems``
+    lists every reason (an unmapped state, a missing target state, a retired
+    target version...).
+
+    Example:
+        >>> print(MigrationError("grid_case@1 -> @2", ["state 'revisit' is not mapped"]))
+        migration grid_case@1 -> @2 is refused (nothing was changed):
+          - state 'revisit' is not mapped
+    """
+
+    def __init__(self, plan: str, problems: Sequence[str]) -> None:
+        self.plan = plan
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems[:MAX_LISTED_PROBLEMS])
+        more = len(self.problems) - MAX_LISTED_PROBLEMS
+        super().__init__(f"migration {plan} is refused (nothing was changed):\n{lines}"
+                         + (f"\n  ... and {more} more" if more > 0 else ""))
+
+
 class UnknownWorkflow(GridflowError):
     """No workflow of that name (and version) is registered."""
 
-    def __init__(self, name: str, version: int | None, known: Iterable[str]) -> None:
+    def __init__(self, name: str, version: int | None, known: Iterable[str], *,
+                 retired: bool = False) -> None:
         self.name = name
         self.version = version
         self.known = sorted(known)
+        #: True when the version is registered but retired (no new case opens on it).
+        self.retired = retired
+        if retired:
+            super().__init__(
+                f"workflow {name}@{version} is retired: no new case opens on it; versions "
+                f"open for new cases: {', '.join(self.known) or '(none)'}")
+            return
         which = f"{name!r}" if version is None else f"{name!r} version {version}"
         super().__init__(
             f"workflow {which} is not registered; registered workflows: "

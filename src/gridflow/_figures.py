@@ -29,7 +29,7 @@ __all__ = [
 
 #: What ``by`` may be: the case's grid, its residents' area (``data["area"]``),
 #: its category (``data["category"]``), or ``None`` for one row over everything.
-GROUPINGS = ("grid", "area", "category", None)
+GROUPINGS = ("grid", "area", "category", "version", None)
 
 #: The id of the actor the timer acts as (`Actor.system`).
 SYSTEM_ACTOR = "system"

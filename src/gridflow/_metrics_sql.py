@@ -104,6 +104,9 @@ def _group_expr(cases: sa.Table, by: str | None) -> _Expr:
         return sa.cast(sa.null(), sa.String)
     if by == "grid":
         return cases.c.grid
+    if by == "version":
+        version: _Expr = cases.c.workflow + "@" + sa.cast(cases.c.workflow_version, sa.String)
+        return version
     extracted: _Expr = cases.c.data[by].as_string()
     return extracted
 

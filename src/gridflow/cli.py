@@ -1018,9 +1018,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "state and the median time spent in each state.")
     p.add_argument("--since", metavar="DATE", help="first day (2026-03-01) or a date-time")
     p.add_argument("--until", metavar="DATE", help="last day (2026-03-31) or a date-time")
-    p.add_argument("--by", choices=("grid", "area", "category", "none"), default="none",
-                   help="one column per grid, residents' area or category (default: none, "
-                        "one column for everything)")
+    p.add_argument("--by", choices=("grid", "area", "category", "version", "none"),
+                   default="none",
+                   help="one column per grid, residents' area, category or workflow version "
+                        "(default: none, one column for everything)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_report)
 
@@ -1066,6 +1067,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id", metavar="CASE_ID")
     p.add_argument("trigger", metavar="TRIGGER")
     p.set_defaults(func=cmd_fire)
+
+    from gridflow import _cli_migrate
+
+    _cli_migrate.add_commands(sub, project=project, db=db)
     return parser
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "check_fields",
     "entering_deadline",
     "link_event",
+    "migrate_event",
     "overdue_event",
     "record",
     "record_open",
@@ -499,12 +500,14 @@ def record(
 
 def record_open(
     draft: Case, actor: Actor, now: datetime, outcome: Outcome, deadline_at: datetime | None,
-    key: str | None,
+    key: str | None, fingerprint: str | None = None,
 ) -> Event:
     """The ``open`` event (seq 1) of the new case ``draft``.
 
-    Its payload is ``{"data", "grid", "links"}`` as opened; its `Changes` bind
-    the case to its workflow, version and grid and set every data key.
+    Its payload is ``{"data", "grid", "links"}`` as opened, plus
+    ``"fingerprint"`` (the spec's `WorkflowSpec.fingerprint`) when given (the
+    engine always gives it; events of older gridflow lack it); its `Changes`
+    bind the case to its workflow, version and grid and set every data key.
 
     Example:
         >>> import gridflow
@@ -518,6 +521,8 @@ def record_open(
     """
     data = detach(outcome.data, "data", trigger="open")
     payload = {"data": data, "grid": draft.grid, "links": list(outcome.links)}
+    if fingerprint is not None:
+        payload["fingerprint"] = fingerprint
     changes = Changes(data, (), deadline_at, outcome.links, draft.workflow_version,
                       draft.workflow, draft.grid)
     return _hashed(draft.id, 1, "open", None, draft.state, actor, now, payload, key,
@@ -562,3 +567,43 @@ def overdue_event(case: Case, now: datetime, refused: str | None = None) -> Even
     changes = Changes({OVERDUE_KEY: missed}, (), None, (), case.workflow_version)
     return _hashed(case.id, case.version + 1, "overdue", case.state, None, Actor.system(), now,
                    payload, None, case.head, changes)
+
+
+def migrate_event(
+    case: Case, actor: Actor, now: datetime, *, dest: str, target_version: int,
+    source_fingerprint: str, fingerprint: str, states: Mapping[str, str],
+    data: Mapping[str, Any], deadline_at: datetime | None, plan: str = "",
+    effects: Iterable[str] = (),
+) -> Event:
+    """The ``migrate`` event that moves ``case`` to ``target_version`` of its
+    workflow, into state ``dest``, with ``data`` as the case data afterwards.
+
+    The payload names the plan, both versions and fingerprints, the whole
+    state mapping, the data effects that ran and the data keys set and
+    removed (keys only; the values are in the `Changes`). The `Changes`
+    rebind the case (workflow, version, grid) and carry the deadline.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> c = gridflow.Case("c-1", "grid_case", 1, "revisit", 5, {}, "A", t, t)
+        >>> e = migrate_event(c, gridflow.Actor.system(), t, dest="look_back", target_version=2,
+        ...     source_fingerprint="a" * 64, fingerprint="b" * 64,
+        ...     states={"revisit": "look_back"}, data={"v2": True}, deadline_at=None)
+        >>> e.trigger, e.dest, e.changes.workflow_version, e.payload["data"]
+        ('migrate', 'look_back', 2, {'set': ['v2'], 'unset': []})
+    """
+    changed, removed = _diff(case.data, data)
+    if changed:
+        check(changed, "data", trigger="migrate", case_id=case.id)
+    payload: dict[str, Any] = {
+        "plan": plan, "source_version": case.workflow_version, "target_version": target_version,
+        "source_fingerprint": source_fingerprint, "fingerprint": fingerprint,
+        "states": dict(states), "effects": list(effects),
+        "data": {"set": sorted(changed), "unset": list(removed)},
+    }
+    changes = Changes(changed, removed, deadline_at, (), target_version, case.workflow,
+                      case.grid)
+    return _hashed(case.id, case.version + 1, "migrate", case.state, dest, actor, now, payload,
+                   None, case.head, changes)

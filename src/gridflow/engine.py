@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -46,6 +47,9 @@ from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
 from gridflow.telemetry import Telemetry, committed, traced
 from gridflow.values import check, check_text, detach
+
+if TYPE_CHECKING:
+    from gridflow.migrate import MigrationPlan, MigrationReport
 
 __all__ = ["Engine", "HookError", "TickError"]
 
@@ -208,6 +212,10 @@ class Engine:
         # One resolver for every verify: it keeps each spec version's transitions.
         self._spec_index = SpecIndex(self._spec_of)
         self._latest: dict[str, int] = {}
+        # The (workflow, version) -> fingerprints recorded in the store and the
+        # retired versions, read once before the first step (`check_definitions`).
+        self._recorded: dict[tuple[str, int], set[str]] | None = None
+        self._retired: set[tuple[str, int]] = set()
         self.guards: dict[str, Guard] = {}
         self.effects: dict[str, Effect] = {}
         self.roles: dict[str, tuple[str, str]] = {}
@@ -263,6 +271,10 @@ class Engine:
             >>> engine.workflow("ticket").version
             1
         """
+        if self._recorded is None:
+            # No schema yet: checked again before the first step.
+            with suppress(StoreError):
+                self.check_definitions()
         self._add_spec(spec)
 
     def _refresh(self) -> None:
@@ -301,8 +313,11 @@ class Engine:
             if known.spec == spec:
                 return
             raise SpecError(spec.key, [SpecProblem(
-                "version", f"{spec.key} is already registered with different content",
+                "version", f"{spec.key} is already registered with different content "
+                f"(registered fingerprint {known.spec.fingerprint}, new {spec.fingerprint})",
                 "bump the version: cases keep running on the version they were opened with")])
+        if self._recorded is not None:
+            self._check_recorded(spec)
         self._compiled[key] = compile_workflow(spec, self.guards, self.effects, self.roles)
         if spec.version > self._latest.get(spec.name, 0):
             self._latest[spec.name] = spec.version
@@ -327,6 +342,137 @@ class Engine:
             True
         """
         return [c.spec for c in self._compiled.values()]
+
+    def check_definitions(self, *, reread: bool = False) -> None:
+        """Compare every registered spec with the definitions recorded in the store.
+
+        Each case's first event records its spec's `WorkflowSpec.fingerprint`;
+        a spec registered under a name and version the store holds with another
+        fingerprint is an edited definition under an old version number, and
+        raises `SpecError` naming both fingerprints. Runs once by itself before
+        the engine's first step (``open``, ``fire``, ``tick``, a migration) and
+        for every spec registered afterwards; ``reread=True`` reads the store
+        again (and the retired versions, `retire`).
+
+        Example:
+            >>> import gridflow
+            >>> gridflow.Engine(entry_points=False).check_definitions()
+        """
+        if self._recorded is not None and not reread:
+            return
+        store = self.store
+        recorded: dict[tuple[str, int], set[str]] = {}
+        reader = getattr(store, "fingerprints", None)
+        for name, version, fp in (reader() if callable(reader) else ()):
+            recorded.setdefault((name, version), set()).add(fp)
+        retired = getattr(store, "retired", None)
+        self._retired = set(retired()) if callable(retired) else set()
+        self._recorded = recorded
+        for compiled in list(self._compiled.values()):
+            self._check_recorded(compiled.spec)
+
+    def _check_recorded(self, spec: WorkflowSpec) -> None:
+        assert self._recorded is not None
+        other = sorted(self._recorded.get((spec.name, spec.version), set()) - {spec.fingerprint})
+        if other:
+            raise SpecError(spec.key, [SpecProblem(
+                "version", f"the store holds cases of {spec.key} recorded with fingerprint "
+                f"{', '.join(other)}, but the definition registered now has fingerprint "
+                f"{spec.fingerprint}",
+                "an edited definition needs a new version: register the recorded one, give "
+                "this one a new version, and migrate the cases (gridflow.MigrationPlan)")])
+
+    def retire(self, name: str, version: int, *, retired: bool = True) -> None:
+        """Mark ``name@version`` retired: no new case opens on it (running cases
+        go on, and can be migrated away). Kept in the store, so every engine on
+        it sees it (others at their next start, or `check_definitions(reread=True)`).
+        ``retired=False`` takes the mark back.
+
+        Example:
+            >>> import gridflow
+            >>> engine = gridflow.Engine(entry_points=False)
+            >>> engine.retire("mediation", 1)
+            >>> engine.open("mediation", actor=gridflow.Actor.system())  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.UnknownWorkflow: workflow mediation@1 is retired: ...
+        """
+        spec = self.workflow(name, version)
+        mark = getattr(self.store, "set_retired", None)
+        if not callable(mark):
+            raise InvalidArgument(f"the store {type(self.store).__name__} cannot keep "
+                                  "retired versions (it has no set_retired method)")
+        self.check_definitions()
+        mark(spec.name, spec.version, retired)
+        if retired:
+            self._retired.add((spec.name, spec.version))
+        else:
+            self._retired.discard((spec.name, spec.version))
+
+    def retired_versions(self) -> set[tuple[str, int]]:
+        """The ``(workflow, version)`` pairs marked retired (see `retire`).
+
+        Example:
+            >>> import gridflow
+            >>> gridflow.Engine(entry_points=False).retired_versions()
+            set()
+        """
+        self.check_definitions()
+        return set(self._retired)
+
+    def plan_migration(
+        self, plan: MigrationPlan, *, actor: Actor | None = None,
+        cases: Iterable[str] | None = None, query: Mapping[str, Any] | None = None,
+    ) -> MigrationReport:
+        """The dry run of a `MigrationPlan`: checks the plan against both specs
+        and the store (refusals raise `MigrationError`, listing every problem),
+        then reports per source state how many cases would move where, and
+        every case that cannot, with the reason (a `MigrationReport`). Stores
+        nothing. ``actor`` (default: the system, every grid) limits the cases
+        to its grids; ``cases`` or ``query`` (`Store.query` filters) pick them.
+
+        Example:
+            >>> import gridflow
+            >>> engine = gridflow.Engine(entry_points=False)
+            >>> engine.plan_migration(gridflow.MigrationPlan("grid_case", 1, 7))
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.MigrationError: migration grid_case@1 -> @7 is refused ...
+        """
+        from gridflow import migrate
+
+        return migrate.run(self, plan, actor=actor or Actor.system(), dry_run=True,
+                           cases=cases, query=query)
+
+    def migrate(
+        self, plan: MigrationPlan, *, actor: Actor, cases: Iterable[str] | None = None,
+        query: Mapping[str, Any] | None = None, retries: int = 3,
+    ) -> MigrationReport:
+        """Move the cases of a `MigrationPlan`, each in its own atomic step.
+
+        Each case gets one ``migrate`` event (both versions and fingerprints,
+        the state mapping, the data keys changed) and its row moves through
+        the fold; its deadline is recomputed under the target's rules from
+        when it entered its state (see `gridflow.migrate`). A case changed by
+        a concurrent step is re-read and retried up to ``retries`` times, then
+        skipped and reported; none is ever half-moved. Running the same plan
+        again moves only the cases still on the source version. Returns a
+        `MigrationReport` with the counts.
+
+        Example:
+            >>> import gridflow
+            >>> engine = gridflow.Engine(entry_points=False)
+            >>> engine.migrate(gridflow.MigrationPlan("grid_case", 1, 1),
+            ...                actor=gridflow.Actor.system())  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.MigrationError: migration grid_case@1 -> @1 is refused ...
+        """
+        from gridflow import migrate
+
+        return migrate.run(self, plan, actor=actor, dry_run=False, cases=cases, query=query,
+                           retries=retries)
 
     def _get_compiled(self, name: str, version: int | None) -> CompiledWorkflow:
         if version is None:
@@ -511,7 +657,11 @@ class Engine:
             ('华三-1', '楼道堆物')
         """
         actor = _check_actor(actor)
+        if self._recorded is None:
+            self.check_definitions()
         wf = self._get_compiled(workflow, version)
+        if self._retired and (wf.spec.name, wf.spec.version) in self._retired:
+            self._refuse_retired(wf.spec)
         key = None if idempotency_key is None else _check_id(idempotency_key,
                                                               "idempotency_key", "open")
         if case_id is not None:
@@ -544,7 +694,7 @@ class Engine:
         outcome = core.run_open(wf, draft, actor, start, wanted, now, self._lookup(actor),
                                 self._pm.hook)
         deadline = self._deadline(draft, wf, outcome, now)
-        event = core.record_open(draft, actor, now, outcome, deadline, key)
+        event = core.record_open(draft, actor, now, outcome, deadline, key, spec.fingerprint)
         case = evolve(None, event)
         writes = [Write(case, event, 0), *self._link_writes(case, outcome.links, actor, now,
                                                               "open")]
@@ -553,6 +703,12 @@ class Engine:
             return replayed
         self._after(case, event)
         return case
+
+    def _refuse_retired(self, spec: WorkflowSpec) -> None:
+        allowed = sorted(v for (n, v) in self._compiled if n == spec.name
+                         and (n, v) not in self._retired)
+        raise UnknownWorkflow(spec.name, spec.version, (f"{spec.name}@{v}" for v in allowed),
+                              retired=True)
 
     # -- firing -----------------------------------------------------------------------
 
@@ -614,6 +770,8 @@ class Engine:
         self, case_id: str, trigger: str, actor: Actor, payload_in: Mapping[str, Any] | None,
         key: str | None, expected_version: int | None,
     ) -> Case:
+        if self._recorded is None:
+            self.check_definitions()
         if key is not None:
             done = self.store.event_by_key(key)
             if done is not None:

@@ -14,6 +14,17 @@ rewrite an event and every hash after it, or cut a case's tail and fix its
 row, and the chain alone still verifies. Signed checkpoints, published
 outside the database, close that gap.
 
+Fingerprints: the ``open`` event records the spec's `WorkflowSpec.fingerprint`
+(``payload["fingerprint"]``) and a ``migrate`` event the target spec's; the
+fold refuses a case whose recorded fingerprint is not that of the spec it
+runs on (the definition was edited under the same version). Events written
+before fingerprints were recorded carry none and are not checked for it.
+
+A ``migrate`` event (`gridflow.migrate`) moves the case to another version of
+its workflow: its `Changes` rebind the case (workflow, version, grid), may set
+or remove data keys and state the recomputed deadline; its ``dest`` is the
+state in the target version (possibly of the same name).
+
 Events written by gridflow 0.1 carry no `Changes`: their steps fold only the
 state, the version and the head; an ``upgrade`` event, appended by the
 schema migration to 0.2, then states the whole row as it was at the upgrade.
@@ -176,6 +187,7 @@ class SpecIndex:
 
     def __init__(self, source: SpecSource) -> None:
         self._edges: dict[tuple[str, int], frozenset[tuple[str, str, str | None]]] = {}
+        self._fingerprints: dict[tuple[str, int], str] = {}
         if isinstance(source, WorkflowSpec):
             source = [source]
         if callable(source):
@@ -193,6 +205,18 @@ class SpecIndex:
 
     def spec(self, name: str, version: int) -> WorkflowSpec:
         return self._lookup(name, version)
+
+    def fingerprint(self, name: str, version: int) -> str | None:
+        """The fingerprint of ``name@version``, or ``None`` if it is not known here."""
+        key = (name, version)
+        found = self._fingerprints.get(key)
+        if found is None:
+            try:
+                found = self._lookup(name, version).fingerprint
+            except UnknownWorkflow:
+                return None
+            self._fingerprints[key] = found
+        return found
 
     def edges(self, name: str, version: int) -> frozenset[tuple[str, str, str | None]]:
         key = (name, version)
@@ -226,6 +250,43 @@ def _check_event(index: int, event: Event, case_id: str, prev: str) -> None:
                              "reordered)", field="prev_hash")
 
 
+def _check_fingerprint(case_id: str, index: int, recorded: object, name: str, version: int,
+                       specs: SpecIndex) -> None:
+    """A recorded spec fingerprint must be that of the spec the case runs on."""
+    if recorded is None:
+        return  # written before fingerprints were recorded
+    known = specs.fingerprint(name, version)
+    if known is None or recorded == known:
+        return
+    raise IntegrityError(case_id, index, f"the case was recorded on {name}@{version} with "
+                         f"fingerprint {recorded!s:.64}, but the registered {name}@{version} has "
+                         f"fingerprint {known}: the definition was edited under the same "
+                         "version (register the recorded definition, or give the edited one "
+                         "a new version and migrate the cases)", field="fingerprint")
+
+
+def _check_migrate(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None:
+    """A ``migrate`` event: a rebind to another version of the same workflow."""
+    changes, payload = event.changes, event.payload
+    if changes is None or changes.workflow is None or changes.workflow != case.workflow:
+        raise IntegrityError(case.case_id, index, "a 'migrate' event must rebind the case to "
+                             f"another version of {case.workflow!r}", field="changes")
+    if payload.get("source_version") != case.workflow_version \
+            or payload.get("target_version") != changes.workflow_version:
+        raise IntegrityError(case.case_id, index, "the 'migrate' event's versions do not match "
+                             f"the case (on {case.workflow}@{case.workflow_version})",
+                             field="payload")
+    _check_fingerprint(case.case_id, index, payload.get("source_fingerprint"), case.workflow,
+                       case.workflow_version, specs)
+    target = changes.workflow_version
+    _check_fingerprint(case.case_id, index, payload.get("fingerprint"), case.workflow, target,
+                       specs)
+    if event.dest is None or event.dest not in specs.spec(case.workflow, target).state_names:
+        raise IntegrityError(case.case_id, index, f"the 'migrate' event moves the case to "
+                             f"{event.dest!r}, not a state of {case.workflow}@{target}",
+                             field="dest")
+
+
 def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None:
     """The step is one the workflow allows from the state the fold is in."""
     if event.changes is None and case.version and case.workflow:
@@ -235,6 +296,9 @@ def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None
         raise IntegrityError(case.case_id, index, f"the event starts from {event.source!r} but the "
                              f"fold is in {case.state!r}", field="source")
     trigger = event.trigger
+    if trigger == "migrate":
+        _check_migrate(index, event, case, specs)
+        return
     if trigger in INTERNAL_TRIGGERS:
         if event.dest is not None:
             raise IntegrityError(case.case_id, index, f"{trigger!r} must keep the state",
@@ -290,6 +354,9 @@ def _fold(case_id: str, events: Sequence[Event],
         if fold is None:
             fold = _Fold.opened(event)
             touched = dict.fromkeys(CASE_FIELDS, 1)
+            if fold.workflow:
+                _check_fingerprint(case_id, 1, event.payload.get("fingerprint"), fold.workflow,
+                                   fold.workflow_version, specs)
             continue
         _check_step(index, event, fold, specs)
         state, deadline, links, version = (fold.state, fold.deadline_at, fold.links,

@@ -131,7 +131,7 @@ def _check(since: datetime, until: datetime, by: str | None) -> None:
                               f"is not before until {until.isoformat()}")
     if by not in GROUPINGS:
         raise InvalidArgument(f"metrics.compute: cannot group by {by!r}; choose one of "
-                              "'grid', 'area', 'category' or None")
+                              "'grid', 'area', 'category', 'version' or None")
 
 
 def compute(
@@ -152,8 +152,10 @@ def compute(
     refused (`InvalidArgument`): whose midnight it means would be a guess.
 
     ``by`` groups the rows: ``"grid"`` (the case's grid), ``"area"``
-    (``data["area"]``), ``"category"`` (``data["category"]``) or ``None`` (one
-    row). ``workflow`` limits the report to one workflow: the grid-case
+    (``data["area"]``), ``"category"`` (``data["category"]``), ``"version"``
+    (``"grid_case@2"``: the workflow version the case runs on now, so a migrated
+    case counts under its new version) or ``None`` (one row; every version
+    counts). ``workflow`` limits the report to one workflow: the grid-case
     figures come from ``grid_case`` cases, the mediation figures from
     ``mediation`` cases, the time in each state from every workflow named
     (every workflow when ``None``). Only events before ``until`` count.
@@ -201,6 +203,8 @@ def _zone(tz: str | tzinfo) -> tzinfo:
 def _group_of(case: Case, by: str | None) -> str | None:
     if by is None:
         return None
+    if by == "version":
+        return f"{case.workflow}@{case.workflow_version}"
     value = case.grid if by == "grid" else case.data.get(by)
     return None if value is None else str(value)
 

@@ -238,6 +238,24 @@ class WorkflowSpec:
                 return state
         raise KeyError(f"workflow {self.key} has no state {name!r}")
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The SHA-256 (hex) of the spec's canonical form: the canonical JSON of
+        `to_dict` (sorted keys, no spaces). Two specs have the same fingerprint
+        exactly when they are equal; `Engine.open` records it in each case's
+        first event, and `Engine.verify` checks it.
+
+        Example:
+            >>> from gridflow.workflows import GRID_CASE
+            >>> len(GRID_CASE.fingerprint), GRID_CASE.fingerprint == GRID_CASE.fingerprint
+            (64, True)
+        """
+        import hashlib
+
+        from gridflow.model import canonical_json
+
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
+
     @property
     def state_names(self) -> tuple[str, ...]:
         """Every state name, in declaration order."""

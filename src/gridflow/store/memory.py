@@ -39,6 +39,7 @@ class MemoryStore:
         self._events: dict[str, list[Event]] = {}
         self._keys: dict[str, Event] = {}
         self._claims: dict[str, datetime] = {}
+        self._retired: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -159,6 +160,46 @@ class MemoryStore:
         check_count_columns(by)
         found = self._filtered(workflow, None, None, None, None, None)
         return dict(Counter(tuple(getattr(c, col) for col in by) for c in found))
+
+    def fingerprints(self) -> set[tuple[str, int, str]]:
+        """Every ``(workflow, version, fingerprint)`` recorded in the stored events
+        (the ``open`` and ``migrate`` events that carry one).
+
+        Example:
+            >>> MemoryStore().fingerprints()
+            set()
+        """
+        found: set[tuple[str, int, str]] = set()
+        for log in list(self._events.values()):
+            for event in log:
+                if event.trigger not in ("open", "migrate"):
+                    continue
+                fp, changes = event.payload.get("fingerprint"), event.changes
+                if isinstance(fp, str) and changes is not None and changes.workflow:
+                    found.add((changes.workflow, changes.workflow_version, fp))
+        return found
+
+    def retired(self) -> set[tuple[str, int]]:
+        """The ``(workflow, version)`` pairs marked retired (`Engine.retire`).
+
+        Example:
+            >>> MemoryStore().retired()
+            set()
+        """
+        return set(self._retired)
+
+    def set_retired(self, workflow: str, version: int, retired: bool = True) -> None:
+        """Mark ``workflow@version`` retired (or not): no new case opens on it.
+
+        Example:
+            >>> s = MemoryStore(); s.set_retired("grid_case", 1); s.retired()
+            {('grid_case', 1)}
+        """
+        with self._lock:
+            if retired:
+                self._retired.add((workflow, version))
+            else:
+                self._retired.discard((workflow, version))
 
     def claim_due(self, now: datetime, limit: int = 100, *, lease: float = 60.0) -> list[Case]:
         if limit <= 0:

@@ -1104,6 +1104,70 @@ class SQLStore:
             rows = conn.execute(stmt).all()
         return {tuple(r[:-1]): int(r[-1]) for r in rows if r[-1]}
 
+    def fingerprints(self) -> set[tuple[str, int, str]]:
+        """Every ``(workflow, version, fingerprint)`` recorded in the stored events
+        (the ``open`` and ``migrate`` events that carry one). One scan of the
+        events table.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.create_schema()
+            >>> store.fingerprints()
+            set()
+        """
+        self._ready()
+        e = self.events_table.c
+        fp = e.payload["fingerprint"].as_string()
+        stmt = (sa.select(e.changes["workflow"].as_string(),
+                          e.changes["workflow_version"].as_integer(), fp)
+                .where(e.trigger.in_(("open", "migrate")), fp.is_not(None)).distinct())
+        with self._failures("reading the recorded fingerprints"), \
+                self._reader.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return {(r[0], int(r[1]), r[2]) for r in rows if r[0] is not None and r[1] is not None}
+
+    def retired(self) -> set[tuple[str, int]]:
+        """The ``(workflow, version)`` pairs marked retired (`Engine.retire`), kept
+        in ``gridflow_meta`` under keys ``retired:<workflow>@<version>``.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.create_schema()
+            >>> store.retired()
+            set()
+        """
+        self._ready()
+        m = self._meta.c
+        stmt = sa.select(m.key).where(m.key.startswith("retired:", autoescape=True))
+        with self._failures("reading the retired versions"), self._reader.connect() as conn:
+            keys = conn.execute(stmt).scalars().all()
+        out: set[tuple[str, int]] = set()
+        for key in keys:
+            name, _, version = key[len("retired:"):].rpartition("@")
+            if name and version.isdigit():
+                out.add((name, int(version)))
+        return out
+
+    def set_retired(self, workflow: str, version: int, retired: bool = True) -> None:
+        """Mark ``workflow@version`` retired (or not): no new case opens on it.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.create_schema()
+            >>> store.set_retired("grid_case", 1); store.retired()
+            {('grid_case', 1)}
+        """
+        self._ready()
+        key = f"retired:{workflow}@{version}"
+        m = self._meta
+        with self._failures("marking a version retired"), self._writer.begin() as conn:
+            conn.execute(sa.delete(m).where(m.c.key == key))
+            if retired:
+                conn.execute(sa.insert(m).values(key=key, value="true"))
+
     def claim_due(self, now: datetime, limit: int = 100, *, lease: float = 60.0) -> list[Case]:
         """Overdue cases (``deadline_at <= now``), oldest deadline first, each handed
         to one caller only: a claimed case is not handed out again for ``lease``
