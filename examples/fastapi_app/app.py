@@ -63,11 +63,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import gridflow
 
 DB_ENV = "GRIDFLOW_DB"
 SCHEMA_ENV = "GRIDFLOW_DB_SCHEMA"
+#: ``sync``: run a sync `Engine` in the thread pool instead of `AsyncEngine`.
+ENGINE_ENV = "GRIDFLOW_API_ENGINE"
 DEFAULT_DB = "sqlite:///gridflow-api.db"
 PROBLEM = "application/problem+json"
 TYPE_PREFIX = "tag:gridflow.readthedocs.io,2026:problem/"
@@ -306,6 +309,8 @@ def get_calls(request: Request) -> Calls:
 
 
 Engine = Annotated[Calls, Depends(get_calls)]
+#: ``Idempotency-Key``: the same key again returns the stored result.
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
 Who = Annotated[gridflow.Actor, Depends(actor)]
 
 
@@ -349,8 +354,20 @@ def create_app(engine: gridflow.AsyncEngine | gridflow.Engine | None = None, *,
         if engine is not None:
             yield
             return
-        store = gridflow.AsyncSQLStore(db_url or os.environ.get(DB_ENV) or DEFAULT_DB,
-                                       schema=os.environ.get(SCHEMA_ENV) or None)
+        url = db_url or os.environ.get(DB_ENV) or DEFAULT_DB
+        schema = os.environ.get(SCHEMA_ENV) or None
+        if os.environ.get(ENGINE_ENV) == "sync":
+            # The sync Engine in Starlette's thread pool (benchmarks/http_load.py
+            # compares the two).
+            sync_store = gridflow.SQLStore(url, schema=schema)
+            sync_store.create_schema()
+            app.state.calls = Calls(gridflow.Engine(sync_store))
+            try:
+                yield
+            finally:
+                sync_store.close()
+            return
+        store = gridflow.AsyncSQLStore(url, schema=schema)
         await store.prepare()
         app.state.calls = Calls(gridflow.AsyncEngine(store))
         try:
@@ -384,6 +401,18 @@ def create_app(engine: gridflow.AsyncEngine | gridflow.Engine | None = None, *,
         return _problem(422, "InvalidRequest", "the request does not match the API's schema",
                         errors=errors)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own answers (a body that is not JSON, an unknown route, a
+        # method not allowed) as problems too.
+        kind = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed"}.get(
+            exc.status_code, "HTTPError")
+        detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+        response = _problem(exc.status_code, kind, detail)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _problem(500, "InternalError", "the service failed; the step, if any, was not "
@@ -392,7 +421,7 @@ def create_app(engine: gridflow.AsyncEngine | gridflow.Engine | None = None, *,
     @app.post("/cases", status_code=201, response_model=CaseOut,
               responses=_problems(400, 401, 403, 404, 409, 422, 503))
     async def open_case(body: OpenCase, calls: Engine, who: Who,  # type: ignore[valid-type]
-                        idempotency_key: Annotated[str | None, Header()] = None
+                        idempotency_key: IdempotencyKey = None
                         ) -> JSONResponse:
         case = await calls("open", body.workflow, actor=who,
                            data=body.data.model_dump(), grid=body.grid, links=body.links,
@@ -421,7 +450,7 @@ def create_app(engine: gridflow.AsyncEngine | gridflow.Engine | None = None, *,
     async def fire(case_id: str, trigger: str, calls: Engine, who: Who,
                    body: Fire | None = None,
                    if_match: Annotated[str | None, Header()] = None,
-                   idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
         body = body or Fire()
         expected = body.expected_version
         tags = if_match_tags(if_match)
