@@ -89,16 +89,35 @@ def clock() -> gridflow.FixedClock:
     return gridflow.FixedClock(datetime(2026, 3, 2, 1, tzinfo=UTC))
 
 
-@pytest.fixture
-def client(app_module: ModuleType, tmp_path: Path, clock: gridflow.FixedClock) -> Iterator[Any]:
+@pytest.fixture(params=["async", "sync"])
+def client(request: pytest.FixtureRequest, app_module: ModuleType, tmp_path: Path,
+           clock: gridflow.FixedClock) -> Iterator[Any]:
+    """The example on `AsyncEngine` (its own kind) and on a sync `Engine` in the
+    thread pool: the same HTTP contract."""
     from fastapi.testclient import TestClient
 
-    store = gridflow.SQLStore(f"sqlite:///{tmp_path / 'api.db'}")
-    store.create_schema()
-    engine = gridflow.Engine(store, clock=clock, entry_points=False)
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    with gridflow.SQLStore(url) as sync_store:
+        sync_store.create_schema()
+    store: Any = gridflow.AsyncSQLStore(url) if request.param == "async" \
+        else gridflow.SQLStore(url)
+    engine: Any = (gridflow.AsyncEngine if request.param == "async" else gridflow.Engine)(
+        store, clock=clock, entry_points=False)
     with TestClient(app_module.create_app(engine)) as test_client:
         yield test_client
-    store.close()
+        if request.param == "async":
+            test_client.portal.call(store.aclose)
+    if request.param == "sync":
+        store.close()
+
+
+#: What a client of HTTP should never be told to do (Python arguments, module names).
+PYTHON_ADVICE = ("gridflow.", "expected_version=", "retries=", "grids=", "pass ")
+
+
+def _no_python_advice(body: dict[str, Any]) -> None:
+    assert not any(word in body["detail"] for word in PYTHON_ADVICE), body["detail"]
+    assert body["type"].startswith("tag:gridflow.readthedocs.io,2026:problem/")
 
 
 def _open(client: Any) -> dict[str, Any]:
@@ -142,13 +161,17 @@ def test_api_conflict_on_a_stale_version(client: Any) -> None:
     stale = {**SECRETARY, "If-Match": '"1"'}
     first = client.post(url, headers=stale, json={"payload": {"text": "已联系物业"}})
     second = client.post(url, headers=stale, json={"payload": {"text": "已联系清运"}})
-    assert (first.status_code, second.status_code) == (200, 409)
-    assert second.json()["title"] == "ConcurrencyError"
-    assert (second.json()["expected"], second.json()["actual"]) == (1, 2)
+    # RFC 9110: a failed If-Match is 412 Precondition Failed.
+    assert (first.status_code, second.status_code) == (200, 412)
+    assert second.json()["title"] == "PreconditionFailed"
+    assert second.json()["actual"] == 2
+    _no_python_advice(second.json())
     # expected_version in the body works the same way.
     third = client.post(url, headers=SECRETARY,
                         json={"payload": {"text": "x"}, "expected_version": 1})
-    assert third.status_code == 409
+    assert third.status_code == 409 and third.json()["title"] == "ConcurrencyError"
+    assert (third.json()["expected"], third.json()["actual"]) == (1, 2)
+    _no_python_advice(third.json())
     assert client.get(f"/cases/{case['id']}", headers=SECRETARY).json()["version"] == 2
 
 
@@ -169,9 +192,67 @@ def test_api_two_concurrent_requests_one_conflicts(client: Any) -> None:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(statuses) == [200, 409]
+    assert sorted(statuses) == [200, 412]
     history = client.get(f"/cases/{case['id']}/history", headers=SECRETARY).json()
     assert [e["trigger"] for e in history] == ["open", "triage"]  # one landed, once
+
+
+@pytest.mark.parametrize("header", ['3', '"1', '"1" "2"', '"1",,', 'W/', '"a"b"', ''])
+def test_api_malformed_if_match_is_400_and_changes_nothing(client: Any, header: str) -> None:
+    case = _open(client)
+    response = client.post(f"/cases/{case['id']}/triggers/note",
+                           headers={**SECRETARY, "If-Match": header},
+                           json={"payload": {"text": "x"}})
+    assert response.status_code == 400, response.text
+    assert response.json()["title"] == "MalformedIfMatch"
+    assert response.headers["content-type"] == "application/problem+json"
+    _no_python_advice(response.json())
+    assert client.get(f"/cases/{case['id']}", headers=SECRETARY).json()["version"] == 1
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    ('"1"', 200), ('"7", "1"', 200), ("*", 200), ('W/"1"', 412), ('"2"', 412),
+    ('"0", "2"', 412)])
+def test_api_if_match_compares_strongly(client: Any, header: str, status: int) -> None:
+    case = _open(client)
+    response = client.post(f"/cases/{case['id']}/triggers/note",
+                           headers={**SECRETARY, "If-Match": header},
+                           json={"payload": {"text": "x"}})
+    assert response.status_code == status, response.text
+    version = client.get(f"/cases/{case['id']}", headers=SECRETARY).json()["version"]
+    assert version == (2 if status == 200 else 1)
+
+
+def test_api_if_none_match_answers_304(client: Any) -> None:
+    case = _open(client)
+    url = f"/cases/{case['id']}"
+    same = client.get(url, headers={**SECRETARY, "If-None-Match": '"1"'})
+    assert same.status_code == 304 and same.headers["ETag"] == '"1"' and same.content == b""
+    assert client.get(url, headers={**SECRETARY, "If-None-Match": '"9"'}).status_code == 200
+
+
+def test_api_problems_speak_http_not_python(client: Any) -> None:
+    no_grids = headers("w-9", "grid_worker", "")
+    opened = client.post("/cases", headers=no_grids, json=ALLEY)
+    assert opened.status_code == 403
+    assert "X-Actor-Grids" in opened.json()["detail"]
+    _no_python_advice(opened.json())
+    bad_body = client.post("/cases", headers=WORKER, json={"workflow": "grid_case"})
+    assert bad_body.status_code == 422 and bad_body.json()["title"] == "InvalidRequest"
+    _no_python_advice(bad_body.json())
+    bad_actor = client.get("/cases/x", headers=headers("w", "co ordinator"))
+    assert bad_actor.status_code == 400
+    _no_python_advice(bad_actor.json())
+
+
+def test_api_schema_names_each_workflows_opening_fields(client: Any) -> None:
+    schema = client.get("/openapi.json").json()
+    models = schema["components"]["schemas"]
+    assert set(models["OpenData_grid_case"]["required"]) == {"title", "source"}
+    assert "OpenData_mediation" in models
+    fire = schema["paths"]["/cases/{case_id}/triggers/{trigger}"]["post"]["responses"]
+    assert {"200", "400", "401", "403", "404", "409", "412", "422", "503"} <= set(fire)
+    assert "application/problem+json" in fire["412"]["content"]
 
 
 def test_api_refused_step_is_422_and_changes_nothing(client: Any) -> None:
