@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gridflow
 from gridflow import (
@@ -393,3 +395,38 @@ def test_two_processes_ticking_on_postgresql_escalate_each_case_exactly_once(
         assert history.count("escalate") == 1, case_id
         assert engine.get(case_id).state == "escalated"
     store.close()
+
+
+# -- MemoryStore's deadline index equals a scan of every case ------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(script=st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), st.integers(0, 20)),
+                                 st.integers(0, 24), st.integers(1, 4)), max_size=40))
+def test_memory_claims_equal_a_scan_of_every_case(
+        script: list[tuple[int, int | None, int, int]]) -> None:
+    """Random writes (deadlines set, moved, cleared) and claims: the heap-indexed
+    `claim_due` hands out exactly what scanning every case would, in its order."""
+    import attrs
+
+    store, shadow_claims = MemoryStore(), dict[str, datetime]()
+    engine, _ = new_engine(store=store)
+    ids = [reported(engine).id for _ in range(8)]
+    for which, deadline_h, now_h, limit in script:
+        cid = ids[which]
+        case = store.get(cid)
+        assert case is not None
+        if deadline_h is not None or which % 2:
+            new = attrs.evolve(case, version=case.version + 1, deadline_at=None if
+                               deadline_h is None else T0 + timedelta(hours=deadline_h))
+            event = attrs.evolve(store.events(cid)[-1], seq=new.version)
+            store.commit([Write(new, event, case.version)])
+            shadow_claims.pop(cid, None)
+        now = T0 + timedelta(hours=now_h)
+        expected = sorted(
+            (c for c in (store.get(i) for i in ids) if c is not None and c.deadline_at
+             is not None and c.deadline_at <= now and shadow_claims.get(c.id, now) <= now),
+            key=lambda c: (c.deadline_at, c.id))[:limit]
+        got = store.claim_due(now, limit, lease=3600)
+        assert [c.id for c in got] == [c.id for c in expected]
+        for c in got:
+            shadow_claims[c.id] = now + timedelta(seconds=3600)
