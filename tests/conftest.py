@@ -117,5 +117,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def engine(store: Store, clock: FixedClock) -> Engine:
-    """An `Engine` on ``store`` with the fixed ``clock`` and no entry-point plugins."""
-    return Engine(store=store, clock=clock, entry_points=False)
+    """An `Engine` on ``store`` with the fixed ``clock``, no entry-point plugins, and a
+    keyring of this test only (a SQL store refuses personal values without one)."""
+    return Engine(store=store, clock=clock, entry_points=False,
+                  keyring=gridflow.Keyring.generate())

@@ -94,6 +94,7 @@ FORBIDDEN = {
     "gridflow.workflows": {"gridflow.engine", "gridflow.machine", "gridflow.core"},
     "gridflow.store": {"gridflow.engine", "gridflow.core", "gridflow.metrics"},
     "gridflow._figures": {"gridflow.metrics", "gridflow._metrics_sql"},
+    "gridflow._sealing": {"gridflow.engine", "gridflow.core", "gridflow.cli"},
 }
 
 
