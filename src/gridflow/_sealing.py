@@ -33,6 +33,7 @@ or not).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -393,10 +394,8 @@ class Privacy:
         self.policies: dict[str, PersonalPolicy] = dict(
             BUILTIN_POLICIES if policies is None else policies)
         # So that exports given only the store can screen against the sealed values.
-        try:
+        with contextlib.suppress(AttributeError):
             store._pii_privacy = self  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
 
     # -- keys ----------------------------------------------------------------------------
 
