@@ -289,3 +289,60 @@ def test_no_plaintext_in_a_pg_dump(pg_url: str, pg_schema: str, clock: FixedCloc
         assert all(n not in data for n in _needles())
         assert all(s not in data for s in secrets)
         assert engine.verify(case_id).version == 4
+
+
+def test_a_schema_2_database_upgrades_to_3(sqlite_url: str, clock: FixedClock) -> None:
+    import sqlalchemy as sa
+
+    with gridflow.SQLStore(sqlite_url) as store:
+        store.create_schema()
+        engine = Engine(store=store, clock=clock, entry_points=False)
+        old = engine.open("grid_case", actor=resident, grid=GRID,
+                          data={"title": "路灯坏了", "source": "resident"})
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE gridflow_pii_values"))
+            conn.execute(sa.text("DROP TABLE gridflow_pii_keys"))
+            conn.execute(sa.update(store.tables.meta).values(value="2"))
+    with gridflow.SQLStore(sqlite_url) as store:
+        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 3"):
+            store.get(old.id)
+        store.create_schema()
+        assert store.schema_version() == 3
+        tables = set(sa.inspect(store.engine).get_table_names())
+        assert {"gridflow_pii_keys", "gridflow_pii_values"} <= tables
+        engine = keyed(store, clock)
+        case = open_case(engine)
+        assert engine.verify(old.id) and engine.verify(case.id)
+        assert engine.get(case.id, actor=coordinator).data["reporter"]["name"] == NAME
+
+
+def test_cli_erase_and_restrict(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from gridflow.cli import main
+
+    db = tmp_path / "cli.db"
+    monkeypatch.setenv("GRIDFLOW_MASTER_KEY", "ab" * 32)
+    monkeypatch.chdir(tmp_path)
+    with gridflow.SQLStore(f"sqlite:///{db}") as store:
+        store.create_schema()
+        engine = Engine(store=store, clock=FixedClock(), entry_points=False,
+                        keyring=gridflow.Keyring(b"\xab" * 32))
+        one, two = open_case(engine, "p-5"), open_case(engine, "p-6")
+    assert main(["restrict", "p-6", "--reason", "诉讼保全", "--db", str(db),
+                 "--no-project"]) == 0
+    out = capsys.readouterr().out
+    assert two.id in out and "restricted: subject 'p-6', 1 case(s)" in out
+    assert main(["erase", "p-5", "--reason", "本人申请", "--scrub", "--db", str(db),
+                 "--no-project"]) == 0
+    out = capsys.readouterr().out
+    assert one.id in out and "erased: subject 'p-5', 1 case(s)" in out
+    assert main(["erase", "p-5", "--db", str(db), "--no-project"]) == 2  # no --reason
+    capsys.readouterr()
+    assert main(["history", one.id, "--db", str(db), "--no-project"]) == 0
+    out = capsys.readouterr().out
+    assert NAME not in out and PHONE not in out
+    with gridflow.SQLStore(f"sqlite:///{db}") as store:
+        engine = Engine(store=store, entry_points=False, keyring=gridflow.Keyring(b"\xab" * 32))
+        assert engine.get(one.id, actor=coordinator).data["reporter"]["name"] == TOMBSTONE
+        assert engine.get(two.id, actor=coordinator).data["reporter"]["name"] == RESTRICTED
+        assert engine.verify(one.id) and engine.verify(two.id)
