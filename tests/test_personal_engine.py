@@ -346,3 +346,77 @@ def test_cli_erase_and_restrict(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
         assert engine.get(one.id, actor=coordinator).data["reporter"]["name"] == TOMBSTONE
         assert engine.get(two.id, actor=coordinator).data["reporter"]["name"] == RESTRICTED
         assert engine.verify(one.id) and engine.verify(two.id)
+
+
+def _retaining(engine: Engine) -> Engine:
+    from datetime import timedelta
+
+    import attrs
+
+    policy = engine.privacy.policies["grid_case"]
+    engine.privacy.policies["grid_case"] = attrs.evolve(policy, retention=timedelta(days=3 * 365))
+    return engine
+
+
+def test_retention_erases_by_tick_once(store: Store, clock: FixedClock) -> None:
+    from datetime import timedelta
+
+    engine = _retaining(keyed(store, clock))
+    ended = open_case(engine, "p-1")
+    engine.fire(ended.id, "reject", actor=coordinator, payload={"reason": "不属于受理范围"})
+    live = open_case(engine, "p-2")
+    engine.fire(live.id, "triage", actor=coordinator,
+                payload={"category": "堆物", "priority": "normal"})
+    clock.advance(timedelta(days=3 * 365 - 1))
+    assert [e.trigger for e in engine.tick() if e.trigger == "erased"] == []
+    clock.advance(timedelta(days=2))
+    erased = [e for e in engine.tick() if e.trigger == "erased"]
+    assert [e.case_id for e in erased] == [ended.id]
+    assert engine.get(ended.id, actor=coordinator).data["reporter"]["name"] == TOMBSTONE
+    assert engine.get(live.id, actor=coordinator).data["reporter"]["name"] == NAME
+    assert [e for e in engine.tick() if e.trigger == "erased"] == []
+    assert engine.verify(ended.id).state == "rejected"
+
+
+@pytest.mark.postgres
+def test_retention_by_tick_happens_once_with_two_workers_on_postgres(
+        pg_url: str, pg_schema: str, clock: FixedClock) -> None:
+    import threading
+    from datetime import timedelta
+
+    keyring = gridflow.Keyring.generate()
+    one = gridflow.SQLStore(pg_url, schema=pg_schema)
+    two = gridflow.SQLStore(pg_url, schema=pg_schema)
+    try:
+        one.create_schema()
+        first = _retaining(Engine(store=one, clock=clock, entry_points=False, keyring=keyring))
+        second = _retaining(Engine(store=two, clock=clock, entry_points=False, keyring=keyring))
+        ids = []
+        for n in range(30):
+            case = open_case(first, f"p-{n}")
+            first.fire(case.id, "reject", actor=coordinator, payload={"reason": "重复"})
+            ids.append(case.id)
+        clock.advance(timedelta(days=3 * 365 + 1))
+        results: list[list[gridflow.Event]] = [[], []]
+        barrier = threading.Barrier(2)
+
+        def work(engine: Engine, slot: int) -> None:
+            barrier.wait()
+            for _ in range(5):
+                results[slot] += [e for e in engine.tick(limit=7) if e.trigger == "erased"]
+
+        threads = [threading.Thread(target=work, args=(e, i))
+                   for i, e in enumerate((first, second))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done = sorted(e.case_id for r in results for e in r)
+        assert done == sorted(ids)  # every case once, none twice
+        for case_id in ids:
+            history = first.history(case_id, actor=coordinator)
+            assert [e.trigger for e in history].count("erased") == 1
+            assert first.verify(case_id)
+    finally:
+        one.close()
+        two.close()

@@ -202,11 +202,22 @@ class Vault(Protocol):
         """Delete the subject's key and every ciphertext; return how many ciphertexts."""
         ...
 
+    def forget_case(self, case_id: str) -> int:
+        """Delete every ciphertext of one case; return how many (0: another worker did)."""
+        ...
+
+    def retention_due(self, workflow: str, states: Sequence[str], cutoff: datetime,
+                      limit: int) -> list[str]:
+        """Ids of cases of ``workflow`` in ``states``, last written at or before
+        ``cutoff``, that still hold ciphertexts."""
+        ...
+
 
 class MemoryVault:
     """A `Vault` in dicts, kept on a `MemoryStore`."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Any = None) -> None:
+        self.store = store
         self._keys: dict[str, SubjectKey] = {}
         self._values: dict[str, VaultEntry] = {}
 
@@ -238,6 +249,25 @@ class MemoryVault:
             del self._values[r]
         self._keys.pop(subject, None)
         return len(gone)
+
+    def forget_case(self, case_id: str) -> int:
+        gone = [r for r, e in self._values.items() if e.case_id == case_id]
+        for r in gone:
+            del self._values[r]
+        return len(gone)
+
+    def retention_due(self, workflow: str, states: Sequence[str], cutoff: datetime,
+                      limit: int) -> list[str]:
+        store = self.store
+        out: list[str] = []
+        for case_id in sorted({e.case_id for e in self._values.values()}):
+            case = store.get(case_id) if store is not None else None
+            if (case is not None and case.workflow == workflow and case.state in states
+                    and case.updated_at <= cutoff):
+                out.append(case_id)
+            if len(out) >= limit:
+                break
+        return out
 
 
 class SQLVault:
@@ -341,6 +371,31 @@ class SQLVault:
             conn.execute(sa.delete(self._keys_t).where(self._keys_t.c.subject == subject))
         return int(gone or 0)
 
+    def forget_case(self, case_id: str) -> int:
+        import sqlalchemy as sa
+
+        store = self._store
+        # The DELETE is the claim: of two workers deleting the same rows, the second
+        # (after the first commits) deletes none, and records nothing.
+        with store._failures("erasing a case's personal values"), \
+                store._writer.begin() as conn:
+            gone = conn.execute(sa.delete(self._values_t).where(
+                self._values_t.c.case_id == case_id)).rowcount
+        return int(gone or 0)
+
+    def retention_due(self, workflow: str, states: Sequence[str], cutoff: datetime,
+                      limit: int) -> list[str]:
+        import sqlalchemy as sa
+
+        v, c = self._values_t, self._store.cases
+        stmt = (sa.select(c.c.id).where(
+            c.c.workflow == workflow, c.c.state.in_(list(states)), c.c.updated_at <= cutoff,
+            sa.exists().where(v.c.case_id == c.c.id)).order_by(c.c.updated_at, c.c.id)
+            .limit(limit))
+        with self._store._failures("finding cases past retention"), \
+                self._store._reader.connect() as conn:
+            return [r[0] for r in conn.execute(stmt)]
+
 
 def vault_of(store: Store) -> Vault | None:
     """The vault beside ``store`` (made on first use), or ``None`` if it has none."""
@@ -349,7 +404,7 @@ def vault_of(store: Store) -> Vault | None:
     if isinstance(store, MemoryStore):
         vault = getattr(store, "_pii_vault", None)
         if vault is None:
-            vault = MemoryVault()
+            vault = MemoryVault(store)
             store._pii_vault = vault  # type: ignore[attr-defined]
         return vault
     if hasattr(store, "pii_keys") and hasattr(store, "pii_values"):
@@ -634,6 +689,35 @@ class Privacy:
             self.append_internal(case_id, ERASED, actor, now,
                                  {"subject": subject, "reason": reason, "values": count})
         return cases
+
+    def retire(self, now: datetime, terminal: Callable[[str], Sequence[str]],
+               limit: int = 100) -> list[Event]:
+        """Erase the personal values of cases past their workflow's retention (`tick`).
+
+        A case qualifies when it is in a terminal state and was last written
+        ``retention`` or longer before ``now``. Its ciphertexts are deleted and an
+        `ERASED` event appended, once, however many workers tick at the same time.
+        """
+        if self.vault is None:
+            return []
+        out: list[Event] = []
+        for workflow, policy in sorted(self.policies.items()):
+            if policy.retention is None or len(out) >= limit:
+                continue
+            states = terminal(workflow)
+            if not states:
+                continue
+            cutoff = now - policy.retention
+            for case_id in self.vault.retention_due(workflow, states, cutoff,
+                                                     limit - len(out)):
+                count = self.vault.forget_case(case_id)
+                if count:
+                    out.append(self.append_internal(
+                        case_id, ERASED, Actor.system(), now,
+                        {"retention": True, "values": count,
+                         "reason": f"retention: {policy.retention.days} days after the "
+                                   "case ended"}))
+        return out
 
     def restrict(self, subject: str, actor: Actor, reason: str, now: datetime) -> list[str]:
         """Mark ``subject``'s values restricted; a `RESTRICTED_TRIGGER` event on each case."""

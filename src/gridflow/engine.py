@@ -863,7 +863,15 @@ class Engine:
                 self._tick_failed(TickError(case.id, case.state, "breach", exc, False))
                 continue
             out.append(event)
+        if len(out) < limit and any(p.retention is not None
+                                    for p in self.privacy.policies.values()):
+            # Personal data past its workflow's retention (PIPL art. 47), once across workers.
+            out.extend(self.privacy.retire(now, self._terminal_states, limit - len(out)))
         return out
+
+    def _terminal_states(self, workflow: str) -> list[str]:
+        return sorted({s.name for (name, _), wf in self._compiled.items() if name == workflow
+                       for s in wf.spec.states if s.terminal})
 
     def _breach(self, case: Case) -> Event:
         wf = self._get_compiled(case.workflow, case.workflow_version)
