@@ -34,6 +34,7 @@ or not).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -42,6 +43,7 @@ import attrs
 
 from gridflow._errors import ConcurrencyError, DecryptionError, InvalidPayload, KeyringError
 from gridflow.model import Actor, Case, Changes, Event
+from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
 from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
@@ -119,7 +121,7 @@ class PersonalPolicy:
             >>> sorted(BUILTIN_POLICIES["mediation"].top_keys())
             ['consent', 'contact', 'parties', 'signed_by']
         """
-        return frozenset(str(f.steps()[0]) for f in self.data)
+        return frozenset(str(_steps(f.path)[0]) for f in self.data)
 
 
 _REPORTER = tuple(PersonalField(f"reporter.{k}", kind) for k, kind in (
@@ -277,6 +279,7 @@ class SQLVault:
         self._store = store
         self._keys_t = store.pii_keys
         self._values_t = store.pii_values
+        self._q_key: Any = None
 
     def _key_of(self, row: Any) -> SubjectKey:
         return SubjectKey(row.subject, row.key_id, bytes(row.wrapped), row.state)
@@ -285,9 +288,12 @@ class SQLVault:
         import sqlalchemy as sa
 
         self._store._ready()
-        with self._store._failures("reading a subject key"), self._store.engine.connect() as c:
-            row = c.execute(sa.select(self._keys_t).where(
-                self._keys_t.c.subject == subject)).first()
+        if self._q_key is None:
+            self._q_key = sa.select(self._keys_t).where(
+                self._keys_t.c.subject == sa.bindparam("subject"))
+        with self._store._failures("reading a subject key"), \
+                self._store._reader.connect() as c:
+            row = c.execute(self._q_key, {"subject": subject}).first()
         return None if row is None else self._key_of(row)
 
     def add_key(self, key: SubjectKey) -> SubjectKey:
@@ -415,6 +421,11 @@ def vault_of(store: Store) -> Vault | None:
 # -- the engine's side ------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _steps(path: str) -> tuple[str | None, ...]:
+    return parse_path(path)
+
+
 def _same(a: Any, b: Any) -> bool:
     if a.__class__ is not b.__class__:
         return False
@@ -532,7 +543,7 @@ class Privacy:
             if key in opened and not (written is not None and key in written):
                 new_values[key] = opened[key]
                 continue
-            fields = tuple(f for f in policy.data if f.steps()[0] == key)
+            fields = tuple(f for f in policy.data if _steps(f.path)[0] == key)
             sealed = sealer.seal_doc({key: value}, fields)
             new_values[key] = sealed[key]
         for key, value in opened.items():
@@ -554,7 +565,7 @@ class Privacy:
         """A `map_references` function: ``show(ref, plaintext, subject state)`` per value."""
         vault = self.vault
         entries = vault.entries(r.ref_id for r in refs) if vault is not None else {}
-        keys: dict[str, tuple[bytes | None, str]] = {}
+        keys: dict[str, tuple[bytes | None, str, bytes | None]] = {}
 
         def resolve(_path: str, ref: Reference) -> Any:
             entry = entries.get(ref.ref_id)
@@ -563,19 +574,20 @@ class Privacy:
             if entry.subject not in keys:
                 stored = vault.key(entry.subject)
                 if stored is None:
-                    keys[entry.subject] = (None, "erased")
+                    keys[entry.subject] = (None, "erased", None)
                 else:
                     try:
-                        keys[entry.subject] = (self.keyring.unwrap(stored.wrapped),
-                                               stored.state)
+                        unwrapped = self.keyring.unwrap(stored.wrapped)
+                        keys[entry.subject] = (unwrapped, stored.state,
+                                               commitment_key(unwrapped))
                     except KeyringError:
-                        keys[entry.subject] = (None, "unreadable")
-            key, state = keys[entry.subject]
+                        keys[entry.subject] = (None, "unreadable", None)
+            key, state, ck = keys[entry.subject]
             if key is None:
                 return erased
             try:
                 value = unseal(ref, entry.ciphertext, case_id=entry.case_id, path=entry.path,
-                               subject=entry.subject, subject_key=key)
+                               subject=entry.subject, subject_key=key, commit_key=ck)
             except DecryptionError:
                 return erased
             return show(ref, value, state)
@@ -782,27 +794,27 @@ class _Sealer:
         self.case_id = case_id
         self.trigger = trigger
         self.sealed: list[Sealed] = []
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[str, tuple[bytes, bytes]] = {}
 
-    def _key(self, subject: str) -> bytes:
+    def _key(self, subject: str) -> tuple[bytes, bytes]:
         key = self._keys.get(subject)
         if key is None:
             self.privacy._need(self.case_id, self.trigger)
             found = self.privacy._subject_key(subject, create=True)
             assert found is not None
-            key = self._keys[subject] = found
+            key = self._keys[subject] = (found, commitment_key(found))
         return key
 
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
         new: dict[str, Any] = {}
         for field in fields:
-            parse_path(field.path)
-            for concrete, value in find(doc, field.path):
+            for concrete, value in find(doc, _steps(field.path)):
                 if isinstance(value, Mapping) and "$pii" in value:
                     continue  # a reference already (stored data kept by the step)
                 subject = subject_of(doc, concrete, field) or case_subject(self.case_id)
+                key, ck = self._key(subject)
                 s = seal(value, kind=field.kind, case_id=self.case_id, path=field.path,
-                         subject=subject, subject_key=self._key(subject))
+                         subject=subject, subject_key=key, commit_key=ck)
                 self.sealed.append(s)
                 new[concrete] = s.reference
         return replace(doc, new) if new else doc
