@@ -551,14 +551,14 @@ def test_party_without_consent_is_refused(engine: Engine) -> None:
     case = open_scald(engine)
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "accept", actor=judicial, payload={"consent": {"谢女士": True}}),
-        "mediation.all_consent", RESTAURANT, "art. 17")
+        "mediation.all_consent", "no consent recorded for ***", "art. 17")
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "accept", actor=judicial,
         payload={"consent": {"谢女士": True, RESTAURANT: False}}),
         "refused mediation", "decline")
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "accept", actor=judicial,
-        payload={"consent": {"谢女士": True, RESTAURANT: True, "路人": True}}), "路人")
+        payload={"consent": {"谢女士": True, RESTAURANT: True, "路人": True}}), "not a party")
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "accept", actor=judicial,
         payload={"consent": {"谢女士": True, RESTAURANT: "yes"}}), "true or false")
@@ -578,10 +578,10 @@ def test_unsigned_agreement_is_refused(engine: Engine) -> None:
     terms = {"terms": "赔偿", "performance_due": cst(2026, 3, 20, 12)}
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "agree", actor=judicial, payload={**terms, "signed_by": ["谢女士"]}),
-        "mediation.all_signed", RESTAURANT, "did not sign")
+        "mediation.all_signed", "*** did not sign")
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "agree", actor=judicial,
-        payload={**terms, "signed_by": ["谢女士", RESTAURANT, "证人"]}), "证人")
+        payload={**terms, "signed_by": ["谢女士", RESTAURANT, "证人"]}), "not a party")
     refused(engine, GuardRejected, lambda: engine.fire(
         case.id, "agree", actor=judicial, payload={**terms, "signed_by": "谢女士"}), "list")
     refused(engine, MissingPayload, lambda: engine.fire(

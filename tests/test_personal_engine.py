@@ -420,3 +420,21 @@ def test_retention_by_tick_happens_once_with_two_workers_on_postgres(
     finally:
         one.close()
         two.close()
+
+
+def test_a_refusal_never_quotes_a_personal_value(clock: FixedClock) -> None:
+    engine = Engine(clock=clock, entry_points=False)
+    with pytest.raises(gridflow.GuardRejected) as caught:
+        engine.open("mediation", actor=judicial, grid=GRID, data={
+            "summary": "纠纷", "source": "screening",
+            "parties": [{"name": "谢女士", "side": "applicant", "phone": PHONE},
+                        {"name": "谢女士", "side": "respondent"}]})
+    assert "谢女士" not in str(caught.value) and "listed twice" in str(caught.value)
+    case = engine.open("mediation", actor=judicial, grid=GRID, data={
+        "summary": "纠纷", "source": "screening",
+        "parties": [{"name": "谢女士", "side": "applicant"},
+                    {"name": "某火锅店", "side": "respondent"}]})
+    with pytest.raises(gridflow.GuardRejected) as caught:
+        engine.fire(case.id, "accept", actor=judicial, payload={"consent": {"谢女士": True}})
+    assert "谢女士" not in str(caught.value) and "某火锅店" not in str(caught.value)
+    assert "art. 17" in str(caught.value)

@@ -41,7 +41,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
-from gridflow._errors import ConcurrencyError, DecryptionError, InvalidPayload, KeyringError
+from gridflow._errors import (
+    ConcurrencyError,
+    DecryptionError,
+    GuardRejected,
+    InvalidPayload,
+    KeyringError,
+)
 from gridflow.model import Actor, Case, Changes, Event
 from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import PersonalField, case_subject, subject_of
@@ -421,6 +427,22 @@ def vault_of(store: Store) -> Vault | None:
 # -- the engine's side ------------------------------------------------------------------------
 
 
+def _texts(value: Any) -> list[str]:
+    """The strings in ``value``, dict keys included (consent maps names to booleans)."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, Mapping):
+            out.extend(str(k) for k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return out
+
+
 @functools.lru_cache(maxsize=1024)
 def _steps(path: str) -> tuple[str | None, ...]:
     return parse_path(path)
@@ -556,6 +578,35 @@ class Privacy:
         if payload is outcome.payload and not sealer.sealed:
             return outcome
         return attrs.evolve(outcome, data=data, payload=payload)
+
+    def clean_refusal(self, workflow: str, trigger: str, payload: Mapping[str, Any],
+                      data: Mapping[str, Any], exc: GuardRejected) -> GuardRejected:
+        """``exc`` with any personal value of the step masked out of its reason.
+
+        A guard's refusal may quote what it refused (a party's name, the whole
+        ``parties`` list): the reason is screened against the step's personal
+        values (and phone, ID and e-mail patterns). Returns ``exc`` itself
+        when nothing was found.
+        """
+        from gridflow.personal.screen import Screen
+
+        policy = self.policies.get(workflow)
+        if policy is None:
+            return exc
+        values: list[Any] = []
+        for doc, fields in ((payload, policy.payload_fields(trigger) or policy.data),
+                            (data, policy.data)):
+            for field in fields:
+                try:
+                    values += [v for _, v in find(doc, _steps(field.path))]
+                except InvalidPayload:
+                    # A malformed shape (the guard's very complaint): screen it whole.
+                    top = str(_steps(field.path)[0])
+                    values.append(map_references(doc.get(top), lambda _p, _r: None))
+        reason, hits = Screen(_texts(values)).clean(exc.reason)
+        if not hits:
+            return exc
+        return GuardRejected(exc.case_id, exc.state, exc.trigger, exc.guard, reason)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -539,8 +539,14 @@ class Engine:
         spec = wf.spec
         draft = Case(case_id, spec.name, spec.version, spec.initial, 0, opened, grid, now, now)
         start = self._pre_hooks(draft, "open", actor, opened, now)
-        outcome = core.run_open(wf, draft, actor, start, wanted, now, self._lookup(actor),
-                                self._pm.hook)
+        try:
+            outcome = core.run_open(wf, draft, actor, start, wanted, now, self._lookup(actor),
+                                    self._pm.hook)
+        except GuardRejected as exc:
+            clean = self.privacy.clean_refusal(spec.name, "open", opened, start, exc)
+            if clean is exc:
+                raise
+            raise clean from None  # the cause may quote a personal value too
         outcome = self.privacy.seal_outcome(draft, "open", outcome, {})
         deadline = self._deadline(draft, wf, outcome, now)
         event = core.record_open(draft, actor, now, outcome, deadline, key)
@@ -636,8 +642,14 @@ class Engine:
         now = self.clock.now()
         data = self._pre_hooks(case, trigger, actor, payload, now)
         data, opened = self.privacy.open_for_step(case, data)
-        outcome = core.run(wf, case, trigger, actor, payload, data, now, self._lookup(actor),
-                           self._pm.hook)
+        try:
+            outcome = core.run(wf, case, trigger, actor, payload, data, now,
+                               self._lookup(actor), self._pm.hook)
+        except GuardRejected as exc:
+            clean = self.privacy.clean_refusal(case.workflow, trigger, payload, data, exc)
+            if clean is exc:
+                raise
+            raise clean from None  # the cause may quote a personal value too
         outcome = self.privacy.seal_outcome(case, trigger, outcome, opened)
         if outcome.dest is None and outcome.deadline_at is None:
             deadline = case.deadline_at  # an internal step: the clock keeps running
