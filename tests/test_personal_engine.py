@@ -438,3 +438,16 @@ def test_a_refusal_never_quotes_a_personal_value(clock: FixedClock) -> None:
         engine.fire(case.id, "accept", actor=judicial, payload={"consent": {"谢女士": True}})
     assert "谢女士" not in str(caught.value) and "某火锅店" not in str(caught.value)
     assert "art. 17" in str(caught.value)
+
+
+def test_without_the_master_key_values_read_as_hidden_not_erased(
+        sqlite_url: str, clock: FixedClock) -> None:
+    with gridflow.SQLStore(sqlite_url) as store:
+        store.create_schema()
+        case = open_case(keyed(store, clock))
+        blind = Engine(store=store, clock=clock, entry_points=False)
+        assert blind.get(case.id, actor=coordinator).data["reporter"]["name"] == "***"
+        other = Engine(store=store, clock=clock, entry_points=False,
+                       keyring=gridflow.Keyring.generate())
+        assert other.get(case.id, actor=coordinator).data["reporter"]["phone"] == "***"
+        assert blind.verify(case.id).version == 1

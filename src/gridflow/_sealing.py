@@ -82,6 +82,8 @@ __all__ = [
 ERASED: Final = "erased"
 #: The internal event appended when a subject's values are restricted (PIPL art. 47(2)).
 RESTRICTED_TRIGGER: Final = "restricted"
+#: Shown for a stored value this engine cannot open (no master key, or another one).
+UNREADABLE: Final = "***"
 #: The internal event recording that an auditor read restricted values of a case.
 PERSONAL_READ: Final = "personal_read"
 
@@ -620,8 +622,10 @@ class Privacy:
 
         def resolve(_path: str, ref: Reference) -> Any:
             entry = entries.get(ref.ref_id)
-            if entry is None or self.keyring is None or vault is None:
+            if entry is None or vault is None:
                 return erased
+            if self.keyring is None:
+                return UNREADABLE  # no master key configured: not erased, just not readable
             if entry.subject not in keys:
                 stored = vault.key(entry.subject)
                 if stored is None:
@@ -635,7 +639,7 @@ class Privacy:
                         keys[entry.subject] = (None, "unreadable", None)
             key, state, ck = keys[entry.subject]
             if key is None:
-                return erased
+                return erased if state == "erased" else UNREADABLE
             try:
                 value = unseal(ref, entry.ciphertext, case_id=entry.case_id, path=entry.path,
                                subject=entry.subject, subject_key=key, commit_key=ck)
