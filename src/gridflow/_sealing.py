@@ -208,6 +208,11 @@ class Vault(Protocol):
         """The ids of the cases holding values of ``subject``, sorted."""
         ...
 
+    def entries_and_keys(self, ref_ids: Iterable[str]) -> tuple[dict[str, VaultEntry],
+                                                              dict[str, SubjectKey]]:
+        """The stored entries among ``ref_ids``, and their subjects' keys (one read)."""
+        ...
+
     def forget(self, subject: str) -> int:
         """Delete the subject's key and every ciphertext; return how many ciphertexts."""
         ...
@@ -252,6 +257,13 @@ class MemoryVault:
 
     def cases_of(self, subject: str) -> list[str]:
         return sorted({e.case_id for e in self._values.values() if e.subject == subject})
+
+    def entries_and_keys(self, ref_ids: Iterable[str]) -> tuple[dict[str, VaultEntry],
+                                                              dict[str, SubjectKey]]:
+        entries = self.entries(ref_ids)
+        keys = {e.subject: self._keys[e.subject] for e in entries.values()
+                if e.subject in self._keys}
+        return entries, keys
 
     def forget(self, subject: str) -> int:
         gone = [r for r, e in self._values.items() if e.subject == subject]
@@ -364,6 +376,27 @@ class SQLVault:
             rows = conn.execute(sa.select(t).where(t.c.ref_id.in_(wanted))).all()
         return {r.ref_id: VaultEntry(r.ref_id, r.subject, r.case_id, r.path,
                                      bytes(r.ciphertext)) for r in rows}
+
+    def entries_and_keys(self, ref_ids: Iterable[str]) -> tuple[dict[str, VaultEntry],
+                                                              dict[str, SubjectKey]]:
+        import sqlalchemy as sa
+
+        wanted = sorted(set(ref_ids))
+        if not wanted:
+            return {}, {}
+        v, k = self._values_t, self._keys_t
+        stmt = (sa.select(v.c.ref_id, v.c.subject, v.c.case_id, v.c.path, v.c.ciphertext,
+                          k.c.key_id, k.c.wrapped, k.c.state)
+                .select_from(v.outerjoin(k, k.c.subject == v.c.subject))
+                .where(v.c.ref_id.in_(wanted)))
+        with self._store._failures("reading personal values"), \
+                self._store._reader.connect() as conn:
+            rows = conn.execute(stmt).all()
+        entries = {r.ref_id: VaultEntry(r.ref_id, r.subject, r.case_id, r.path,
+                                        bytes(r.ciphertext)) for r in rows}
+        keys = {r.subject: SubjectKey(r.subject, r.key_id, bytes(r.wrapped), r.state)
+                for r in rows if r.wrapped is not None}
+        return entries, keys
 
     def cases_of(self, subject: str) -> list[str]:
         import sqlalchemy as sa
@@ -480,6 +513,7 @@ class Privacy:
                 keyring = Keyring.generate()
                 store._pii_keyring = keyring  # type: ignore[attr-defined]
         self.keyring: MasterKey | None = keyring
+        self._opened: dict[bytes, tuple[bytes, bytes]] = {}
         #: Personal-field policies by workflow name (the built-ins to start with).
         self.policies: dict[str, PersonalPolicy] = dict(
             BUILTIN_POLICIES if policies is None else policies)
@@ -508,7 +542,22 @@ class Privacy:
                 return None
             stored = vault.add_key(SubjectKey(subject, keyring.key_id,
                                               keyring.wrap(new_subject_key())))
-        return keyring.unwrap(stored.wrapped)
+        return self._open_key(stored.wrapped)[0]
+
+    def _open_key(self, wrapped: bytes) -> tuple[bytes, bytes]:
+        """The subject key a stored wrapped key holds, and its commitment key.
+
+        Cached by the wrapped bytes, which are read from the vault every time:
+        a key erased (its row deleted) is never reached through the cache.
+        """
+        found = self._opened.get(wrapped)
+        if found is None:
+            assert self.keyring is not None
+            key = self.keyring.unwrap(wrapped)
+            if len(self._opened) >= 4096:
+                self._opened.clear()
+            found = self._opened[wrapped] = (key, commitment_key(key))
+        return found
 
     # -- writing ------------------------------------------------------------------------
 
@@ -617,7 +666,8 @@ class Privacy:
                   erased: Any = TOMBSTONE) -> Callable[[str, Reference], Any]:
         """A `map_references` function: ``show(ref, plaintext, subject state)`` per value."""
         vault = self.vault
-        entries = vault.entries(r.ref_id for r in refs) if vault is not None else {}
+        entries, stored_keys = (vault.entries_and_keys(r.ref_id for r in refs)
+                                if vault is not None else ({}, {}))
         keys: dict[str, tuple[bytes | None, str, bytes | None]] = {}
 
         def resolve(_path: str, ref: Reference) -> Any:
@@ -627,14 +677,13 @@ class Privacy:
             if self.keyring is None:
                 return UNREADABLE  # no master key configured: not erased, just not readable
             if entry.subject not in keys:
-                stored = vault.key(entry.subject)
+                stored = stored_keys.get(entry.subject)
                 if stored is None:
                     keys[entry.subject] = (None, "erased", None)
                 else:
                     try:
-                        unwrapped = self.keyring.unwrap(stored.wrapped)
-                        keys[entry.subject] = (unwrapped, stored.state,
-                                               commitment_key(unwrapped))
+                        unwrapped, ck_of = self._open_key(stored.wrapped)
+                        keys[entry.subject] = (unwrapped, stored.state, ck_of)
                     except KeyringError:
                         keys[entry.subject] = (None, "unreadable", None)
             key, state, ck = keys[entry.subject]
@@ -751,6 +800,9 @@ class Privacy:
         if self.vault is None:
             return []
         cases = self.vault.cases_of(subject)
+        stored = self.vault.key(subject)
+        if stored is not None:
+            self._opened.pop(stored.wrapped, None)
         count = self.vault.forget(subject)
         for case_id in cases:
             self.append_internal(case_id, ERASED, actor, now,
@@ -838,6 +890,7 @@ class Privacy:
             self.vault.set_key(attrs.evolve(stored, key_id=new.key_id, wrapped=new.wrap(key)))
             n += 1
         self.keyring = new
+        self._opened.clear()
         return n
 
 
