@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -514,6 +515,7 @@ class Privacy:
                 store._pii_keyring = keyring  # type: ignore[attr-defined]
         self.keyring: MasterKey | None = keyring
         self._opened: dict[bytes, tuple[bytes, bytes]] = {}
+        self._local = threading.local()
         #: Personal-field policies by workflow name (the built-ins to start with).
         self.policies: dict[str, PersonalPolicy] = dict(
             BUILTIN_POLICIES if policies is None else policies)
@@ -533,16 +535,16 @@ class Privacy:
                 case_id=case_id, trigger=trigger)
         return self.keyring, self.vault
 
-    def _subject_key(self, subject: str, *, create: bool) -> bytes | None:
+    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str]:
+        """The subject's key (made and stored if new), its commitment key, its state."""
         keyring, vault = self.keyring, self.vault
         assert keyring is not None and vault is not None
         stored = vault.key(subject)
         if stored is None:
-            if not create:
-                return None
             stored = vault.add_key(SubjectKey(subject, keyring.key_id,
                                               keyring.wrap(new_subject_key())))
-        return self._open_key(stored.wrapped)[0]
+        key, ck = self._open_key(stored.wrapped)
+        return key, ck, stored.state
 
     def _open_key(self, wrapped: bytes) -> tuple[bytes, bytes]:
         """The subject key a stored wrapped key holds, and its commitment key.
@@ -626,6 +628,8 @@ class Privacy:
             for key, value in new_values.items():
                 dict.__setitem__(data, key, value)
         sealer.flush()
+        # The step's own new values, so showing its result needs no read of the vault.
+        self._local.recent = sealer.plain
         if payload is outcome.payload and not sealer.sealed:
             return outcome
         return attrs.evolve(outcome, data=data, payload=payload)
@@ -663,14 +667,24 @@ class Privacy:
 
     def _resolver(self, refs: Sequence[Reference],
                   show: Callable[[Reference, Any, str], Any],
-                  erased: Any = TOMBSTONE) -> Callable[[str, Reference], Any]:
-        """A `map_references` function: ``show(ref, plaintext, subject state)`` per value."""
+                  erased: Any = TOMBSTONE,
+                  recent: Mapping[str, tuple[Any, str]] | None = None,
+                  ) -> Callable[[str, Reference], Any]:
+        """A `map_references` function: ``show(ref, plaintext, subject state)`` per value.
+
+        ``recent`` holds values the caller has in clear already (the step's own).
+        """
         vault = self.vault
-        entries, stored_keys = (vault.entries_and_keys(r.ref_id for r in refs)
-                                if vault is not None else ({}, {}))
+        known = recent or {}
+        entries, stored_keys = (vault.entries_and_keys(
+            r.ref_id for r in refs if r.ref_id not in known)
+            if vault is not None else ({}, {}))
         keys: dict[str, tuple[bytes | None, str, bytes | None]] = {}
 
         def resolve(_path: str, ref: Reference) -> Any:
+            if ref.ref_id in known:
+                value, state = known[ref.ref_id]
+                return show(ref, value, state)
             entry = entries.get(ref.ref_id)
             if entry is None or vault is None:
                 return erased
@@ -724,8 +738,10 @@ class Privacy:
         refs = [r for _, r in references(case.data)]
         if not refs:
             return case, []
+        recent = getattr(self._local, "recent", None)
+        self._local.recent = None
         seen: list[str] = []
-        fn = self._resolver(refs, self._shower(actor, policy, seen))
+        fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent)
         return attrs.evolve(case, data=map_references(case.data, fn)), seen
 
     def show_events(self, workflow: str, events: list[Event],
@@ -902,15 +918,15 @@ class _Sealer:
         self.case_id = case_id
         self.trigger = trigger
         self.sealed: list[Sealed] = []
-        self._keys: dict[str, tuple[bytes, bytes]] = {}
+        self._keys: dict[str, tuple[bytes, bytes, str]] = {}
+        #: ``{ref id: (plaintext, subject state)}`` of what this step sealed.
+        self.plain: dict[str, tuple[Any, str]] = {}
 
-    def _key(self, subject: str) -> tuple[bytes, bytes]:
+    def _key(self, subject: str) -> tuple[bytes, bytes, str]:
         key = self._keys.get(subject)
         if key is None:
             self.privacy._need(self.case_id, self.trigger)
-            found = self.privacy._subject_key(subject, create=True)
-            assert found is not None
-            key = self._keys[subject] = (found, commitment_key(found))
+            key = self._keys[subject] = self.privacy._subject_key(subject)
         return key
 
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
@@ -920,9 +936,10 @@ class _Sealer:
                 if isinstance(value, Mapping) and "$pii" in value:
                     continue  # a reference already (stored data kept by the step)
                 subject = subject_of(doc, concrete, field) or case_subject(self.case_id)
-                key, ck = self._key(subject)
+                key, ck, state = self._key(subject)
                 s = seal(value, kind=field.kind, case_id=self.case_id, path=field.path,
                          subject=subject, subject_key=key, commit_key=ck)
+                self.plain[s.ref_id] = (value, state)
                 self.sealed.append(s)
                 new[concrete] = s.reference
         return replace(doc, new) if new else doc
