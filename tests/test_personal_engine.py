@@ -451,3 +451,18 @@ def test_without_the_master_key_values_read_as_hidden_not_erased(
                        keyring=gridflow.Keyring.generate())
         assert other.get(case.id, actor=coordinator).data["reporter"]["phone"] == "***"
         assert blind.verify(case.id).version == 1
+
+
+def test_a_subjects_first_key_is_stored_once(store: Store, clock: FixedClock) -> None:
+    from gridflow._sealing import SubjectKey, VaultEntry
+
+    vault = keyed(store, clock).privacy.vault
+    assert vault is not None
+    first = SubjectKey("p-race", "k", b"a" * 40)
+    assert vault.put_with_keys([first], [VaultEntry("0" * 32, "p-race", "c-1", "p", b"x")])
+    # A second writer that made another first key for the same subject stores nothing.
+    assert not vault.put_with_keys([SubjectKey("p-race", "k", b"b" * 40)],
+                                   [VaultEntry("1" * 32, "p-race", "c-2", "p", b"y")])
+    assert sorted(vault.entries(["0" * 32, "1" * 32])) == ["0" * 32]
+    stored = vault.key("p-race")
+    assert stored is not None and stored.wrapped == first.wrapped

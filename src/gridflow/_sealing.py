@@ -201,6 +201,13 @@ class Vault(Protocol):
         """Store ciphertexts."""
         ...
 
+    def put_with_keys(self, keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> bool:
+        """Store new subject keys (unless the subject has one) and ciphertexts, at once.
+
+        Returns ``False``, storing nothing, if a subject already has another key.
+        """
+        ...
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         """The stored entries among ``ref_ids``."""
         ...
@@ -253,6 +260,15 @@ class MemoryVault:
         for e in entries:
             self._values[e.ref_id] = e
 
+    def put_with_keys(self, keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> bool:
+        if any(k.subject in self._keys and self._keys[k.subject].wrapped != k.wrapped
+               for k in keys):
+            return False
+        for k in keys:
+            self._keys.setdefault(k.subject, k)
+        self.put(entries)
+        return True
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         return {r: self._values[r] for r in ref_ids if r in self._values}
 
@@ -291,6 +307,10 @@ class MemoryVault:
             if len(out) >= limit:
                 break
         return out
+
+
+class _KeyTaken(Exception):
+    """Internal: another writer stored a subject's first key first (rolls back)."""
 
 
 class SQLVault:
@@ -364,6 +384,42 @@ class SQLVault:
             conn.execute(sa.insert(self._values_t), [
                 {"ref_id": e.ref_id, "subject": e.subject, "case_id": e.case_id,
                  "path": e.path, "ciphertext": e.ciphertext} for e in entries])
+
+    def put_with_keys(self, keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> bool:
+
+        store = self._store
+        if store.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            insert: Any = pg_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+            insert = lite_insert
+        try:
+            self._put_with_keys(insert, keys, entries)
+        except _KeyTaken:
+            return False  # the transaction rolled back: nothing stored
+        return True
+
+    def _put_with_keys(self, insert: Any, keys: Sequence[SubjectKey],
+                       entries: Sequence[VaultEntry]) -> None:
+        import sqlalchemy as sa
+
+        store = self._store
+        with store._failures("storing personal values"), store._writer.begin() as conn:
+            for key in keys:
+                conn.execute(insert(self._keys_t).values(
+                    subject=key.subject, key_id=key.key_id, wrapped=key.wrapped,
+                    state=key.state).on_conflict_do_nothing())
+                stored = conn.execute(sa.select(self._keys_t.c.wrapped).where(
+                    self._keys_t.c.subject == key.subject)).scalar()
+                if stored is None or bytes(stored) != key.wrapped:
+                    raise _KeyTaken
+            if entries:
+                conn.execute(sa.insert(self._values_t), [
+                    {"ref_id": e.ref_id, "subject": e.subject, "case_id": e.case_id,
+                     "path": e.path, "ciphertext": e.ciphertext} for e in entries])
 
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         import sqlalchemy as sa
@@ -535,16 +591,20 @@ class Privacy:
                 case_id=case_id, trigger=trigger)
         return self.keyring, self.vault
 
-    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str]:
-        """The subject's key (made and stored if new), its commitment key, its state."""
+    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str, SubjectKey | None]:
+        """The subject's key, its commitment key, its state, and the row to store if new.
+
+        A new subject's key is made here and stored with the step's ciphertexts
+        (`Vault.put_with_keys`), in one transaction.
+        """
         keyring, vault = self.keyring, self.vault
         assert keyring is not None and vault is not None
         stored = vault.key(subject)
+        new = None
         if stored is None:
-            stored = vault.add_key(SubjectKey(subject, keyring.key_id,
-                                              keyring.wrap(new_subject_key())))
+            stored = new = SubjectKey(subject, keyring.key_id, keyring.wrap(new_subject_key()))
         key, ck = self._open_key(stored.wrapped)
-        return key, ck, stored.state
+        return key, ck, stored.state, new
 
     def _open_key(self, wrapped: bytes) -> tuple[bytes, bytes]:
         """The subject key a stored wrapped key holds, and its commitment key.
@@ -919,6 +979,7 @@ class _Sealer:
         self.trigger = trigger
         self.sealed: list[Sealed] = []
         self._keys: dict[str, tuple[bytes, bytes, str]] = {}
+        self._new_keys: list[SubjectKey] = []
         #: ``{ref id: (plaintext, subject state)}`` of what this step sealed.
         self.plain: dict[str, tuple[Any, str]] = {}
 
@@ -926,7 +987,10 @@ class _Sealer:
         key = self._keys.get(subject)
         if key is None:
             self.privacy._need(self.case_id, self.trigger)
-            key = self._keys[subject] = self.privacy._subject_key(subject)
+            k, ck, state, new = self.privacy._subject_key(subject)
+            if new is not None:
+                self._new_keys.append(new)
+            key = self._keys[subject] = (k, ck, state)
         return key
 
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
@@ -948,5 +1012,9 @@ class _Sealer:
         if not self.sealed:
             return
         _, vault = self.privacy._need(self.case_id, self.trigger)
-        vault.put([VaultEntry(s.ref_id, s.subject, s.case_id, s.path, s.ciphertext)
-                   for s in self.sealed])
+        entries = [VaultEntry(s.ref_id, s.subject, s.case_id, s.path, s.ciphertext)
+                   for s in self.sealed]
+        if not vault.put_with_keys(self._new_keys, entries):
+            # Another step made this subject's first key at the same moment: ours
+            # sealed nothing that was stored; the step is retried like a lost race.
+            raise ConcurrencyError(self.case_id, 0)
