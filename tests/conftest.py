@@ -157,14 +157,17 @@ def engine(request: pytest.FixtureRequest, store: Store, clock: FixedClock) -> I
     """An `Engine` on ``store`` with the fixed ``clock`` and no entry-point plugins,
     and the same as an `AsyncEngine` (on an `AsyncSQLStore` for the same database)."""
     if request.param == "sync":
-        yield Engine(store=store, clock=clock, entry_points=False)
+        # A keyring of this test only (a SQL store refuses personal values without one).
+        yield Engine(store=store, clock=clock, entry_points=False,
+                     keyring=gridflow.Keyring.generate())
         return
     with asyncio.Runner() as runner:
         if isinstance(store, gridflow.SQLStore):
             inner: Store = gridflow.AsyncSQLStore(store.url, schema=store.schema)
         else:
             inner = store
-        driven = AsyncDriven(gridflow.AsyncEngine(inner, clock=clock, entry_points=False),
+        driven = AsyncDriven(gridflow.AsyncEngine(inner, clock=clock, entry_points=False,
+                                                  keyring=gridflow.Keyring.generate()),
                              store, runner)
         try:
             yield driven

@@ -98,6 +98,7 @@ FORBIDDEN = {
     "gridflow.spec_diff": {"gridflow.engine", "gridflow.store", "gridflow.core",
                            "gridflow.migrate"},
     "gridflow.migrate": {"gridflow.engine", "gridflow.cli", "gridflow._cli_migrate"},
+    "gridflow._sealing": {"gridflow.engine", "gridflow.core", "gridflow.cli"},
 }
 
 

@@ -263,7 +263,7 @@ def test_building_level_mediation_resolves_inside_the_building(
     case = variant.fire(case.id, "resolve", actor=mediator, payload={"outcome": "已修好"})
     assert case.state == "resolved"
     assert case.data["highest_tier"] == "building_mediation"
-    assert variant.verify(case.id) == case
+    assert variant.verify(case.id) == variant.store.get(case.id)
 
 
 def test_building_level_mediation_escalates_to_the_grid(

@@ -60,7 +60,8 @@ class Population:
 
     def __init__(self, store: Store) -> None:
         self.clock = FixedClock(day(1, 5))
-        self.engine = Engine(store=store, clock=self.clock, entry_points=False)
+        self.engine = Engine(store=store, clock=self.clock, entry_points=False,
+                             keyring=gridflow.Keyring.generate())
         self.counts: dict[str | None, dict[str | None, Counter[str]]] = {
             by: defaultdict(Counter) for by in BYS}
         self.stays: dict[str | None, dict[tuple[str | None, str, str], list[timedelta]]] = {

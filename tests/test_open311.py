@@ -71,7 +71,8 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def engine(store: Store, clock: FixedClock) -> Engine:
-    return Engine(store=store, clock=clock, entry_points=False)
+    return Engine(store=store, clock=clock, entry_points=False,
+                  keyring=gridflow.Keyring.generate())
 
 
 def reported(engine: Engine, **extra: Any) -> Case:

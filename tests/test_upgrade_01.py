@@ -66,10 +66,10 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
 
 def test_a_0_1_database_upgrades_and_verifies(old_db: dict[str, Any]) -> None:
     with SQLStore(**old_db) as store:
-        with pytest.raises(SchemaVersionError, match="older than this gridflow's 2"):
+        with pytest.raises(SchemaVersionError, match="older than this gridflow's 3"):
             store.get("old-1")
         store.create_schema()
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         engine = Engine(store=store, clock=FixedClock(), entry_points=False)
         for raw in HISTORY["cases"]:
             case = engine.verify(raw["id"])

@@ -44,7 +44,7 @@ BOSS = Actor("书记-王", ["coordinator"], [GRID])
 
 def _engine(store: gridflow.Store) -> Engine:
     return Engine(store=store, clock=FixedClock(datetime(2026, 3, 2, 1, tzinfo=UTC)),
-                  entry_points=False)
+                  entry_points=False, keyring=gridflow.Keyring.generate())
 
 
 def _open(engine: Engine, case_id: str = "c-1") -> gridflow.Case:

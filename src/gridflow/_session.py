@@ -354,10 +354,29 @@ class Session:
     specs: list[WorkflowSpec]
 
 
+def _env_keyring() -> Any:
+    """The master key from ``GRIDFLOW_MASTER_KEY`` (hex or base64) or the file named by
+    ``GRIDFLOW_MASTER_KEY_FILE``; ``None`` when neither is set."""
+    import os
+
+    from gridflow._errors import KeyringError
+    from gridflow.personal.keyring import Keyring
+
+    try:
+        if os.environ.get("GRIDFLOW_MASTER_KEY"):
+            return Keyring.from_env("GRIDFLOW_MASTER_KEY")
+        if os.environ.get("GRIDFLOW_MASTER_KEY_FILE"):
+            return Keyring.from_file(os.environ["GRIDFLOW_MASTER_KEY_FILE"])
+    except KeyringError as exc:
+        raise UsageError(str(exc)) from None
+    return None
+
+
 def open_session(args: argparse.Namespace, *, database: bool = False, create: bool = False,
                  store: Store | None = None, clock: Clock | None = None,
                  project: bool = True, register_specs: bool = True,
-                 entry_points: bool | None = None) -> Session:
+                 entry_points: bool | None = None,
+                 keyring: Any = None) -> Session:
     """Build the engine a command runs on, from ``args`` and the project file.
 
     With ``database``, the store is opened (``create``: and its schema created);
@@ -386,7 +405,8 @@ def open_session(args: argparse.Namespace, *, database: bool = False, create: bo
     if entry_points is None:
         entry_points = conf.entry_points
     try:
-        engine = Engine(store, clock=clock, calendar=calendar, entry_points=entry_points)
+        engine = Engine(store, clock=clock, calendar=calendar, entry_points=entry_points,
+                        keyring=keyring if keyring is not None else _env_keyring())
     except PluginError as exc:
         raise UsageError(f"an installed plugin cannot be used: {exc} (--no-plugins leaves "
                          "installed plugins out)") from None

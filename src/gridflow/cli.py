@@ -344,7 +344,11 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     clock = FixedClock(_demo.START)
     # The demo plays fixed stories: no project file, no installed plugins; the
     # plugins and specs named on the command line are registered.
-    session = open_session(args, store=store, clock=clock, project=False, entry_points=False)
+    # The demo's personal values are sealed under a key of this run only.
+    from gridflow.personal.keyring import Keyring
+
+    session = open_session(args, store=store, clock=clock, project=False, entry_points=False,
+                           keyring=Keyring.generate())
     engine = session.engine
     taken = [cid for cid in _demo.CASE_IDS if store.get(cid) is not None]
     if taken:
@@ -1071,6 +1075,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gridflow import _cli_migrate
 
     _cli_migrate.add_commands(sub, project=project, db=db)
+
+    from gridflow import _cli_personal
+
+    _cli_personal.add_parsers(sub, [db, lang, project])
     return parser
 
 

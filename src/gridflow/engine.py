@@ -36,11 +36,13 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
+from gridflow._sealing import Privacy
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
 from gridflow.machine import CompiledWorkflow, compile_workflow
 from gridflow.model import Actor, Case, Event
+from gridflow.personal.keyring import MasterKey
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
 from gridflow.spec import WorkflowSpec
@@ -186,6 +188,7 @@ class Engine:
         on_hook_error: Callable[[HookError], None] | None = None,
         verify_steps: bool = False,
         telemetry: Telemetry | None = None,
+        keyring: MasterKey | None = None,
     ) -> None:
         if store is None:
             from gridflow.store.memory import MemoryStore
@@ -193,6 +196,8 @@ class Engine:
             store = MemoryStore()
         self.store: Store = store
         self.clock: Clock = clock or SystemClock()
+        #: Personal values (PIPL): policies, keyring, vault (`gridflow._sealing.Privacy`).
+        self.privacy = Privacy(store, keyring)
         self.calendar: Calendar = calendar or CalendarDays()
         self.on_hook_error = on_hook_error
         #: Re-verify a case from its events before each step on it (`verify`):
@@ -531,7 +536,7 @@ class Engine:
             ...
             gridflow._errors.CaseNotVisible: case 'nope' does not exist or is outside the grids ...
         """
-        return self._load(case_id, actor)
+        return self._shown(self._load(case_id, actor), actor)
 
     def history(self, case_id: str, *, actor: Actor | None = None) -> list[Event]:
         """Every event of a case, oldest first (``seq`` 1..n); scoped like `get`.
@@ -548,6 +553,9 @@ class Engine:
         events = self.store.events(_check_id(case_id, "case_id", ""))
         if actor is not None or not events:
             self._load(case_id, actor)
+        if events and self.privacy.policies:
+            events, seen = self.privacy.show_events(self._workflow_of(events), events, actor)
+            self._record_read(events[0].case_id, actor, seen)
         return events
 
     def allowed(self, case_id: str, actor: Actor, *,
@@ -691,8 +699,15 @@ class Engine:
         spec = wf.spec
         draft = Case(case_id, spec.name, spec.version, spec.initial, 0, opened, grid, now, now)
         start = self._pre_hooks(draft, "open", actor, opened, now)
-        outcome = core.run_open(wf, draft, actor, start, wanted, now, self._lookup(actor),
-                                self._pm.hook)
+        try:
+            outcome = core.run_open(wf, draft, actor, start, wanted, now, self._lookup(actor),
+                                    self._pm.hook)
+        except GuardRejected as exc:
+            clean = self.privacy.clean_refusal(spec.name, "open", opened, start, exc)
+            if clean is exc:
+                raise
+            raise clean from None  # the cause may quote a personal value too
+        outcome = self.privacy.seal_outcome(draft, "open", outcome, {})
         deadline = self._deadline(draft, wf, outcome, now)
         event = core.record_open(draft, actor, now, outcome, deadline, key, spec.fingerprint)
         case = evolve(None, event)
@@ -702,7 +717,7 @@ class Engine:
         if replayed is not None:
             return replayed
         self._after(case, event)
-        return case
+        return self._shown(case, actor)
 
     def _refuse_retired(self, spec: WorkflowSpec) -> None:
         allowed = sorted(v for (n, v) in self._compiled if n == spec.name
@@ -795,8 +810,16 @@ class Engine:
             if payload_in else {}
         now = self.clock.now()
         data = self._pre_hooks(case, trigger, actor, payload, now)
-        outcome = core.run(wf, case, trigger, actor, payload, data, now, self._lookup(actor),
-                           self._pm.hook)
+        data, opened = self.privacy.open_for_step(case, data)
+        try:
+            outcome = core.run(wf, case, trigger, actor, payload, data, now,
+                               self._lookup(actor), self._pm.hook)
+        except GuardRejected as exc:
+            clean = self.privacy.clean_refusal(case.workflow, trigger, payload, data, exc)
+            if clean is exc:
+                raise
+            raise clean from None  # the cause may quote a personal value too
+        outcome = self.privacy.seal_outcome(case, trigger, outcome, opened)
         if outcome.dest is None and outcome.deadline_at is None:
             deadline = case.deadline_at  # an internal step: the clock keeps running
         else:
@@ -814,7 +837,7 @@ class Engine:
             return replayed
         if self._after_impls:
             self._after(new_case, event)
-        return new_case
+        return self._shown(new_case, actor)
 
     # -- the stages of a step -------------------------------------------------------------
 
@@ -956,7 +979,7 @@ class Engine:
                 key, f"{done.trigger!r} on case {done.case_id!r}",
                 f"{trigger!r} on case {case_id!r}" if workflow is None
                 else f"opening a {workflow!r} case")
-        return case
+        return self._shown(case, actor)
 
     def _after(self, case: Case, event: Event) -> None:
         if not self._after_impls:
@@ -1032,7 +1055,15 @@ class Engine:
                 self._tick_failed(TickError(case.id, case.state, "breach", exc, False))
                 continue
             out.append(event)
+        if len(out) < limit and any(p.retention is not None
+                                    for p in self.privacy.policies.values()):
+            # Personal data past its workflow's retention (PIPL art. 47), once across workers.
+            out.extend(self.privacy.retire(now, self._terminal_states, limit - len(out)))
         return out
+
+    def _terminal_states(self, workflow: str) -> list[str]:
+        return sorted({s.name for (name, _), wf in self._compiled.items() if name == workflow
+                       for s in wf.spec.states if s.terminal})
 
     def _breach(self, case: Case) -> Event:
         wf = self._get_compiled(case.workflow, case.workflow_version)
@@ -1078,6 +1109,86 @@ class Engine:
                       exc_info=failure.error)
 
     # -- verification ------------------------------------------------------------------
+
+    # -- personal values (PIPL; the work is in gridflow._sealing) ---------------------------
+
+    def _shown(self, case: Case, actor: Actor | None) -> Case:
+        """``case`` with its personal values as ``actor`` may see them."""
+        if not self.privacy.policies:
+            return case
+        shown, seen = self.privacy.show_case(case, actor)
+        self._record_read(case.id, actor, seen)
+        return shown
+
+    def _workflow_of(self, events: Sequence[Event]) -> str:
+        changes = events[0].changes
+        if changes is not None and changes.workflow:
+            return changes.workflow
+        case = self.store.get(events[0].case_id)
+        return case.workflow if case is not None else ""
+
+    def _record_read(self, case_id: str, actor: Actor | None, seen: Sequence[str]) -> None:
+        if seen and actor is not None:
+            from gridflow._sealing import PERSONAL_READ
+
+            self.privacy.append_internal(case_id, PERSONAL_READ, actor, self.clock.now(),
+                                         {"values": len(seen), "restricted": True})
+
+    def erase(self, subject: str, *, actor: Actor, reason: str) -> list[str]:
+        """Erase a data subject (PIPL art. 47): destroy their key and every ciphertext.
+
+        Appends an ``erased`` event (no state or data change) to every case
+        that held the subject's values and returns those case ids; reads then
+        show a tombstone, and `verify` still passes (the events hold only
+        references and commitments).
+
+        Example:
+            >>> import gridflow
+            >>> engine = gridflow.Engine(entry_points=False)
+            >>> r = gridflow.Actor("r", ["resident"], ["g"])
+            >>> c = engine.open("grid_case", actor=r, grid="g", data={
+            ...     "title": "噪音", "source": "resident",
+            ...     "reporter": {"subject": "p-17", "name": "王小明"}})
+            >>> engine.erase("p-17", actor=gridflow.Actor.system(), reason="art. 47") == [c.id]
+            True
+            >>> engine.get(c.id).data["reporter"]["name"]
+            '[已删除 erased]'
+        """
+        from gridflow.personal.fields import check_subject_id
+
+        actor = _check_actor(actor)
+        subject = subject if subject.startswith("case:") else check_subject_id(subject, "subject")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidArgument("erase needs a reason (the legal ground, e.g. 'PIPL art. 47 "
+                                  "request of 2026-12-01'); got none")
+        return self.privacy.erase(subject, actor, reason, self.clock.now())
+
+    def restrict(self, subject: str, *, actor: Actor, reason: str) -> list[str]:
+        """Restrict a data subject's values (PIPL art. 47(2)): stored, read only by auditors.
+
+        Every other reader sees ``[已限制 restricted]``; each read by an
+        ``auditor`` is recorded as a ``personal_read`` event. Returns the ids
+        of the cases holding the subject's values (each gets a ``restricted`` event).
+
+        Example:
+            >>> import gridflow
+            >>> engine = gridflow.Engine(entry_points=False)
+            >>> r = gridflow.Actor("r", ["resident"], ["g"])
+            >>> c = engine.open("grid_case", actor=r, grid="g", data={
+            ...     "title": "噪音", "source": "resident",
+            ...     "reporter": {"subject": "p-9", "phone": "13812345678"}})
+            >>> engine.restrict("p-9", actor=gridflow.Actor.system(), reason="诉讼保全") == [c.id]
+            True
+            >>> engine.get(c.id).data["reporter"]["phone"]
+            '[已限制 restricted]'
+        """
+        from gridflow.personal.fields import check_subject_id
+
+        actor = _check_actor(actor)
+        subject = subject if subject.startswith("case:") else check_subject_id(subject, "subject")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidArgument("restrict needs a reason (the legal ground); got none")
+        return self.privacy.restrict(subject, actor, reason, self.clock.now())
 
     @traced("verify", case_arg=True)
     def verify(self, case_id: str) -> Case:

@@ -43,7 +43,8 @@ __all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecIndex", "SpecSource", "audit
            "replay"]
 
 #: Triggers the engine records itself as internal steps (the state stays).
-INTERNAL_TRIGGERS = frozenset({"link", "overdue", "upgrade"})
+INTERNAL_TRIGGERS = frozenset({"link", "overdue", "upgrade", "erased", "restricted",
+                               "personal_read"})
 #: Triggers only the timer (actor ``system``) records.
 _TIMER_ONLY = frozenset({"overdue"})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -74,6 +74,10 @@ def _is_personal(key: str) -> bool:
 
 
 def _strings(value: Any, out: set[str]) -> None:
+    from gridflow.personal.reference import is_reference
+
+    if is_reference(value):
+        return  # a sealed value: its plaintext comes from the vault (known_values)
     if isinstance(value, str):
         # One- or two-letter fragments would blank ordinary words.
         if len(value.strip()) >= 2:
@@ -117,26 +121,53 @@ class Redactor:
         '[redacted]: [redacted] 门口堆物'
     """
 
-    def __init__(self, case: Case, events: Iterable[Event] = ()) -> None:
+    def __init__(self, case: Case, events: Iterable[Event] = (),
+                 known: Iterable[Any] = ()) -> None:
+        from gridflow.personal.screen import Screen
+
         found: set[str] = set()
         _collect(case.data, found)
         for event in events:
-            if event.trigger == "open":
-                if len(event.actor.id) >= 2:
-                    found.add(event.actor.id)
-                _collect(event.payload, found)
-            break
+            if event.trigger == "open" and len(event.actor.id) >= 2:
+                found.add(event.actor.id)
+            # Every event: a contact typed into a later note's payload is as personal.
+            _collect(event.payload, found)
+        plain = list(known)
+        for value in plain:
+            _strings(value, found)
         # Longest first, so a full name is blanked before a part of it.
         self.values = sorted(found, key=lambda s: (-len(s), s))
         self._pattern = (
             re.compile("|".join(re.escape(v) for v in self.values)) if self.values else None
         )
+        # The second line (gridflow.personal.screen): the same values however they are
+        # spelt (letter case, full-width, spacing), and phone / ID / e-mail patterns.
+        self._screen = Screen([*self.values, *plain])
+        #: How many personal values were found and masked in this case's exported text.
+        self.hits = 0
 
     def text(self, value: Any) -> str | None:
         """``value`` as text with every personal value replaced; ``None`` stays ``None``."""
         if value is None:
             return None
         text = str(value)
-        if self._pattern is None:
-            return text
-        return self._pattern.sub(REDACTED, text)
+        if self._pattern is not None:
+            text, n = self._pattern.subn(REDACTED, text)
+            self.hits += n
+        cleaned, n = self._screen.clean(text)
+        self.hits += n
+        return cleaned
+
+
+def known_values(case: Case, events: Sequence[Event], store: Any, privacy: Any) -> list[Any]:
+    """The case's sealed personal values in clear, for screening (``[]`` when unknown).
+
+    ``privacy`` is an engine's ``privacy``; without it, the one the last engine on
+    ``store`` left there, if any.
+    """
+    if privacy is None:
+        privacy = getattr(store, "_pii_privacy", None)
+    if privacy is None:
+        return []
+    values: list[Any] = privacy.personal_values(case, events)
+    return values

@@ -35,7 +35,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
-from gridflow.interop._common import Redactor, is_closed, iso, spec_of, spec_table
+from gridflow.interop._common import (
+    Redactor,
+    is_closed,
+    iso,
+    known_values,
+    spec_of,
+    spec_table,
+)
 from gridflow.model import Case, Event
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store
@@ -75,7 +82,8 @@ def columns(specs: Sequence[WorkflowSpec]) -> list[str]:
 
 
 def case_row(
-    case: Case, events: Sequence[Event], spec: WorkflowSpec, *, tz: tzinfo = UTC
+    case: Case, events: Sequence[Event], spec: WorkflowSpec, *, tz: tzinfo = UTC,
+    known: Sequence[Any] = (), report: dict[str, int] | None = None,
 ) -> dict[str, str]:
     """One CSV row of a case (column name -> text; empty text for no value).
 
@@ -90,7 +98,7 @@ def case_row(
         ('2026-01-05T01:00:00+00:00', '', 'open')
     """
     data = case.data
-    redact = Redactor(case, events)
+    redact = Redactor(case, events, known)
     first: dict[str, datetime] = {}
     counts = dict.fromkeys(COUNTED_TRIGGERS, 0)
     by_trigger = {t: col for col, triggers in COUNTED_TRIGGERS.items() for t in triggers}
@@ -112,7 +120,7 @@ def case_row(
         "state": case.state,
         "status": "closed" if is_closed(spec, case.state) else "open",
         "grid": text(case.grid),
-        **{col: text(data.get(col)) for col in _DATA_COLUMNS},
+        **{col: text(redact.text(data.get(col))) for col in _DATA_COLUMNS},
         "title": text(redact.text(data.get("title"))),
         "departments": "; ".join(map(str, departments)) if isinstance(departments, list) else "",
         **{col: str(n) for col, n in counts.items()},
@@ -122,6 +130,8 @@ def case_row(
     }
     for name in spec.state_names:
         row[f"entered_{name}"] = text(iso(first.get(name), tz))
+    if report is not None:
+        report["screened"] = report.get("screened", 0) + redact.hits
     return row
 
 
@@ -158,6 +168,8 @@ def write_csv(
     opened_until: datetime | None = None,
     specs: Iterable[WorkflowSpec] | None = None,
     tz: tzinfo = UTC,
+    privacy: Any = None,
+    report: dict[str, int] | None = None,
 ) -> int:
     """Write cases as CSV to ``out`` (open it with ``newline=""``); returns the row count.
 
@@ -165,6 +177,10 @@ def write_csv(
     filters (``opened_from`` inclusive, ``opened_until`` exclusive). The
     ``entered_<state>`` columns cover the workflows present (all of them
     when no ``workflow`` is named); ``specs`` adds non-built-in workflows.
+    Every exported string is screened against the case's personal values
+    (opened with ``privacy``, ``engine.privacy``; default: the one of the last
+    engine on ``store``) and phone, ID-card and e-mail patterns; ``report``, a
+    dict if given, gets ``screened``: how many were found and masked.
 
     Example:
         >>> import io
@@ -196,6 +212,9 @@ def write_csv(
     writer.writeheader()
     n = 0
     for case in source:
-        writer.writerow(case_row(case, store.events(case.id), spec_of(case, table), tz=tz))
+        events = store.events(case.id)
+        writer.writerow(case_row(case, events, spec_of(case, table), tz=tz,
+                                 known=known_values(case, events, store, privacy),
+                                 report=report))
         n += 1
     return n

@@ -54,7 +54,14 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from gridflow._errors import InvalidPayload
-from gridflow.interop._common import Redactor, is_closed, iso, spec_of, spec_table
+from gridflow.interop._common import (
+    Redactor,
+    is_closed,
+    iso,
+    known_values,
+    spec_of,
+    spec_table,
+)
 from gridflow.model import Case, Event
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store
@@ -129,6 +136,7 @@ def service_request(
     service_codes: Mapping[str, str] | None = None,
     service_notice: str | None = None,
     tz: tzinfo = UTC,
+    privacy: Any = None,
 ) -> dict[str, Any]:
     """One case as a GeoReport v2 service request (a dict with every `FIELDS` key).
 
@@ -137,7 +145,9 @@ def service_request(
     than the built-ins (``engine.workflows``). ``service_codes`` maps a
     category to its code; ``tz`` is the zone the datetimes are written in
     (UTC by default; ``ZoneInfo("Asia/Shanghai")`` gives ``+08:00``). Missing
-    values are ``None`` (JSON ``null``, an empty XML element).
+    values are ``None`` (JSON ``null``, an empty XML element). ``privacy``
+    (``engine.privacy``) opens the case's sealed personal values so that every
+    exported string is screened against them too (`gridflow.personal.Screen`).
 
     Example:
         >>> import gridflow
@@ -153,9 +163,18 @@ def service_request(
         >>> req["service_code"], req["service_name"], req["address"], req["lat"]
         ('municipal', '市政设施', '长宁支路324弄', 31.22)
     """
+    return _service_request(case, events, specs, service_codes, service_notice, tz,
+                            known_values(case, list(events or ()), None, privacy))[0]
+
+
+def _service_request(
+    case: Case, events: Sequence[Event] | None, specs: Iterable[WorkflowSpec] | None,
+    service_codes: Mapping[str, str] | None, service_notice: str | None, tz: tzinfo,
+    known: Sequence[Any],
+) -> tuple[dict[str, Any], int]:
     spec = spec_of(case, spec_table(specs))
     history = list(events) if events is not None else []
-    redact = Redactor(case, history)
+    redact = Redactor(case, history, known)
     data = case.data
     closed = is_closed(spec, case.state)
     category = data.get("category")
@@ -175,8 +194,8 @@ def service_request(
         "service_request_id": case.id,
         "status": "closed" if closed else "open",
         "status_notes": _notes(spec, case, history, redact),
-        "service_name": category or spec.label("zh"),
-        "service_code": codes.get(category, category) if category else spec.name,
+        "service_name": redact.text(category) if category else spec.label("zh"),
+        "service_code": redact.text(codes.get(category, category)) if category else spec.name,
         "description": redact.text(": ".join(parts)) if parts else None,
         "agency_responsible": agency,
         "service_notice": service_notice,
@@ -189,7 +208,7 @@ def service_request(
         out[field] = redact.text(value) if value not in (None, "") else None
     out["lat"] = _number(data.get("lat"))
     out["long"] = _number(data.get("long"))
-    return {field: out[field] for field in FIELDS}
+    return {field: out[field] for field in FIELDS}, redact.hits
 
 
 def service_requests(
@@ -200,9 +219,14 @@ def service_requests(
     service_codes: Mapping[str, str] | None = None,
     service_notice: str | None = None,
     tz: tzinfo = UTC,
+    privacy: Any = None,
+    report: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Many cases as service requests; with ``store`` each one's history feeds
-    ``status_notes``. Serialise with `to_json` or `to_xml`.
+    ``status_notes``. Serialise with `to_json` or `to_xml`. ``report``, a dict
+    if given, gets ``requests`` (how many) and ``screened`` (personal values
+    found in exported text and masked). ``privacy`` as in `service_request`
+    (default: the one of the last engine opened on ``store``).
 
     Example:
         >>> import gridflow
@@ -215,13 +239,19 @@ def service_requests(
         '已上报 (Reported)'
     """
     spec_list = list(specs or ())
-    return [
-        service_request(
-            case, events=store.events(case.id) if store is not None else None, specs=spec_list,
-            service_codes=service_codes, service_notice=service_notice, tz=tz,
-        )
-        for case in cases
-    ]
+    out: list[dict[str, Any]] = []
+    screened = 0
+    for case in cases:
+        events = store.events(case.id) if store is not None else None
+        known = known_values(case, events or [], store, privacy)
+        request, hits = _service_request(case, events, spec_list, service_codes,
+                                         service_notice, tz, known)
+        out.append(request)
+        screened += hits
+    if report is not None:
+        report["requests"] = len(out)
+        report["screened"] = screened
+    return out
 
 
 def to_json(requests: Iterable[Mapping[str, Any]], *, indent: int | None = None) -> str:

@@ -43,7 +43,7 @@ from gridflow.store import Page, Store, Write, check_count_columns, cursor, pars
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
 
 #: The schema version this gridflow writes and reads (stored in ``gridflow_meta``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 _ZERO = timedelta(0)
@@ -419,6 +419,8 @@ class SQLStore:
         #: The ``gridflow_events`` table.
         self.events_table: sa.Table = tables.events
         self._meta = tables.meta
+        #: The personal-data vault (schema 3): wrapped subject keys and ciphertexts.
+        self.pii_keys, self.pii_values = _pii_tables(self.metadata)
         if self.dialect == "sqlite":
             self._setup_sqlite(engine, sync, busy_timeout)
             # Writers start with BEGIN IMMEDIATE: they queue for the write lock up
@@ -639,7 +641,7 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema(); store.create_schema()
             >>> store.schema_version()
-            2
+            3
         """
         with self._failures("create_schema"), self._writer.begin() as conn:
             if self.dialect == "postgresql":
@@ -1254,10 +1256,45 @@ def _upgrade_1_to_2(conn: Connection, store: SQLStore) -> None:
             version=event.seq, updated_at=now, head=event.hash))
 
 
+def _pii_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The personal-data vault (`gridflow._sealing.SQLVault`): keys and ciphertexts."""
+    keys = sa.Table(
+        "gridflow_pii_keys", metadata,
+        sa.Column("subject", sa.String(128), primary_key=True),
+        sa.Column("key_id", sa.String(), nullable=False),
+        # The subject key wrapped by the master key (AES key wrap): 40 bytes.
+        sa.Column("wrapped", sa.LargeBinary(), nullable=False),
+        # "active" or "restricted" (PIPL art. 47(2)).
+        sa.Column("state", sa.String(16), nullable=False),
+    )
+    values = sa.Table(
+        "gridflow_pii_values", metadata,
+        sa.Column("ref_id", sa.String(32), primary_key=True),
+        sa.Column("subject", sa.String(128), nullable=False),
+        sa.Column("case_id", _ID, nullable=False),
+        sa.Column("path", sa.String(), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Index("ix_gridflow_pii_values_subject", "subject", "case_id"),
+    )
+    return keys, values
+
+
+def _upgrade_2_to_3(conn: Connection, store: SQLStore) -> None:
+    """Schema 2 to 3: the personal-data vault (``gridflow_pii_keys``, ``gridflow_pii_values``).
+
+    create_schema has already created the two new tables (``create_all``);
+    nothing stored changes: cases written before hold their values as they
+    were written (in plaintext), until they are erased or rewritten.
+    """
+    for table in (store.pii_keys, store.pii_values):
+        table.create(conn, checkfirst=True)
+
+
 #: Schema migrations: ``_MIGRATIONS[v](conn, store)`` upgrades version v to v + 1,
 #: inside create_schema's transaction (with the tables of *this* version already
 #: created where missing).
-_MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {1: _upgrade_1_to_2}
+_MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {1: _upgrade_1_to_2,
+                                                                  2: _upgrade_2_to_3}
 
 
 if TYPE_CHECKING:
