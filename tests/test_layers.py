@@ -94,6 +94,8 @@ FORBIDDEN = {
     "gridflow.workflows": {"gridflow.engine", "gridflow.machine", "gridflow.core"},
     "gridflow.store": {"gridflow.engine", "gridflow.core", "gridflow.metrics"},
     "gridflow._figures": {"gridflow.metrics", "gridflow._metrics_sql"},
+    "gridflow.log": {"gridflow.engine", "gridflow.store", "gridflow.core", "gridflow._tlog"},
+    "gridflow._tlog": {"gridflow.engine", "gridflow.cli", "gridflow._cli_log"},
 }
 
 

@@ -50,6 +50,7 @@ from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
 
 if TYPE_CHECKING:
+    from gridflow._tlog import verify_bundle
     from gridflow.log.note import generate_key
     from gridflow.personal.keyring import Keyring
     from gridflow.store.sql import SQLStore
@@ -109,6 +110,7 @@ __all__ = [
     "generate_key",
     "hookimpl",
     "replay",
+    "verify_bundle",
 ]
 
 
@@ -118,6 +120,10 @@ def __getattr__(name: str) -> Any:
         from gridflow.store.sql import SQLStore
 
         return SQLStore
+    if name == "verify_bundle":
+        from gridflow._tlog import verify_bundle
+
+        return verify_bundle
     if name == "generate_key":
         # The signed-note layer loads hashing and base64 machinery: only when asked.
         from gridflow.log.note import generate_key
