@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gridflow._errors import GridflowError, IntegrityError, NoteError, ProofError
+from gridflow._errors import GridflowError, IntegrityError, LogError, NoteError, ProofError
 from gridflow.log import merkle, note
 from gridflow.model import GENESIS_HASH, Actor, Changes, Event
 
@@ -208,17 +208,35 @@ def verify_log(engine: Engine, trusted: str | None, key: Any, *, incremental: bo
                                  f"{latest.size} events, fewer than the trusted one's "
                                  f"{trusted_cp.size}: the log or the checkpoint table was "
                                  "cut back", field="checkpoint")
-        # The consistency proof from the stored nodes (O(log n) hashes).
-        plan = merkle.consistency_plan(trusted_cp.size, latest.size)
+    stored_size = log.size()
+    if stored_size != latest.size:
+        raise IntegrityError("(log)", None, f"the log holds {stored_size} leaves but the latest "
+                             f"stored checkpoint covers {latest.size}: every sequencer step "
+                             "stores its checkpoint, so the checkpoint table was cut back or "
+                             "the log edited", field="checkpoint")
+    incremental = incremental and trusted_cp is not None
+    if incremental:
+        _consistent(log, trusted_cp, latest)
+    text = _verify_range(engine, log, trusted_cp, latest, latest_text, incremental=incremental)
+    if not incremental:
+        # After the leaves, which name the first bad one where they can.
+        _consistent(log, trusted_cp, latest)
+    return text
+
+
+def _consistent(log: LogBackend, trusted: note.Checkpoint | None,
+                latest: note.Checkpoint) -> None:
+    """The consistency proof from ``trusted`` to ``latest``, from stored nodes."""
+    if trusted is None:
+        return
+    plan = merkle.consistency_plan(trusted.size, latest.size)
+    try:
         proof = plan.assemble(log.nodes(plan.ids))
-        try:
-            merkle.verify_consistency(trusted_cp.size, latest.size, trusted_cp.root_hash,
-                                      latest.root_hash, proof)
-        except ProofError as exc:
-            raise IntegrityError("(log)", None, f"the log is not an extension of the trusted "
-                                 f"checkpoint: {exc}", field="checkpoint") from exc
-    return _verify_range(engine, log, trusted_cp, latest, latest_text,
-                         incremental=incremental and trusted_cp is not None)
+        merkle.verify_consistency(trusted.size, latest.size, trusted.root_hash,
+                                  latest.root_hash, proof)
+    except (ProofError, LogError) as exc:
+        raise IntegrityError("(log)", None, f"the log is not an extension of the trusted "
+                             f"checkpoint: {exc}", field="checkpoint") from exc
 
 
 def _verify_range(engine: Engine, log: LogBackend, trusted: note.Checkpoint | None,
