@@ -7,6 +7,7 @@ Runs on a SQLite file and on PostgreSQL, processes started with ``spawn``.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections import Counter
 from collections.abc import Iterator
@@ -103,7 +104,7 @@ def test_concurrent_steps_and_checkpoints_make_one_tree(db: tuple[str, str | Non
     assert log.unlogged(size) == []
     # One chain of checkpoints: sizes never shrink, each consistent with the next.
     stored = [note.verify_checkpoint(t, VKEY) for t in log.checkpoints()]
-    for old, new in zip(stored, stored[1:], strict=False):
+    for old, new in itertools.pairwise(stored):
         assert old.size <= new.size
         plan = merkle.consistency_plan(old.size, new.size)
         merkle.verify_consistency(old.size, new.size, old.root_hash, new.root_hash,

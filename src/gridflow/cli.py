@@ -1062,6 +1062,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id", metavar="CASE_ID")
     p.add_argument("trigger", metavar="TRIGGER")
     p.set_defaults(func=cmd_fire)
+
+    from gridflow._cli_log import add_log_commands
+
+    add_log_commands(sub, db=db, project=project)
     return parser
 
 
