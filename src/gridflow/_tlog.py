@@ -286,8 +286,9 @@ def _verify_range(engine: Engine, log: LogBackend, trusted: note.Checkpoint | No
         for row, events in log.histories():
             audit(row, events, index)
     else:
-        for cid in sorted(touched):
-            engine.verify(cid)
+        index = engine._spec_index
+        for row, events in log.histories(sorted(touched)):
+            audit(row, events, index)
     return latest_text
 
 

@@ -99,8 +99,10 @@ class LogBackend(Protocol):
         """``(seq, leaf index)`` of the case's logged events, by seq."""
         ...
 
-    def histories(self) -> Iterator[tuple[Case | None, list[Event]]]:
-        """Every case row with its events (either side may be missing), by case id."""
+    def histories(self, case_ids: Sequence[str] | None = None
+                  ) -> Iterator[tuple[Case | None, list[Event]]]:
+        """Every case row (or those of ``case_ids``) with its events (either side may be
+        missing), by case id."""
         ...
 
 
@@ -198,8 +200,10 @@ class MemoryLog:
                 for e in self.store._events.get(case_id, [])
                 if (case_id, e.seq) in self.leaf_of]
 
-    def histories(self) -> Iterator[tuple[Case | None, list[Event]]]:
-        ids = sorted(set(self.store._cases) | set(self.store._events))
+    def histories(self, case_ids: Sequence[str] | None = None
+                  ) -> Iterator[tuple[Case | None, list[Event]]]:
+        ids = sorted(set(self.store._cases) | set(self.store._events)
+                     if case_ids is None else set(case_ids))
         for cid in ids:
             yield self.store._cases.get(cid), list(self.store._events.get(cid, ()))
 
@@ -335,12 +339,11 @@ class SQLLog:
                     for i, (cid, seq, h) in enumerate(pending)])
                 conn.execute(sa.insert(self.nodes_t), [
                     {"level": lv, "idx": ix, "hash": h} for lv, ix, h in new])
-                conn.execute(
-                    sa.update(events)
-                    .where(e.case_id == sa.bindparam("b_cid"), e.seq == sa.bindparam("b_seq"))
-                    .values(leaf=sa.bindparam("b_leaf")),
-                    [{"b_cid": cid, "b_seq": seq, "b_leaf": size + i}
-                     for i, (cid, seq, _) in enumerate(pending)])
+                # One statement: each new leaf's event gets its index (UPDATE ... FROM).
+                lt = self.leaves_t.c
+                conn.execute(sa.update(events)
+                             .where(e.case_id == lt.case_id, e.seq == lt.seq, lt.idx >= size)
+                             .values(leaf=lt.idx))
                 conn.execute(sa.update(meta).where(meta.c.key == "log_size")
                              .values(value=str(grown.size)))
             text = make(grown.size, grown.root())
@@ -426,34 +429,47 @@ class SQLLog:
                 e.case_id == case_id, e.leaf.is_not(None)).order_by(e.seq)).all()
         return [(int(s), int(leaf)) for s, leaf in rows]
 
-    def histories(self) -> Iterator[tuple[Case | None, list[Event]]]:
+    def histories(self, case_ids: Sequence[str] | None = None
+                  ) -> Iterator[tuple[Case | None, list[Event]]]:
         import sqlalchemy as sa
 
         store = self.store
         cases_t, ev = store.cases, store.events_table
-        read_case, read_event = store._case, store._event
-        with store._failures("reading every case"), store.engine.connect() as c1, \
-                store.engine.connect() as c2:
-            crows = c1.execution_options(yield_per=5_000).execute(
-                sa.select(cases_t).order_by(cases_t.c.id))
-            erows = c2.execution_options(yield_per=5_000).execute(
-                sa.select(ev).order_by(ev.c.case_id, ev.c.seq))
-            case_it = iter(crows)
-            event_it = iter(erows)
+        q_cases = sa.select(cases_t).order_by(cases_t.c.id)
+        q_events = sa.select(ev).order_by(ev.c.case_id, ev.c.seq)
+        if case_ids is None:
+            with store._failures("reading every case"), store.engine.connect() as c1, \
+                    store.engine.connect() as c2:
+                yield from _merge(store, c1.execution_options(yield_per=5_000).execute(q_cases),
+                                  c2.execution_options(yield_per=5_000).execute(q_events))
+            return
+        wanted = sorted(set(case_ids))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            with store._failures("reading cases"), store._reader.connect() as conn:
+                crows = conn.execute(q_cases.where(cases_t.c.id.in_(part))).all()
+                erows = conn.execute(q_events.where(ev.c.case_id.in_(part))).all()
+            yield from _merge(store, crows, erows)
+
+
+def _merge(store: SQLStore, crows: Any, erows: Any) -> Iterator[tuple[Case | None, list[Event]]]:
+    """Merge case rows and event rows, both ordered by case id."""
+    read_case, read_event = store._case, store._event
+    case_it, event_it = iter(crows), iter(erows)
+    crow, erow = next(case_it, None), next(event_it, None)
+    while crow is not None or erow is not None:
+        if crow is not None and (erow is None or crow.id <= erow.case_id):
+            cid = crow.id
+            case: Case | None = read_case(crow)
             crow = next(case_it, None)
+        else:
+            assert erow is not None
+            cid, case = erow.case_id, None
+        batch: list[Event] = []
+        while erow is not None and erow.case_id == cid:
+            batch.append(read_event(erow))
             erow = next(event_it, None)
-            while crow is not None or erow is not None:
-                if erow is None or (crow is not None and crow.id <= erow.case_id):
-                    cid = crow.id  # type: ignore[union-attr]
-                    case: Case | None = read_case(crow)
-                    crow = next(case_it, None)
-                else:
-                    cid, case = erow.case_id, None
-                batch: list[Event] = []
-                while erow is not None and erow.case_id == cid:
-                    batch.append(read_event(erow))
-                    erow = next(event_it, None)
-                yield case, batch
+        yield case, batch
 
 
 def log_for(store: object) -> LogBackend:
