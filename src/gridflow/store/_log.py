@@ -437,6 +437,15 @@ class SQLLog:
         cases_t, ev = store.cases, store.events_table
         q_cases = sa.select(cases_t).order_by(cases_t.c.id)
         q_events = sa.select(ev).order_by(ev.c.case_id, ev.c.seq)
+        if case_ids is None and store._hot is not None and store.dialect == "sqlite":
+            # The hot path's DBAPI cursors and codecs (sqlite3 streams rows lazily).
+            dialect = store.engine.dialect
+            with store._failures("reading every case"), store._dbapi() as c1, \
+                    store._dbapi() as c2:
+                c1.execute(str(q_cases.compile(dialect=dialect)))
+                c2.execute(str(q_events.compile(dialect=dialect)))
+                yield from _merge_hot(store, c1, c2)
+            return
         if case_ids is None:
             with store._failures("reading every case"), store.engine.connect() as c1, \
                     store.engine.connect() as c2:
@@ -450,6 +459,25 @@ class SQLLog:
                 crows = conn.execute(q_cases.where(cases_t.c.id.in_(part))).all()
                 erows = conn.execute(q_events.where(ev.c.case_id.in_(part))).all()
             yield from _merge(store, crows, erows)
+
+
+def _merge_hot(store: SQLStore, c1: Any, c2: Any) -> Iterator[tuple[Case | None, list[Event]]]:
+    """`_merge` over DBAPI cursors (rows are tuples in table column order)."""
+    read_case, read_event = store._hot_case, store._hot_event
+    crow, erow = c1.fetchone(), c2.fetchone()
+    fetch = c2.fetchone
+    while crow is not None or erow is not None:
+        if crow is not None and (erow is None or crow[0] <= erow[0]):
+            cid = crow[0]
+            case: Case | None = read_case(crow)
+            crow = c1.fetchone()
+        else:
+            cid, case = erow[0], None
+        batch: list[Event] = []
+        while erow is not None and erow[0] == cid:
+            batch.append(read_event(erow))
+            erow = fetch()
+        yield case, batch
 
 
 def _merge(store: SQLStore, crows: Any, erows: Any) -> Iterator[tuple[Case | None, list[Event]]]:
