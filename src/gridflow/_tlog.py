@@ -262,7 +262,9 @@ def _verify_range(engine: Engine, log: LogBackend, trusted: note.Checkpoint | No
         raise IntegrityError("(log)", None, _root_problem(log, latest.size, rng,
                                                           latest.root_hash), field="leaf")
     # Events not in the log must all be newer than the logged ones of their case.
-    pending = log.unlogged(latest.size)
+    # (Incremental: from the partial index only; the full check also scans for leaf
+    # numbers beyond the tree, and counts.)
+    pending = log.unlogged(latest.size, scan=not incremental)
     for cid, seq in pending:
         if last_seq is not None:
             logged = last_seq.get(cid, 0)

@@ -87,8 +87,9 @@ class LogBackend(Protocol):
         """Leaves ``[begin, end)`` in index order, joined with their events."""
         ...
 
-    def unlogged(self, size: int) -> list[tuple[str, int]]:
-        """``(case_id, seq)`` of events not in a leaf below ``size``."""
+    def unlogged(self, size: int, *, scan: bool = True) -> list[tuple[str, int]]:
+        """``(case_id, seq)`` of events not in a leaf below ``size`` (``scan=False``:
+        only those whose leaf is NULL, read from the partial index)."""
         ...
 
     def logged_count(self, size: int) -> int:
@@ -182,7 +183,7 @@ class MemoryLog:
             found = self._event_hash(cid, seq)
             yield idx, cid, seq, h, found, self.leaf_of.get((cid, seq)) if found else None
 
-    def unlogged(self, size: int) -> list[tuple[str, int]]:
+    def unlogged(self, size: int, *, scan: bool = True) -> list[tuple[str, int]]:
         out = []
         for cid, events in list(self.store._events.items()):
             for e in events:
@@ -399,14 +400,14 @@ class SQLLog:
             yield from ((int(r[0]), r[1], int(r[2]), r[3], r[4],
                          None if r[5] is None else int(r[5])) for r in rows)
 
-    def unlogged(self, size: int) -> list[tuple[str, int]]:
+    def unlogged(self, size: int, *, scan: bool = True) -> list[tuple[str, int]]:
         import sqlalchemy as sa
 
         e = self.store.events_table.c
+        where = sa.or_(e.leaf.is_(None), e.leaf >= size) if scan else e.leaf.is_(None)
         with self.store._failures("reading unlogged events"), \
                 self.store._reader.connect() as conn:
-            rows = conn.execute(sa.select(e.case_id, e.seq)
-                                .where(sa.or_(e.leaf.is_(None), e.leaf >= size))
+            rows = conn.execute(sa.select(e.case_id, e.seq).where(where)
                                 .order_by(e.case_id, e.seq)).all()
         return [(r[0], int(r[1])) for r in rows]
 
