@@ -183,3 +183,25 @@ def test_upgrade_from_schema_2(tmp_path: Path) -> None:
         text = engine.checkpoint(SKEY)
         assert note.verify_checkpoint(text, VKEY).size == 4
         assert engine.verify_log(trusted=text, key=VKEY) == text
+
+
+def test_a_checkpointer_that_cannot_get_the_lock_fails_cleanly(tmp_path: Path) -> None:
+    """While another writer holds SQLite's write lock, a checkpoint waits busy_timeout,
+    then fails with a StoreError (a GridflowError) and changes nothing."""
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    with SQLStore(f"sqlite:///{path}", busy_timeout=0.05) as store:
+        store.create_schema()
+        engine = Engine(store=store, clock=FixedClock(), entry_points=False)
+        _open(engine, 2)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(gridflow.StoreError, match="checkpoint failed"):
+                engine.checkpoint(SKEY)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert log_for(store).checkpoints() == []
+        assert note.verify_checkpoint(engine.checkpoint(SKEY), VKEY).size == 2
