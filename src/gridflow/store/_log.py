@@ -343,7 +343,8 @@ class SQLLog:
                 # One statement: each new leaf's event gets its index (UPDATE ... FROM).
                 lt = self.leaves_t.c
                 conn.execute(sa.update(events)
-                             .where(e.case_id == lt.case_id, e.seq == lt.seq, lt.idx >= size)
+                             .where(e.leaf.is_(None), e.case_id == lt.case_id,
+                                    e.seq == lt.seq, lt.idx >= size)
                              .values(leaf=lt.idx))
                 conn.execute(sa.update(meta).where(meta.c.key == "log_size")
                              .values(value=str(grown.size)))
