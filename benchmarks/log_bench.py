@@ -17,6 +17,11 @@ time: the numbers depend on the machine.
 
     python benchmarks/log_bench.py            # full run, about a minute
     python benchmarks/log_bench.py --quick    # 10,000 leaves, a few seconds (CI)
+    python benchmarks/log_bench.py --no-pure --events 1000000   # the stores at 1M events
+
+The SQLite and PostgreSQL part is in `_log_store_bench.py` (checkpoint of
+10,000 new events, full and incremental `verify_log` against their floors,
+the size of a proof bundle).
 """
 
 from __future__ import annotations
@@ -63,13 +68,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 leaves, 1 repeat")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--events", type=int, default=None,
+                        help="events in the SQLite / PostgreSQL stores (default 100,000; "
+                             "2,000 with --quick); 1,000,000 is the issue's figure")
+    parser.add_argument("--stores", default="sqlite,postgres",
+                        help="comma-separated: sqlite, postgres ('' for none)")
+    parser.add_argument("--no-pure", action="store_true",
+                        help="skip the pure Merkle / signed-note measures")
     args = parser.parse_args(argv)
     n = 10_000 if args.quick else 1_000_000
     batch = 1_000 if args.quick else 10_000
     repeats = args.repeats or (1 if args.quick else 3)
     calls = 200 if args.quick else 2_000
     rows: list[tuple[str, str]] = []
+    if not args.no_pure:
+        pure(rows, n, batch, repeats, calls)
+    kinds = [k for k in args.stores.split(",") if k]
+    if kinds:
+        from _log_store_bench import run
 
+        events = args.events or (2_000 if args.quick else 100_000)
+        rows.extend(run(events, min(10_000, events), kinds))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  result")
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def pure(rows: list[tuple[str, str]], n: int, batch: int, repeats: int, calls: int) -> None:
+    """The pure layer: Merkle appends, roots and proofs; Ed25519 checkpoints."""
     print(f"hashing {n:,} leaves (not timed)...", file=sys.stderr)
     leaves = [merkle.leaf_hash(i.to_bytes(8, "big")) for i in range(n)]
 
@@ -161,12 +189,6 @@ def main(argv: list[str] | None = None) -> int:
                  f"{per_call_us(lambda: raw_pub.verify(raw_key_sig, msg), calls, repeats):.1f} µs"))
     assert verifier.verify(msg, raw_sig)
     rows.append(("signed checkpoint size", f"{len(signed.encode())} bytes"))
-
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  result")
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -99,6 +99,8 @@ FORBIDDEN = {
                            "gridflow.migrate"},
     "gridflow.migrate": {"gridflow.engine", "gridflow.cli", "gridflow._cli_migrate"},
     "gridflow._sealing": {"gridflow.engine", "gridflow.core", "gridflow.cli"},
+    "gridflow.log": {"gridflow.engine", "gridflow.store", "gridflow.core", "gridflow._tlog"},
+    "gridflow._tlog": {"gridflow.engine", "gridflow.cli", "gridflow._cli_log"},
 }
 
 

@@ -291,7 +291,8 @@ def test_no_plaintext_in_a_pg_dump(pg_url: str, pg_schema: str, clock: FixedCloc
         assert engine.verify(case_id).version == 4
 
 
-def test_a_schema_2_database_upgrades_to_3(sqlite_url: str, clock: FixedClock) -> None:
+def test_a_schema_2_database_upgrades_to_the_current_schema(sqlite_url: str,
+                                                            clock: FixedClock) -> None:
     import sqlalchemy as sa
 
     with gridflow.SQLStore(sqlite_url) as store:
@@ -304,10 +305,10 @@ def test_a_schema_2_database_upgrades_to_3(sqlite_url: str, clock: FixedClock) -
             conn.execute(sa.text("DROP TABLE gridflow_pii_keys"))
             conn.execute(sa.update(store.tables.meta).values(value="2"))
     with gridflow.SQLStore(sqlite_url) as store:
-        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 3"):
+        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 4"):
             store.get(old.id)
         store.create_schema()
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         tables = set(sa.inspect(store.engine).get_table_names())
         assert {"gridflow_pii_keys", "gridflow_pii_values"} <= tables
         engine = keyed(store, clock)

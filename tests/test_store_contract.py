@@ -664,7 +664,7 @@ def test_public_tables_and_columns(sql: SQLStore, target: Target) -> None:
         "opened_at", "updated_at", "deadline_at", "links", "head", "claimed_until"]
     assert [c.name for c in sql.events_table.columns] == [
         "case_id", "seq", "trigger", "source", "dest", "actor_id", "actor", "at", "payload",
-        "idempotency_key", "prev_hash", "hash", "changes", "digests"]
+        "idempotency_key", "prev_hash", "hash", "changes", "digests", "leaf"]
     inspector = sa.inspect(sql.engine)
     schema = target.options.get("schema")
     assert {"gridflow_cases", "gridflow_events", "gridflow_meta"} <= set(
@@ -755,13 +755,13 @@ def test_create_schema_is_idempotent(target: Target) -> None:
         store.create_schema()
         store.create_schema()
         store.commit([open_write("c-1")])
-        assert store.schema_version() == gridflow.store.sql.SCHEMA_VERSION == 3
+        assert store.schema_version() == gridflow.store.sql.SCHEMA_VERSION == 4
     with target.open() as again:
         again.create_schema()  # keeps what is stored
         assert again.get("c-1") == open_write("c-1").case
         with again.engine.connect() as conn:
             meta = conn.execute(sa.select(again.tables.meta)).all()
-        assert [tuple(r) for r in meta] == [("schema_version", "3")]
+        assert sorted(tuple(r) for r in meta) == [("log_size", "0"), ("schema_version", "4")]
 
 
 def test_no_schema_is_a_clear_error(target: Target) -> None:
@@ -786,7 +786,7 @@ def test_a_newer_schema_is_refused(sql: SQLStore, target: Target) -> None:
                           lambda: newer.query(), lambda: newer.claim_due(T0)):
             with pytest.raises(SchemaVersionError) as caught:
                 operation()
-            assert "version 99, newer than this gridflow handles (schema version 3)" in str(
+            assert "version 99, newer than this gridflow handles (schema version 4)" in str(
                 caught.value)
         assert isinstance(caught.value, StoreError)
     _set_version(sql, "3")
@@ -805,16 +805,18 @@ def test_an_older_schema_is_migrated_by_create_schema(
 
     # Pretend this gridflow is one schema version ahead, with its migration.
     sql_module = sys.modules["gridflow.store.sql"]
-    monkeypatch.setattr(sql_module, "SCHEMA_VERSION", 4)
-    monkeypatch.setitem(sql_module._MIGRATIONS, 3, add_trigger_index)
+    ahead = sql_module.SCHEMA_VERSION + 1
+    monkeypatch.setattr(sql_module, "SCHEMA_VERSION", ahead)
+    monkeypatch.setitem(sql_module._MIGRATIONS, ahead - 1, add_trigger_index)
     with target.open() as store:
-        with pytest.raises(SchemaVersionError, match="version 3, older than this gridflow's "
-                                                     r"4; run store.create_schema\(\)"):
+        with pytest.raises(SchemaVersionError, match=f"version {ahead - 1}, older than this "
+                                                     rf"gridflow's {ahead}; run "
+                                                     r"store.create_schema\(\)"):
             store.get("c-1")
         store.create_schema()
         store.create_schema()
         assert ran == [1]
-        assert store.schema_version() == 4
+        assert store.schema_version() == ahead
         assert store.get("c-1") == open_write("c-1").case
         indexes = sa.inspect(store.engine).get_indexes("gridflow_events", schema=store.schema)
         assert "ix_gridflow_events_trigger" in {ix["name"] for ix in indexes}

@@ -51,13 +51,17 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
     store.create_schema()
     events, meta = store.events_table, store.tables.meta
     name = store.engine.dialect.identifier_preparer.format_table(events)
+    index = store.engine.dialect.identifier_preparer.quote("ix_gridflow_events_unlogged")
+    index = f"{store.schema}.{index}" if store.schema else index
     with store.engine.begin() as conn:
-        for column in ("changes", "digests"):  # the 0.1 table had neither
+        conn.execute(sa.text(f"DROP INDEX {index}"))  # schema 3's Merkle log
+        for column in ("changes", "digests", "leaf"):  # the 0.1 table had none of these
             conn.execute(sa.text(f"ALTER TABLE {name} DROP COLUMN {column}"))
+        conn.execute(sa.delete(meta).where(meta.c.key != "schema_version"))
         conn.execute(sa.update(meta).values(value="1"))
         old_events = sa.Table(events.name, sa.MetaData(schema=store.schema),
                               *[c._copy() for c in events.columns
-                                if c.name not in ("changes", "digests")])
+                                if c.name not in ("changes", "digests", "leaf")])
         conn.execute(sa.insert(store.cases), [_row(c) for c in HISTORY["cases"]])
         conn.execute(sa.insert(old_events), [_row(e) for e in HISTORY["events"]])
     store.close()
@@ -66,10 +70,10 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
 
 def test_a_0_1_database_upgrades_and_verifies(old_db: dict[str, Any]) -> None:
     with SQLStore(**old_db) as store:
-        with pytest.raises(SchemaVersionError, match="older than this gridflow's 3"):
+        with pytest.raises(SchemaVersionError, match="older than this gridflow's 4"):
             store.get("old-1")
         store.create_schema()
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         engine = Engine(store=store, clock=FixedClock(), entry_points=False)
         for raw in HISTORY["cases"]:
             case = engine.verify(raw["id"])

@@ -368,3 +368,26 @@ def _done(store: gridflow.SQLStore) -> int:
     with store._writer.connect() as conn:
         return int(conn.execute(sa.text(
             "SELECT count(*) FROM gridflow_events WHERE trigger = 'overdue'")).scalar_one())
+
+
+def test_the_worker_signs_checkpoints_when_given_a_key(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    db, _ = _sqlite_with_overdue(tmp_path, 3)
+    skey, vkey = gridflow.generate_key("huasan.example/gridflow")
+    keyfile = tmp_path / "log.key"
+    from gridflow.log.note import write_key_file
+
+    write_key_file(keyfile, skey)
+    base = ["worker", "--db", str(db), "--no-project", "--no-plugins", "--once",
+            "--log-format", "json", "--checkpoint-key", str(keyfile)]
+    assert main(base) == 0
+    runs = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+            if '"event": "run"' in line]
+    # 3 opened + 3 overdue events, all logged by the round's checkpoint.
+    assert [(r["task"], r["steps"]) for r in runs] == [("tick", 3), ("checkpoint", 6)]
+    store = gridflow.SQLStore(f"sqlite:///{db}")
+    try:
+        engine = Engine(store=store, entry_points=False)
+        engine.verify_log(key=vkey)
+    finally:
+        store.close()

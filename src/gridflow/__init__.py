@@ -55,6 +55,7 @@ from gridflow.store.memory import MemoryStore
 from gridflow.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from gridflow._tlog import verify_bundle
     from gridflow.async_engine import AsyncEngine
     from gridflow.log.note import generate_key
     from gridflow.personal.keyring import Keyring
@@ -128,6 +129,7 @@ __all__ = [
     "generate_key",
     "hookimpl",
     "replay",
+    "verify_bundle",
 ]
 
 
@@ -146,6 +148,10 @@ def __getattr__(name: str) -> Any:
         from gridflow.store.async_sql import AsyncSQLStore
 
         return AsyncSQLStore
+    if name == "verify_bundle":
+        from gridflow._tlog import verify_bundle
+
+        return verify_bundle
     if name == "generate_key":
         # The signed-note layer loads hashing and base64 machinery: only when asked.
         from gridflow.log.note import generate_key

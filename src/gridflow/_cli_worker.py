@@ -12,7 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from gridflow._session import UsageError, open_session
-from gridflow.worker import DEFAULT_EVERY, JSONLogFormatter, TickTask, Worker, WorkerMetrics
+from gridflow.worker import (
+    DEFAULT_EVERY,
+    CheckpointTask,
+    JSONLogFormatter,
+    TickTask,
+    Worker,
+    WorkerMetrics,
+)
 
 __all__ = ["add_worker_parser", "cmd_worker"]
 
@@ -64,6 +71,9 @@ def add_worker_parser(sub: Any, parents: Sequence[argparse.ArgumentParser],
     p.add_argument("--batch", type=batch, default=100, metavar="N",
                    help="cases claimed at a time (default: 100)")
     p.add_argument("--once", action="store_true", help="run one round and exit")
+    p.add_argument("--checkpoint-key", metavar="KEYFILE", default=None,
+                   help="also sign a checkpoint of the Merkle log every round with this "
+                        "signer key (gridflow keygen NAME writes NAME.key)")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="log lines as text (default) or one JSON object per line")
     p.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
@@ -112,8 +122,12 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             logging.getLogger("gridflow.worker").info(
                 "metrics on http://%s:%d/metrics", args.metrics_host, port,
                 extra={"event": "metrics", "port": port})
-        worker = Worker(session.engine, every=args.every, tasks=[TickTask(args.batch)],
-                        metrics=metrics)
+        tasks: list[Any] = [TickTask(args.batch)]
+        if args.checkpoint_key is not None:
+            from gridflow._cli_log import _key
+
+            tasks.append(CheckpointTask(_key(args.checkpoint_key, private=True)))
+        worker = Worker(session.engine, every=args.every, tasks=tasks, metrics=metrics)
         return worker.run(once=args.once)
     finally:
         if metrics is not None:

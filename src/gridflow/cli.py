@@ -1079,6 +1079,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gridflow import _cli_personal
 
     _cli_personal.add_parsers(sub, [db, lang, project])
+
+    from gridflow._cli_log import add_log_commands
+
+    add_log_commands(sub, db=db, project=project)
     return parser
 
 

@@ -57,7 +57,10 @@ _SEPARATOR_CHARS: Final = "-_.·・•()/\\‐‑‒–—―−"
 _MIN_VALUE: Final = 2
 _HIDDEN: Final = "***"
 
-_S = r"[\s\-._]?"  # at most one separator between two digits
+# At most one separator between two digits (138 1234 5678, 138-1234-5678,
+# 138.1234.5678), but never a line break or a tab: "¥1.50" at the end of one
+# line and a date on the next are not a phone.
+_S = r"[ \-._]?"
 _PATTERNS: Final = (
     ("id_number", re.compile(r"(?<!\d)[1-9](?:" + _S + r"\d){16}" + _S + r"[\dx](?!\d)")),
     ("phone", re.compile(

@@ -7,11 +7,14 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import ConcurrencyError
 from gridflow.model import Case, Event
 from gridflow.store import Page, Write, check_count_columns, cursor, parse_cursor
+
+if TYPE_CHECKING:
+    from gridflow.store._log import MemoryLog
 
 __all__ = ["MemoryStore"]
 
@@ -46,6 +49,9 @@ class MemoryStore:
         self._due: list[tuple[datetime, str]] = []
         self._retired: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
+        # The Merkle log (gridflow.store._log): events not yet in a leaf, in commit order.
+        self._unlogged: list[Event] = []
+        self._log: MemoryLog | None = None
 
     def __len__(self) -> int:
         return len(self._cases)
@@ -115,6 +121,7 @@ class MemoryStore:
                     log.append(w.event)
                 if w.event.idempotency_key is not None:
                     self._keys[w.event.idempotency_key] = w.event
+                self._unlogged.append(w.event)
                 self._claims.pop(cid, None)
 
     def _filtered(

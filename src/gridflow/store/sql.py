@@ -38,12 +38,12 @@ except ImportError as _missing:  # pragma: no cover - exercised in a test with s
 
 from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
 from gridflow.model import Actor, Case, Changes, Event
-from gridflow.store import Page, Store, Write, check_count_columns, cursor, parse_cursor
+from gridflow.store import Page, Store, Write, _log, check_count_columns, cursor, parse_cursor
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
 
 #: The schema version this gridflow writes and reads (stored in ``gridflow_meta``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 _ZERO = timedelta(0)
@@ -167,6 +167,9 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.CheckConstraint("seq >= 1", name="ck_gridflow_events_seq"),
         sa.Index("ix_gridflow_events_at", "at"),
     )
+    # The Merkle log (schema 3): the event's leaf index, NULL until a checkpoint.
+    events.append_column(_log.leaf_column())
+    _log.unlogged_index(events)
     meta = sa.Table(
         "gridflow_meta", metadata,
         sa.Column("key", sa.String(), primary_key=True),
@@ -411,6 +414,9 @@ class SQLStore:
         self.dialect: str = engine.dialect.name
         self.metadata = sa.MetaData(schema=schema)
         tables = Tables(*_tables(self.metadata))
+        #: The Merkle log's tables (leaves, nodes, checkpoints; see gridflow.store._log).
+        self.log_tables = _log.log_tables(self.metadata, tables.cases)
+        self._log_backend: Any = None
         #: Every table: ``tables.cases``, ``tables.events``, ``tables.meta``.
         self.tables = tables
         #: The ``gridflow_cases`` table (``events`` is the `Store` method, so the
@@ -533,7 +539,7 @@ class SQLStore:
             insert_case=sql(sa.insert(self.cases).values(
                 {name: sa.bindparam(name) for name in case_cols})),
             insert_event=sql(sa.insert(self.events_table).values(
-                {col.name: sa.bindparam(col.name) for col in e})),
+                {col.name: sa.bindparam(col.name) for col in e if col.name != "leaf"})),
             update_case=sql(
                 sa.update(self.cases)
                 .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
@@ -641,7 +647,7 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema(); store.create_schema()
             >>> store.schema_version()
-            3
+            4
         """
         with self._failures("create_schema"), self._writer.begin() as conn:
             if self.dialect == "postgresql":
@@ -656,6 +662,7 @@ class SQLStore:
             if found is None:
                 conn.execute(sa.insert(self._meta), [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+                _log.ensure_log_state(conn, self)
             else:
                 stored = self._parse_version(found)
                 if stored > SCHEMA_VERSION:
@@ -1293,8 +1300,8 @@ def _upgrade_2_to_3(conn: Connection, store: SQLStore) -> None:
 #: Schema migrations: ``_MIGRATIONS[v](conn, store)`` upgrades version v to v + 1,
 #: inside create_schema's transaction (with the tables of *this* version already
 #: created where missing).
-_MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {1: _upgrade_1_to_2,
-                                                                  2: _upgrade_2_to_3}
+_MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _log.upgrade_3_to_4}
 
 
 if TYPE_CHECKING:
