@@ -163,6 +163,7 @@ def _dispatch(step: Step) -> None:
     due = _iso(_hours().add(step.now, limit))
     step.data["acknowledged"] = {}
     step.data["ack_due"] = {d: due for d in step.data["departments"]}
+    step.data["ack_late"] = {}
     handling = _handling_due(step)
     if handling is not None:
         step.data["handling_due"] = _iso(handling)
@@ -181,16 +182,18 @@ def _reassign(step: Step) -> None:
         if d not in before:
             ack_due[d] = due
     step.data["ack_due"] = ack_due
-    step.data["acknowledged"] = {d: v for d, v in dict(step.data.get("acknowledged", {})).items()
-                                 if d in now_in}
+    for key in ("acknowledged", "ack_late"):
+        step.data[key] = {d: v for d, v in dict(step.data.get(key, {})).items() if d in now_in}
     _next_deadline(step)
 
 
 def _acknowledge(step: Step) -> None:
     dept = step.payload["department"]
     ack_due = dict(step.data.get("ack_due", {}))
-    due = ack_due.pop(dept, None)
+    late = dict(step.data.get("ack_late", {}))
+    due = ack_due.pop(dept, None) or late.pop(dept, None)
     step.data["ack_due"] = ack_due
+    step.data["ack_late"] = late
     acknowledged = dict(step.data.get("acknowledged", {}))
     acknowledged[dept] = _iso(step.now)
     step.data["acknowledged"] = acknowledged
@@ -203,7 +206,7 @@ def _acknowledge(step: Step) -> None:
 def _return_task(step: Step) -> None:
     dept = step.payload["department"]
     step.data["departments"] = [d for d in step.data.get("departments", []) if d != dept]
-    for key in ("ack_due", "acknowledged"):
+    for key in ("ack_due", "ack_late", "acknowledged"):
         step.data[key] = {d: v for d, v in dict(step.data.get(key, {})).items() if d != dept}
     returned = dict(step.data.get("returned", {}))
     returned[dept] = int(returned.get(dept, 0)) + 1
@@ -218,11 +221,13 @@ def _urge(step: Step) -> None:
     if "system" in step.actor.roles:
         # The timer: every department whose acknowledgement limit passed, once per breach.
         ack_due = dict(step.data.get("ack_due", {}))
+        late = dict(step.data.get("ack_late", {}))
         for dept, due in sorted(ack_due.items()):
             if datetime.fromisoformat(due) <= step.now:
                 targets.append(dept)
-                del ack_due[dept]
+                late[dept] = ack_due.pop(dept)  # urged once: kept to judge the 签收 late
         step.data["ack_due"] = ack_due
+        step.data["ack_late"] = late
         if not targets:
             # The handling limit passed: every department still working is urged.
             targets = [d for d in step.data.get("departments", [])
