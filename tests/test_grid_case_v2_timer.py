@@ -129,7 +129,7 @@ def test_two_tick_workers_on_postgresql_urge_and_escalate_exactly_once(
     t0 = shanghai(2026, 3, 2, 11, 30)
     setup = gridflow.SQLStore(pg_url, schema=pg_schema)
     setup.create_schema()
-    engine, clock = new_engine(setup, t0)
+    engine, _clock = new_engine(setup, t0)
     ids = [dispatched(engine) for _ in range(20)]
     # Ten cases fail their check three times: escalated by the third, never by the timer.
     failing = ids[:10]
