@@ -31,8 +31,19 @@ from gridflow.workflows import grid_case as v1
 from gridflow.workflows.extension import extension_transitions
 
 __all__ = [
-    "ACK_LIMIT", "ACK_LIMIT_URGENT", "CHECK_LIMIT", "EFFECTS", "ESCALATE_AFTER_REWORKS",
-    "GRID_CASE_V2", "GUARDS", "PLUGIN", "SATISFACTION", "GridCaseV2Plugin", "deadline",
+    "ACK_LIMIT",
+    "ACK_LIMIT_URGENT",
+    "CHECK_LIMIT",
+    "EFFECTS",
+    "ESCALATE_AFTER_REWORKS",
+    "GRID_CASE_V2",
+    "GUARDS",
+    "PLUGIN",
+    "RECURRENCE_WINDOW",
+    "SATISFACTION",
+    "GridCaseV2Plugin",
+    "Recurrence",
+    "deadline",
 ]
 
 #: 签收时限: working time a dispatched department has to acknowledge the task.
@@ -43,6 +54,9 @@ ACK_LIMIT_URGENT = timedelta(minutes=30)
 CHECK_LIMIT = timedelta(hours=7)
 #: 提级督办: the rework (failed check or reopen) that escalates a case to the street.
 ESCALATE_AFTER_REWORKS = 3
+#: 一类事: a case triaged this long after an earlier one at the same place, of the same
+#: category, was closed or archived, is a recurrence (反弹) of it.
+RECURRENCE_WINDOW = timedelta(days=90)
 #: 满意度回访 answers; the first two count as satisfied in 满意率.
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
 
@@ -290,6 +304,18 @@ def _rate(step: Step) -> None:
         step.data["dissatisfied"] = True  # for the coordinator's decision: reopen or confirm
 
 
+def _recurrence(step: Step) -> None:
+    """Link the earlier cases `Recurrence` found (``payload["recurrence_of"]``): 反弹."""
+    found = step.payload.get("recurrence_of")
+    if not isinstance(found, list) or not found:
+        return
+    ids = [str(i) for i in found if str(i) != step.case.id]
+    step.data["recurrence_of"] = ids
+    for other in ids:
+        if other not in step.links:
+            step.links.append(other)
+
+
 def _park(step: Step) -> None:
     step.data["parked"] = {"reason": step.payload["reason"], "plan": step.payload["plan"],
                            "at": _iso(step.now)}
@@ -324,6 +350,7 @@ EFFECTS: Mapping[str, Effect] = {
     "grid_case2.reopen": _reopen,
     "grid_case2.pass_check": _pass_check,
     "grid_case2.rate": _rate,
+    "grid_case2.recurrence": _recurrence,
     "grid_case2.park": _park,
     "grid_case2.resume": _resume,
 }
@@ -364,7 +391,7 @@ GRID_CASE_V2 = WorkflowSpec(
     transitions=(
         _t("triage", "reported", "triaged", "立案分类", "Triage", roles=["coordinator"],
            requires=["category", "priority"], choices={"priority": v1.PRIORITIES},
-           effects=["grid_case.triage"]),
+           effects=["grid_case.triage", "grid_case2.recurrence"]),
         _t("reject", "reported", "rejected", "不予受理", "Reject", roles=["coordinator"],
            requires=["reason"]),
         _t("mark_duplicate", "reported", "rejected", "重复件", "Mark duplicate",
@@ -473,3 +500,75 @@ class GridCaseV2Plugin:
 
 #: The plugin that registers `GRID_CASE_V2`.
 PLUGIN = GridCaseV2Plugin()
+
+
+#: The steps after which a case counts as solved (closed or archived) for 反弹.
+_SOLVING = ("pass_check", "close", "confirm")
+
+
+class Recurrence:
+    """一类事: at ``triage`` of a ``grid_case@2``, find the cases of the same grid whose
+    ``location.key`` and ``category`` match and that were closed or archived in the
+    last ``window`` (default `RECURRENCE_WINDOW`, 90 days); the triage records them
+    in its payload (``recurrence_of``), the case's ``links`` and
+    ``data["recurrence_of"]``, and each earlier case gets a ``link`` event (反弹,
+    flagged in both histories).
+
+    ``store`` is the engine's store (read only). Register it as a plugin:
+    ``Engine(store=s, plugins=[PLUGIN, Recurrence(s)])``.
+
+    Example:
+        >>> import gridflow
+        >>> store = gridflow.MemoryStore()
+        >>> engine = gridflow.Engine(store=store, entry_points=False,
+        ...                          plugins=[PLUGIN, Recurrence(store, timedelta(days=60))])
+        >>> Recurrence(store).window.days
+        90
+    """
+
+    def __init__(self, store: Any, window: timedelta = RECURRENCE_WINDOW) -> None:
+        self.store = store
+        self.window = window
+
+    def _solved_at(self, case_id: str) -> datetime | None:
+        at = None
+        for event in self.store.events(case_id):
+            if event.trigger in _SOLVING:
+                at = event.at
+        return at
+
+    def earlier(self, key: str, category: str, grid: str, now: datetime,
+                exclude: str = "") -> list[str]:
+        """Ids of the cases closed or archived within the window before ``now``."""
+        found: list[str] = []
+        after: str | None = None
+        while True:
+            page = self.store.query(workflow="grid_case", state=["closed", "revisit",
+                                                                   "archived"],
+                                    grid=grid, after=after, limit=500)
+            for other in page.items:
+                location = other.data.get("location")
+                if (other.id == exclude or not isinstance(location, dict)
+                        or location.get("key") != key or other.data.get("category") != category):
+                    continue
+                solved = self._solved_at(other.id)
+                if solved is not None and now - self.window <= solved <= now:
+                    found.append(other.id)
+            if page.next is None:
+                return found
+            after = page.next
+
+    @hookimpl
+    def gridflow_before_fire(self, case: Any, trigger: str, actor: Any,
+                             payload: dict[str, Any], now: datetime) -> None:
+        if trigger != "triage" or case.workflow != "grid_case" or case.workflow_version < 2:
+            return
+        location = case.data.get("location")
+        key = location.get("key") if isinstance(location, dict) else None
+        if not isinstance(key, str) or not key:
+            return
+        found = self.earlier(key, str(payload.get("category")), case.grid, now, case.id)
+        if found:
+            payload["recurrence_of"] = found
+        else:
+            payload.pop("recurrence_of", None)
