@@ -572,3 +572,27 @@ class Recurrence:
             payload["recurrence_of"] = found
         else:
             payload.pop("recurrence_of", None)
+
+
+def acknowledged_on_migration(case: Any, target: str) -> Mapping[str, Any] | None:
+    """The data effect of `gridflow.GRID_CASE_V1_TO_V2`: a department already
+    dispatched under ``@1`` counts as having acknowledged (签收) at the time of
+    its case's last step; in ``joint_action`` the handling limit in force is kept.
+
+    Example:
+        >>> import gridflow
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> c = gridflow.Case("c-1", "grid_case", 1, "joint_action", 3,
+        ...                   {"departments": ["市政"]}, "A", t, t)
+        >>> acknowledged_on_migration(c, "joint_action")["acknowledged"]
+        {'市政': '2026-01-05T00:00:00+00:00'}
+    """
+    departments = case.data.get("departments")
+    if not isinstance(departments, list) or not departments:
+        return None
+    at = _iso(case.updated_at)
+    out: dict[str, Any] = {"acknowledged": {str(d): at for d in departments},
+                           "ack_due": {}, "ack_late": {}}
+    if target == "joint_action" and case.deadline_at is not None:
+        out["handling_due"] = _iso(case.deadline_at)
+    return out
