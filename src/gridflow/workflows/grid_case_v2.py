@@ -87,7 +87,10 @@ def _handling_due(step: Step) -> datetime | None:
 
 def _next_deadline(step: Step) -> None:
     """Fix the case's deadline in ``joint_action``: the earliest pending
-    acknowledgement limit or the handling limit."""
+    acknowledgement limit or the handling limit. Only when the step stays in or
+    enters ``joint_action``: another state keeps its own limit."""
+    if step.state != "joint_action":
+        return
     dues = [datetime.fromisoformat(v) for v in dict(step.data.get("ack_due", {})).values()]
     handling = step.data.get("handling_due")
     if isinstance(handling, str):
