@@ -20,6 +20,7 @@ from gridflow import (
     GuardRejected,
     InvalidTransition,
     MemoryStore,
+    metrics,
 )
 from gridflow.store import Store
 from gridflow.workflows import grid_case_v2
@@ -141,6 +142,13 @@ def test_alley_case_through_every_new_step(engine2: Engine, clock: FixedClock) -
         "submit_check", "pass_check", "rate", "start_revisit", "confirm"]
     assert case.data["checks"] == 2 and case.data["checks_failed"] == 1
     e.verify(case.id)
+    # The figures of the closed loop on this one case.
+    [row] = metrics.closed_loop(e.store, since=T0, until=T0 + timedelta(days=60),
+                                by=None).values()
+    assert (row.acknowledged, row.acknowledged_on_time, row.returned) == (4, 4, 1)
+    assert (row.ack_on_time_rate, row.return_rate) == (1.0, 1 / 5)
+    assert (row.first_pass_rate, row.rework_rate, row.satisfaction_rate) == (0.0, 0.5, 1.0)
+    assert (row.parked, row.urged, row.recurrence_rate) == (1, 2, 0.0)
 
 
 def test_return_task_by_the_last_department_goes_back_to_triage(engine2: Engine) -> None:

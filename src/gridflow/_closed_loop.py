@@ -115,7 +115,7 @@ def closed_loop(
     ``acknowledge`` (on time: its recorded ``on_time``), ``return_task``, the
     first ``pass_check``/``fail_check`` of a case (核查一次通过), every check,
     ``rate``, ``triage`` (a recurrence: its ``recurrence_of``), ``park`` and
-    ``urge`` (per department urged). ``by="department"`` gives each department
+    ``urge`` (by department: the urges naming it). ``by="department"`` gives each department
     a scorecard: its own acknowledgements, returns and urges, and the checks
     and ratings of the cases it was dispatched to; ``"grid"``, ``"category"``
     or ``None`` (one row) group by the case. ``score`` is the composite score
