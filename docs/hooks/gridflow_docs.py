@@ -156,6 +156,15 @@ def workflow_spec(ref: str) -> WorkflowSpec:
     try:
         return _engine().workflow(name, int(version) if version else None)
     except gridflow.UnknownWorkflow as exc:
+        if version:
+            # A shipped version the built-in plugin does not make the default (grid_case@2).
+            from gridflow.workflows import grid_case_v2
+
+            try:
+                return gridflow.Engine(entry_points=False, plugins=[grid_case_v2.PLUGIN]
+                                       ).workflow(name, int(version))
+            except gridflow.UnknownWorkflow:
+                pass
         raise PluginError(f"gridflow docs: {exc}") from None
 
 

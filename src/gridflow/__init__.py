@@ -44,7 +44,7 @@ from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
-from gridflow.migrate import MigrationPlan, MigrationReport, fingerprint
+from gridflow.migrate import GRID_CASE_V1_TO_V2, MigrationPlan, MigrationReport, fingerprint
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
 from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
@@ -67,6 +67,7 @@ __version__ = "0.2.0.dev0"
 
 __all__ = [
     "ALL_GRIDS",
+    "GRID_CASE_V1_TO_V2",
     "Actor",
     "AsyncEngine",
     "AsyncSQLStore",

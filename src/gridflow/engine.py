@@ -1075,6 +1075,9 @@ class Engine:
         missed = case.deadline_at.astimezone(UTC).isoformat()
         payload = {"reason": f"deadline {missed} passed in state {case.state!r} (超期)",
                    "deadline_at": missed}
+        rule = wf.rules.get(case.state, {}).get(trigger)
+        if rule is not None and "text" in rule.requires:
+            payload["text"] = payload["reason"]  # a breach trigger asking for a note (urge)
         try:
             new = self._fire(case.id, trigger, Actor.system(), payload, None, case.version)
         except (ConcurrencyError, StoreError):

@@ -66,6 +66,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from gridflow._closed_loop import DEFAULT_WEIGHTS, ClosedLoopRow, closed_loop
 from gridflow._errors import InvalidArgument
 from gridflow._figures import (
     _AGREEMENT_KEY,
@@ -93,14 +94,17 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 __all__ = [
+    "DEFAULT_WEIGHTS",
     "GRID_CASE_TERMS",
     "GROUPINGS",
     "MEDIATION_TERMS",
     "RATES",
+    "ClosedLoopRow",
     "GridCaseTerms",
     "MediationTerms",
     "Report",
     "Row",
+    "closed_loop",
     "compute",
 ]
 

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from gridflow.engine import Engine
 
 __all__ = [
+    "GRID_CASE_V1_TO_V2",
     "DataEffect",
     "MigrationPlan",
     "MigrationReport",
@@ -604,3 +605,26 @@ def _one(engine: Engine, checked: _Checked, case: Case, actor: Actor,
         report.moves[(case.state, prepared.dest or case.state)] += 1
         engine._after(evolve(case, prepared), prepared)
         return
+
+
+def _grid_case_v1_to_v2() -> MigrationPlan:
+    from gridflow.workflows import grid_case as v1
+    from gridflow.workflows import grid_case_v2 as v2
+
+    return MigrationPlan.between(
+        v1.GRID_CASE, v2.GRID_CASE_V2, name="grid_case-1-to-2",
+        effects={"grid_case2.acknowledge_dispatched": v2.acknowledged_on_migration})
+
+
+GRID_CASE_V1_TO_V2: MigrationPlan = _grid_case_v1_to_v2()
+"""The shipped plan moving running ``grid_case@1`` cases to ``grid_case@2``:
+every non-terminal state keeps its name (``closed`` stays ``closed``;
+archived and rejected cases stay on ``@1``), and a department already
+dispatched counts as acknowledged (签收), see
+`gridflow.workflows.grid_case_v2.acknowledged_on_migration`.
+
+Example:
+    >>> import gridflow
+    >>> gridflow.GRID_CASE_V1_TO_V2.key
+    'grid_case@1 -> @2'
+"""

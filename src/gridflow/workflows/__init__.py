@@ -12,7 +12,7 @@ from typing import Any
 from gridflow.model import Case
 from gridflow.plugins import DeadlineRule, Effect, Guard, hookimpl
 from gridflow.spec import WorkflowSpec
-from gridflow.workflows import extension, grid_case, mediation
+from gridflow.workflows import extension, grid_case, grid_case_v2, mediation
 from gridflow.workflows.grid_case import GRID_CASE
 from gridflow.workflows.mediation import MEDIATION
 
@@ -31,16 +31,19 @@ ROLES: Mapping[str, tuple[str, str]] = {
     "police": ("派出所", "Police station"),
     "judicial_office": ("司法所", "Judicial office"),
     "lawyer": ("律师", "Lawyer"),
+    "inspector": ("监督员", "Inspector"),
 }
 
 #: Every guard of the built-in workflows, by name.
-GUARDS: dict[str, Guard] = {**grid_case.GUARDS, **mediation.GUARDS, **extension.GUARDS}
+GUARDS: dict[str, Guard] = {**grid_case.GUARDS, **grid_case_v2.GUARDS, **mediation.GUARDS,
+                            **extension.GUARDS}
 #: Every effect of the built-in workflows, by name.
-EFFECTS: dict[str, Effect] = {**grid_case.EFFECTS, **mediation.EFFECTS, **extension.EFFECTS}
+EFFECTS: dict[str, Effect] = {**grid_case.EFFECTS, **grid_case_v2.EFFECTS,
+                              **mediation.EFFECTS, **extension.EFFECTS}
 
 #: The built-in default deadline rule of each workflow, by workflow name; a
 #: `gridflow_deadline` plugin answers before them (see `gridflow_deadline_rules`).
-DEADLINES: dict[str, DeadlineRule] = {"grid_case": grid_case.deadline}
+DEADLINES: dict[str, DeadlineRule] = {"grid_case": grid_case_v2.deadline}
 
 
 @hookimpl
