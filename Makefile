@@ -12,7 +12,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Only the demo's needs; the full install satisfies it too.
 DEMO_STAMP := $(VENV)/.demo-installed
-# The demo's dependencies, read from pyproject.toml (the core ones and the sql extra).
+# The demo's dependencies, read from pyproject.toml (the core ones, the sql extra and
+# the pii extra: the demo's reporters' names and phones are sealed).
 # Nothing is built for the demo: a .pth file puts src/ on the venv's path, as an
 # editable install would (`make test` then makes the real editable install).
 DEMO_REQUIREMENTS := $(VENV)/demo-requirements.txt
@@ -24,7 +25,7 @@ $(BIN)/python:
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-	print('\n'.join(p['dependencies'] + p['optional-dependencies']['sql']))" > $(DEMO_REQUIREMENTS)
+	print('\n'.join(p['dependencies'] + p['optional-dependencies']['sql'] + p['optional-dependencies']['pii']))" > $(DEMO_REQUIREMENTS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(DEMO_REQUIREMENTS)
 	$(BIN)/python -c "import pathlib, sysconfig; \
 	pathlib.Path(sysconfig.get_path('purelib'), 'gridflow-src.pth').write_text('$(CURDIR)/src\n')"

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gridflow._errors import PersonalDataError
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["aes_gcm", "hkdf_sha256", "key_unwrap", "key_wrap", "missing_extra"]
+
+
+class _MissingCryptography(PersonalDataError, ImportError):
+    """The ``pii`` extra is not installed: a `GridflowError` (so the command line
+    reports it in one line) that ``except ImportError`` still catches."""
 
 
 def missing_extra() -> ImportError:
@@ -21,7 +28,7 @@ def missing_extra() -> ImportError:
         >>> "gridflow[pii]" in str(missing_extra())
         True
     """
-    return ImportError(
+    return _MissingCryptography(
         "protecting personal data needs the 'cryptography' package; "
         "install it with: pip install 'gridflow[pii]'"
     )
