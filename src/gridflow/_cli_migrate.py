@@ -18,11 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from gridflow._errors import InvalidArgument, UnknownWorkflow
-from gridflow._session import EXIT_PROBLEMS, Session, UsageError, load_spec, open_session
+from gridflow._errors import InvalidArgument
+from gridflow._session import EXIT_PROBLEMS, UsageError, open_session, spec_arg
 from gridflow.migrate import DataEffect, MigrationReport, load_plan, read_plan_data
 from gridflow.model import ALL_GRIDS, Actor
-from gridflow.spec import WorkflowSpec
 from gridflow.spec_diff import diff
 
 __all__ = ["add_commands", "cmd_diff", "cmd_migrate"]
@@ -30,27 +29,10 @@ __all__ = ["add_commands", "cmd_diff", "cmd_migrate"]
 EXIT_OK = 0
 
 
-def _spec_arg(value: str, session: Session) -> WorkflowSpec:
-    path = Path(value)
-    if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
-        return load_spec(path)
-    name, _, version = value.partition("@")
-    try:
-        number = int(version) if version else None
-    except ValueError:
-        raise UsageError(f"not a version number in {value!r}; write NAME@VERSION or a spec "
-                         "file") from None
-    try:
-        return session.engine.workflow(name, number)
-    except UnknownWorkflow as exc:
-        raise UsageError(f"{exc} (register it with --spec FILE or --plugin MODULE)",
-                         EXIT_PROBLEMS) from None
-
-
 def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``gridflow diff OLD NEW``."""
     session = open_session(args)
-    old, new = _spec_arg(args.old, session), _spec_arg(args.new, session)
+    old, new = spec_arg(args.old, session), spec_arg(args.new, session)
     found = diff(old, new)
     if args.json:
         out.write(json.dumps(found.to_dict(), ensure_ascii=False, indent=2) + "\n")

@@ -35,7 +35,14 @@ from typing import Any
 
 import attrs
 
-from gridflow._errors import CalendarError, GridflowError, PluginError, SpecError, StoreError
+from gridflow._errors import (
+    CalendarError,
+    GridflowError,
+    PluginError,
+    SpecError,
+    StoreError,
+    UnknownWorkflow,
+)
 from gridflow._project import Project, ProjectError, find
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock
@@ -247,6 +254,35 @@ def load_spec(path: Path) -> WorkflowSpec:
         raise UsageError(f"{path} is not a valid workflow spec: {_summary(exc)} (run "
                          f"`gridflow validate {path}` for every problem and its location)",
                          EXIT_PROBLEMS) from None
+
+
+#: What to do about a workflow the command does not know.
+REGISTER_HINT = ("pass its spec with --spec FILE (or list it under specs in gridflow.toml), "
+                 "or install the plugin that provides it")
+
+
+def spec_arg(value: str, session: Session) -> WorkflowSpec:
+    """A command's workflow argument: a spec file, or ``NAME`` / ``NAME@VERSION`` of a
+    workflow registered on the session's engine (``diagram``, ``diff``).
+
+    Example:
+        >>> s = open_session(argparse.Namespace(no_project=True, no_plugins=True))
+        >>> spec_arg("grid_case@1", s).version
+        1
+    """
+    path = Path(value)
+    if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
+        return load_spec(path)
+    name, _, version = value.partition("@")
+    try:
+        number = int(version) if version else None
+    except ValueError:
+        raise UsageError(f"not a version number in {value!r}; write NAME, NAME@VERSION or a "
+                         "spec file") from None
+    try:
+        return session.engine.workflow(name, number)
+    except UnknownWorkflow as exc:
+        raise UsageError(f"{exc}; {REGISTER_HINT}", EXIT_PROBLEMS) from None
 
 
 def _summary(exc: SpecError) -> str:

@@ -60,6 +60,7 @@ from gridflow._session import (
     DB_ENV,
     EXIT_PROBLEMS,
     EXIT_USAGE,
+    REGISTER_HINT,
     SHANGHAI,
     Session,
     UsageError,
@@ -67,6 +68,7 @@ from gridflow._session import (
     open_session,
     open_store,
     parse_tz,
+    spec_arg,
 )
 from gridflow._speccheck import listing
 from gridflow._specload import parse_spec, read_text
@@ -451,8 +453,7 @@ def _event_json(event: Event) -> dict[str, Any]:
 
 
 #: What to do about a workflow the command does not know.
-_REGISTER_HINT = ("pass its spec with --spec FILE (or list it under specs in gridflow.toml), "
-                  "or install the plugin that provides it")
+_REGISTER_HINT = REGISTER_HINT
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -856,29 +857,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # -- diagram -----------------------------------------------------------------------------
 
 
-def _load_spec_arg(value: str, session: Session) -> WorkflowSpec:
-    path = Path(value)
-    if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
-        from gridflow._session import load_spec
-
-        return load_spec(path)
-    name, _, version = value.partition("@")
-    try:
-        number = int(version) if version else None
-    except ValueError:
-        raise UsageError(f"not a version number in {value!r}; write NAME or NAME@VERSION") \
-            from None
-    try:
-        return session.engine.workflow(name, number)
-    except UnknownWorkflow as exc:
-        raise UsageError(f"{exc}; {_REGISTER_HINT}", EXIT_PROBLEMS) from None
-
-
 def cmd_diagram(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gridflow.interop import diagram
 
     session = open_session(args)
-    spec = _load_spec_arg(args.workflow, session)
+    spec = spec_arg(args.workflow, session)
     text = diagram.render(spec, args.format, session.settings.lang)
     if args.output:
         try:
