@@ -124,6 +124,21 @@ def _check_grid(grid: object) -> str | None:
     return grid
 
 
+def _subject_request(what: str, subject: object, actor: object, reason: object,
+                     ground: str) -> tuple[str, Actor]:
+    """The checked arguments of `Engine.erase` / `Engine.restrict`."""
+    from gridflow.personal.fields import check_subject_id
+
+    checked = _check_actor(actor)
+    if not isinstance(subject, str):
+        raise InvalidArgument(f"{what} takes a data subject id (a string), got "
+                              f"{type(subject).__name__}")
+    subject = subject if subject.startswith("case:") else check_subject_id(subject, "subject")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidArgument(f"{what} needs a reason{ground}; got none")
+    return subject, checked
+
+
 def _check_links(links: object) -> list[str]:
     if isinstance(links, str) or not isinstance(links, Sequence | set | frozenset):
         raise InvalidArgument(f"links must be a list of case ids, got {type(links).__name__}")
@@ -1157,13 +1172,9 @@ class Engine:
             >>> engine.get(c.id).data["reporter"]["name"]
             '[已删除 erased]'
         """
-        from gridflow.personal.fields import check_subject_id
-
-        actor = _check_actor(actor)
-        subject = subject if subject.startswith("case:") else check_subject_id(subject, "subject")
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidArgument("erase needs a reason (the legal ground, e.g. 'PIPL art. 47 "
-                                  "request of 2026-12-01'); got none")
+        subject, actor = _subject_request("erase", subject, actor, reason,
+                                          " (the legal ground, e.g. 'PIPL art. 47 request of "
+                                          "2026-12-01')")
         return self.privacy.erase(subject, actor, reason, self.clock.now())
 
     def restrict(self, subject: str, *, actor: Actor, reason: str) -> list[str]:
@@ -1185,12 +1196,8 @@ class Engine:
             >>> engine.get(c.id).data["reporter"]["phone"]
             '[已限制 restricted]'
         """
-        from gridflow.personal.fields import check_subject_id
-
-        actor = _check_actor(actor)
-        subject = subject if subject.startswith("case:") else check_subject_id(subject, "subject")
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidArgument("restrict needs a reason (the legal ground); got none")
+        subject, actor = _subject_request("restrict", subject, actor, reason,
+                                          " (the legal ground)")
         return self.privacy.restrict(subject, actor, reason, self.clock.now())
 
     @traced("verify", case_arg=True)
