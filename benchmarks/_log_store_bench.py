@@ -38,7 +38,7 @@ PG_URL = os.environ.get("GRIDFLOW_PG_URL") or "postgresql+psycopg://postgres@127
 def _template() -> tuple[Case, list[Event]]:
     engine = Engine(clock=FixedClock(datetime(2026, 1, 5, 1, tzinfo=UTC)), entry_points=False)
     r = Actor("r-1", ["resident", "grid_worker"], ["g"])
-    case = engine.open("grid_case", actor=r, grid="g",
+    case = engine.open("grid_case", version=1, actor=r, grid="g",
                        data={"title": "楼道堆物", "source": "resident"})
     for i in range(PER_CASE - 1):
         case = engine.fire(case.id, "note", actor=r, payload={"text": f"回访 {i}"})

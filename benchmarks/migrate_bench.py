@@ -2,7 +2,7 @@
 
 Prints one table:
 
-- ``Engine.migrate`` of N grid cases from a ``grid_case@1`` to a ``grid_case@2``
+- ``Engine.migrate`` of N grid cases from a ``grid_case@1`` to the test-only ``grid_case@3``
   (one ``migrate`` event per case: read the history, verify it, recompute the
   deadline, commit at the read version), per store, beside the baseline measured
   in the same run on the same store: one ordinary ``note`` step per case;
@@ -39,7 +39,7 @@ for extra in (ROOT / "src", ROOT / "tests"):
 import gridflow  # noqa: E402
 from gridflow import Actor, Engine, FixedClock, MemoryStore, Store, Write  # noqa: E402
 from gridflow.fold import evolve  # noqa: E402
-from migration_v2 import PLAN, V2Plugin  # noqa: E402
+from migration_v3 import PLAN, V3Plugin  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 GRID = "华三-1"
@@ -129,7 +129,7 @@ def drop(store: Store) -> None:
 def engine_on(store: Store) -> Engine:
     clock = FixedClock()
     clock.advance(timedelta(hours=6))
-    return Engine(store=store, clock=clock, entry_points=False, plugins=[V2Plugin()])
+    return Engine(store=store, clock=clock, entry_points=False, plugins=[V3Plugin()])
 
 
 def bench_migrate(make: Callable[[], Store], n: int, repeats: int) -> tuple[float, float]:

@@ -78,7 +78,7 @@ def bench(kind: str, steps: int, repeats: int) -> dict[str, float]:
                 def opens(engine: Engine = engine, personal: bool = personal,
                           ids: list[str] = ids) -> None:
                     for n in range(steps):
-                        ids.append(engine.open("grid_case", actor=RESIDENT, grid=GRID,
+                        ids.append(engine.open("grid_case", version=1, actor=RESIDENT, grid=GRID,
                                                data=_data(personal, n)).id)
 
                 def fires(engine: Engine = engine, personal: bool = personal,
@@ -99,7 +99,7 @@ def bench(kind: str, steps: int, repeats: int) -> dict[str, float]:
         for r in range(repeats):
             engine = _engine(kind, tmp, f"{kind}-erase-{r}")
             for n in range(100):
-                engine.open("grid_case", actor=RESIDENT, grid=GRID,
+                engine.open("grid_case", version=1, actor=RESIDENT, grid=GRID,
                             data=_data(True, n, subject="p-many"))
             erase_times.append(_timed(lambda engine=engine: engine.erase(
                 "p-many", actor=SYSTEM, reason="bench")))

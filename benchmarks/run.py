@@ -655,7 +655,8 @@ def bench_memory(cfg: Config) -> None:
         engine = new_engine()
         gc.collect()
         with_engine = tracemalloc.get_traced_memory()[0]
-        ids = [c.id for c in (engine.open("grid_case", actor=RESIDENT, data=OPEN_DATA, grid=GRID)
+        ids = [c.id for c in (engine.open("grid_case", version=1,
+                                          actor=RESIDENT, data=OPEN_DATA, grid=GRID)
                               for _ in range(n))]
         for cid in ids:
             for trigger, actor, payload in LIFECYCLE:
@@ -692,7 +693,7 @@ def bench_memory(cfg: Config) -> None:
 def template_lifecycle() -> list[tuple[Event, Case]]:
     """The exact event and case rows gridflow writes for each lifecycle step."""
     engine = new_engine()
-    cid = engine.open("grid_case", actor=RESIDENT, data=OPEN_DATA, grid=GRID).id
+    cid = engine.open("grid_case", version=1, actor=RESIDENT, data=OPEN_DATA, grid=GRID).id
     cases = [engine.fire(cid, t, actor=a, payload=p) for t, a, p in LIFECYCLE]
     return list(zip(engine.history(cid)[1:], cases, strict=True))
 

@@ -93,7 +93,7 @@ def _engine(store: Store) -> Engine:
 
 
 def _open_case(engine: Engine, n: int) -> str:
-    return engine.open("grid_case", actor=OPENER, grid=GRIDS[n % len(GRIDS)],
+    return engine.open("grid_case", version=1, actor=OPENER, grid=GRIDS[n % len(GRIDS)],
                        data={"title": f"弄堂堆物 {n}", "source": "resident"}).id
 
 

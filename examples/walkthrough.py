@@ -2,8 +2,11 @@
 
 The alley near Lane 324, Changning Branch Road (长宁支路324弄), from the source
 article: found on a door-to-door visit, triaged into the problem list, handled
-by four departments together, closed, looked back at by a volunteer 30 days
-later (the timer starts the look-back), archived.
+by four departments together (each acknowledges its task, 签收, and reports it
+done), checked on site by an inspector (核查) which closes it, rated by the
+resident (满意度回访), looked back at by a volunteer 30 days later (the timer
+starts the look-back), archived. It plays ``grid_case@2``, the version ``open``
+takes by default.
 
 Run it with ``python examples/walkthrough.py`` (``make demo`` does). It needs
 only the core install: a `MemoryStore`, and a `FixedClock` so the output is
@@ -27,6 +30,8 @@ def main() -> None:
     worker = gridflow.Actor("grid-worker-huasan", ["grid_worker"], [GRID])
     secretary = gridflow.Actor("secretary-huasan", ["coordinator"], [GRID])
     volunteer = gridflow.Actor("volunteer-huasan", ["volunteer"], [GRID])
+    inspector = gridflow.Actor("inspector-changning", ["inspector"], [GRID])
+    resident = gridflow.Actor("resident-324", ["resident"], [GRID])
     departments = {"社区管理办": "community-office", "城运中心": "city-operation",
                    "综合执法队": "law-enforcement", "清运单位": "haulage"}
 
@@ -41,15 +46,26 @@ def main() -> None:
     clock.advance(timedelta(days=1))
     engine.fire(case.id, "dispatch", actor=secretary,
                 payload={"departments": list(departments), "plan": "联合整治工作方案"})
-    clock.advance(timedelta(hours=16))  # next morning, 08:00
-    for name, dept_id in departments.items():
+    staff = {name: gridflow.Actor(dept_id, ["department"], grids=gridflow.ALL_GRIDS)
+             for name, dept_id in departments.items()}
+    clock.advance(timedelta(minutes=30))  # 签收 within 2 working hours of dispatch
+    for name, dept in staff.items():
+        engine.fire(case.id, "acknowledge", actor=dept, payload={"department": name})
+    clock.advance(timedelta(hours=16))  # next morning, 08:30
+    for name, dept in staff.items():
         clock.advance(timedelta(hours=1))
-        engine.fire(case.id, "report_done", actor=gridflow.Actor(dept_id, ["department"],
-                                                                 grids=gridflow.ALL_GRIDS),
+        engine.fire(case.id, "report_done", actor=dept,
                     payload={"department": name, "result": "完成"})
     print("the secretary may now:", ", ".join(engine.allowed(case.id, secretary)))
+    clock.advance(timedelta(hours=1))
+    engine.fire(case.id, "submit_check", actor=secretary)
+
+    # 核查: the inspector checks on site, which closes the case; the resident rates it.
     clock.advance(timedelta(hours=2))
-    engine.fire(case.id, "close", actor=secretary)
+    engine.fire(case.id, "pass_check", actor=inspector,
+                payload={"observation": "小巷已清理,地锁已拆除"})
+    clock.advance(timedelta(days=1))
+    engine.fire(case.id, "rate", actor=resident, payload={"satisfaction": "satisfied"})
 
     # 长效治理: 30 days later the timer starts the look-back; a volunteer confirms.
     clock.advance(timedelta(days=31))

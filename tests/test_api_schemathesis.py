@@ -45,7 +45,7 @@ _DB = Path(tempfile.mkdtemp()) / "schemathesis.db"
 with gridflow.SQLStore(f"sqlite:///{_DB}") as _store:
     _store.create_schema()
     _opened = gridflow.Engine(_store, entry_points=False).open(
-        "grid_case", actor=gridflow.Actor("w", ["grid_worker"], ["g"]), grid="g",
+        "grid_case", version=1, actor=gridflow.Actor("w", ["grid_worker"], ["g"]), grid="g",
         data={"title": "路灯坏了", "source": "visit"})
 app_module = _load()
 app = app_module.create_app(db_url=f"sqlite:///{_DB}")

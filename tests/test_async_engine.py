@@ -79,7 +79,7 @@ def test_hooks_may_return_awaitables(url: str | None) -> None:
         store = await _store(url)
         hooks = AsyncHooks()
         engine = AsyncEngine(store, clock=FixedClock(T0), entry_points=False, plugins=[hooks])
-        case = await engine.open("grid_case", actor=resident, grid=GRID,
+        case = await engine.open("grid_case", version=1, actor=resident, grid=GRID,
                                  data={"title": "路灯坏了", "source": "resident"})
         with pytest.raises(gridflow.GuardRejected, match="夜间不派单"):
             await engine.fire(case.id, "triage", actor=secretary,
@@ -100,7 +100,7 @@ def test_the_sync_engine_refuses_an_async_hook_by_name() -> None:
     engine.register(AsyncHooks(), name="notify")
     with pytest.raises(gridflow.PluginError, match=r"notify.*gridflow_veto returned an "
                                                    r"awaitable.*AsyncEngine"):
-        engine.open("grid_case", actor=resident, grid=GRID,
+        engine.open("grid_case", version=1, actor=resident, grid=GRID,
                     data={"title": "路灯坏了", "source": "resident"})
     assert len(engine.store) == 0  # type: ignore[arg-type]  # nothing stored
 
@@ -120,7 +120,7 @@ def test_the_event_loop_runs_while_steps_wait_for_the_database(tmp_path: Path) -
 
         beat = asyncio.create_task(heartbeat())
         cases = await asyncio.gather(*(engine.open(
-            "grid_case", actor=resident, grid=GRID,
+            "grid_case", version=1, actor=resident, grid=GRID,
             data={"title": f"堆物 {i}", "source": "resident"}) for i in range(20)))
         done.set()
         await beat
@@ -144,7 +144,7 @@ def _cancel_at_every_point(url: str | None, attempts: int = 120) -> dict[str, in
         engine = AsyncEngine(store, clock=FixedClock(T0), entry_points=False,
                              plugins=[hooks])
         for k in range(attempts):
-            case = await engine.open("grid_case", actor=resident, grid=GRID,
+            case = await engine.open("grid_case", version=1, actor=resident, grid=GRID,
                                      data={"title": f"堆物 {k}", "source": "resident"})
             hooks.after.clear()
             task = asyncio.ensure_future(engine.fire(
@@ -204,7 +204,7 @@ def test_a_sync_worker_and_an_async_service_share_one_database(tmp_path: Path) -
     sync = gridflow.Engine(store=gridflow.SQLStore(url), clock=FixedClock(T0),
                            entry_points=False)
     sync.store.create_schema()  # type: ignore[attr-defined]
-    case = sync.open("grid_case", actor=resident, grid=GRID,
+    case = sync.open("grid_case", version=1, actor=resident, grid=GRID,
                      data={"title": "路灯坏了", "source": "resident"})
 
     async def main() -> Case:

@@ -301,10 +301,12 @@ def test_validate_the_example_workflow(capsys: pytest.CaptureFixture[str]) -> No
 def test_diagram_of_builtin_workflows(capsys: pytest.CaptureFixture[str], fmt: str,
                                       lang: str) -> None:
     from gridflow.interop.diagram import render
-    from gridflow.workflows import GRID_CASE, MEDIATION
+    from gridflow.workflows import GRID_CASE, GRID_CASE_V2, MEDIATION
 
-    for spec in (GRID_CASE, MEDIATION):
-        code, out, _ = run(capsys, "diagram", spec.name, "--format", fmt, "--lang", lang)
+    # A bare name draws the latest version (grid_case@2); NAME@VERSION an older one.
+    for name, spec in (("grid_case", GRID_CASE_V2), ("grid_case@1", GRID_CASE),
+                       ("mediation", MEDIATION)):
+        code, out, _ = run(capsys, "diagram", name, "--format", fmt, "--lang", lang)
         assert code == EXIT_OK
         assert out == render(spec, fmt, lang)
 
@@ -438,16 +440,16 @@ def overdue_db(tmp_path: Path) -> Path:
     engine = gridflow.Engine(store, clock=clock, entry_points=False)
     worker = gridflow.Actor("w", ["grid_worker"], [GRID])
     secretary = gridflow.Actor("s", ["coordinator"], [GRID])
-    late = engine.open("grid_case", case_id="late", actor=worker, grid=GRID,
+    late = engine.open("grid_case", version=1, case_id="late", actor=worker, grid=GRID,
                        data={"title": "堆物", "source": "visit"})
     engine.fire(late.id, "triage", actor=secretary,
                 payload={"category": "违规堆物", "priority": "normal"})
     engine.fire(late.id, "dispatch", actor=secretary,
                 payload={"departments": ["清运单位"], "plan": "清运"})
-    engine.open("grid_case", case_id="left", actor=worker, grid=GRID,
+    engine.open("grid_case", version=1, case_id="left", actor=worker, grid=GRID,
                 data={"title": "地锁", "source": "visit"})
     clock.advance(timedelta(days=6))
-    engine.open("grid_case", case_id="fresh", actor=worker, grid=GRID,
+    engine.open("grid_case", version=1, case_id="fresh", actor=worker, grid=GRID,
                 data={"title": "新问题", "source": "visit"})
     store.close()
     return path

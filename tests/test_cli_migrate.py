@@ -9,7 +9,7 @@ import pytest
 
 import gridflow
 from gridflow.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
-from migration_v2 import GRID_CASE_V2, V2Plugin, fill
+from migration_v3 import GRID_CASE_V3, V3Plugin, fill
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -20,16 +20,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
-    spec = tmp_path / "grid_case_v2.json"
-    spec.write_text(json.dumps(GRID_CASE_V2.to_dict(), ensure_ascii=False), encoding="utf-8")
+    spec = tmp_path / "grid_case_v3.json"
+    spec.write_text(json.dumps(GRID_CASE_V3.to_dict(), ensure_ascii=False), encoding="utf-8")
     plan = tmp_path / "plan.yaml"
-    plan.write_text("workflow: grid_case\nsource_version: 1\ntarget_version: 2\n"
-                    "states:\n  revisit: look_back\neffects: [\"migration_v2:stamp\"]\n"
+    plan.write_text("workflow: grid_case\nsource_version: 1\ntarget_version: 3\n"
+                    "states:\n  revisit: look_back\neffects: [\"migration_v3:stamp\"]\n"
                     "name: rules-2027\n", encoding="utf-8")
     db = tmp_path / "cases.db"
     store = gridflow.SQLStore(f"sqlite:///{db}")
     store.create_schema()
-    fill(gridflow.Engine(store=store, entry_points=False, plugins=[V2Plugin()]), 12)
+    fill(gridflow.Engine(store=store, entry_points=False, plugins=[V3Plugin()]), 12)
     store.close()
     return {"spec": spec, "plan": plan, "db": db}
 
@@ -67,7 +67,7 @@ def test_migrate_dry_run_then_for_real(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "migrate", str(files["plan"]), *common, "--actor", "ops-1")
     assert code == EXIT_OK and "moved 11 case(s)" in out and "already on the target version: 1" \
         in out
-    assert store.counts(("workflow_version",)) == {(2,): 12}
+    assert store.counts(("workflow_version",)) == {(3,): 12}
     event = store.events("c-00001")[-1]
     assert event.trigger == "migrate" and event.actor.id == "ops-1"
     assert event.payload["plan"] == "rules-2027" and store.get("c-00001").data["rules"] == "v2"
@@ -79,13 +79,13 @@ def test_migrate_refusals(capsys: pytest.CaptureFixture[str], files: dict[str, P
     common = ["--db", str(files["db"]), "--spec", str(files["spec"]), "--no-project",
               "--no-plugins"]
     bad = tmp_path / "bad.json"
-    bad.write_text('{"workflow": "grid_case", "source_version": 1, "target_version": 2}')
+    bad.write_text('{"workflow": "grid_case", "source_version": 1, "target_version": 3}')
     code, _, err = run(capsys, "migrate", str(bad), *common, "--dry-run")
     assert code == EXIT_PROBLEMS and "'revisit'" in err and "refused" in err
     bad.write_text('{"workflow": "grid_case", "source_version": 1, "target": 2}')
     code, _, err = run(capsys, "migrate", str(bad), *common)
     assert code == EXIT_USAGE and "unknown key(s) target" in err
-    bad.write_text('{"workflow": "grid_case", "source_version": 1, "target_version": 2, '
+    bad.write_text('{"workflow": "grid_case", "source_version": 1, "target_version": 3, '
                    '"effects": ["nowhere:fn"]}')
     code, _, err = run(capsys, "migrate", str(bad), *common)
     assert code == EXIT_USAGE and "cannot be imported" in err

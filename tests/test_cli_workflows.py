@@ -188,7 +188,8 @@ def test_report_of_mixed_workflows_labels_each_block(
     engine = gridflow.Engine(store, clock=gridflow.FixedClock(datetime(2026, 3, 2, 2,
                                                                        tzinfo=UTC)),
                              entry_points=False)
-    engine.open("grid_case", actor=WORKER, grid=GRID, data={"title": "堆物", "source": "visit"})
+    engine.open("grid_case", version=1,
+                actor=WORKER, grid=GRID, data={"title": "堆物", "source": "visit"})
     store.close()
     code, out, _ = run(capsys, "report", "--db", str(lamp_db), "--spec", str(spec_file), "-q")
     assert code == EXIT_OK

@@ -51,7 +51,7 @@ def make_engine(start: datetime, calendar: gridflow.Calendar | None = None,
 
 
 def dispatched(engine: Engine, priority: str = "normal", **triage: Any) -> Case:
-    case = engine.open("grid_case", actor=worker, grid=GRID,
+    case = engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "弄堂违规堆物", "source": "visit"})
     engine.fire(case.id, "triage", actor=secretary,
                 payload={"category": "违规堆物", "priority": priority, **triage})
@@ -110,7 +110,7 @@ def test_with_the_default_calendar_the_classes_are_calendar_days() -> None:
 def test_other_states_keep_the_spec_deadlines_counted_by_the_calendar() -> None:
     cal = WorkingDays.china()
     engine, _ = make_engine(FRIDAY_2025, cal)
-    case = engine.open("grid_case", actor=worker, grid=GRID,
+    case = engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "井盖缺失", "source": "visit"})
     assert case.deadline_at == end_of(2025, 9, 28)  # reported: 1 working day
     case = engine.fire(case.id, "triage", actor=secretary,
@@ -132,7 +132,8 @@ def test_a_date_the_calendar_does_not_know_refuses_the_step_and_stores_nothing()
     store = MemoryStore()
     engine = Engine(store=store, clock=FixedClock(late), calendar=cal, entry_points=False)
     with pytest.raises(CalendarError, match="outside the dates"):
-        engine.open("grid_case", actor=worker, grid=GRID, data={"title": "t", "source": "visit"})
+        engine.open("grid_case", version=1,
+                    actor=worker, grid=GRID, data={"title": "t", "source": "visit"})
     assert len(store) == 0
 
 
@@ -290,7 +291,7 @@ def test_approve_needs_a_request_made_in_the_current_state() -> None:
 
 def test_extensions_only_while_the_case_is_being_handled() -> None:
     engine, _ = make_engine(FRIDAY_2025)
-    case = engine.open("grid_case", actor=worker, grid=GRID,
+    case = engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "t", "source": "visit"})
     assert "request_extension" not in engine.allowed(case.id, secretary)
     case = dispatched(engine)

@@ -51,6 +51,7 @@ def engine(clock: FixedClock) -> Engine:
 
 
 def new_case(engine: Engine, **kw: Any) -> Case:
+    kw.setdefault("version", 1)
     return engine.open("grid_case", actor=worker, grid=GRID,
                        data={"title": "小巷堆物", "source": "visit"}, **kw)
 
@@ -149,24 +150,25 @@ def test_retries_do_not_override_a_pinned_version(engine: Engine) -> None:
 # -- versions side by side -------------------------------------------------------------------
 
 
-def grid_case_v2() -> WorkflowSpec:
+def grid_case_v3() -> WorkflowSpec:
+    # Numbered 3: the shipped grid_case@2 is registered by default.
     withdraw = TransitionSpec("withdraw", "reported", "rejected", roles=["resident"],
                               label_zh="撤回", label_en="Withdraw")
-    return attrs.evolve(GRID_CASE, version=2, transitions=(*GRID_CASE.transitions, withdraw))
+    return attrs.evolve(GRID_CASE, version=3, transitions=(*GRID_CASE.transitions, withdraw))
 
 
 def test_versions_side_by_side_and_a_case_keeps_its_version(engine: Engine) -> None:
-    old = engine.open("grid_case", actor=resident, grid=GRID,
+    old = engine.open("grid_case", version=1, actor=resident, grid=GRID,
                       data={"title": "旧版本案件", "source": "resident"})
-    engine.register_workflow(grid_case_v2())
+    engine.register_workflow(grid_case_v3())
     new = engine.open("grid_case", actor=resident, grid=GRID,
                       data={"title": "新版本案件", "source": "resident"})
     pinned = engine.open("grid_case", actor=resident, grid=GRID, version=1,
                          data={"title": "指定旧版本", "source": "resident"})
-    assert (old.workflow_version, new.workflow_version, pinned.workflow_version) == (1, 2, 1)
-    assert engine.workflow("grid_case").version == 2
+    assert (old.workflow_version, new.workflow_version, pinned.workflow_version) == (1, 3, 1)
+    assert engine.workflow("grid_case").version == 3
     assert engine.workflow("grid_case", 1) == GRID_CASE
-    assert {s.key for s in engine.workflows} >= {"grid_case@1", "grid_case@2"}
+    assert {s.key for s in engine.workflows} >= {"grid_case@1", "grid_case@2", "grid_case@3"}
 
     # The new trigger exists only for the case on version 2.
     with pytest.raises(InvalidTransition, match="does not exist in this workflow"):
@@ -192,7 +194,7 @@ def test_same_version_with_other_content_is_refused(engine: Engine) -> None:
     changed = attrs.evolve(GRID_CASE, labels={"zh": "改了", "en": "changed"})
     with pytest.raises(SpecError, match="already registered with different content"):
         engine.register_workflow(changed)
-    assert engine.workflow("grid_case") == GRID_CASE
+    assert engine.workflow("grid_case", 1) == GRID_CASE
 
 
 def test_unknown_workflow_version(engine: Engine) -> None:
@@ -268,7 +270,7 @@ def test_caller_mutating_its_payload_afterwards_does_not_edit_history(engine: En
 
 def test_caller_mutating_its_open_data_afterwards_does_not_edit_history(engine: Engine) -> None:
     data: dict[str, Any] = {"title": "小巷堆物", "source": "visit", "photos": ["a.jpg"]}
-    case = engine.open("grid_case", actor=worker, grid=GRID, data=data)
+    case = engine.open("grid_case", version=1, actor=worker, grid=GRID, data=data)
     data["photos"].append("b.jpg")
     assert engine.get(case.id).data["photos"] == ["a.jpg"]
     assert engine.history(case.id)[0].payload["data"]["photos"] == ["a.jpg"]
@@ -440,8 +442,8 @@ def test_each_spec_version_is_compiled_once(
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(Machine, "__init__", counting_init)
-    engine.register_workflow(grid_case_v2())
-    engine.register_workflow(grid_case_v2())  # same content: not compiled again
+    engine.register_workflow(grid_case_v3())
+    engine.register_workflow(grid_case_v3())  # same content: not compiled again
     for _ in range(20):
         new_case(engine)
     assert len(built) == 1

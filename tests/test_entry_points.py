@@ -107,9 +107,9 @@ def test_entry_point_plugin_adds_a_workflow(discoverable: Path) -> None:
 
 def test_entry_point_plugin_vetoes_steps_on_builtin_workflows(discoverable: Path) -> None:
     engine = _engine()
-    held = engine.open("grid_case", actor=resident, grid=GRID,
+    held = engine.open("grid_case", version=1, actor=resident, grid=GRID,
                        data={"title": "小巷堆物", "source": "resident", "audit_hold": "区审计抽查"})
-    free = engine.open("grid_case", actor=resident, grid=GRID,
+    free = engine.open("grid_case", version=1, actor=resident, grid=GRID,
                        data={"title": "小巷地锁", "source": "resident"})
     triage = {"category": "违规堆物", "priority": "normal"}
     with pytest.raises(GuardRejected) as info:

@@ -43,7 +43,8 @@ def test_walkthrough(capsys: pytest.CaptureFixture[str]) -> None:
     assert "case alley-324: 网格案件 / Grid case" in out
     assert "closed -> revisit" in out and "system" in out  # the timer started the look-back
     assert out.rstrip().splitlines()[-1] == (
-        "final state: archived (已归档), 10 events, history verified")
+        "final state: archived (已归档), 16 events, history verified")
+    assert "verifying -> closed" in out and "核查通过 / Pass check" in out
 
 
 # -- custom_workflow/ ----------------------------------------------------------------------
@@ -367,7 +368,7 @@ def _neighbourhood() -> ModuleType:
 def _alley_with_revisit(engine: gridflow.Engine, clock: gridflow.FixedClock) -> str:
     worker = gridflow.Actor("grid-worker-1", ["grid_worker"], [GRID])
     secretary = gridflow.Actor("secretary-1", ["coordinator"], [GRID])
-    case = engine.open("grid_case", actor=worker, grid=GRID, data={
+    case = engine.open("grid_case", version=1, actor=worker, grid=GRID, data={
         "title": "长宁支路324弄堆物", "source": "visit", "building": "长宁支路324弄5号楼"})
     engine.fire(case.id, "triage", actor=secretary,
                 payload={"category": "违规堆物", "priority": "normal"})

@@ -54,7 +54,7 @@ RESULTS = {
 
 def open_alley_case(engine: Engine) -> Case:
     return engine.open(
-        "grid_case", actor=worker, grid=GRID,
+        "grid_case", version=1, actor=worker, grid=GRID,
         data={"title": TITLE, "source": "visit", "address": "长宁支路324弄"},
     )
 
@@ -296,7 +296,7 @@ def test_escalate_to_the_street_and_dispatch_from_escalated(
 def test_mark_duplicate_links_both_cases(engine: Engine, clock: FixedClock) -> None:
     first = open_alley_case(engine)
     clock.advance(timedelta(hours=1))
-    second = engine.open("grid_case", actor=resident, grid=GRID,
+    second = engine.open("grid_case", version=1, actor=resident, grid=GRID,
                          data={"title": "324弄小巷被地锁堵住", "source": "resident"})
     clock.advance(timedelta(hours=1))
     second = engine.fire(second.id, "mark_duplicate", actor=secretary,
@@ -420,7 +420,7 @@ def test_allowed_is_filtered_by_role_and_grid(engine: Engine, clock: FixedClock)
     assert core_allowed(engine, case.id, both) == [
         "close", "escalate", "note", "reassign", "report_done"]
     # The whole answer, extensions included, is what the spec says for the state.
-    spec = engine.workflow("grid_case")
+    spec = engine.workflow("grid_case", 1)
     for actor in (secretary, resident, both, Actor.system(), departments["城运中心"]):
         expected = sorted({
             t.trigger for t in spec.transitions

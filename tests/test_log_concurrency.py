@@ -45,7 +45,7 @@ def stepper(url: str, schema: str | None, worker: int, start: Any, out: Any) -> 
     for i in range(STEPS):
         try:
             if i % 4 == 0:
-                case = engine.open("grid_case", actor=actor, grid="g",
+                case = engine.open("grid_case", version=1, actor=actor, grid="g",
                                    data={"title": f"w{worker}-{i}", "source": "resident"})
             else:
                 assert case is not None

@@ -24,7 +24,7 @@ SKEY, VKEY = gridflow.generate_key("example.org/gridflow-test")
 
 
 def _open(engine: Engine, n: int) -> list[str]:
-    return [engine.open("grid_case", actor=RESIDENT, grid=GRID,
+    return [engine.open("grid_case", version=1, actor=RESIDENT, grid=GRID,
                         data={"title": f"楼道堆物 {i}", "source": "resident"}).id
             for i in range(n)]
 

@@ -50,7 +50,7 @@ def story(sql: SQLStore) -> tuple[Engine, list[str], str]:
     engine = Engine(store=sql, clock=clock, entry_points=False)
     ids = []
     for i in range(3):
-        case = engine.open("grid_case", actor=WORKER, grid=GRID,
+        case = engine.open("grid_case", version=1, actor=WORKER, grid=GRID,
                            data={"title": f"长宁支路{i}弄堆物", "source": "visit"})
         engine.fire(case.id, "triage", actor=BOSS,
                     payload={"category": "违规堆物", "priority": "normal"})

@@ -249,7 +249,7 @@ def test_hot_pot_scald_end_to_end(engine: Engine, clock: FixedClock) -> None:
     assert case.state == "three_office" and case.version == 3
 
     # 4. The restaurant must fix the hazard: a linked grid case of its own.
-    hazard = engine.open("grid_case", actor=secretary, grid=GRID, links=[case.id], data={
+    hazard = engine.open("grid_case", version=1, actor=secretary, grid=GRID, links=[case.id], data={
         "title": "火锅店炭炉未做完全防护", "source": "other", "address": "华阳路某火锅店"})
     assert hazard.links == (case.id,)
     case = engine.get(case.id)
@@ -379,7 +379,7 @@ def test_second_victim_walks_in(engine: Engine, clock: FixedClock) -> None:
 
 
 def test_grid_case_spawns_a_mediation(engine: Engine, clock: FixedClock) -> None:
-    visit = engine.open("grid_case", actor=worker, grid=GRID,
+    visit = engine.open("grid_case", version=1, actor=worker, grid=GRID,
                         data={"title": "楼上漏水致楼下墙面受损", "source": "visit"})
     dispute = engine.open("mediation", actor=worker, grid=GRID, links=[visit.id], data={
         "summary": "漏水赔偿纠纷", "source": "grid_case",

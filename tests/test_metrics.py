@@ -101,7 +101,8 @@ class Population:
                           "category": category if triaged else None, None: None}
         self.clock.set(when)
         if workflow == "grid_case":
-            opened = self.engine.open("grid_case", actor=resident, grid=grid, case_id=cid, data={
+            opened = self.engine.open("grid_case", version=1,
+                                      actor=resident, grid=grid, case_id=cid, data={
                 "title": "弄堂违规堆物", "source": "resident",
                 "reporter": {"name": "张某某", "phone": "13912345678"}})
         else:
@@ -613,7 +614,8 @@ def test_dates_are_whole_local_days() -> None:
     clock = FixedClock(datetime(2026, 3, 31, 23, 30, tzinfo=bj))  # 15:30 UTC, 31 March
     engine = Engine(clock=clock, entry_points=False)
     anyone = Actor("r", ["resident"], gridflow.ALL_GRIDS)
-    engine.open("grid_case", actor=anyone, grid="华三-1", data={"title": "x", "source": "visit"})
+    engine.open("grid_case", version=1,
+                actor=anyone, grid="华三-1", data={"title": "x", "source": "visit"})
     march = metrics.compute(engine.store, since=date(2026, 3, 1), until=date(2026, 3, 31))
     assert march.row("华三-1").received == 1
     assert (march.since, march.until) == (datetime(2026, 2, 28, 16, tzinfo=UTC),

@@ -1,7 +1,7 @@
 """Fingerprints, retiring and migrating in-flight cases (issue 13), on every store.
 
 The scenario: 300 grid cases spread over every non-terminal state of
-``grid_case@1``, a test-only ``grid_case@2`` (tests/migration_v2.py) that
+``grid_case@1``, a test-only ``grid_case@3`` (tests/migration_v3.py) that
 renames ``revisit`` to ``look_back``, adds the ``acceptance`` step after
 ``close`` and gives ``triaged`` 2 days instead of 1.
 """
@@ -28,12 +28,12 @@ from gridflow import (
 )
 from gridflow.fold import audit
 from gridflow.workflows import GRID_CASE
-from migration_v2 import (
+from migration_v3 import (
     GRID,
-    GRID_CASE_V2,
+    GRID_CASE_V3,
     PLAN,
     STATES_V1,
-    V2Plugin,
+    V3Plugin,
     department,
     fill,
     secretary,
@@ -45,7 +45,7 @@ system = Actor.system()
 
 
 def v2_engine(store: Store, clock: FixedClock) -> Engine:
-    return Engine(store=store, clock=clock, entry_points=False, plugins=[V2Plugin()])
+    return Engine(store=store, clock=clock, entry_points=False, plugins=[V3Plugin()])
 
 
 def snapshot(engine: Engine, ids: Any) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def test_fingerprint_is_the_hash_of_the_canonical_form() -> None:
         canonical_json(GRID_CASE.to_dict()).encode()).hexdigest()
     assert gridflow.WorkflowSpec.from_dict(GRID_CASE.to_dict()).fingerprint == \
         GRID_CASE.fingerprint
-    assert GRID_CASE_V2.fingerprint != GRID_CASE.fingerprint
+    assert GRID_CASE_V3.fingerprint != GRID_CASE.fingerprint
     with pytest.raises(gridflow.InvalidArgument):
         gridflow.fingerprint("grid_case")  # type: ignore[arg-type]
 
@@ -162,22 +162,22 @@ def test_migrating_300_cases_from_grid_case_1_to_2(store: Store, clock: FixedClo
     report = engine.migrate(PLAN, actor=system)
     assert report.moved == 300 and report.by_source() == dry.by_source()
     assert not report.refused and not report.skipped and report.already == 0
-    assert store.counts(("workflow_version",)) == {(2,): 300}
-    assert store.counts(("workflow_version", "state"))[(2, "look_back")] == 50
+    assert store.counts(("workflow_version",)) == {(3,): 300}
+    assert store.counts(("workflow_version", "state"))[(3, "look_back")] == 50
 
     for cid, state in cases.items():
         case = engine.verify(cid)
-        assert case.workflow_version == 2
+        assert case.workflow_version == 3
         assert case.state == ("look_back" if state == "revisit" else state)
         assert engine.replay(cid) == case
         last = engine.history(cid)[-1]
         assert last.trigger == "migrate" and last.source == state and last.dest == case.state
-        assert last.payload["source_version"] == 1 and last.payload["target_version"] == 2
+        assert last.payload["source_version"] == 1 and last.payload["target_version"] == 3
         assert last.payload["source_fingerprint"] == GRID_CASE.fingerprint
-        assert last.payload["fingerprint"] == GRID_CASE_V2.fingerprint
+        assert last.payload["fingerprint"] == GRID_CASE_V3.fingerprint
         assert last.payload["states"]["revisit"] == "look_back"
     assert store.fingerprints() >= {  # type: ignore[attr-defined]
-        ("grid_case", 1, GRID_CASE.fingerprint), ("grid_case", 2, GRID_CASE_V2.fingerprint)}
+        ("grid_case", 1, GRID_CASE.fingerprint), ("grid_case", 3, GRID_CASE_V3.fingerprint)}
 
     # Resumable: the same plan again moves nothing more.
     again = engine.migrate(PLAN, actor=system)
@@ -217,10 +217,10 @@ def test_plans_that_are_refused_change_nothing(store: Store, clock: FixedClock) 
     cases = fill(engine, 12)
     before = snapshot(engine, cases)
     refused = {
-        "unmapped": MigrationPlan("grid_case", 1, 2),
-        "missing target state": MigrationPlan("grid_case", 1, 2, states={
+        "unmapped": MigrationPlan("grid_case", 1, 3),
+        "missing target state": MigrationPlan("grid_case", 1, 3, states={
             "revisit": "look_back", "triaged": "sorted"}),
-        "unknown source state": MigrationPlan("grid_case", 1, 2, states={
+        "unknown source state": MigrationPlan("grid_case", 1, 3, states={
             "revisit": "look_back", "nope": "reported"}),
         "same version": MigrationPlan("grid_case", 1, 1),
         "unknown version": MigrationPlan("grid_case", 1, 9),
@@ -236,7 +236,7 @@ def test_plans_that_are_refused_change_nothing(store: Store, clock: FixedClock) 
     assert "'revisit'" in messages["unmapped"] and "not mapped" in messages["unmapped"]
     assert "'sorted'" in messages["missing target state"]
     assert "look_back" in messages["missing target state"]  # the states it could be
-    engine.retire("grid_case", 2)
+    engine.retire("grid_case", 3)
     with pytest.raises(MigrationError, match="retired"):
         engine.migrate(PLAN, actor=system)
     assert snapshot(engine, cases) == before
@@ -249,11 +249,11 @@ def test_a_retired_version_opens_no_case(store: Store, clock: FixedClock) -> Non
     engine = v2_engine(store, clock)
     old = walk(engine, "triaged")
     engine.retire("grid_case", 1)
-    with pytest.raises(gridflow.UnknownWorkflow, match="grid_case@2") as err:
+    with pytest.raises(gridflow.UnknownWorkflow, match="grid_case@3") as err:
         walk(engine, "reported")
     assert err.value.retired and "retired" in str(err.value)
     assert engine.open("grid_case", actor=secretary, grid=GRID,
-                       data={"title": "x", "source": "visit"}).workflow_version == 2
+                       data={"title": "x", "source": "visit"}).workflow_version == 3
     # Running cases go on on the retired version.
     assert engine.fire(old.id, "escalate", actor=secretary,
                        payload={"reason": "x"}).state == "escalated"
@@ -262,7 +262,7 @@ def test_a_retired_version_opens_no_case(store: Store, clock: FixedClock) -> Non
     assert other.retired_versions() == {("grid_case", 1)}
     other.retire("grid_case", 1, retired=False)
     assert walk(other, "reported").workflow_version == 1
-    assert store.counts(("workflow_version",)) == {(1,): 2, (2,): 1}
+    assert store.counts(("workflow_version",)) == {(1,): 2, (3,): 1}
 
 
 # -- live traffic, data effects ----------------------------------------------------------
@@ -286,7 +286,7 @@ def test_a_case_fired_on_during_migration_is_retried_then_skipped(
     assert report.moved == 6 and report.conflicts == 6 and not report.skipped
     for cid in cases:
         case = engine.verify(cid)
-        assert case.workflow_version == 2 and case.data["rules"] == "v2"
+        assert case.workflow_version == 3 and case.data["rules"] == "v2"
         triggers = [e.trigger for e in engine.history(cid)]
         assert triggers[-2:] == ["note", "migrate"] and triggers.count("migrate") == 1
         assert engine.history(cid)[-1].payload["data"] == {"set": ["rules"], "unset": []}
@@ -354,9 +354,9 @@ def test_figures_count_every_version_and_group_by_version(store: Store,
     assert total.rows[0].received == 15
     report = metrics.compute(store, since=since, until=until, by="version")
     assert {r.group: r.received for r in report.rows} == {"grid_case@1": 6,
-                                                          "grid_case@2": 9}
+                                                          "grid_case@3": 9}
     assert store.counts(("workflow", "workflow_version")) == {("grid_case", 1): 6,
-                                                              ("grid_case", 2): 9}
+                                                              ("grid_case", 3): 9}
 
 
 def test_cases_named_by_id_that_cannot_move_say_why(store: Store, clock: FixedClock) -> None:
@@ -374,8 +374,8 @@ def test_cases_named_by_id_that_cannot_move_say_why(store: Store, clock: FixedCl
 
 def test_a_plan_between_two_specs_and_after_hooks_see_the_migrate_event(
         clock: FixedClock) -> None:
-    plan = MigrationPlan.between(GRID_CASE, GRID_CASE_V2, states={"revisit": "look_back"})
-    assert plan.key == "grid_case@1 -> @2" and plan.to_dict()["states"] == {
+    plan = MigrationPlan.between(GRID_CASE, GRID_CASE_V3, states={"revisit": "look_back"})
+    assert plan.key == "grid_case@1 -> @3" and plan.to_dict()["states"] == {
         "revisit": "look_back"}
     assert MigrationPlan.from_dict(plan.to_dict()) == plan
     with pytest.raises(gridflow.InvalidArgument):
@@ -387,11 +387,11 @@ def test_a_plan_between_two_specs_and_after_hooks_see_the_migrate_event(
         def gridflow_after_fire(self, case: gridflow.Case, event: gridflow.Event) -> None:
             seen.append((event.trigger, case.workflow_version))
 
-    engine = Engine(clock=clock, entry_points=False, plugins=[V2Plugin(), Watcher()])
+    engine = Engine(clock=clock, entry_points=False, plugins=[V3Plugin(), Watcher()])
     walk(engine, "triaged")
     seen.clear()
     assert engine.migrate(plan, actor=system).moved == 1
-    assert seen == [("migrate", 2)]
+    assert seen == [("migrate", 3)]
 
 
 def test_verify_refuses_a_forged_migrate_event(clock: FixedClock) -> None:
@@ -400,12 +400,12 @@ def test_verify_refuses_a_forged_migrate_event(clock: FixedClock) -> None:
     engine = v2_engine(MemoryStore(), clock)
     case = walk(engine, "revisit")
     events = engine.history(case.id)
-    specs = [GRID_CASE, GRID_CASE_V2]
+    specs = [GRID_CASE, GRID_CASE_V3]
 
     def moved(**kw: Any) -> tuple[gridflow.Case, list[gridflow.Event]]:
-        args: dict[str, Any] = dict(dest="look_back", target_version=2,
+        args: dict[str, Any] = dict(dest="look_back", target_version=3,
                                     source_fingerprint=GRID_CASE.fingerprint,
-                                    fingerprint=GRID_CASE_V2.fingerprint,
+                                    fingerprint=GRID_CASE_V3.fingerprint,
                                     states={"revisit": "look_back"}, data=case.data,
                                     deadline_at=case.deadline_at)
         args.update(kw)
@@ -423,7 +423,7 @@ def test_verify_refuses_a_forged_migrate_event(clock: FixedClock) -> None:
         assert err.value.field == field and err.value.seq == len(bad)
     # A row moved without its event is found too.
     with pytest.raises(gridflow.IntegrityError, match="workflow_version"):
-        audit(attrs.evolve(case, workflow_version=2), events, specs)
+        audit(attrs.evolve(case, workflow_version=3), events, specs)
 
 
 def test_bad_arguments_are_refused(clock: FixedClock) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gridflow import ALL_GRIDS, Actor, Engine, FixedClock, SQLStore
-from migration_v2 import PLAN, V2Plugin, fill
+from migration_v3 import PLAN, V3Plugin, fill
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ _ctx = multiprocessing.get_context("spawn")
 
 def _engine(url: str, schema: str | None) -> Engine:
     store = SQLStore(url, schema=schema) if schema else SQLStore(url)
-    return Engine(store=store, clock=FixedClock(T0), entry_points=False, plugins=[V2Plugin()])
+    return Engine(store=store, clock=FixedClock(T0), entry_points=False, plugins=[V3Plugin()])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -86,13 +86,13 @@ def test_a_migration_killed_halfway_resumes_and_moves_each_case_once(
         proc.join(timeout=PATIENCE)
     assert proc.exitcode == -signal.SIGKILL
     store = engine.store
-    assert store.counts(("workflow_version",)) == {(1,): 60, (2,): 60}
+    assert store.counts(("workflow_version",)) == {(1,): 60, (3,): 60}
 
     report = engine.migrate(_plan_with(lambda case, target: None), actor=Actor.system())
     assert report.moved == 60 and report.already == 60 and not report.refused
-    assert store.counts(("workflow_version",)) == {(2,): 120}
+    assert store.counts(("workflow_version",)) == {(3,): 120}
     for cid in cases:
-        assert engine.verify(cid).workflow_version == 2
+        assert engine.verify(cid).workflow_version == 3
         assert [e.trigger for e in store.events(cid)].count("migrate") == 1
     assert engine.migrate(PLAN, actor=Actor.system()).moved == 0
 
@@ -121,7 +121,7 @@ def test_migrating_1000_cases_while_4_processes_fire_steps(
     store = SQLStore(pg_url, schema=pg_schema)
     store.create_schema()
     engine = Engine(store=store, clock=FixedClock(T0), entry_points=False,
-                    plugins=[V2Plugin()])
+                    plugins=[V3Plugin()])
     secretary = Actor("书记", ["coordinator"], grids=ALL_GRIDS)
     ids = []
     for i in range(1000):
@@ -146,17 +146,17 @@ def test_migrating_1000_cases_while_4_processes_fire_steps(
     print(f"\nmigrated {report.moved} of 1000 while 4 processes fired {len(landed)} notes: "
           f"{report.conflicts} conflict(s) retried, {len(report.skipped)} skipped and "
           f"moved on the second run")
-    assert store.counts(("workflow_version",)) == {(2,): 1000}
+    assert store.counts(("workflow_version",)) == {(3,): 1000}
     notes = 0
     for case_id in ids:
         case = engine.verify(case_id)
         events = store.events(case_id)
         triggers = [e.trigger for e in events]
-        assert triggers.count("migrate") == 1 and case.workflow_version == 2
+        assert triggers.count("migrate") == 1 and case.workflow_version == 3
         notes += triggers.count("note")
-        # Every note after the migration ran on version 2's rules (the fold says so).
+        # Every note after the migration ran on version 3's rules (the fold says so).
         at = triggers.index("migrate")
-        assert all(e.changes is not None and e.changes.workflow_version == 2
+        assert all(e.changes is not None and e.changes.workflow_version == 3
                    for e in events[at:])
     assert notes == len(landed)  # no lost update
     store.close()

@@ -38,7 +38,7 @@ def handled(engine: Engine, clock: FixedClock, cid: str, when: datetime, priorit
     """Opened at ``when``, triaged an hour later, dispatched two hours later (so the
     handling deadline is ``when + 2h + JOINT_ACTION_DAYS[priority]`` days)."""
     clock.set(when)
-    engine.open("grid_case", actor=resident, grid=grid, case_id=cid,
+    engine.open("grid_case", version=1, actor=resident, grid=grid, case_id=cid,
                 data={"title": "弄堂违规堆物", "source": "resident"})
     clock.set(when + H)
     engine.fire(cid, "triage", actor=secretary,

@@ -76,7 +76,7 @@ def engine(store: Store, clock: FixedClock) -> Engine:
 
 
 def reported(engine: Engine, **extra: Any) -> Case:
-    return engine.open("grid_case", actor=OPENER, grid=GRID, data={
+    return engine.open("grid_case", version=1, actor=OPENER, grid=GRID, data={
         "title": f"弄堂违规堆物（{NAME}反映，电话{PHONE}）", "source": "resident",
         "description": "长宁支路324弄 地锁与堆物堵塞通道",
         "reporter": {"name": NAME, "phone": PHONE, "email": EMAIL, "device_id": DEVICE},

@@ -35,7 +35,7 @@ def reporter(subject: str | None = "p-17") -> dict[str, Any]:
 
 
 def open_case(engine: Engine, subject: str | None = "p-17", **extra: Any) -> gridflow.Case:
-    return engine.open("grid_case", actor=resident, grid=GRID, data={
+    return engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
         "title": "楼道堆物", "source": "resident", "reporter": reporter(subject), **extra})
 
 
@@ -91,7 +91,7 @@ def test_a_sql_store_without_a_keyring_refuses_personal_values(
         assert NAME not in str(caught.value) and PHONE not in str(caught.value)
         assert store.query().items == []
         # Cases without personal values need no keyring.
-        engine.open("grid_case", actor=resident, grid=GRID,
+        engine.open("grid_case", version=1, actor=resident, grid=GRID,
                     data={"title": "路灯坏了", "source": "resident"})
 
 
@@ -106,7 +106,7 @@ def test_a_memory_store_gets_an_ephemeral_keyring(clock: FixedClock) -> None:
 def test_forged_references_in_input_are_refused(clock: FixedClock) -> None:
     engine = Engine(clock=clock, entry_points=False)
     with pytest.raises(InvalidPayload, match=r"\$pii"):
-        engine.open("grid_case", actor=resident, grid=GRID, data={
+        engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
             "title": "t", "source": "resident",
             "reporter": {"name": {"$pii": "0" * 32, "kind": "name", "c": "a" * 64}}})
 
@@ -127,7 +127,7 @@ def test_erase_leaves_tombstones_and_a_verifiable_chain(store: Store, clock: Fix
     engine.fire(first.id, "note", actor=coordinator,
                 payload={"text": "证人", "reporter": {"subject": "p-9", "name": "王小明",
                                                       "phone": "13800001111"}})
-    second = engine.open("grid_case", actor=resident, grid=GRID, data={
+    second = engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
         "title": "烫伤", "source": "resident",
         "reporter": {"subject": "p-9", "name": "王小明", "phone": "13800001111"}})
     before = {c: engine.get(c, actor=coordinator).state for c in (first.id, second.id)}
@@ -203,7 +203,7 @@ PLANTED = ("司马懿昭", "13987654321", "11010519491231002X", "Sima.Yizhao@Pla
 
 def _plant(engine: Engine) -> str:
     name, phone, id_number, email = PLANTED
-    case = engine.open("grid_case", actor=resident, grid=GRID, data={
+    case = engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
         "title": "井盖缺失", "source": "resident",
         "reporter": {"subject": "p-planted", "name": name, "phone": phone}})
     engine.fire(case.id, "triage", actor=coordinator, payload={
@@ -298,7 +298,7 @@ def test_a_schema_2_database_upgrades_to_the_current_schema(sqlite_url: str,
     with gridflow.SQLStore(sqlite_url) as store:
         store.create_schema()
         engine = Engine(store=store, clock=clock, entry_points=False)
-        old = engine.open("grid_case", actor=resident, grid=GRID,
+        old = engine.open("grid_case", version=1, actor=resident, grid=GRID,
                           data={"title": "路灯坏了", "source": "resident"})
         with store.engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE gridflow_pii_values"))

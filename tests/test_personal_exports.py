@@ -33,7 +33,7 @@ def _exports(engine: Engine) -> dict[str, Any]:
 
 
 def _case(engine: Engine, **reporter: Any) -> gridflow.Case:
-    return engine.open("grid_case", actor=resident, grid=GRID, data={
+    return engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
         "title": "占道经营", "source": "resident",
         "reporter": {"subject": "p-1", "name": NAME, "phone": PHONE, "email": EMAIL,
                      **reporter}})
@@ -78,7 +78,7 @@ def test_an_email_in_other_letter_case_is_caught_in_status_notes() -> None:
 
 def test_a_contact_in_a_later_notes_payload_is_collected() -> None:
     engine = Engine(clock=FixedClock(), entry_points=False)
-    case = engine.open("grid_case", actor=resident, grid=GRID,
+    case = engine.open("grid_case", version=1, actor=resident, grid=GRID,
                        data={"title": "噪音", "source": "resident"})
     engine.fire(case.id, "note", actor=coordinator,
                 payload={"text": "联系人", "contact": "老周"})
@@ -104,7 +104,7 @@ def test_planted_values_are_in_no_export(name: str, phone: str, id_number: str, 
     engine = Engine(clock=FixedClock(), entry_points=False)
     secret = f"{name} {phone} {email.upper()} {id_number}"
     free = {w: secret for w in where if w in ("title", "address", "area", "description")}
-    case = engine.open("grid_case", actor=resident, grid=GRID, data={
+    case = engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
         "title": "堆物", "source": "resident", **free,
         "reporter": {"subject": "p-1", "name": name, "phone": phone, "id_number": id_number,
                      "email": email, "address": "长宁支路324弄5号"}})

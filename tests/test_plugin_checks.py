@@ -32,7 +32,8 @@ def _engine(*plugins: object) -> Engine:
 
 
 def _case(engine: Engine) -> gridflow.Case:
-    return engine.open("grid_case", actor=RESIDENT, data={"title": "堆物", "source": "resident"})
+    return engine.open("grid_case", version=1,
+                       actor=RESIDENT, data={"title": "堆物", "source": "resident"})
 
 
 class Typo:

@@ -90,7 +90,7 @@ def make(*plugins: object) -> Engine:
 
 
 def grid_case(engine: Engine) -> Case:
-    return engine.open("grid_case", actor=worker, grid=GRID,
+    return engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "小巷堆物", "source": "visit"})
 
 
@@ -134,7 +134,7 @@ def test_plugin_adds_a_workflow_guard_effect_and_role() -> None:
     assert case.data == {"lamp": "324弄-07", "photo": "lamp.jpg", "fixed_by": manager.id}
     engine.verify(case.id)
     # The built-in workflow is still there beside it.
-    assert engine.workflow("grid_case") == GRID_CASE
+    assert engine.workflow("grid_case", 1) == GRID_CASE
 
 
 def test_plugin_registered_after_construction() -> None:

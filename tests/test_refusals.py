@@ -86,7 +86,7 @@ def engine() -> Engine:
 
 
 def reported(engine: Engine) -> Case:
-    return engine.open("grid_case", actor=worker, grid=GRID,
+    return engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "长宁支路324弄违规堆物", "source": "visit"})
 
 
@@ -284,7 +284,7 @@ def test_payload_that_is_not_json_able(engine: Engine, value: object) -> None:
 
 def test_open_data_that_is_not_json_able(engine: Engine) -> None:
     with nothing_stored(engine), pytest.raises(InvalidPayload, match="not JSON-able"):
-        engine.open("grid_case", actor=worker, grid=GRID,
+        engine.open("grid_case", version=1, actor=worker, grid=GRID,
                     data={"title": "x", "source": "visit", "found_at": datetime.now(UTC)})
 
 

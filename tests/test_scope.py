@@ -90,9 +90,10 @@ def test_an_actor_without_grids_touches_no_case(engine: Engine) -> None:
         engine.fire(case.id, "triage", actor=NOBODY, payload={"category": "x",
                                                               "priority": "low"})
     with pytest.raises(PermissionDenied, match=r"pass grids=gridflow\.ALL_GRIDS"):
-        engine.open("grid_case", actor=NOBODY, data={"title": "t", "source": "visit"})
+        engine.open("grid_case", version=1, actor=NOBODY, data={"title": "t", "source": "visit"})
     with pytest.raises(PermissionDenied, match=r"pass grids=gridflow\.ALL_GRIDS"):
-        engine.open("grid_case", actor=NOBODY, grid=B, data={"title": "t", "source": "visit"})
+        engine.open("grid_case", version=1,
+                    actor=NOBODY, grid=B, data={"title": "t", "source": "visit"})
     assert snapshot(engine.store, case.id) == before
     street = Actor("街道-赵", ["coordinator"], ALL_GRIDS)
     assert engine.fire(case.id, "note", actor=street, payload={"text": "街道已知悉"}).version == 2
@@ -106,7 +107,7 @@ def test_a_link_on_open_needs_scope_over_the_target(engine: Engine) -> None:
     before = snapshot(engine.store, target.id)
 
     def open_linked(other: str) -> Any:
-        return engine.open("grid_case", actor=WORKER_A, grid=A, links=[other],
+        return engine.open("grid_case", version=1, actor=WORKER_A, grid=A, links=[other],
                            data={"title": "甲网格", "source": "visit"})
 
     message = same_refusal(open_linked, target.id)
@@ -121,7 +122,7 @@ def test_a_link_to_a_terminal_case_in_another_grid_is_refused(engine: Engine) ->
     target = engine.fire(target.id, "reject", actor=BOSS_B, payload={"reason": "不属实"})
     before = snapshot(engine.store, target.id)
     with pytest.raises(CaseNotVisible):
-        engine.open("grid_case", actor=WORKER_A, grid=A, links=[target.id],
+        engine.open("grid_case", version=1, actor=WORKER_A, grid=A, links=[target.id],
                     data={"title": "甲网格", "source": "visit"})
     assert snapshot(engine.store, target.id) == before
 
@@ -130,7 +131,7 @@ def test_mark_duplicate_of_a_case_in_another_grid_is_refused_as_a_missing_one(
     engine: Engine,
 ) -> None:
     target = in_b(engine)
-    mine = engine.open("grid_case", actor=WORKER_A, grid=A,
+    mine = engine.open("grid_case", version=1, actor=WORKER_A, grid=A,
                        data={"title": "甲网格", "source": "visit"})
     before = snapshot(engine.store, target.id, mine.id)
 
@@ -177,16 +178,16 @@ def test_an_idempotency_key_replays_only_to_an_actor_in_scope_on_open(engine: En
     stored = in_b(engine, idempotency_key="open-1")
     before = snapshot(engine.store, stored.id)
     with pytest.raises(CaseNotVisible) as caught:
-        engine.open("grid_case", actor=WORKER_A, grid=A, idempotency_key="open-1",
+        engine.open("grid_case", version=1, actor=WORKER_A, grid=A, idempotency_key="open-1",
                     data={"title": "x", "source": "visit"})
     text = str(caught.value)
     assert stored.id not in text and "王小明" not in text and "13812345678" not in text
     assert snapshot(engine.store, stored.id) == before
     # An actor with no roles at all in grid Z gets nothing either.
     with pytest.raises(CaseNotVisible):
-        engine.open("grid_case", actor=Actor("z", [], ["Z"]), grid="Z",
+        engine.open("grid_case", version=1, actor=Actor("z", [], ["Z"]), grid="Z",
                     idempotency_key="open-1", data={})
-    again = engine.open("grid_case", actor=RESIDENT_B, grid=B, idempotency_key="open-1",
+    again = engine.open("grid_case", version=1, actor=RESIDENT_B, grid=B, idempotency_key="open-1",
                         data={"title": "乙网格的案件", "source": "resident"})
     assert again == engine.get(stored.id)
 
@@ -204,7 +205,7 @@ def test_an_idempotency_key_replays_only_to_an_actor_in_scope_on_fire(engine: En
     same_refusal(replay, case.id)
     assert snapshot(engine.store, case.id) == before
     # The key on another case, named by an outsider: refused without naming that case.
-    mine = engine.open("grid_case", actor=WORKER_A, grid=A,
+    mine = engine.open("grid_case", version=1, actor=WORKER_A, grid=A,
                        data={"title": "甲网格", "source": "visit"})
     with pytest.raises(CaseNotVisible) as caught:
         engine.fire(mine.id, "note", actor=BOSS_A, payload={"text": "x"},
@@ -236,7 +237,7 @@ def test_reads_with_an_actor_treat_elsewhere_as_missing(engine: Engine, read: st
 def test_linked_leaves_out_cases_outside_the_actors_grids(engine: Engine) -> None:
     street = Actor("街道-赵", ["coordinator", "resident"], ALL_GRIDS)
     b = in_b(engine)
-    a = engine.open("grid_case", actor=street, grid=A, links=[b.id],
+    a = engine.open("grid_case", version=1, actor=street, grid=A, links=[b.id],
                     data={"title": "甲", "source": "visit"})
     assert [c.id for c in engine.linked(a.id, actor=street)] == [b.id]
     assert engine.linked(a.id, actor=BOSS_A) == []

@@ -10,7 +10,7 @@ import pytest
 import gridflow
 from gridflow.spec import RoleSpec, StateSpec
 from gridflow.workflows import GRID_CASE
-from migration_v2 import GRID_CASE_V2
+from migration_v3 import GRID_CASE_V3
 
 
 def _found(d: gridflow.SpecDiff) -> set[tuple[str, str, str, bool]]:
@@ -18,7 +18,7 @@ def _found(d: gridflow.SpecDiff) -> set[tuple[str, str, str, bool]]:
 
 
 def test_the_test_v2_diff() -> None:
-    d = gridflow.diff(GRID_CASE, GRID_CASE_V2)
+    d = gridflow.diff(GRID_CASE, GRID_CASE_V3)
     found = _found(d)
     assert ("state", "revisit", "removed", False) in found
     assert {("state", "look_back", "added", True), ("state", "acceptance", "added", True),
@@ -27,7 +27,7 @@ def test_the_test_v2_diff() -> None:
     assert [c.name for c in d.needs_mapping] == ["revisit"]
     assert "renamed to 'look_back'?" in d.needs_mapping[0].detail
     text = str(d)
-    assert text.splitlines()[0] == "grid_case@1 -> grid_case@2: 10 change(s), 1 need a mapping"
+    assert text.splitlines()[0] == "grid_case@1 -> grid_case@3: 10 change(s), 1 need a mapping"
     assert "NEEDS MAPPING  state       revisit: removed" in text
     assert "triaged: changed (1d -> 2d)" in text
     assert not d.safe and d

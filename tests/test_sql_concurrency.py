@@ -130,7 +130,7 @@ def test_eight_writers_lose_nothing_and_apply_nothing_twice(db: tuple[str, str |
     url, schema = db
     engine = _engine(url, schema)
     opener = Actor("opener", ["resident"], grids=ALL_GRIDS)
-    case_ids = [engine.open("grid_case", actor=opener,
+    case_ids = [engine.open("grid_case", version=1, actor=opener,
                             data={"title": f"热点 {n}", "source": "resident"}).id
                 for n in range(CASES)]
 
@@ -203,7 +203,7 @@ def crash_worker(url: str, schema: str | None, use_async: bool, out: Any) -> Non
             # Opening with links writes the new case and a 'link' event on each
             # linked case in one transaction.
             links = rng.sample(ids, min(len(ids), 2))
-            ids.append(engine.open("grid_case", actor=resident, links=links,
+            ids.append(engine.open("grid_case", version=1, actor=resident, links=links,
                                    data={"title": f"事件 {n}", "source": "resident"}).id)
         else:
             engine.fire(rng.choice(ids), "note", actor=secretary,
@@ -271,7 +271,7 @@ def test_two_claim_workers_never_claim_the_same_case(db: tuple[str, str | None])
                                                                            grids=ALL_GRIDS)
     ids = []
     for n in range(40):
-        case = engine.open("grid_case", actor=resident,
+        case = engine.open("grid_case", version=1, actor=resident,
                            data={"title": f"噪音 {n}", "source": "resident"})
         engine.fire(case.id, "triage", actor=secretary,
                     payload={"category": "噪音", "priority": "normal"})

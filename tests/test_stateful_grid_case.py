@@ -328,7 +328,8 @@ class GridCaseMachine(RuleBasedStateMachine):
         # Most rules need cases to act on; start with two, in different grids.
         for n, grid in enumerate(GRIDS):
             actor = Actor(f"网格员-{n}", ["grid_worker"], [grid])
-            case = self.engine.open("grid_case", actor=actor, grid=grid, case_id=f"seed-{n}",
+            case = self.engine.open("grid_case", version=1,
+                                    actor=actor, grid=grid, case_id=f"seed-{n}",
                                     data={"title": f"小巷堆物{n}", "source": "visit"})
             self.model[case.id] = Model("reported", grid)
             self.order.append(case.id)
@@ -351,7 +352,7 @@ class GridCaseMachine(RuleBasedStateMachine):
         expected = self.expect_open(actor, grid, fields, key, links)
         before = snapshot(self.store)
         try:
-            case = self.engine.open("grid_case", actor=actor, grid=grid, data=fields,
+            case = self.engine.open("grid_case", version=1, actor=actor, grid=grid, data=fields,
                                     links=links, idempotency_key=key, case_id=case_id)
         except Exception as exc:
             assert type(exc) is expected, (expected, exc)
@@ -487,7 +488,7 @@ class GridCaseMachine(RuleBasedStateMachine):
         actor = self.draw_actor(data, frozenset(ROLES), self.model[use.case_id].grid)
         try:
             if use.trigger == "open":
-                case = self.engine.open("grid_case", actor=actor, data={"title": "重试"},
+                case = self.engine.open("grid_case", version=1, actor=actor, data={"title": "重试"},
                                         idempotency_key=key)
             else:
                 case = self.engine.fire(use.case_id, use.trigger, actor=actor,

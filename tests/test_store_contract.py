@@ -245,9 +245,9 @@ def test_an_idempotency_key_is_stored_once(store: Store) -> None:
 
 
 def test_engine_replays_an_idempotency_key(engine: Engine) -> None:
-    case = engine.open("grid_case", actor=RESIDENT, idempotency_key="open-1",
+    case = engine.open("grid_case", version=1, actor=RESIDENT, idempotency_key="open-1",
                        data={"title": "路灯坏了", "source": "resident"})
-    again = engine.open("grid_case", actor=RESIDENT, idempotency_key="open-1",
+    again = engine.open("grid_case", version=1, actor=RESIDENT, idempotency_key="open-1",
                         data={"title": "路灯坏了", "source": "resident"})
     assert again == case
     triaged = engine.fire(case.id, "triage", actor=SECRETARY, idempotency_key="t-1",
@@ -319,7 +319,7 @@ def test_aware_datetimes_in_any_zone_come_back_as_utc(store: Store) -> None:
 
 
 def test_a_whole_story_verifies(engine: Engine, clock: FixedClock) -> None:
-    case = engine.open("grid_case", actor=WORKER, grid="华三-1",
+    case = engine.open("grid_case", version=1, actor=WORKER, grid="华三-1",
                        data={"title": "弄堂违规堆物", "source": "visit", "photos": 3})
     clock.advance(timedelta(hours=2))
     engine.fire(case.id, "triage", actor=SECRETARY,
@@ -362,7 +362,8 @@ def racing(store: Store, clock: FixedClock) -> tuple[Engine, Engine, Racer, Case
     racer = Racer()
     first = Engine(store=store, clock=clock, entry_points=False, plugins=[racer])
     second = Engine(store=store, clock=clock, entry_points=False)
-    case = second.open("grid_case", actor=RESIDENT, data={"title": "井盖", "source": "resident"})
+    case = second.open("grid_case", version=1,
+                       actor=RESIDENT, data={"title": "井盖", "source": "resident"})
     second.fire(case.id, "triage", actor=SECRETARY,
                 payload={"category": "市政", "priority": "normal"})
     case = second.fire(case.id, "dispatch", actor=SECRETARY,
@@ -603,7 +604,7 @@ def test_claim_due_hands_each_overdue_case_out_once(store: Store) -> None:
 def test_tick_escalates_each_overdue_case_once(engine: Engine, clock: FixedClock) -> None:
     ids = []
     for i in range(3):
-        case = engine.open("grid_case", actor=RESIDENT,
+        case = engine.open("grid_case", version=1, actor=RESIDENT,
                            data={"title": f"堆物 {i}", "source": "resident"})
         engine.fire(case.id, "triage", actor=SECRETARY,
                     payload={"category": "环境", "priority": "normal"})
@@ -971,7 +972,8 @@ def test_a_missing_sqlalchemy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture
 def stored_story(sql: SQLStore, clock: FixedClock) -> tuple[Engine, str]:
     engine = Engine(store=sql, clock=clock, entry_points=False)
-    case = engine.open("grid_case", actor=RESIDENT, data={"title": "噪音", "source": "resident"})
+    case = engine.open("grid_case", version=1,
+                       actor=RESIDENT, data={"title": "噪音", "source": "resident"})
     for i in range(4):
         clock.advance(timedelta(minutes=10))
         engine.fire(case.id, "note", actor=SECRETARY, payload={"text": f"第{i + 1}次走访"})

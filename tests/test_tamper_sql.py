@@ -57,7 +57,7 @@ def story(sql: SQLStore) -> tuple[Engine, str]:
     """
     clock = FixedClock(datetime(2026, 3, 2, 1, tzinfo=UTC))
     engine = Engine(store=sql, clock=clock, entry_points=False)
-    case = engine.open("grid_case", actor=WORKER, grid=GRID,
+    case = engine.open("grid_case", version=1, actor=WORKER, grid=GRID,
                        data={"title": "长宁支路324弄堆物", "source": "visit"})
     engine.fire(case.id, "triage", actor=BOSS, payload={"category": "违规堆物",
                                                         "priority": "normal"})
@@ -69,7 +69,7 @@ def story(sql: SQLStore) -> tuple[Engine, str]:
     engine.fire(case.id, "request_extension", actor=DEPT,
                 payload={"reason": "需协调物业", "until": "2026-03-20T00:00:00+08:00"})
     engine.fire(case.id, "approve_extension", actor=BOSS)
-    engine.open("grid_case", actor=WORKER, grid=GRID, links=[case.id],
+    engine.open("grid_case", version=1, actor=WORKER, grid=GRID, links=[case.id],
                 data={"title": "同一弄堂地锁", "source": "visit"})
     clock.advance(timedelta(hours=1))
     engine.fire(case.id, "note", actor=BOSS, payload={"text": "回访居民"})

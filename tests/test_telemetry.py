@@ -63,7 +63,7 @@ def observed() -> Iterator[Observed]:
 
 
 def _open(engine: Engine) -> gridflow.Case:
-    return engine.open("grid_case", actor=worker, grid=GRID, data={
+    return engine.open("grid_case", version=1, actor=worker, grid=GRID, data={
         "title": "弄堂违规堆物", "source": "resident",
         "reporter": {"name": PERSONAL[0], "phone": PERSONAL[1], "id_number": PERSONAL[2],
                      "email": PERSONAL[3]}})
@@ -155,7 +155,7 @@ def test_no_personal_value_in_any_attribute(observed: Observed) -> None:
         with pytest.raises(gridflow.GridflowError):
             engine.fire(case.id, "close", actor=secretary, payload=bad)
     with pytest.raises(gridflow.GridflowError):
-        engine.open("grid_case", actor=worker, grid=GRID, data={"title": PERSONAL[2]})
+        engine.open("grid_case", version=1, actor=worker, grid=GRID, data={"title": PERSONAL[2]})
     engine.verify(case.id)
     seen: list[str] = []
     for span in observed.finished():
@@ -173,7 +173,7 @@ def test_nothing_configured_means_plain_calls() -> None:
     engine = Engine(entry_points=False)
     assert engine.telemetry.enabled is False
     # The attributes traced come from the same call either way.
-    assert engine.open("grid_case", actor=worker, grid=GRID,
+    assert engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "t", "source": "visit"}).state == "reported"
 
 

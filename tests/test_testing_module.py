@@ -46,7 +46,7 @@ def _first_pending(case: Case) -> Mapping[str, Any]:
 def grid_case_payloads(engine: gridflow.Engine) -> dict[str, Any]:
     """What the guards of grid_case need that a walker cannot invent."""
     # In the walk's grid: a duplicate must be a case the coordinator may see.
-    other = engine.open("grid_case", actor=Actor("r", ["resident"], ["walk-grid"]),
+    other = engine.open("grid_case", version=1, actor=Actor("r", ["resident"], ["walk-grid"]),
                         grid="walk-grid", data={"title": "已有案件", "source": "resident"})
     return {
         "dispatch": {"departments": ["城运中心", "清运单位"], "plan": "联合整治工作方案"},
@@ -156,7 +156,7 @@ def test_store_fixture_isolates_postgres_tests(pg_url: str) -> None:
 
 def test_walk_covers_every_transition_of_grid_case() -> None:
     engine = make_engine()
-    report = walk_all_transitions(engine, "grid_case", payloads=grid_case_payloads(engine))
+    report = walk_all_transitions(engine, GRID_CASE, payloads=grid_case_payloads(engine))
     assert report.complete and not report.missed
     assert report.covered == frozenset(transitions_of(GRID_CASE))
     assert set(report.transitions) == set(transitions_of(GRID_CASE))
@@ -194,7 +194,7 @@ def test_walk_reports_what_it_could_not_fire() -> None:
     engine = make_engine()
     payloads_ = grid_case_payloads(engine)
     del payloads_["dispatch"]
-    report = walk_all_transitions(engine, "grid_case", payloads=payloads_, strict=False)
+    report = walk_all_transitions(engine, GRID_CASE, payloads=payloads_, strict=False)
     assert not report.complete
     dispatch = Transition("dispatch", "triaged", "joint_action")
     assert "departments_listed" in report.missed[dispatch]
@@ -206,7 +206,7 @@ def test_walk_reports_what_it_could_not_fire() -> None:
     assert isinstance(info.value, gridflow.GridflowError)
     assert info.value.report is report
     with pytest.raises(CoverageError):
-        walk_all_transitions(make_engine(), "grid_case")
+        walk_all_transitions(make_engine(), GRID_CASE)
 
 
 def test_walk_says_when_guards_always_choose_another_destination() -> None:
@@ -243,7 +243,7 @@ def test_walk_on_sqlite(tmp_path: Path) -> None:
     store = make_store("sqlite", path=tmp_path, synchronous="NORMAL")
     try:
         engine = make_engine(store)
-        report = walk_all_transitions(engine, "grid_case", payloads=grid_case_payloads(engine))
+        report = walk_all_transitions(engine, GRID_CASE, payloads=grid_case_payloads(engine))
         assert report.complete
     finally:
         store.close()  # type: ignore[attr-defined]
@@ -272,7 +272,7 @@ def test_generated_actors_and_payloads_pass_the_engine(
     actor: Actor, data: dict[str, Any], secretary: Actor, triage: dict[str, Any]
 ) -> None:
     engine = make_engine()
-    case = engine.open("grid_case", actor=actor, data=data, grid=GRID)
+    case = engine.open("grid_case", version=1, actor=actor, data=data, grid=GRID)
     assert case.state == "reported"
     case = engine.fire(case.id, "triage", actor=secretary, payload=triage)
     assert case.state == "triaged" and case.data["priority"] in ("urgent", "normal", "low")
@@ -286,7 +286,8 @@ def test_generated_actors_and_payloads_pass_the_engine(
 def test_payload_fields_satisfy_guards(data: dict[str, Any]) -> None:
     assert set(data) >= {"departments", "plan"}
     engine = make_engine()
-    case = engine.open("grid_case", actor=Actor("r", ["resident"], grids=gridflow.ALL_GRIDS),
+    case = engine.open("grid_case", version=1,
+                       actor=Actor("r", ["resident"], grids=gridflow.ALL_GRIDS),
                        data={"title": "t", "source": "visit"})
     engine.fire(case.id, "triage", actor=Actor("s", ["coordinator"], grids=gridflow.ALL_GRIDS),
                 payload={"category": "c", "priority": "low"})

@@ -41,7 +41,7 @@ def new_engine(store: gridflow.Store | None = None, clock: FixedClock | None = N
 
 
 def reported(engine: Engine) -> Case:
-    return engine.open("grid_case", actor=worker, grid=GRID,
+    return engine.open("grid_case", version=1, actor=worker, grid=GRID,
                        data={"title": "弄堂违规堆物", "source": "visit"})
 
 

@@ -48,7 +48,7 @@ def _engine(store: gridflow.Store) -> Engine:
 
 
 def _open(engine: Engine, case_id: str = "c-1") -> gridflow.Case:
-    return engine.open("grid_case", actor=WORKER, grid=GRID, case_id=case_id,
+    return engine.open("grid_case", version=1, actor=WORKER, grid=GRID, case_id=case_id,
                        data={"title": "堆物", "source": "visit"})
 
 
@@ -89,7 +89,7 @@ def test_values_outside_the_domain_are_refused_with_their_path(
 
 def test_open_data_is_checked_the_same(engine: Engine) -> None:
     with pytest.raises(InvalidPayload, match=r"data\.reporter has a key that is not a string"):
-        engine.open("grid_case", actor=WORKER, grid=GRID,
+        engine.open("grid_case", version=1, actor=WORKER, grid=GRID,
                     data={"title": "t", "source": "visit", "reporter": {3: "王"}})
     assert engine.store.query().items == []
 
@@ -101,9 +101,9 @@ def test_ids_and_keys_are_plain_strings(engine: Engine, bad: Any) -> None:
         lambda: engine.fire(bad, "note", actor=BOSS, payload={"text": "x"}),
         lambda: engine.fire(case.id, "note", actor=BOSS, payload={"text": "x"},
                             idempotency_key=bad),
-        lambda: engine.open("grid_case", actor=WORKER, grid=GRID, case_id=bad,
+        lambda: engine.open("grid_case", version=1, actor=WORKER, grid=GRID, case_id=bad,
                             data={"title": "t", "source": "visit"}),
-        lambda: engine.open("grid_case", actor=WORKER, grid=GRID, idempotency_key=bad,
+        lambda: engine.open("grid_case", version=1, actor=WORKER, grid=GRID, idempotency_key=bad,
                             data={"title": "t", "source": "visit"}),
         lambda: engine.get(bad),
     ):
@@ -239,7 +239,7 @@ def test_every_store_accepts_and_refuses_the_same_values(three: list[Engine], va
 
 def test_actors_round_trip_on_every_store(engine: Engine) -> None:
     street = Actor("街道-赵", ["street", "coordinator"], ALL_GRIDS)
-    case = engine.open("grid_case", actor=street, grid=None,
+    case = engine.open("grid_case", version=1, actor=street, grid=None,
                        data={"title": "无网格", "source": "patrol"})
     assert engine.history(case.id)[0].actor == street
     assert engine.verify(case.id).version == 1

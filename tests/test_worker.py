@@ -34,7 +34,7 @@ SECRET_NAME = "蒯秀英"
 
 
 def _open(engine: Engine, n: int) -> list[str]:
-    return [engine.open("grid_case", actor=reporter, grid=GRID,
+    return [engine.open("grid_case", version=1, actor=reporter, grid=GRID,
                         data={"title": f"弄堂违规堆物 {i}", "source": "visit",
                               "note": f"来电人 {SECRET_NAME}"}).id for i in range(n)]
 

@@ -70,7 +70,7 @@ def _at(clock: FixedClock, month: int, day: int, hour: int, minute: int = 0) -> 
 def _alley(engine: Engine, clock: FixedClock) -> None:
     """问需于民 → 一呼百应 → 长效治理: the alley near Lane 324, Changning Branch Road."""
     _at(clock, 3, 2, 10)
-    engine.open("grid_case", case_id=ALLEY, actor=WORKER, grid=GRID_1, data={
+    engine.open("grid_case", version=1, case_id=ALLEY, actor=WORKER, grid=GRID_1, data={
         "title": "长宁支路324弄附近无名小巷违规堆物、加装地锁",
         "source": "visit",
         "address": "长宁支路324弄附近无名小巷",
@@ -126,7 +126,8 @@ def _scald(engine: Engine, clock: FixedClock) -> None:
         "text": "律师提供法律咨询,引导当事人以合法途径表达诉求"})
     # The restaurant must remove the hazard: a grid case of its own, linked.
     _at(clock, 4, 14, 11)
-    engine.open("grid_case", case_id=SCALD_FIX, actor=SECRETARY_2, grid=GRID_2, links=[SCALD],
+    engine.open("grid_case", version=1,
+                case_id=SCALD_FIX, actor=SECRETARY_2, grid=GRID_2, links=[SCALD],
                 data={"title": "火锅店炭炉锅底未做完全防护,存在烫伤隐患", "source": "other",
                       "area": "沿街商铺"})
     _at(clock, 4, 14, 14)

@@ -302,7 +302,7 @@ def timeline(engine: Engine, case_id: str, lang: str, tz: tzinfo,
         >>> c = engine.open("grid_case", actor=gridflow.Actor("w", ["grid_worker"], ["g"]),
         ...                 grid="g", case_id="c-1", data={"title": "堆物", "source": "visit"})
         >>> print("\\n".join(timeline(engine, "c-1", "zh", SHANGHAI, 80)[1]))
-        ■ 案件 c-1 · 网格案件 (grid_case@1) · 网格 g · 状态：已上报
+        ■ 案件 c-1 · 网格案件 (grid_case@2) · 网格 g · 状态：已上报
           2026-01-05 09:00  新建  w (网格员)  → 已上报  堆物
     """
     case = engine.get(case_id)

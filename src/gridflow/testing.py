@@ -583,13 +583,15 @@ def walk_all_transitions(
 
     Example:
         >>> from gridflow.testing import make_engine
+        >>> from gridflow.workflows import GRID_CASE   # grid_case@1
         >>> engine = make_engine()
         >>> r = engine.open("grid_case", actor=Actor("r", ["resident"], ["walk-grid"]),
-        ...                 grid="walk-grid", data={"title": "旧案", "source": "resident"})
+        ...                 grid="walk-grid", version=1,
+        ...                 data={"title": "旧案", "source": "resident"})
         >>> def pending(case):  # the first department that has not reported yet
         ...     left = [d for d in case.data["departments"] if d not in case.data["done"]]
         ...     return {"department": left[0], "result": "done"}
-        >>> report = walk_all_transitions(engine, "grid_case", payloads={
+        >>> report = walk_all_transitions(engine, GRID_CASE, payloads={
         ...     "dispatch": {"departments": ["城运中心"], "plan": "联合整治工作方案"},
         ...     "report_done": pending,
         ...     "reassign": {"departments": ["城运中心", "清运单位"]},

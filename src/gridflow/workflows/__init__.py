@@ -14,9 +14,10 @@ from gridflow.plugins import DeadlineRule, Effect, Guard, hookimpl
 from gridflow.spec import WorkflowSpec
 from gridflow.workflows import extension, grid_case, grid_case_v2, mediation
 from gridflow.workflows.grid_case import GRID_CASE
+from gridflow.workflows.grid_case_v2 import GRID_CASE_V2
 from gridflow.workflows.mediation import MEDIATION
 
-__all__ = ["DEADLINES", "EFFECTS", "GRID_CASE", "GUARDS", "MEDIATION", "ROLES"]
+__all__ = ["DEADLINES", "EFFECTS", "GRID_CASE", "GRID_CASE_V2", "GUARDS", "MEDIATION", "ROLES"]
 
 #: The roles of the domain, with their zh-CN and English labels.
 ROLES: Mapping[str, tuple[str, str]] = {
@@ -48,7 +49,9 @@ DEADLINES: dict[str, DeadlineRule] = {"grid_case": grid_case_v2.deadline}
 
 @hookimpl
 def gridflow_workflows() -> list[WorkflowSpec]:
-    return [GRID_CASE, MEDIATION]
+    # Both grid_case versions: @2 is the latest, so `open` takes it unless a
+    # version is named; @1 stays for the cases opened on it (and `version=1`).
+    return [GRID_CASE, GRID_CASE_V2, MEDIATION]
 
 
 @hookimpl(trylast=True)

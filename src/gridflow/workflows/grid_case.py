@@ -139,7 +139,7 @@ def _closing_deadline(step: Step) -> None:
         >>> boss = gridflow.Actor("s", ["coordinator"], grids=gridflow.ALL_GRIDS)
         >>> c = engine.open("grid_case", actor=gridflow.Actor("r", ["resident"],
         ...                                                   grids=gridflow.ALL_GRIDS),
-        ...                 data={"title": "井盖缺失", "source": "resident"})
+        ...                 version=1, data={"title": "井盖缺失", "source": "resident"})
         >>> _ = engine.fire(c.id, "triage", actor=boss,
         ...                 payload={"category": "市政设施", "priority": "urgent"})
         >>> _ = engine.fire(c.id, "dispatch", actor=boss,

@@ -1,4 +1,6 @@
-"""A test-only ``grid_case@2`` and its plan from ``grid_case@1`` (not the shipped one).
+"""A test-only ``grid_case@3`` and its plan from ``grid_case@1`` (not the shipped ``@2``).
+
+It is numbered 3 because the shipped ``grid_case@2`` is registered by default.
 
 Against version 1 it renames ``revisit`` to ``look_back``, adds one step
 (``close`` now leads to ``acceptance``, where ``accept`` with an
@@ -49,8 +51,8 @@ def _states() -> tuple[StateSpec, ...]:
     return tuple(out)
 
 
-GRID_CASE_V2: WorkflowSpec = attrs.evolve(
-    GRID_CASE, version=2, states=_states(),
+GRID_CASE_V3: WorkflowSpec = attrs.evolve(
+    GRID_CASE, version=3, states=_states(),
     transitions=(*(_transition(t) for t in GRID_CASE.transitions),
                  TransitionSpec("accept", "acceptance", "closed", roles=["coordinator"],
                                 requires=["inspection"], label_zh="验收通过",
@@ -58,15 +60,15 @@ GRID_CASE_V2: WorkflowSpec = attrs.evolve(
 )
 
 #: The plan: every other non-terminal state keeps its name.
-PLAN = gridflow.MigrationPlan("grid_case", 1, 2, states=RENAMED, name="test-v2")
+PLAN = gridflow.MigrationPlan("grid_case", 1, 3, states=RENAMED, name="test-v2")
 
 
-class V2Plugin:
-    """Registers `GRID_CASE_V2` (for engines in subprocesses)."""
+class V3Plugin:
+    """Registers `GRID_CASE_V3` (for engines in subprocesses)."""
 
     @gridflow.hookimpl
     def gridflow_workflows(self) -> list[WorkflowSpec]:
-        return [GRID_CASE_V2]
+        return [GRID_CASE_V3]
 
 
 GRID = "第一综合网格"
@@ -114,5 +116,5 @@ def fill(engine: gridflow.Engine, n: int, prefix: str = "c") -> dict[str, str]:
 
 
 def stamp(case: gridflow.Case, target: str) -> dict[str, str]:
-    """A data effect for plan files (``migration_v2:stamp``)."""
+    """A data effect for plan files (``migration_v3:stamp``)."""
     return {"rules": "v2"}
