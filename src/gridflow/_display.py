@@ -30,8 +30,8 @@ from gridflow.engine import Engine
 from gridflow.model import Case, Event
 from gridflow.spec import WorkflowSpec
 
-__all__ = ["FIGURES", "SHANGHAI", "Labels", "duration", "event_details", "figure_lines",
-           "show_value", "timeline", "w"]
+__all__ = ["FIGURES", "SHANGHAI", "Labels", "class_lines", "duration", "event_details",
+           "figure_lines", "show_value", "timeline", "w"]
 
 # -- words in two languages --------------------------------------------------------------
 
@@ -67,6 +67,11 @@ _WORDS: dict[str, tuple[str, str]] = {
                  "各状态案件数（本期新建的案件，按当前状态）"),
     "in_state": ("Median time in each state (stays that ended in the period)",
                  "各状态停留时间中位数（本期结束的停留）"),
+    "classes": ("Problem classes (一类事): grid cases opened in the period, by place "
+                "(location key) and category",
+                "一类事：本期新建的网格案件，按地点（location key）和分类"),
+    "no_classes": ("no grid case opened in the period has a location key",
+                   "本期新建的网格案件都没有地点（location key）"),
     "min": ("{n} min", "{n} 分钟"),
     "h": ("{n} h", "{n} 小时"),
     "d": ("{n} d", "{n} 天"),
@@ -476,6 +481,37 @@ def figure_lines(report: Any, labels: Labels, *, by: str | None,
                                for _, m in with_time)])
             out += _numbers(body, columns, "    ")
     return out
+
+
+#: The columns of the problem classes (一类事): (English, Chinese).
+CLASS_HEADS = (("Place", "地点"), ("Category", "分类"), ("Cases", "案件数"),
+               ("Recurrences", "反弹数"), ("Solved", "已解决"),
+               ("Median time to solve", "解决时间中位数"), ("Total time to solve", "解决总时长"))
+
+
+def class_lines(classes: Sequence[Any], lang: str, columns: int | None) -> list[str]:
+    """The problem classes (`gridflow.metrics.problem_classes`) as a table.
+
+    Example:
+        >>> from gridflow.metrics import ProblemClass
+        >>> c = ProblemClass("CN-ZL-324", "违规堆物", cases=2, recurrences=1, solved=1,
+        ...                  median_seconds_to_solve=7200.0, total_seconds_to_solve=7200.0)
+        >>> class_lines([c], "en", 120)[2].split()
+        ['CN-ZL-324', '违规堆物', '2', '1', '1', '2.0', 'h', '2.0', 'h']
+    """
+    zh = lang == "zh"
+    out = _wrapped(w("classes", lang), columns, "  ")
+    if not classes:
+        return [*out, "  " + w("no_classes", lang)]
+    body = [[zh_head if zh else en for en, zh_head in CLASS_HEADS]]
+    for c in classes:
+        median = c.median_seconds_to_solve
+        body.append([c.key, "-" if c.category is None else c.category, str(c.cases),
+                     str(c.recurrences), str(c.solved),
+                     "-" if median is None else duration(median, lang),
+                     duration(c.total_seconds_to_solve, lang) if c.solved else "-"])
+    return [*out, *table(body, columns, indent="  ", right={2, 3, 4, 5, 6}, flex=0,
+                         min_flex=12)]
 
 
 def _state_order(spec: WorkflowSpec | None, names: set[str]) -> list[str]:

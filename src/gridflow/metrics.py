@@ -87,6 +87,7 @@ from gridflow._figures import (
     _micros,
     _Partial,
 )
+from gridflow._problem_classes import ProblemClass
 from gridflow.model import Case, Event
 from gridflow.store import Store
 
@@ -102,10 +103,12 @@ __all__ = [
     "ClosedLoopRow",
     "GridCaseTerms",
     "MediationTerms",
+    "ProblemClass",
     "Report",
     "Row",
     "closed_loop",
     "compute",
+    "problem_classes",
 ]
 
 # Named here too: code of 0.1 imported them from gridflow.metrics.
@@ -187,6 +190,47 @@ def compute(
     else:
         partial = _py_compute(store, since, until, by, workflow, time_in_state)
     return _assemble(partial, since, until, by, workflow)
+
+
+def problem_classes(
+    store: Store,
+    *,
+    since: datetime | date,
+    until: datetime | date,
+    min_cases: int = 1,
+    tz: str | tzinfo = "Asia/Shanghai",
+) -> list[ProblemClass]:
+    """The problem classes (一类事) of the ``grid_case`` cases opened in ``[since, until)``.
+
+    A class is a place (``data["location"]["key"]``) and a category
+    (``data["category"]``); cases without a location key are not in any. Each
+    `ProblemClass` counts its cases, its recurrences (反弹: a triage before
+    ``until`` linked the case to earlier ones there), the cases solved (closed
+    before ``until``), and the median and total time from opening to the first
+    close. Sorted with the most cases first, then the most recurrences, then by
+    key and category; ``min_cases=2`` keeps the classes that came back.
+    ``since``/``until``/``tz`` as in `compute`.
+
+    On a `SQLStore` the database computes the classes (SQL aggregation); on
+    any other store, Python does, with the same definitions.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> problem_classes(gridflow.MemoryStore(), since=datetime(2026, 1, 1, tzinfo=UTC),
+        ...                 until=datetime(2026, 2, 1, tzinfo=UTC))
+        []
+    """
+    from gridflow import _problem_classes
+
+    zone = _zone(tz)
+    since = _instant(since, "since", zone, end=False)
+    until = _instant(until, "until", zone, end=True)
+    _check(since, until, None)
+    if isinstance(min_cases, bool) or not isinstance(min_cases, int) or min_cases < 1:
+        raise InvalidArgument(f"metrics.problem_classes: min_cases must be a whole number of "
+                              f"at least 1, got {min_cases!r}")
+    return _problem_classes.compute(store, since, until, min_cases)
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:
