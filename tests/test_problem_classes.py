@@ -106,6 +106,8 @@ def test_equal_on_all_three_stores(tmp_path: Path, pg_url: str, pg_schema: str) 
         population(s)
         results.append([c.to_dict() for c in classes(s)]
                        + [c.to_dict() for c in classes(s, until=T0 + timedelta(hours=1))])
+        if isinstance(s, gridflow.SQLStore):
+            s.close()
     assert results[0] == results[1] == results[2]
     assert len(results[0]) == 3 + 1
 

@@ -122,8 +122,12 @@ def compute(
 ) -> _Partial:
     """Fill ``partial`` with the figures, computed by the database."""
     us = _micros_of(dialect)
-    grp = _group_expr(cases, by)
     with engine.connect() as conn:
+        if workflow in (None, _G.workflow):
+            _closed_loop(conn, cases, events, dialect, by, since, until, partial)
+        if by == "department":
+            return partial  # only the closed-loop figures are split by department
+        grp = _group_expr(cases, by)
         if workflow in (None, _G.workflow):
             _grid_case(conn, cases, events, dialect, grp, since, until, partial)
         if workflow in (None, _M.workflow):
@@ -210,6 +214,126 @@ def _grid_case(
              "closed_in_grid", "revisits", "revisits_passed")
     for row in conn.execute(query):
         partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+
+
+def _json_is(dialect: str, e: sa.Table, key: str, value: str) -> _Expr:
+    """The payload's ``key`` is the JSON literal ``value`` (``true``, ``false``)."""
+    if dialect == "postgresql":
+        return sa.cast(e.c.payload[key], sa.Text) == value
+    return sa.func.json_type(e.c.payload, f"$.{key}") == value
+
+
+def _nonempty_list(dialect: str, e: sa.Table, key: str) -> _Expr:
+    """The payload's ``key`` is a JSON array with at least one element."""
+    if dialect == "postgresql":
+        found = e.c.payload[key]
+        length = sa.case((sa.func.jsonb_typeof(found) == "array",
+                          sa.func.jsonb_array_length(found)), else_=0)
+    else:
+        length = sa.case((sa.func.json_type(e.c.payload, f"$.{key}") == "array",
+                          sa.func.json_array_length(e.c.payload, f"$.{key}")), else_=0)
+    return length > 0
+
+
+def _elements(dialect: str, e: sa.Table, key: str) -> Any:
+    """The text elements of the payload's JSON array ``key``, as a table-valued function
+    (column ``value``) to join to ``e`` (a non-array gives no row)."""
+    if dialect == "postgresql":
+        found = e.c.payload[key]
+        array = sa.case((sa.func.jsonb_typeof(found) == "array", found),
+                        else_=sa.cast(sa.literal("[]"), e.c.payload.type))
+        return sa.func.jsonb_array_elements_text(array).table_valued("value")
+    return sa.func.json_each(
+        sa.case((sa.func.json_type(e.c.payload, f"$.{key}") == "array", e.c.payload),
+                else_="[]"),
+        sa.case((sa.func.json_type(e.c.payload, f"$.{key}") == "array", f"$.{key}"),
+                else_="$")).table_valued("value")
+
+
+_CHECKS = ("pass_check", "fail_check")
+_CASE_LEVEL = (*_CHECKS, "rate", "triage", "park")
+_SATISFIED = ("satisfied", "basically_satisfied")
+
+
+def _closed_loop(
+    conn: Any, c: sa.Table, e: sa.Table, dialect: str, by: str | None, since: datetime,
+    until: datetime, partial: _Partial,
+) -> None:
+    """The closed-loop counts of ``grid_case@2`` (the definitions of
+    `gridflow.metrics.closed_loop`): every step in the period counts; the first
+    check of a case is its first check before ``until``."""
+    active = _active(c, since, until, _G.workflow)
+    t = e.c.trigger
+    firsts = (
+        sa.select(e.c.case_id.label("case_id"), sa.func.min(e.c.seq).label("seq"))
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(active, e.c.at < until, t.in_(_CHECKS))
+        .group_by(e.c.case_id)
+        .subquery("first_checks")
+    )
+    first = sa.and_(t.in_(_CHECKS), e.c.seq == firsts.c.seq)
+    satisfied = e.c.payload["satisfaction"].as_string().in_(_SATISFIED)
+    triage = sa.and_(t == "triage", c.c.workflow_version >= 2)
+    case_level = {
+        "checks": _one(t.in_(_CHECKS)),
+        "checks_failed": _one(t == "fail_check"),
+        "first_checks": _one(first),
+        "first_checks_passed": _one(sa.and_(first, t == "pass_check")),
+        "rated": _one(t == "rate"),
+        "satisfied": _one(sa.and_(t == "rate", satisfied)),
+        "triages": _one(triage),
+        "recurrences": _one(sa.and_(triage, _nonempty_list(dialect, e, "recurrence_of"))),
+        "parked": _one(t == "park"),
+    }
+    by_step = {
+        "acknowledged": _one(t == "acknowledge"),
+        "acknowledged_on_time": _one(sa.and_(t == "acknowledge",
+                                             _json_is(dialect, e, "on_time", "true"))),
+        "returned": _one(t == "return_task"),
+    }
+    in_period = sa.and_(active, e.c.at >= since, e.c.at < until)
+    from_cases = e.join(c, c.c.id == e.c.case_id).outerjoin(
+        firsts, firsts.c.case_id == e.c.case_id)
+    queries: list[tuple[Any, tuple[str, ...]]] = []
+    if by != "department":
+        grp = _group_expr(c, by)
+        columns = {**case_level, **by_step, "urged": _one(t == "urge")}
+        queries.append((
+            sa.select(grp, *(sa.func.sum(v) for v in columns.values()))
+            .select_from(from_cases)
+            .where(in_period, t.in_((*_CASE_LEVEL, "acknowledge", "return_task", "urge")))
+            .group_by(grp), tuple(columns)))
+    else:
+        # A case's departments: every one a dispatch or reassign named before ``until``.
+        named = _elements(dialect, e, "departments")
+        depts = (
+            sa.select(e.c.case_id.label("case_id"), named.c.value.label("dept"))
+            .select_from(e.join(c, c.c.id == e.c.case_id).join(named, sa.true()))
+            .where(active, e.c.at < until, t.in_(("dispatch", "reassign")))
+            .distinct()
+            .subquery("case_departments")
+        )
+        queries.append((
+            sa.select(depts.c.dept, *(sa.func.sum(v) for v in case_level.values()))
+            .select_from(from_cases.join(depts, depts.c.case_id == e.c.case_id))
+            .where(in_period, t.in_(_CASE_LEVEL))
+            .group_by(depts.c.dept), tuple(case_level)))
+        dept = e.c.payload["department"].as_string()
+        queries.append((
+            sa.select(dept, *(sa.func.sum(v) for v in by_step.values()))
+            .select_from(e.join(c, c.c.id == e.c.case_id))
+            .where(in_period, t.in_(("acknowledge", "return_task")))
+            .group_by(dept), tuple(by_step)))
+        urged = _elements(dialect, e, "departments")
+        queries.append((
+            sa.select(urged.c.value, sa.func.count())
+            .select_from(e.join(c, c.c.id == e.c.case_id).join(urged, sa.true()))
+            .where(in_period, t == "urge")
+            .group_by(urged.c.value), ("urged",)))
+    for query, names in queries:
+        for row in conn.execute(query):
+            partial.add(_text(row[0]),
+                        **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
 
 
 def _mediation(

@@ -62,15 +62,23 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from gridflow._closed_loop import DEFAULT_WEIGHTS, ClosedLoopRow, closed_loop
+from gridflow._closed_loop import (
+    DEFAULT_WEIGHTS,
+    ClosedLoopRow,
+    check_weights,
+    closed_loop,
+    count,
+    from_counts,
+)
 from gridflow._errors import InvalidArgument
 from gridflow._figures import (
     _AGREEMENT_KEY,
     _G,
+    _LOOP_COUNTS,
     _M,
     GRID_CASE_TERMS,
     GROUPINGS,
@@ -138,7 +146,7 @@ def _check(since: datetime, until: datetime, by: str | None) -> None:
                               f"is not before until {until.isoformat()}")
     if by not in GROUPINGS:
         raise InvalidArgument(f"metrics.compute: cannot group by {by!r}; choose one of "
-                              "'grid', 'area', 'category', 'version' or None")
+                              "'grid', 'area', 'category', 'version', 'department' or None")
 
 
 def compute(
@@ -150,6 +158,7 @@ def compute(
     workflow: str | None = None,
     time_in_state: bool = True,
     tz: str | tzinfo = "Asia/Shanghai",
+    weights: Mapping[str, float] | None = None,
 ) -> Report:
     """The supervision figures of ``store`` for the period ``[since, until)``.
 
@@ -169,6 +178,15 @@ def compute(
     ``time_in_state=False`` skips the median time in each state (the costliest
     part: it ranks every stay that ended in the period).
 
+    The closed-loop figures of ``grid_case@2`` (按时签收率 ``ack_on_time_rate``,
+    退单率 ``return_rate``, 核查一次通过率 ``first_pass_rate``, 发回重办率
+    ``check_rework_rate``, 满意率 ``satisfaction_rate``, 反弹率 ``recurrence_rate``,
+    挂账数 ``parked``, 督办数 ``urged`` and the composite ``score``, 综合指标值 with
+    ``weights``, default `DEFAULT_WEIGHTS`) are on every row, defined as in
+    `closed_loop` (which computes them in Python on any store: the reference).
+    ``by="department"`` gives one row per department with these figures only
+    (the other figures are not split by department: they are 0 there).
+
     On a `SQLStore` the database computes the figures (SQL aggregation); on
     any other store, Python does, with the same definitions.
 
@@ -184,12 +202,17 @@ def compute(
     since = _instant(since, "since", zone, end=False)
     until = _instant(until, "until", zone, end=True)
     _check(since, until, by)
+    weights = check_weights(weights, "metrics.compute")
     tables = _sql_tables(store)
     if tables is not None:
         partial = _sql_compute(*tables, since, until, by, workflow, time_in_state)
     else:
         partial = _py_compute(store, since, until, by, workflow, time_in_state)
-    return _assemble(partial, since, until, by, workflow)
+
+    def score(counts: Mapping[str, int]) -> float | None:
+        return from_counts(None, counts, weights).score
+
+    return _assemble(partial, since, until, by, workflow, score)
 
 
 def problem_classes(
@@ -246,6 +269,9 @@ def _zone(tz: str | tzinfo) -> tzinfo:
 
 
 # -- Python: any store ------------------------------------------------------------------
+
+
+_LOOP_NAMES = {"triages": "triaged"}
 
 
 def _group_of(case: Case, by: str | None) -> str | None:
@@ -351,6 +377,14 @@ def _py_compute(
     stays: dict[tuple[str | None, str, str], list[int]] = defaultdict(list)
     agreed: dict[str | None, list[int]] = defaultdict(list)
     # A case opened at or after `until` has no event before it: nothing to count.
+    loop: dict[str | None, ClosedLoopRow] = {}
+
+    def loop_row(group: str | None) -> ClosedLoopRow:
+        if group not in loop:
+            loop[group] = ClosedLoopRow(group)
+        return loop[group]
+
+    by_department = by == "department"
     cases = store.query(workflow=workflow, opened_until=until, limit=sys.maxsize).items
     for case in cases:
         if case.updated_at < since:
@@ -358,6 +392,10 @@ def _py_compute(
             continue
         group = _group_of(case, by)
         events = [e for e in store.events(case.id) if e.at < until]
+        if case.workflow == _G.workflow:
+            count(case, events, since, by, loop_row, _group_of)
+        if by_department:
+            continue  # only the closed-loop figures are split by department
         if case.workflow == _G.workflow:
             _grid_case_figures(partial, group, case, events, since, until, s_us, u_us)
         elif case.workflow == _M.workflow:
@@ -373,6 +411,9 @@ def _py_compute(
                 stays[(group, case.workflow, entered.dest)].append(
                     _micros(e.at) - _micros(entered.at))
             entered = e
+    for group, r in loop.items():
+        partial.add(group, **{name: getattr(r, _LOOP_NAMES.get(name, name))
+                              for name in _LOOP_COUNTS})
     for (group, wf, state), values in stays.items():
         partial.medians[group][(wf, state)] = _median(values)
     for group, values in agreed.items():
