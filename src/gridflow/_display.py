@@ -107,6 +107,8 @@ KEY_LABELS_ZH: Mapping[str, str] = {
     "parties": "当事人", "injury": "有人受伤", "claim_amount": "索赔金额",
     "violence_risk": "有暴力风险", "state": "状态", "breach_refused": "超时步骤被拒绝",
     "case": "案件",
+    "location": "地点", "key": "地点编码", "satisfaction": "满意度", "due_at": "签收时限",
+    "recurrence_of": "反弹自",
 }
 
 #: Chinese labels of choice values (codes) of the built-in workflows, by key.
@@ -118,6 +120,8 @@ VALUE_LABELS_ZH: Mapping[str, Mapping[Any, str]] = {
                "grid_case": "网格案件"},
     "channel": {"litigation": "诉讼", "arbitration": "仲裁", "administrative": "行政途径"},
     "consent": {True: "同意", False: "不同意"},
+    "satisfaction": {"satisfied": "满意", "basically_satisfied": "基本满意",
+                     "dissatisfied": "不满意"},
 }
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})")
@@ -167,8 +171,8 @@ def show_value(key: str, value: Any, lang: str, tz: tzinfo,
         return sep.join(parts)
     if isinstance(value, dict):
         mark = " " if zh else ": "
-        return sep.join(f"{k}{mark}{show_value(key, v, lang, tz, spec)}"
-                        for k, v in value.items())
+        return sep.join(f"{KEY_LABELS_ZH.get(k, k) if zh else k}{mark}"
+                        f"{show_value(key, v, lang, tz, spec)}" for k, v in value.items())
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -290,6 +294,8 @@ def event_details(event: Event, labels: Labels, spec: WorkflowSpec | None,
             payload.pop("state", None)
         else:
             parts.append(w("breach", lang).format(at=at, state=labels.state(spec, event.source)))
+            if payload.get("text") == payload.get("reason"):
+                payload.pop("text")  # the timer's note (an urge's) repeats its reason
             payload.pop("reason", None)
         payload.pop("deadline_at", None)
     if payload:
@@ -380,6 +386,25 @@ FIGURES = (
     ("median_days_to_agreement", "Median days to agreement", "达成协议天数中位数", "d",
      "mediation"),
 )
+#: The closed-loop figures of ``grid_case@2``, in `FIGURES`' shape: shown under the
+#: grid-case figures when a row has any of them.
+LOOP_FIGURES = (
+    ("acknowledged", "Acknowledged (签收)", "签收数", "n", "grid_case"),
+    ("returned", "Returned (退单)", "退单数", "n", "grid_case"),
+    ("checks", "On-site checks (核查)", "核查数", "n", "grid_case"),
+    ("rated", "Rated (满意度回访)", "回访数", "n", "grid_case"),
+    ("parked", "Parked 挂账数", "挂账数", "n", "grid_case"),
+    ("urged", "Urged 督办数", "督办数", "n", "grid_case"),
+    ("ack_on_time_rate", "On-time acknowledgement 按时签收率", "按时签收率", "%", "grid_case"),
+    ("return_rate", "Return rate 退单率", "退单率", "%", "grid_case"),
+    ("first_pass_rate", "First-check pass rate 核查一次通过率", "核查一次通过率", "%",
+     "grid_case"),
+    ("check_rework_rate", "Sent-back rate 发回重办率", "发回重办率", "%", "grid_case"),
+    ("satisfaction_rate", "Satisfaction rate 满意率", "满意率", "%", "grid_case"),
+    ("recurrence_rate", "Recurrence rate 反弹率", "反弹率", "%", "grid_case"),
+    ("score", "Composite score 综合指标值", "综合指标值", "s", "grid_case"),
+)
+_LOOP_SHOWN = ("acknowledged", "returned", "checks", "rated", "parked", "urged", "triages")
 #: The workflows the built-in figures are defined on, in the order they are shown.
 FIGURE_WORKFLOWS = ("grid_case", "mediation")
 
@@ -389,7 +414,7 @@ def _cell(value: Any, kind: str) -> str:
         return "-"
     if kind == "%":
         return f"{value * 100:.1f}%"
-    if kind == "d":
+    if kind in ("d", "s"):
         return f"{value:.1f}"
     return str(value)
 
@@ -451,7 +476,9 @@ def figure_lines(report: Any, labels: Labels, *, by: str | None,
         if name in FIGURE_WORKFLOWS:
             out += _wrapped(w("applies", lang).format(label=label, name=name), columns, "  ")
             body = [["", *_heads([r.group for r in rows], by, lang)]]
-            for attr, en, zh_name, kind, workflow in FIGURES:
+            loop = name == "grid_case" and any(getattr(r, a, 0) for r in rows
+                                               for a in _LOOP_SHOWN)
+            for attr, en, zh_name, kind, workflow in (*FIGURES, *(LOOP_FIGURES if loop else ())):
                 if workflow == name:
                     body.append([zh_name if zh else en,
                                  *(_cell(getattr(r, attr, None), kind) for r in rows)])
