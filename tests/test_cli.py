@@ -430,6 +430,23 @@ def test_report_period_and_json(demo_db: Path, capsys: pytest.CaptureFixture[str
     assert code == EXIT_OK and "没有案件" in out
 
 
+def test_report_by_department(demo_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scorecard per department: the closed-loop figures of grid_case@2 only."""
+    code, out, _ = run(capsys, "report", "--db", str(demo_db), "--by", "department", "-q", *V2)
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines[2].split() == ["城运中心", "清运单位", "社区管理办", "综合执法队", "绿化市容所"]
+    rate = next(line for line in lines if "按时签收率" in line)
+    assert rate.split()[-5:] == ["100.0%", "0.0%", "100.0%", "100.0%", "-"]
+    urged = next(line for line in lines if "督办数" in line)
+    assert urged.split()[-5:] == ["0", "1", "0", "0", "0"]
+    assert "Received" not in out and "mediation" not in out  # not split by department
+    code, out, _ = run(capsys, "report", "--db", str(demo_db), "--by", "department", "--json",
+                       "-q")
+    rows = {r["group"]: r for r in json.loads(out)["rows"]}
+    assert rows["绿化市容所"]["returned"] == 1 and rows["清运单位"]["acknowledged_on_time"] == 0
+
+
 def test_report_bad_dates(demo_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "report", "--db", str(demo_db), "--since", "March")
     assert code == EXIT_USAGE and "not a date" in err

@@ -68,10 +68,13 @@ _WORDS: dict[str, tuple[str, str]] = {
     "in_state": ("Median time in each state (stays that ended in the period)",
                  "各状态停留时间中位数（本期结束的停留）"),
     "classes": ("Problem classes (一类事): grid cases opened in the period, by place "
-                "(location key) and category",
-                "一类事：本期新建的网格案件，按地点（location key）和分类"),
+                "(location.key) and category",
+                "一类事：本期新建的网格案件，按地点（location.key）和分类"),
     "no_classes": ("no grid case opened in the period has a location key",
-                   "本期新建的网格案件都没有地点（location key）"),
+                   "本期新建的网格案件都没有地点（location.key）"),
+    "scorecard": ("{label} (grid_case): the closed-loop figures of each department (签收, 退单, "
+                  "核查, 满意度, 督办)",
+                  "{label}（grid_case）：各部门的闭环考核指标（签收、退单、核查、满意度、督办）"),
     "min": ("{n} min", "{n} 分钟"),
     "h": ("{n} h", "{n} 小时"),
     "d": ("{n} d", "{n} 天"),
@@ -471,6 +474,17 @@ def figure_lines(report: Any, labels: Labels, *, by: str | None,
     names = [*(n for n in FIGURE_WORKFLOWS if n in cases),
              *sorted(n for n in {*cases, *(k[0] for k in by_state)}
                      if n not in FIGURE_WORKFLOWS)]
+    if by == "department":
+        # A scorecard per department: the closed-loop figures of grid cases only.
+        if not rows:
+            return []
+        label = labels.workflow("grid_case")
+        out += _wrapped(w("scorecard", lang).format(label=label), columns, "  ")
+        body = [["", *_heads([r.group for r in rows], by, lang)]]
+        for attr, en, zh_name, kind, _ in LOOP_FIGURES:
+            body.append([zh_name if zh else en,
+                         *(_cell(getattr(r, attr, None), kind) for r in rows)])
+        return out + _numbers(body, columns, "  ")
     for name in names:
         label = labels.workflow(name)
         if name in FIGURE_WORKFLOWS:

@@ -272,7 +272,8 @@ def _print_figures(session: Session, out: TextIO, err: TextIO, *, since: datetim
                                  until=until, by=by)
     except ImportError as exc:  # an optional part of the metrics is not installed
         raise UsageError(f"the figures cannot be computed here: {exc}") from None
-    by_state = _by_state(store, since, until, by)
+    # Cases are not split by department (a case has several): no count by state then.
+    by_state = {} if by == "department" else _by_state(store, since, until, by)
     cases: dict[str, int] = {}
     for (workflow, _, _), n in by_state.items():
         cases[workflow] = cases.get(workflow, 0) + n
@@ -1043,10 +1044,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "state and the median time spent in each state.")
     p.add_argument("--since", metavar="DATE", help="first day (2026-03-01) or a date-time")
     p.add_argument("--until", metavar="DATE", help="last day (2026-03-31) or a date-time")
-    p.add_argument("--by", choices=("grid", "area", "category", "version", "none"),
+    p.add_argument("--by", choices=("grid", "area", "category", "version", "department",
+                                    "none"),
                    default="none",
-                   help="one column per grid, residents' area, category or workflow version "
-                        "(default: none, one column for everything)")
+                   help="one column per grid, residents' area, category, workflow version or "
+                        "department (the closed-loop figures of grid_case@2 only) (default: "
+                        "none, one column for everything)")
     p.add_argument("--classes", action="store_true",
                    help="list the problem classes (一类事) instead: grid cases opened in the "
                         "period by place (location key) and category, with their cases, "
