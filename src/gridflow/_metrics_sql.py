@@ -286,7 +286,7 @@ def _loop_facts(c: sa.Table, e: sa.Table, dialect: str, since: datetime) -> list
         "parked": t == "park",
         "urged": t == "urge",
     }
-    out: list[_Expr] = [sa.func.sum(_one(sa.and_(now, cond))).label(name)
+    out: list[_Expr] = [sa.func.sum(_one(sa.and_(cond, now))).label(name)
                         for name, cond in counts.items()]
     out += [
         sa.func.min(sa.case((t.in_(_CHECKS), e.c.seq))).label("first_check_seq"),

@@ -170,19 +170,13 @@ def _sql(engine: Any, c: Any, e: Any, since: datetime, until: datetime) -> list[
     one = msql._one
     key = c.c.data[("location", "key")].as_string()
     category = c.c.data["category"].as_string()
-    found = e.c.payload[_RECURRENCE]
-    if dialect == "postgresql":
-        length = sa.case((sa.func.jsonb_typeof(found) == "array",
-                          sa.func.jsonb_array_length(found)), else_=0)
-    else:
-        length = sa.case((sa.func.json_type(e.c.payload, f"$.{_RECURRENCE}") == "array",
-                          sa.func.json_array_length(e.c.payload, f"$.{_RECURRENCE}")), else_=0)
+    recurrence = msql._nonempty_list(dialect, e, _RECURRENCE)
     chosen = sa.and_(c.c.workflow == _WORKFLOW, c.c.opened_at >= since, c.c.opened_at < until,
                      key.is_not(None), key != "")
     facts = (
         sa.select(
             e.c.case_id.label("case_id"),
-            sa.func.max(one(sa.and_(e.c.trigger == _TRIAGE, length > 0))).label("recurrence"),
+            sa.func.max(one(sa.and_(e.c.trigger == _TRIAGE, recurrence))).label("recurrence"),
             sa.func.min(sa.case((e.c.dest == _CLOSED, e.c.at))).label("closed_at"),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
