@@ -18,6 +18,8 @@ from gridflow.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
 
 SUBCOMMANDS = ["demo", "validate", "diagram", "history", "report", "tick"]
 GRID = "第一综合网格"
+#: The demo's grid cases run on grid_case@2: registered for the commands that replay them.
+V2 = ("--plugin", "gridflow.workflows.grid_case_v2:PLUGIN")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -94,6 +96,14 @@ def test_demo_plays_every_story(demo_db: Path, capsys: pytest.CaptureFixture[str
     assert "linked: demo-scald-fix, demo-scald-wang" in out
     assert "Supervision figures" in out and "第二综合网格" in out
     assert "On-time closure rate 按期结案率" in out
+    # grid_case@2: 签收 (one late, urged by the timer), 退单, a failed 核查, 满意度.
+    assert "Grid case (grid_case@2)" in out and "Return task" in out and "Fail check" in out
+    rate = next(line for line in out.splitlines() if "按时签收率" in line)
+    assert rate.split()[-2:] == ["75.0%", "100.0%"]
+    first = next(line for line in out.splitlines() if "核查一次通过率" in line)
+    assert first.split()[-2:] == ["0.0%", "100.0%"]
+    assert "Satisfaction rate 满意率" in out and "Composite score 综合指标值" in out
+    assert f"report --db sqlite:///{tmp_path / 'd.db'} --classes" in out
     assert f"gridflow history demo-alley-324 --db sqlite:///{tmp_path / 'd.db'}" in out
     assert "the hot-pot scald" in err  # progress on stderr
 
@@ -109,6 +119,8 @@ def test_demo_output_is_deterministic_and_chinese(capsys: pytest.CaptureFixture[
     assert "■ 案件 demo-alley-324 · 网格案件" in outs[0]
     assert "已结案 → 回头看" in outs[0] and "受理 → 三所联动调解" in outs[0]
     assert "监督考核指标" in outs[0] and "按期结案率" in outs[0]
+    assert "签收" in outs[0] and "核查不通过" in outs[0] and "满意度：满意" in outs[0]
+    assert "按时签收率" in outs[0] and "发回重办率" in outs[0] and "综合指标值" in outs[0]
 
 
 def test_demo_refuses_a_database_that_has_its_cases(demo_db: Path,
@@ -339,13 +351,15 @@ def test_diagram_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 def test_history_prints_the_timeline_and_verifies(demo_db: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "history", "demo-alley-324", "--db", str(demo_db), "--lang", "zh")
+    code, out, _ = run(capsys, "history", "demo-alley-324", "--db", str(demo_db), "--lang", "zh",
+                       *V2)
     assert code == EXIT_OK
     assert "2026-03-02 10:00  新建" in out  # times in China Standard Time
     assert "派遣联合处置" in out and "↻ 联合处置" in out
-    assert "✓ 历史已验证:11 条事件" in out
+    assert "签收" in out and "退单" in out and "核查不通过" in out and "满意度：满意" in out
+    assert "✓ 历史已验证:25 条事件" in out
     code, out, _ = run(capsys, "history", "demo-alley-324", "--db", str(demo_db),
-                       "--tz", "UTC")
+                       "--tz", "UTC", *V2)
     assert "2026-03-02 02:00  Opened" in out
 
 
@@ -416,6 +430,23 @@ def test_report_period_and_json(demo_db: Path, capsys: pytest.CaptureFixture[str
     code, out, _ = run(capsys, "report", "--db", str(demo_db), "--since", "2026-01-01",
                        "--until", "2026-01-31", "--lang", "zh", "-q")
     assert code == EXIT_OK and "没有案件" in out
+
+
+def test_report_by_department(demo_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scorecard per department: the closed-loop figures of grid_case@2 only."""
+    code, out, _ = run(capsys, "report", "--db", str(demo_db), "--by", "department", "-q", *V2)
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines[2].split() == ["城运中心", "清运单位", "社区管理办", "综合执法队", "绿化市容所"]
+    rate = next(line for line in lines if "按时签收率" in line)
+    assert rate.split()[-5:] == ["100.0%", "0.0%", "100.0%", "100.0%", "-"]
+    urged = next(line for line in lines if "督办数" in line)
+    assert urged.split()[-5:] == ["0", "1", "0", "0", "0"]
+    assert "Received" not in out and "mediation" not in out  # not split by department
+    code, out, _ = run(capsys, "report", "--db", str(demo_db), "--by", "department", "--json",
+                       "-q")
+    rows = {r["group"]: r for r in json.loads(out)["rows"]}
+    assert rows["绿化市容所"]["returned"] == 1 and rows["清运单位"]["acknowledged_on_time"] == 0
 
 
 def test_report_bad_dates(demo_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -494,8 +525,8 @@ def test_demo_history_report_on_postgres(pg_url: str, pg_schema: str,
     sep = "&" if "?" in pg_url else "?"
     url = f"{pg_url}{sep}options=-csearch_path%3D{pg_schema}"  # this test's own schema
     assert run(capsys, "demo", "--db", url, "-q")[0] == EXIT_OK
-    code, out, _ = run(capsys, "history", "demo-scald-fix", "--db", url)
-    assert code == EXIT_OK and "✓ history verified: 7 events" in out
+    code, out, _ = run(capsys, "history", "demo-scald-fix", "--db", url, *V2)
+    assert code == EXIT_OK and "✓ history verified: 9 events" in out
     code, out, _ = run(capsys, "report", "--db", url, "--by", "grid", "--json", "-q")
     assert code == EXIT_OK
     assert {r["group"] for r in json.loads(out)["rows"]} == {"第一综合网格", "第二综合网格"}

@@ -42,11 +42,15 @@ def test_every_time_is_shown_in_shanghai_time(capsys: pytest.CaptureFixture[str]
     # No instant is shown raw (ISO 8601 with its own offset): every one is converted.
     assert not ISO_INSTANT.search(out), ISO_INSTANT.search(out)
     assert "+00:00" not in out and "UTC" not in out
-    # The timer starts the look-back 30 days after closing (6 March, 15:00 Shanghai):
-    # the deadline it names is 15:00 on 5 April in Shanghai, not 07:00 UTC.
-    assert "deadline 2026-04-05 15:00 passed in state Closed" in out
-    # The close records the deadline in force: shown in the same zone.
-    assert "deadline_at=2026-03-08 14:00; on_time=true" in out
+    # The timer starts the look-back 30 days after closing (9 March, 15:00 Shanghai):
+    # the deadline it names is 15:00 on 8 April in Shanghai, not 07:00 UTC.
+    assert "deadline 2026-04-08 15:00 passed in state Closed" in out
+    # The passed check records the deadline in force: shown in the same zone; so is
+    # the 签收 limit an acknowledgement records.
+    assert "deadline_at=2026-03-11 00:00; on_time=true" in out
+    assert "due_at=2026-03-03 16:00; on_time=false" in out
+    # The timer urges the late department; its note repeats the reason: said once.
+    assert "deadline 2026-03-03 16:00 passed in state Joint action; departments=清运单位" in out
     # The agreement's performance date was given in +08:00: shown the same way.
     assert "performance_due=2026-04-30 18:00" in out
 
@@ -54,7 +58,7 @@ def test_every_time_is_shown_in_shanghai_time(capsys: pytest.CaptureFixture[str]
 def test_another_zone_applies_to_every_time(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path) -> None:
     out, _ = demo(capsys, tmp_path, "-q", "--tz", "UTC")
-    assert "deadline 2026-04-05 07:00 passed" in out
+    assert "deadline 2026-04-08 07:00 passed" in out
     assert "2026-03-02 02:00  Opened" in out
 
 
@@ -84,7 +88,7 @@ def test_columns_fit_the_terminal(columns: int, lang: str, capsys: pytest.Captur
         assert text in flat, text
     assert "…" not in out
     timeline = [line for line in out.splitlines() if line.startswith("  2026-")]
-    assert len(timeline) == 32  # every event starts a line of its own
+    assert len(timeline) == 48  # every event starts a line of its own
     widest = max(width(line) for line in out.splitlines() if "://" not in line)
     if columns == 160:
         assert widest > 120  # the room is used, not a fixed width
@@ -165,7 +169,7 @@ def test_zh_demo_has_no_english(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "当事人同意：***" in out and "签字方：谢**、某***" in out
     assert "谢女士" not in out and "某火锅店" not in out
     # The timer's reason, in Chinese, in Shanghai time.
-    assert "已过时限 2026-04-05 15:00" in out
+    assert "已过时限 2026-04-08 15:00" in out
     # The figures are named in Chinese.
     assert "按期结案率" in out and "化解成功率" in out
 
@@ -187,7 +191,7 @@ def test_zh_demo_without_sqlalchemy_says_so_in_chinese(
 
 # -- the demo's actors are scoped ----------------------------------------------------
 
-STREET_LEVEL = {"department", "judicial_office", "police", "lawyer"}
+STREET_LEVEL = {"department", "judicial_office", "police", "lawyer", "inspector"}
 
 
 def test_demo_actors_are_scoped_like_the_people_of_the_stories() -> None:
@@ -225,4 +229,4 @@ def test_the_commands_the_demo_suggests_run_as_printed(tmp_path: Path) -> None:
     again = subprocess.run(shlex.split(line), cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=300, check=False)
     assert again.returncode == 0, again.stderr
-    assert "✓ history verified: 11 events" in again.stdout
+    assert "✓ history verified: 25 events" in again.stdout

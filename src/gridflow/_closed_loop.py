@@ -7,7 +7,7 @@ store, so the figures are equal on MemoryStore, SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +94,31 @@ class ClosedLoopRow:
         return _rate(self.recurrences, self.triaged)
 
 
+#: `ClosedLoopRow` counts by the name `gridflow.metrics.Row` gives them (where it differs).
+_ROW_NAMES = {"triaged": "triages"}
+
+
+def from_counts(group: str | None, counts: Mapping[str, int],
+                weights: Mapping[str, float] | None = None) -> ClosedLoopRow:
+    """The `ClosedLoopRow` of counts named as on `gridflow.metrics.Row`, its score
+    computed with ``weights`` (default `DEFAULT_WEIGHTS`)."""
+    row = ClosedLoopRow(group, **{
+        f.name: int(counts.get(_ROW_NAMES.get(f.name, f.name), 0))
+        for f in attrs.fields(ClosedLoopRow) if f.name not in ("group", "score")})
+    row.score = _score(row, DEFAULT_WEIGHTS if weights is None else weights)
+    return row
+
+
+def check_weights(weights: Mapping[str, float] | None, where: str) -> Mapping[str, float]:
+    """``weights`` (default `DEFAULT_WEIGHTS`), or `InvalidArgument` naming an unknown one."""
+    weights = DEFAULT_WEIGHTS if weights is None else weights
+    unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
+    if unknown:
+        raise InvalidArgument(f"{where}: unknown weight(s) {', '.join(unknown)}; "
+                              f"weights name: {', '.join(DEFAULT_WEIGHTS)}")
+    return weights
+
+
 def _score(row: ClosedLoopRow, weights: Mapping[str, float]) -> float | None:
     total = weight = 0.0
     for name, w in weights.items():
@@ -132,11 +157,7 @@ def closed_loop(
     if by not in _GROUPINGS:
         raise InvalidArgument(f"metrics.closed_loop: cannot group by {by!r}; choose one of "
                               "'department', 'grid', 'category' or None")
-    weights = DEFAULT_WEIGHTS if weights is None else weights
-    unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
-    if unknown:
-        raise InvalidArgument(f"metrics.closed_loop: unknown weight(s) {', '.join(unknown)}; "
-                              f"weights name: {', '.join(DEFAULT_WEIGHTS)}")
+    weights = check_weights(weights, "metrics.closed_loop")
     rows: dict[str | None, ClosedLoopRow] = {}
 
     def row(group: str | None) -> ClosedLoopRow:
@@ -151,7 +172,7 @@ def closed_loop(
             if case.updated_at < since:
                 continue
             events = [e for e in store.events(case.id) if e.at < until]
-            _count(case, events, since, by, row)
+            count(case, events, since, by, row)
         if page.next is None:
             break
         after = page.next
@@ -160,8 +181,23 @@ def closed_loop(
     return dict(sorted(rows.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))
 
 
-def _count(case: Case, events: list[Event], since: datetime, by: str | None,
-           row: Any) -> None:
+def _group_of(case: Case, by: str | None) -> str | None:
+    if by is None:
+        return None
+    value = case.grid if by == "grid" else case.data.get(by)
+    return None if value is None else str(value)
+
+
+def _recurrence(payload: Mapping[str, Any]) -> bool:
+    found = payload.get("recurrence_of")
+    return isinstance(found, list) and len(found) > 0
+
+
+def count(case: Case, events: list[Event], since: datetime, by: str | None,
+          row: Any, group_of: Callable[[Case, str | None], str | None] = _group_of) -> None:
+    """Count the closed-loop steps of one case (``events``: before ``until``) into
+    ``row(group)``; ``group_of(case, by)`` names a case's group unless ``by`` is
+    ``"department"``."""
     def case_groups() -> list[str | None]:
         if by == "department":
             depts: dict[str, None] = {}
@@ -170,10 +206,7 @@ def _count(case: Case, events: list[Event], since: datetime, by: str | None,
                     for d in e.payload.get("departments", []):
                         depts[str(d)] = None
             return list(depts)
-        if by is None:
-            return [None]
-        value = case.grid if by == "grid" else case.data.get(by)
-        return [None if value is None else str(value)]
+        return [group_of(case, by)]
 
     def dept_groups(names: list[str]) -> list[str | None]:
         return list(names) if by == "department" else case_groups()
@@ -217,7 +250,7 @@ def _count(case: Case, events: list[Event], since: datetime, by: str | None,
             for g in groups:
                 r = row(g)
                 r.triaged += 1
-                r.recurrences += bool(e.payload.get("recurrence_of"))
+                r.recurrences += _recurrence(e.payload)
         elif t == "park":
             for g in groups:
                 row(g).parked += 1

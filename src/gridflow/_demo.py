@@ -55,6 +55,14 @@ DEPARTMENTS = {
     "综合执法队": Actor("dept-law-enforcement", ["department"], grids=ALL_GRIDS),
     "清运单位": Actor("dept-haulage", ["department"], grids=ALL_GRIDS),
 }
+#: 退单: a department dispatched by mistake, which sends the task back.
+MISROUTED = "绿化市容所"
+GREENING = Actor("dept-greening", ["department"], grids=ALL_GRIDS)
+#: 监督员: the sub-district's inspector, who checks the result on site (核查).
+INSPECTOR = Actor("inspector-huayang", ["inspector"], grids=ALL_GRIDS)
+RESIDENT = Actor("resident-huasan", ["resident"], [GRID_1])
+#: The alley's place (``location.key``): its problem class (一类事) with the category.
+ALLEY_PLACE = "长宁支路324弄"
 VOLUNTEER = Actor("volunteer-huasan", ["volunteer"], [GRID_1])
 VOLUNTEER_2 = Actor("volunteer-grid-2", ["volunteer"], [GRID_2])
 JUDICIAL = Actor("judicial-office-huayang", ["judicial_office"], grids=ALL_GRIDS)
@@ -68,12 +76,15 @@ def _at(clock: FixedClock, month: int, day: int, hour: int, minute: int = 0) -> 
 
 
 def _alley(engine: Engine, clock: FixedClock) -> None:
-    """问需于民 → 一呼百应 → 长效治理: the alley near Lane 324, Changning Branch Road."""
+    """问需于民 → 一呼百应 → 长效治理: the alley near Lane 324, Changning Branch Road,
+    on ``grid_case@2``: 签收 by the four departments (one late, urged by the timer), a
+    misrouted department's 退单, a failed 核查 and the rework, then 满意度回访."""
     _at(clock, 3, 2, 10)
-    engine.open("grid_case", version=1, case_id=ALLEY, actor=WORKER, grid=GRID_1, data={
+    engine.open("grid_case", case_id=ALLEY, actor=WORKER, grid=GRID_1, version=2, data={
         "title": "长宁支路324弄附近无名小巷违规堆物、加装地锁",
         "source": "visit",
         "address": "长宁支路324弄附近无名小巷",
+        "location": {"key": ALLEY_PLACE},
         "area": "华三居民区",
         "problems": ["违规堆物", "加装地锁"],
     })
@@ -83,9 +94,20 @@ def _alley(engine: Engine, clock: FixedClock) -> None:
     # The grid joint meeting (网格党建联席会议) agrees the joint plan the next day.
     _at(clock, 3, 3, 14)
     engine.fire(ALLEY, "dispatch", actor=SECRETARY, payload={
-        "departments": list(DEPARTMENTS),
+        "departments": [*DEPARTMENTS, MISROUTED],
         "plan": "网格党建联席会议制定联合整治工作方案:清理堆物、拆除私装地锁、清运垃圾",
     })
+    _at(clock, 3, 3, 14, 30)
+    engine.fire(ALLEY, "return_task", actor=GREENING, payload={
+        "department": MISROUTED, "reason": "小巷堆物清运由清运单位负责,非本所职责"})
+    # 签收 within 2 working hours (by 16:00), but the haulage company is out on a job.
+    for minute, name in zip((40, 50, 55), ("城运中心", "综合执法队", "社区管理办"), strict=True):
+        _at(clock, 3, 3, 14, minute)
+        engine.fire(ALLEY, "acknowledge", actor=DEPARTMENTS[name], payload={"department": name})
+    _timer(engine, clock, 3, 4)  # 08:00: the 签收 limit passed at 16:00: 清运单位 is urged
+    _at(clock, 3, 4, 9, 30)
+    engine.fire(ALLEY, "acknowledge", actor=DEPARTMENTS["清运单位"],
+                payload={"department": "清运单位"})
     results = {
         "综合执法队": "依法告知并拆除私装地锁",
         "清运单位": "地毯式清理,堆物全部清运",
@@ -96,8 +118,29 @@ def _alley(engine: Engine, clock: FixedClock) -> None:
         _at(clock, 3, 6, hour)
         engine.fire(ALLEY, "report_done", actor=DEPARTMENTS[name],
                     payload={"department": name, "result": result})
-    _at(clock, 3, 6, 15)
-    engine.fire(ALLEY, "close", actor=SECRETARY)
+    _at(clock, 3, 6, 14)
+    engine.fire(ALLEY, "submit_check", actor=SECRETARY)
+    _at(clock, 3, 6, 16)
+    engine.fire(ALLEY, "fail_check", actor=INSPECTOR, payload={
+        "reason": "现场核查:私装地锁的底座仍在,影响通行"})
+    # Rework: every department reports again (their 签收 stays valid).
+    reworked = {
+        "综合执法队": "切除地锁底座,路面修补",
+        "清运单位": "复查无新增堆物",
+        "社区管理办": "告知居民整改结果",
+        "城运中心": "复核完成",
+    }
+    for minute, (name, result) in zip((0, 15, 30, 45), reworked.items(), strict=True):
+        _at(clock, 3, 9, 9, minute)
+        engine.fire(ALLEY, "report_done", actor=DEPARTMENTS[name],
+                    payload={"department": name, "result": result})
+    _at(clock, 3, 9, 11)
+    engine.fire(ALLEY, "submit_check", actor=SECRETARY)
+    _at(clock, 3, 9, 15)
+    engine.fire(ALLEY, "pass_check", actor=INSPECTOR, payload={
+        "observation": "核查通过:堆物清除,地锁及底座拆除,小巷畅通"})
+    _at(clock, 3, 10, 10)
+    engine.fire(ALLEY, "rate", actor=RESIDENT, payload={"satisfaction": "satisfied"})
     _at(clock, 3, 20, 10)
     engine.fire(ALLEY, "note", actor=VOLUNTEER, payload={
         "text": "华三居民区组建社区志愿者队伍,每周巡查小巷"})
@@ -126,21 +169,26 @@ def _scald(engine: Engine, clock: FixedClock) -> None:
         "text": "律师提供法律咨询,引导当事人以合法途径表达诉求"})
     # The restaurant must remove the hazard: a grid case of its own, linked.
     _at(clock, 4, 14, 11)
-    engine.open("grid_case", version=1,
-                case_id=SCALD_FIX, actor=SECRETARY_2, grid=GRID_2, links=[SCALD],
-                data={"title": "火锅店炭炉锅底未做完全防护,存在烫伤隐患", "source": "other",
-                      "area": "沿街商铺"})
+    engine.open("grid_case", case_id=SCALD_FIX, actor=SECRETARY_2, grid=GRID_2, links=[SCALD],
+                version=2, data={"title": "火锅店炭炉锅底未做完全防护,存在烫伤隐患",
+                                 "source": "other", "area": "沿街商铺"})
     _at(clock, 4, 14, 14)
     engine.fire(SCALD_FIX, "triage", actor=SECRETARY_2,
                 payload={"category": "安全隐患", "priority": "urgent"})
     _at(clock, 4, 14, 14, 30)
     engine.fire(SCALD_FIX, "dispatch", actor=SECRETARY_2, payload={
         "departments": ["综合执法队"], "plan": "督促商家为炭炉加装防护并设置安全提示"})
+    _at(clock, 4, 14, 14, 50)  # urgent: 签收 within 30 working minutes
+    engine.fire(SCALD_FIX, "acknowledge", actor=DEPARTMENTS["综合执法队"],
+                payload={"department": "综合执法队"})
     _at(clock, 4, 15, 10)
     engine.fire(SCALD_FIX, "report_done", actor=DEPARTMENTS["综合执法队"], payload={
         "department": "综合执法队", "result": "商家已为炭炉加装防护罩并张贴安全提示"})
+    _at(clock, 4, 15, 10, 30)
+    engine.fire(SCALD_FIX, "submit_check", actor=SECRETARY_2)
     _at(clock, 4, 15, 11)
-    engine.fire(SCALD_FIX, "close", actor=SECRETARY_2)
+    engine.fire(SCALD_FIX, "pass_check", actor=INSPECTOR, payload={
+        "observation": "核查通过:防护罩已安装,安全提示醒目"})
     _at(clock, 4, 16, 15)
     engine.fire(SCALD, "agree", actor=JUDICIAL, payload={
         "terms": "商家赔偿医疗等费用并完成整改",
@@ -178,9 +226,36 @@ def _timer(engine: Engine, clock: FixedClock, month: int, day: int) -> None:
     engine.tick()
 
 
+#: The plugin that registers ``grid_case@2`` where it is not built in (``--plugin``).
+V2_PLUGIN = "gridflow.workflows.grid_case_v2:PLUGIN"
+
+
+def _v2(engine: Engine) -> None:
+    """Register ``grid_case@2`` and its recurrence finder (一类事) unless they are."""
+    from gridflow.workflows import grid_case_v2
+
+    if not has_v2(engine):
+        engine.register(grid_case_v2.PLUGIN)
+    if not any(isinstance(p, grid_case_v2.Recurrence) for p in engine.plugins.get_plugins()):
+        engine.register(grid_case_v2.Recurrence(engine.store))
+
+
+def has_v2(engine: Engine) -> bool:
+    """Whether ``grid_case@2`` is registered on ``engine``.
+
+    Example:
+        >>> from gridflow.workflows import grid_case_v2
+        >>> has_v2(Engine(plugins=[grid_case_v2.PLUGIN], entry_points=False))
+        True
+    """
+    return "grid_case@2" in [spec.key for spec in engine.workflows]
+
+
 def play(engine: Engine, clock: FixedClock, *, mediation: bool = True,
          progress: Callable[[str], Any] | None = None) -> list[str]:
     """Play every story on ``engine``, in date order; returns the ids of the cases opened.
+
+    The grid cases run on ``grid_case@2`` (registered on ``engine`` if it is not).
 
     ``mediation=False`` plays only the alley (for a gridflow without the
     mediation workflow). ``progress`` is called with each story's key in
@@ -194,12 +269,13 @@ def play(engine: Engine, clock: FixedClock, *, mediation: bool = True,
         second_victim
         ['demo-alley-324', ...]
     """
+    _v2(engine)
     say = progress or (lambda _text: None)
     say("alley")
     _alley(engine, clock)
     # The look-back (回头看) starts 30 days after closing: the timer starts it.
-    _timer(engine, clock, 4, 6)
-    _at(clock, 4, 8, 10)
+    _timer(engine, clock, 4, 9)
+    _at(clock, 4, 10, 10)
     engine.fire(ALLEY, "confirm", actor=VOLUNTEER, payload={
         "observation": "回头看:小巷保持畅通整洁,堆物和地锁未反弹"})
     if not mediation:

@@ -30,8 +30,8 @@ from gridflow.engine import Engine
 from gridflow.model import Case, Event
 from gridflow.spec import WorkflowSpec
 
-__all__ = ["FIGURES", "SHANGHAI", "Labels", "duration", "event_details", "figure_lines",
-           "show_value", "timeline", "w"]
+__all__ = ["FIGURES", "SHANGHAI", "Labels", "class_lines", "duration", "event_details",
+           "figure_lines", "show_value", "timeline", "w"]
 
 # -- words in two languages --------------------------------------------------------------
 
@@ -67,6 +67,14 @@ _WORDS: dict[str, tuple[str, str]] = {
                  "各状态案件数（本期新建的案件，按当前状态）"),
     "in_state": ("Median time in each state (stays that ended in the period)",
                  "各状态停留时间中位数（本期结束的停留）"),
+    "classes": ("Problem classes (一类事): grid cases opened in the period, by place "
+                "(location.key) and category",
+                "一类事：本期新建的网格案件，按地点（location.key）和分类"),
+    "no_classes": ("no grid case opened in the period has a location key",
+                   "本期新建的网格案件都没有地点（location.key）"),
+    "scorecard": ("{label} (grid_case): the closed-loop figures of each department (签收, 退单, "
+                  "核查, 满意度, 督办)",
+                  "{label}（grid_case）：各部门的闭环考核指标（签收、退单、核查、满意度、督办）"),
     "min": ("{n} min", "{n} 分钟"),
     "h": ("{n} h", "{n} 小时"),
     "d": ("{n} d", "{n} 天"),
@@ -102,6 +110,8 @@ KEY_LABELS_ZH: Mapping[str, str] = {
     "parties": "当事人", "injury": "有人受伤", "claim_amount": "索赔金额",
     "violence_risk": "有暴力风险", "state": "状态", "breach_refused": "超时步骤被拒绝",
     "case": "案件",
+    "location": "地点", "key": "地点编码", "satisfaction": "满意度", "due_at": "签收时限",
+    "recurrence_of": "反弹自",
 }
 
 #: Chinese labels of choice values (codes) of the built-in workflows, by key.
@@ -113,6 +123,8 @@ VALUE_LABELS_ZH: Mapping[str, Mapping[Any, str]] = {
                "grid_case": "网格案件"},
     "channel": {"litigation": "诉讼", "arbitration": "仲裁", "administrative": "行政途径"},
     "consent": {True: "同意", False: "不同意"},
+    "satisfaction": {"satisfied": "满意", "basically_satisfied": "基本满意",
+                     "dissatisfied": "不满意"},
 }
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})")
@@ -162,8 +174,8 @@ def show_value(key: str, value: Any, lang: str, tz: tzinfo,
         return sep.join(parts)
     if isinstance(value, dict):
         mark = " " if zh else ": "
-        return sep.join(f"{k}{mark}{show_value(key, v, lang, tz, spec)}"
-                        for k, v in value.items())
+        return sep.join(f"{KEY_LABELS_ZH.get(k, k) if zh else k}{mark}"
+                        f"{show_value(key, v, lang, tz, spec)}" for k, v in value.items())
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -285,6 +297,8 @@ def event_details(event: Event, labels: Labels, spec: WorkflowSpec | None,
             payload.pop("state", None)
         else:
             parts.append(w("breach", lang).format(at=at, state=labels.state(spec, event.source)))
+            if payload.get("text") == payload.get("reason"):
+                payload.pop("text")  # the timer's note (an urge's) repeats its reason
             payload.pop("reason", None)
         payload.pop("deadline_at", None)
     if payload:
@@ -375,6 +389,25 @@ FIGURES = (
     ("median_days_to_agreement", "Median days to agreement", "达成协议天数中位数", "d",
      "mediation"),
 )
+#: The closed-loop figures of ``grid_case@2``, in `FIGURES`' shape: shown under the
+#: grid-case figures when a row has any of them.
+LOOP_FIGURES = (
+    ("acknowledged", "Acknowledged (签收)", "签收数", "n", "grid_case"),
+    ("returned", "Returned (退单)", "退单数", "n", "grid_case"),
+    ("checks", "On-site checks (核查)", "核查数", "n", "grid_case"),
+    ("rated", "Rated (满意度回访)", "回访数", "n", "grid_case"),
+    ("parked", "Parked 挂账数", "挂账数", "n", "grid_case"),
+    ("urged", "Urged 督办数", "督办数", "n", "grid_case"),
+    ("ack_on_time_rate", "On-time acknowledgement 按时签收率", "按时签收率", "%", "grid_case"),
+    ("return_rate", "Return rate 退单率", "退单率", "%", "grid_case"),
+    ("first_pass_rate", "First-check pass rate 核查一次通过率", "核查一次通过率", "%",
+     "grid_case"),
+    ("check_rework_rate", "Sent-back rate 发回重办率", "发回重办率", "%", "grid_case"),
+    ("satisfaction_rate", "Satisfaction rate 满意率", "满意率", "%", "grid_case"),
+    ("recurrence_rate", "Recurrence rate 反弹率", "反弹率", "%", "grid_case"),
+    ("score", "Composite score 综合指标值", "综合指标值", "s", "grid_case"),
+)
+_LOOP_SHOWN = ("acknowledged", "returned", "checks", "rated", "parked", "urged", "triages")
 #: The workflows the built-in figures are defined on, in the order they are shown.
 FIGURE_WORKFLOWS = ("grid_case", "mediation")
 
@@ -384,7 +417,7 @@ def _cell(value: Any, kind: str) -> str:
         return "-"
     if kind == "%":
         return f"{value * 100:.1f}%"
-    if kind == "d":
+    if kind in ("d", "s"):
         return f"{value:.1f}"
     return str(value)
 
@@ -441,12 +474,25 @@ def figure_lines(report: Any, labels: Labels, *, by: str | None,
     names = [*(n for n in FIGURE_WORKFLOWS if n in cases),
              *sorted(n for n in {*cases, *(k[0] for k in by_state)}
                      if n not in FIGURE_WORKFLOWS)]
+    if by == "department":
+        # A scorecard per department: the closed-loop figures of grid cases only.
+        if not rows:
+            return []
+        label = labels.workflow("grid_case")
+        out += _wrapped(w("scorecard", lang).format(label=label), columns, "  ")
+        body = [["", *_heads([r.group for r in rows], by, lang)]]
+        for attr, en, zh_name, kind, _ in LOOP_FIGURES:
+            body.append([zh_name if zh else en,
+                         *(_cell(getattr(r, attr, None), kind) for r in rows)])
+        return out + _numbers(body, columns, "  ")
     for name in names:
         label = labels.workflow(name)
         if name in FIGURE_WORKFLOWS:
             out += _wrapped(w("applies", lang).format(label=label, name=name), columns, "  ")
             body = [["", *_heads([r.group for r in rows], by, lang)]]
-            for attr, en, zh_name, kind, workflow in FIGURES:
+            loop = name == "grid_case" and any(getattr(r, a, 0) for r in rows
+                                               for a in _LOOP_SHOWN)
+            for attr, en, zh_name, kind, workflow in (*FIGURES, *(LOOP_FIGURES if loop else ())):
                 if workflow == name:
                     body.append([zh_name if zh else en,
                                  *(_cell(getattr(r, attr, None), kind) for r in rows)])
@@ -476,6 +522,37 @@ def figure_lines(report: Any, labels: Labels, *, by: str | None,
                                for _, m in with_time)])
             out += _numbers(body, columns, "    ")
     return out
+
+
+#: The columns of the problem classes (一类事): (English, Chinese).
+CLASS_HEADS = (("Place", "地点"), ("Category", "分类"), ("Cases", "案件数"),
+               ("Recurrences", "反弹数"), ("Solved", "已解决"),
+               ("Median time to solve", "解决时间中位数"), ("Total time to solve", "解决总时长"))
+
+
+def class_lines(classes: Sequence[Any], lang: str, columns: int | None) -> list[str]:
+    """The problem classes (`gridflow.metrics.problem_classes`) as a table.
+
+    Example:
+        >>> from gridflow.metrics import ProblemClass
+        >>> c = ProblemClass("CN-ZL-324", "违规堆物", cases=2, recurrences=1, solved=1,
+        ...                  median_seconds_to_solve=7200.0, total_seconds_to_solve=7200.0)
+        >>> class_lines([c], "en", 120)[2].split()
+        ['CN-ZL-324', '违规堆物', '2', '1', '1', '2.0', 'h', '2.0', 'h']
+    """
+    zh = lang == "zh"
+    out = _wrapped(w("classes", lang), columns, "  ")
+    if not classes:
+        return [*out, "  " + w("no_classes", lang)]
+    body = [[zh_head if zh else en for en, zh_head in CLASS_HEADS]]
+    for c in classes:
+        median = c.median_seconds_to_solve
+        body.append([c.key, "-" if c.category is None else c.category, str(c.cases),
+                     str(c.recurrences), str(c.solved),
+                     "-" if median is None else duration(median, lang),
+                     duration(c.total_seconds_to_solve, lang) if c.solved else "-"])
+    return [*out, *table(body, columns, indent="  ", right={2, 3, 4, 5, 6}, flex=0,
+                         min_flex=12)]
 
 
 def _state_order(spec: WorkflowSpec | None, names: set[str]) -> list[str]:

@@ -8,7 +8,7 @@ Both backends import from here; `gridflow.metrics` re-exports the public names.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 #: What ``by`` may be: the case's grid, its residents' area (``data["area"]``),
-#: its category (``data["category"]``), or ``None`` for one row over everything.
-GROUPINGS = ("grid", "area", "category", "version", None)
+#: its category (``data["category"]``), its workflow version, the department
+#: (a scorecard of the closed-loop figures only), or ``None`` for one row over everything.
+GROUPINGS = ("grid", "area", "category", "version", "department", None)
 
 #: The id of the actor the timer acts as (`Actor.system`).
 SYSTEM_ACTOR = "system"
@@ -99,6 +100,11 @@ _COUNTS = (
     "closed_in_grid", "revisits", "revisits_passed",
     "mediations_ended", "mediations_resolved", "resolved_at_tier1", "agreements",
 )
+#: The counts of the closed loop of ``grid_case@2`` (see `gridflow.metrics.closed_loop`).
+_LOOP_COUNTS = (
+    "acknowledged", "acknowledged_on_time", "returned", "first_checks", "first_checks_passed",
+    "checks", "checks_failed", "rated", "satisfied", "triages", "recurrences", "parked", "urged",
+)
 # The median key of the days to agreement: parentheses are in no state's name.
 _AGREEMENT_KEY = "(agreement)"
 
@@ -154,6 +160,28 @@ class Row:
     #: Median days from intake to the first agreement, over ``agreements``.
     median_days_to_agreement: float | None = None
     median_seconds_in_state: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
+    # -- the closed loop of grid_case@2 (steps in the period; see docs/metrics.md) --
+    #: 签收: acknowledgements, and those within the 签收 limit.
+    acknowledged: int = 0
+    acknowledged_on_time: int = 0
+    #: 退单: tasks sent back by a department.
+    returned: int = 0
+    #: 核查: first checks of a case, those passed; every check, those failed (发回重办).
+    first_checks: int = 0
+    first_checks_passed: int = 0
+    checks: int = 0
+    checks_failed: int = 0
+    #: 满意度回访: ratings, and those satisfied or basically satisfied.
+    rated: int = 0
+    satisfied: int = 0
+    #: Triage steps of ``@2`` cases, and those that found a recurrence (反弹).
+    triages: int = 0
+    recurrences: int = 0
+    #: 挂账数 and 督办数: parks, and urges (by department: the urges naming it).
+    parked: int = 0
+    urged: int = 0
+    #: 综合指标值 (0..100) over the closed-loop rates that are defined, or ``None``.
+    score: float | None = None
 
     @property
     def filing_rate(self) -> float | None:
@@ -200,6 +228,50 @@ class Row:
         """Share of resolved mediations whose agreement was reached in tier 1."""
         return _rate(self.resolved_at_tier1, self.mediations_resolved)
 
+    @property
+    def ack_on_time_rate(self) -> float | None:
+        """按时签收率 = acknowledged on time / acknowledged."""
+        return _rate(self.acknowledged_on_time, self.acknowledged)
+
+    @property
+    def return_rate(self) -> float | None:
+        """退单率 = returned / (acknowledged + returned)."""
+        return _rate(self.returned, self.acknowledged + self.returned)
+
+    @property
+    def first_pass_rate(self) -> float | None:
+        """核查一次通过率 = first checks passed / first checks."""
+        return _rate(self.first_checks_passed, self.first_checks)
+
+    @property
+    def check_rework_rate(self) -> float | None:
+        """发回重办率 = failed checks / checks (``rework_rate`` is 返工率, of reopens)."""
+        return _rate(self.checks_failed, self.checks)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """满意率 = (satisfied + basically satisfied) / rated."""
+        return _rate(self.satisfied, self.rated)
+
+    @property
+    def recurrence_rate(self) -> float | None:
+        """反弹率 = triages that found a recurrence / triages (of ``@2`` cases)."""
+        return _rate(self.recurrences, self.triages)
+
+    def closed_loop(self) -> Any:
+        """This row's closed-loop counts and score as a `gridflow.metrics.ClosedLoopRow`
+        (what `gridflow.metrics.closed_loop` returns for the group).
+
+        Example:
+            >>> row = Row("城运中心", acknowledged=2, acknowledged_on_time=1)
+            >>> row.closed_loop().ack_on_time_rate
+            0.5
+        """
+        from gridflow._closed_loop import ClosedLoopRow
+
+        counts = {"triaged" if n == "triages" else n: getattr(self, n) for n in _LOOP_COUNTS}
+        return ClosedLoopRow(self.group, **counts, score=self.score)
+
     def rates(self) -> dict[str, float | None]:
         """Every rate by name.
 
@@ -223,6 +295,8 @@ class Row:
         out["median_seconds_in_state"] = {
             wf: dict(states) for wf, states in self.median_seconds_in_state.items()
         }
+        out.update({name: getattr(self, name) for name in _LOOP_COUNTS})
+        out["score"] = self.score
         return out
 
 
@@ -230,6 +304,8 @@ class Row:
 RATES = (
     "filing_rate", "closure_rate", "on_time_rate", "rework_rate", "extension_rate",
     "in_grid_rate", "revisit_pass_rate", "mediation_success_rate", "tier1_share",
+    "ack_on_time_rate", "return_rate", "first_pass_rate", "check_rework_rate",
+    "satisfaction_rate", "recurrence_rate",
 )
 
 
@@ -373,7 +449,7 @@ class _Partial:
     """What a backend hands back: counts per group, medians (µs) per group and key."""
 
     counts: dict[str | None, dict[str, int]] = attrs.field(
-        factory=lambda: defaultdict(lambda: dict.fromkeys(_COUNTS, 0)))
+        factory=lambda: defaultdict(lambda: dict.fromkeys(_COUNTS + _LOOP_COUNTS, 0)))
     medians: dict[str | None, dict[tuple[str, str], float]] = attrs.field(
         factory=lambda: defaultdict(dict))
 
@@ -384,11 +460,12 @@ class _Partial:
 
 
 def _assemble(partial: _Partial, since: datetime, until: datetime, by: str | None,
-              workflow: str | None) -> Report:
+              workflow: str | None,
+              score: Callable[[Mapping[str, int]], float | None] | None = None) -> Report:
     rows = []
     for group in sorted(set(partial.counts) | set(partial.medians),
                         key=lambda g: (g is not None, g or "")):
-        counts = partial.counts.get(group) or dict.fromkeys(_COUNTS, 0)
+        counts = partial.counts.get(group) or dict.fromkeys(_COUNTS + _LOOP_COUNTS, 0)
         med = partial.medians.get(group, {})
         in_state: dict[str, dict[str, float]] = {}
         days = None
@@ -400,5 +477,6 @@ def _assemble(partial: _Partial, since: datetime, until: datetime, by: str | Non
         if not any(counts.values()) and not med:
             continue
         rows.append(Row(group, **counts, median_days_to_agreement=days,
-                        median_seconds_in_state=in_state))
+                        median_seconds_in_state=in_state,
+                        score=None if score is None else score(counts)))
     return Report(since, until, by, workflow, tuple(rows))

@@ -122,8 +122,13 @@ def compute(
 ) -> _Partial:
     """Fill ``partial`` with the figures, computed by the database."""
     us = _micros_of(dialect)
-    grp = _group_expr(cases, by)
     with engine.connect() as conn:
+        if by == "department":
+            # Only the closed-loop figures are split by department.
+            if workflow in (None, _G.workflow):
+                _closed_loop_by_department(conn, cases, events, dialect, since, until, partial)
+            return partial
+        grp = _group_expr(cases, by)
         if workflow in (None, _G.workflow):
             _grid_case(conn, cases, events, dialect, grp, since, until, partial)
         if workflow in (None, _M.workflow):
@@ -163,6 +168,7 @@ def _grid_case(
             sa.func.sum(_one(revisit_end)).label("revisits"),
             sa.func.sum(_one(sa.and_(revisit_end, e.c.trigger == g.revisit_passed)))
             .label("passed"),
+            *_loop_facts(c, e, dialect, since),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
         .where(_active(c, since, until, g.workflow), e.c.at < until)
@@ -186,6 +192,8 @@ def _grid_case(
             _one(f.closed_at.is_not(None)).label("closed"),
             _one(sa.and_(due_at == f.closed_at, sa.or_(
                 f.late_close_at.is_(None), f.late_close_at != f.closed_at))).label("on_time"),
+            *(f[name] for name in _LOOP_SUMS),
+            *_first_checks(f),
         )
         .select_from(facts.join(c, c.c.id == f.case_id))
         .subquery("per_case")
@@ -205,11 +213,175 @@ def _grid_case(
         sa.func.sum(_one(sa.and_(closed, q.escalated == 0))),
         sa.func.sum(q.revisits),
         sa.func.sum(q.passed),
+        *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
+        sa.func.sum(q.first_checks),
+        sa.func.sum(q.first_checks_passed),
     ).group_by(q.grp)
     names = ("received", "triaged", "due", "closed", "closed_on_time", "reopened", "extended",
-             "closed_in_grid", "revisits", "revisits_passed")
+             "closed_in_grid", "revisits", "revisits_passed", *_LOOP_SUMS, "first_checks",
+             "first_checks_passed")
     for row in conn.execute(query):
         partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+
+
+def _json_is(dialect: str, e: sa.Table, key: str, value: str) -> _Expr:
+    """The payload's ``key`` is the JSON literal ``value`` (``true``, ``false``)."""
+    if dialect == "postgresql":
+        return sa.cast(e.c.payload[key], sa.Text) == value
+    return sa.func.json_type(e.c.payload, f"$.{key}") == value
+
+
+def _nonempty_list(dialect: str, e: sa.Table, key: str) -> _Expr:
+    """The payload's ``key`` is a JSON array with at least one element."""
+    if dialect == "postgresql":
+        found = e.c.payload[key]
+        length = sa.case((sa.func.jsonb_typeof(found) == "array",
+                          sa.func.jsonb_array_length(found)), else_=0)
+    else:
+        length = sa.case((sa.func.json_type(e.c.payload, f"$.{key}") == "array",
+                          sa.func.json_array_length(e.c.payload, f"$.{key}")), else_=0)
+    return length > 0
+
+
+def _elements(dialect: str, e: sa.Table, key: str) -> Any:
+    """The text elements of the payload's JSON array ``key``, as a table-valued function
+    (column ``value``) to join to ``e`` (a non-array gives no row)."""
+    if dialect == "postgresql":
+        found = e.c.payload[key]
+        array = sa.case((sa.func.jsonb_typeof(found) == "array", found),
+                        else_=sa.cast(sa.literal("[]"), e.c.payload.type))
+        return sa.func.jsonb_array_elements_text(array).table_valued("value")
+    return sa.func.json_each(
+        sa.case((sa.func.json_type(e.c.payload, f"$.{key}") == "array", e.c.payload),
+                else_="[]"),
+        sa.case((sa.func.json_type(e.c.payload, f"$.{key}") == "array", f"$.{key}"),
+                else_="$")).table_valued("value")
+
+
+#: The closed-loop counts summed per case in the grid-case facts (see `_loop_facts`).
+_LOOP_SUMS = ("acknowledged", "acknowledged_on_time", "returned", "checks", "checks_failed",
+              "rated", "satisfied", "triages", "recurrences", "parked", "urged")
+
+
+def _loop_facts(c: sa.Table, e: sa.Table, dialect: str, since: datetime) -> list[_Expr]:
+    """Per case (aggregates over its events before ``until``): the closed-loop counts
+    of the steps in the period, and the facts that tell its first check — the
+    ``seq`` of its first check, of its first check before ``since`` and of its first
+    ``pass_check``. Read in the same scan as the other grid-case facts."""
+    t = e.c.trigger
+    now = e.c.at >= since
+    triage = sa.and_(t == "triage", c.c.workflow_version >= 2)
+    counts = {
+        "acknowledged": t == "acknowledge",
+        "acknowledged_on_time": sa.and_(t == "acknowledge",
+                                        _json_is(dialect, e, "on_time", "true")),
+        "returned": t == "return_task",
+        "checks": t.in_(_CHECKS),
+        "checks_failed": t == "fail_check",
+        "rated": t == "rate",
+        "satisfied": sa.and_(t == "rate", e.c.payload["satisfaction"].as_string().in_(
+            _SATISFIED)),
+        "triages": triage,
+        "recurrences": sa.and_(triage, _nonempty_list(dialect, e, "recurrence_of")),
+        "parked": t == "park",
+        "urged": t == "urge",
+    }
+    out: list[_Expr] = [sa.func.sum(_one(sa.and_(cond, now))).label(name)
+                        for name, cond in counts.items()]
+    out += [
+        sa.func.min(sa.case((t.in_(_CHECKS), e.c.seq))).label("first_check_seq"),
+        sa.func.min(sa.case((sa.and_(t.in_(_CHECKS), e.c.at < since), e.c.seq)))
+        .label("first_check_before_seq"),
+        sa.func.min(sa.case((t == "pass_check", e.c.seq))).label("first_pass_seq"),
+    ]
+    return out
+
+
+def _first_checks(f: Any) -> list[_Expr]:
+    """0/1 per case: its first check is in the period; and it passed."""
+    first = sa.and_(f.first_check_seq.is_not(None), sa.or_(
+        f.first_check_before_seq.is_(None), f.first_check_before_seq != f.first_check_seq))
+    return [_one(first).label("first_checks"),
+            _one(sa.and_(first, f.first_pass_seq == f.first_check_seq))
+            .label("first_checks_passed")]
+
+
+_CHECKS = ("pass_check", "fail_check")
+_CASE_LEVEL = (*_CHECKS, "rate", "triage", "park")
+_SATISFIED = ("satisfied", "basically_satisfied")
+
+
+def _closed_loop_by_department(
+    conn: Any, c: sa.Table, e: sa.Table, dialect: str, since: datetime, until: datetime,
+    partial: _Partial,
+) -> None:
+    """The closed-loop counts of ``grid_case@2`` per department (the definitions of
+    `gridflow.metrics.closed_loop`): every step in the period counts; the first
+    check of a case is its first check before ``until``. (Grouped by case, the
+    grid-case facts count them in their own scan: see `_loop_facts`.)"""
+    active = _active(c, since, until, _G.workflow)
+    t = e.c.trigger
+    firsts = (
+        sa.select(e.c.case_id.label("case_id"), sa.func.min(e.c.seq).label("seq"))
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(active, e.c.at < until, t.in_(_CHECKS))
+        .group_by(e.c.case_id)
+        .subquery("first_checks")
+    )
+    first = sa.and_(t.in_(_CHECKS), e.c.seq == firsts.c.seq)
+    satisfied = e.c.payload["satisfaction"].as_string().in_(_SATISFIED)
+    triage = sa.and_(t == "triage", c.c.workflow_version >= 2)
+    case_level = {
+        "checks": _one(t.in_(_CHECKS)),
+        "checks_failed": _one(t == "fail_check"),
+        "first_checks": _one(first),
+        "first_checks_passed": _one(sa.and_(first, t == "pass_check")),
+        "rated": _one(t == "rate"),
+        "satisfied": _one(sa.and_(t == "rate", satisfied)),
+        "triages": _one(triage),
+        "recurrences": _one(sa.and_(triage, _nonempty_list(dialect, e, "recurrence_of"))),
+        "parked": _one(t == "park"),
+    }
+    by_step = {
+        "acknowledged": _one(t == "acknowledge"),
+        "acknowledged_on_time": _one(sa.and_(t == "acknowledge",
+                                             _json_is(dialect, e, "on_time", "true"))),
+        "returned": _one(t == "return_task"),
+    }
+    in_period = sa.and_(active, e.c.at >= since, e.c.at < until)
+    from_cases = e.join(c, c.c.id == e.c.case_id).outerjoin(
+        firsts, firsts.c.case_id == e.c.case_id)
+    queries: list[tuple[Any, tuple[str, ...]]] = []
+    # A case's departments: every one a dispatch or reassign named before ``until``.
+    named = _elements(dialect, e, "departments")
+    depts = (
+        sa.select(e.c.case_id.label("case_id"), named.c.value.label("dept"))
+        .select_from(e.join(c, c.c.id == e.c.case_id).join(named, sa.true()))
+        .where(active, e.c.at < until, t.in_(("dispatch", "reassign")))
+        .distinct()
+        .subquery("case_departments")
+    )
+    queries.append((
+        sa.select(depts.c.dept, *(sa.func.sum(v) for v in case_level.values()))
+        .select_from(from_cases.join(depts, depts.c.case_id == e.c.case_id))
+        .where(in_period, t.in_(_CASE_LEVEL))
+        .group_by(depts.c.dept), tuple(case_level)))
+    dept = e.c.payload["department"].as_string()
+    queries.append((
+        sa.select(dept, *(sa.func.sum(v) for v in by_step.values()))
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(in_period, t.in_(("acknowledge", "return_task")))
+        .group_by(dept), tuple(by_step)))
+    urged = _elements(dialect, e, "departments")
+    queries.append((
+        sa.select(urged.c.value, sa.func.count())
+        .select_from(e.join(c, c.c.id == e.c.case_id).join(urged, sa.true()))
+        .where(in_period, t == "urge")
+        .group_by(urged.c.value), ("urged",)))
+    for query, names in queries:
+        for row in conn.execute(query):
+            partial.add(_text(row[0]),
+                        **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
 
 
 def _mediation(

@@ -43,6 +43,7 @@ from gridflow import __version__
 from gridflow._display import (
     FIGURE_WORKFLOWS,
     Labels,
+    class_lines,
     figure_lines,
     timeline,
     w,
@@ -271,7 +272,8 @@ def _print_figures(session: Session, out: TextIO, err: TextIO, *, since: datetim
                                  until=until, by=by)
     except ImportError as exc:  # an optional part of the metrics is not installed
         raise UsageError(f"the figures cannot be computed here: {exc}") from None
-    by_state = _by_state(store, since, until, by)
+    # Cases are not split by department (a case has several): no count by state then.
+    by_state = {} if by == "department" else _by_state(store, since, until, by)
     cases: dict[str, int] = {}
     for (workflow, _, _), n in by_state.items():
         cases[workflow] = cases.get(workflow, 0) + n
@@ -367,6 +369,9 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         en, zh = _demo.STORIES[story]
         err.write(f"gridflow demo：{zh}\n" if lang == "zh" else f"gridflow demo: {en}\n")
 
+    # Where grid_case@2 is not built in, the demo registers it: so must the commands it
+    # suggests.
+    plugin = "" if _demo.has_v2(engine) else f" --plugin {_demo.V2_PLUGIN}"
     ids = _demo.play(engine, clock, mediation=mediation, progress=None if args.quiet else say)
     out.write("\n".join(_wrap_line(w("demo_title", lang), columns)) + "\n\n")
     for case_id in ids:
@@ -383,8 +388,9 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("\n" + "\n".join(_wrap_line(w("stored", lang).format(where=where), columns))
                   + "\n")
         program = _program()
-        for command in (f"{program} history {_demo.ALLEY} {db}",
-                        f"{program} report {db} --by grid",
+        for command in (f"{program} history {_demo.ALLEY} {db}{plugin}",
+                        f"{program} report {db} --by grid{plugin}",
+                        f"{program} report {db} --classes",
                         f"{program} diagram grid_case --format mermaid"):
             out.write(_command_lines(command, columns))
     return EXIT_OK
@@ -489,12 +495,45 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if since is not None and until <= since:
         raise UsageError(f"--until ({args.until}) is before --since ({args.since})")
     by = None if args.by == "none" else args.by
+    if args.classes:
+        _print_classes(session, out, since=since, until=until, args=args)
+        return EXIT_OK
     if not args.json:
         span = f"{args.since or '…'} – {args.until or w('now', conf.lang)}"
         out.write(f"{w('figures', conf.lang)} ({span})\n")
     _print_figures(session, out, err, since=since, until=until, by=by, quiet=args.quiet,
                    as_json=args.json, columns=_columns())
     return EXIT_OK
+
+
+def _print_classes(session: Session, out: TextIO, *, since: datetime | None, until: datetime,
+                   args: argparse.Namespace) -> None:
+    """``report --classes``: the problem classes (`gridflow.metrics.problem_classes`)."""
+    store = session.store
+    assert store is not None
+    metrics = _metrics_module()
+    classes = metrics.problem_classes(
+        store, since=since or datetime(1970, 1, 1, tzinfo=UTC), until=until,
+        min_cases=args.min_cases)
+    if args.json:
+        json.dump({"since": since.isoformat() if since else None, "until": until.isoformat(),
+                   "min_cases": args.min_cases, "classes": [c.to_dict() for c in classes]},
+                  out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
+    span = f"{args.since or '…'} – {args.until or w('now', session.settings.lang)}"
+    out.write(f"{w('figures', session.settings.lang)} ({span})\n")
+    out.write("\n".join(class_lines(classes, session.settings.lang, _columns())) + "\n")
+
+
+def _min_cases_arg(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
 
 
 def cmd_tick(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -1005,10 +1044,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "state and the median time spent in each state.")
     p.add_argument("--since", metavar="DATE", help="first day (2026-03-01) or a date-time")
     p.add_argument("--until", metavar="DATE", help="last day (2026-03-31) or a date-time")
-    p.add_argument("--by", choices=("grid", "area", "category", "version", "none"),
+    p.add_argument("--by", choices=("grid", "area", "category", "version", "department",
+                                    "none"),
                    default="none",
-                   help="one column per grid, residents' area, category or workflow version "
-                        "(default: none, one column for everything)")
+                   help="one column per grid, residents' area, category, workflow version or "
+                        "department (the closed-loop figures of grid_case@2 only) (default: "
+                        "none, one column for everything)")
+    p.add_argument("--classes", action="store_true",
+                   help="list the problem classes (一类事) instead: grid cases opened in the "
+                        "period by place (location key) and category, with their cases, "
+                        "recurrences (反弹), cases solved and time to solve")
+    p.add_argument("--min-cases", metavar="N", type=_min_cases_arg, default=1,
+                   help="with --classes: only the classes with at least N cases (2: the "
+                        "problems that came back)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_report)
 

@@ -62,15 +62,23 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from gridflow._closed_loop import DEFAULT_WEIGHTS, ClosedLoopRow, closed_loop
+from gridflow._closed_loop import (
+    DEFAULT_WEIGHTS,
+    ClosedLoopRow,
+    check_weights,
+    closed_loop,
+    count,
+    from_counts,
+)
 from gridflow._errors import InvalidArgument
 from gridflow._figures import (
     _AGREEMENT_KEY,
     _G,
+    _LOOP_COUNTS,
     _M,
     GRID_CASE_TERMS,
     GROUPINGS,
@@ -87,6 +95,7 @@ from gridflow._figures import (
     _micros,
     _Partial,
 )
+from gridflow._problem_classes import ProblemClass
 from gridflow.model import Case, Event
 from gridflow.store import Store
 
@@ -102,10 +111,12 @@ __all__ = [
     "ClosedLoopRow",
     "GridCaseTerms",
     "MediationTerms",
+    "ProblemClass",
     "Report",
     "Row",
     "closed_loop",
     "compute",
+    "problem_classes",
 ]
 
 # Named here too: code of 0.1 imported them from gridflow.metrics.
@@ -135,7 +146,7 @@ def _check(since: datetime, until: datetime, by: str | None) -> None:
                               f"is not before until {until.isoformat()}")
     if by not in GROUPINGS:
         raise InvalidArgument(f"metrics.compute: cannot group by {by!r}; choose one of "
-                              "'grid', 'area', 'category', 'version' or None")
+                              "'grid', 'area', 'category', 'version', 'department' or None")
 
 
 def compute(
@@ -147,6 +158,7 @@ def compute(
     workflow: str | None = None,
     time_in_state: bool = True,
     tz: str | tzinfo = "Asia/Shanghai",
+    weights: Mapping[str, float] | None = None,
 ) -> Report:
     """The supervision figures of ``store`` for the period ``[since, until)``.
 
@@ -166,6 +178,15 @@ def compute(
     ``time_in_state=False`` skips the median time in each state (the costliest
     part: it ranks every stay that ended in the period).
 
+    The closed-loop figures of ``grid_case@2`` (按时签收率 ``ack_on_time_rate``,
+    退单率 ``return_rate``, 核查一次通过率 ``first_pass_rate``, 发回重办率
+    ``check_rework_rate``, 满意率 ``satisfaction_rate``, 反弹率 ``recurrence_rate``,
+    挂账数 ``parked``, 督办数 ``urged`` and the composite ``score``, 综合指标值 with
+    ``weights``, default `DEFAULT_WEIGHTS`) are on every row, defined as in
+    `closed_loop` (which computes them in Python on any store: the reference).
+    ``by="department"`` gives one row per department with these figures only
+    (the other figures are not split by department: they are 0 there).
+
     On a `SQLStore` the database computes the figures (SQL aggregation); on
     any other store, Python does, with the same definitions.
 
@@ -181,12 +202,58 @@ def compute(
     since = _instant(since, "since", zone, end=False)
     until = _instant(until, "until", zone, end=True)
     _check(since, until, by)
+    weights = check_weights(weights, "metrics.compute")
     tables = _sql_tables(store)
     if tables is not None:
         partial = _sql_compute(*tables, since, until, by, workflow, time_in_state)
     else:
         partial = _py_compute(store, since, until, by, workflow, time_in_state)
-    return _assemble(partial, since, until, by, workflow)
+
+    def score(counts: Mapping[str, int]) -> float | None:
+        return from_counts(None, counts, weights).score
+
+    return _assemble(partial, since, until, by, workflow, score)
+
+
+def problem_classes(
+    store: Store,
+    *,
+    since: datetime | date,
+    until: datetime | date,
+    min_cases: int = 1,
+    tz: str | tzinfo = "Asia/Shanghai",
+) -> list[ProblemClass]:
+    """The problem classes (一类事) of the ``grid_case`` cases opened in ``[since, until)``.
+
+    A class is a place (``data["location"]["key"]``) and a category
+    (``data["category"]``); cases without a location key are not in any. Each
+    `ProblemClass` counts its cases, its recurrences (反弹: a triage before
+    ``until`` linked the case to earlier ones there), the cases solved (closed
+    before ``until``), and the median and total time from opening to the first
+    close. Sorted with the most cases first, then the most recurrences, then by
+    key and category; ``min_cases=2`` keeps the classes that came back.
+    ``since``/``until``/``tz`` as in `compute`.
+
+    On a `SQLStore` the database computes the classes (SQL aggregation); on
+    any other store, Python does, with the same definitions.
+
+    Example:
+        >>> import gridflow
+        >>> from datetime import datetime, UTC
+        >>> problem_classes(gridflow.MemoryStore(), since=datetime(2026, 1, 1, tzinfo=UTC),
+        ...                 until=datetime(2026, 2, 1, tzinfo=UTC))
+        []
+    """
+    from gridflow import _problem_classes
+
+    zone = _zone(tz)
+    since = _instant(since, "since", zone, end=False)
+    until = _instant(until, "until", zone, end=True)
+    _check(since, until, None)
+    if isinstance(min_cases, bool) or not isinstance(min_cases, int) or min_cases < 1:
+        raise InvalidArgument(f"metrics.problem_classes: min_cases must be a whole number of "
+                              f"at least 1, got {min_cases!r}")
+    return _problem_classes.compute(store, since, until, min_cases)
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:
@@ -202,6 +269,9 @@ def _zone(tz: str | tzinfo) -> tzinfo:
 
 
 # -- Python: any store ------------------------------------------------------------------
+
+
+_LOOP_NAMES = {"triages": "triaged"}
 
 
 def _group_of(case: Case, by: str | None) -> str | None:
@@ -307,6 +377,14 @@ def _py_compute(
     stays: dict[tuple[str | None, str, str], list[int]] = defaultdict(list)
     agreed: dict[str | None, list[int]] = defaultdict(list)
     # A case opened at or after `until` has no event before it: nothing to count.
+    loop: dict[str | None, ClosedLoopRow] = {}
+
+    def loop_row(group: str | None) -> ClosedLoopRow:
+        if group not in loop:
+            loop[group] = ClosedLoopRow(group)
+        return loop[group]
+
+    by_department = by == "department"
     cases = store.query(workflow=workflow, opened_until=until, limit=sys.maxsize).items
     for case in cases:
         if case.updated_at < since:
@@ -314,6 +392,10 @@ def _py_compute(
             continue
         group = _group_of(case, by)
         events = [e for e in store.events(case.id) if e.at < until]
+        if case.workflow == _G.workflow:
+            count(case, events, since, by, loop_row, _group_of)
+        if by_department:
+            continue  # only the closed-loop figures are split by department
         if case.workflow == _G.workflow:
             _grid_case_figures(partial, group, case, events, since, until, s_us, u_us)
         elif case.workflow == _M.workflow:
@@ -329,6 +411,9 @@ def _py_compute(
                 stays[(group, case.workflow, entered.dest)].append(
                     _micros(e.at) - _micros(entered.at))
             entered = e
+    for group, r in loop.items():
+        partial.add(group, **{name: getattr(r, _LOOP_NAMES.get(name, name))
+                              for name in _LOOP_COUNTS})
     for (group, wf, state), values in stays.items():
         partial.medians[group][(wf, state)] = _median(values)
     for group, values in agreed.items():
