@@ -189,7 +189,7 @@ def new_engine(store: Any = None) -> Engine:
 
 def open_cases(engine: Engine, n: int) -> list[str]:
     open_ = engine.open
-    return [open_("grid_case", actor=RESIDENT, data=OPEN_DATA, grid=GRID).id for _ in range(n)]
+    return [open_("grid_case", version=1, actor=RESIDENT, data=OPEN_DATA, grid=GRID).id for _ in range(n)]
 
 
 def run_lifecycles(engine: Engine, ids: Sequence[str]) -> float:
