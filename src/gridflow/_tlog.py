@@ -15,13 +15,13 @@ service), and any `gridflow.log.note.Verifier` wherever a verifier key is.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import GridflowError, IntegrityError, LogError, NoteError, ProofError
 from gridflow.log import merkle, note
-from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event
+from gridflow.model import GENESIS_HASH, Actor, Changes, Event
 
 if TYPE_CHECKING:
     from gridflow.engine import Engine
@@ -282,25 +282,21 @@ def _verify_range(engine: Engine, log: LogBackend, trusted: note.Checkpoint | No
             raise IntegrityError("(log)", None, f"{count} events say they are logged below "
                                  f"leaf {latest.size}, the log has {latest.size} leaves: "
                                  "the events' leaf column was edited", field="leaf")
-        _audit_all(engine, log.histories())
+        _audit_all(engine, None)
     else:
-        _audit_all(engine, log.histories(sorted(touched)))
+        _audit_all(engine, sorted(touched))
     return latest_text
 
 
-def _audit_all(engine: Engine, histories: Iterable[tuple[Case | None, list[Event]]]) -> None:
-    """Every case's chain and fold. The row and the events are read by two streams, so a
-    step landing in between looks like a mismatch: such a case is verified again on its
-    own (`Engine.verify` re-reads until row and events agree) before it counts."""
-    from gridflow.fold import audit
+def _audit_all(engine: Engine, case_ids: list[str] | None) -> None:
+    """Every case's chain and fold (or those of ``case_ids``): a pre-check on the stored
+    rows, the full path (`Engine.verify`, which names the problem) for any case it does
+    not pass (`gridflow._fastverify`). The row and the events are read by two streams,
+    so a step landing in between looks like a mismatch: `Engine.verify` re-reads until
+    row and events agree before the case counts."""
+    from gridflow._fastverify import verify_cases
 
-    index = engine._spec_index
-    for row, events in histories:
-        try:
-            audit(row, events, index)
-        except IntegrityError:
-            cid = row.id if row is not None else events[0].case_id
-            engine.verify(cid)
+    verify_cases(engine, case_ids)
 
 
 class _Nodes:

@@ -1,0 +1,361 @@
+"""Fast verification of every case: a pre-check on stored rows, the full path on failure.
+
+`Engine.verify_all` and `Engine.verify_log` check every case's hash chain and
+fold. The full path (`gridflow.fold.audit` over decoded `Case` and `Event`
+objects) builds an object per row and names the first bad field of the first
+bad event; over a whole store most of its time goes into decoding rows that
+are fine. This module first runs a **pre-check** on the stored rows
+themselves (on SQL stores: the columns as the database driver returns them):
+
+- each event's canonical text (`gridflow.model.event_text`) is rebuilt from
+  its columns with the very functions the full path uses (the same JSON
+  decoding, the same `Actor.stored`, `Changes.from_json` and encoders, pieces
+  that repeat — an actor, a changes record — computed once per run), and its
+  SHA-256 compared with the stored hash; each ``prev_hash`` links to the hash
+  before it, ``seq`` runs 1, 2, 3...;
+- the fold runs the rule of `gridflow.fold` (its `_Fold`, `_check_step` and
+  fingerprint check) on the events and the result is compared with the case
+  row, field by field, as `audit` compares them.
+
+A case passes the pre-check only if the full path would pass it; anything
+the pre-check does not recognise, or any disagreement at all, sends that case
+to the full path (`Engine.verify`, which re-reads the case and raises the
+`IntegrityError` naming the case, seq and field). So errors, and their
+order (by case id), are exactly those of the full path; only the cost of the
+cases that verify changes. The pre-check may be stricter than the full path
+(it compares some stored values as text); never more lenient. A differential
+test (``tests/test_fastverify.py``) checks both agree on randomly tampered
+stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from gridflow._errors import IntegrityError
+from gridflow.fold import CASE_FIELDS, SpecIndex, _check_fingerprint, _check_step, _Fold
+from gridflow.model import (
+    GENESIS_HASH,
+    Actor,
+    Case,
+    Changes,
+    Event,
+    _actor_part,
+    _changes_text,
+    _fast_dumps,
+    _quote,
+)
+
+if TYPE_CHECKING:
+    from gridflow.engine import Engine
+    from gridflow.store.sql import SQLStore
+
+__all__ = ["RawSource", "precheck_rows", "verify_cases"]
+
+#: Entries kept in each per-run cache (actors, changes, payload texts) before it is cleared.
+_CACHE_LIMIT = 50_000
+
+
+class _Ev:
+    """The attributes of an `Event` that the fold's rules read, from a stored row."""
+
+    __slots__ = ("actor", "at", "case_id", "changes", "dest", "hash", "payload", "seq",
+                 "source", "trigger")
+
+    def __init__(self, case_id: str, seq: int, trigger: str, source: str | None,
+                 dest: str | None, actor: Actor, at: datetime, payload: dict[str, Any],
+                 hash: str, changes: Changes | None) -> None:
+        self.case_id = case_id
+        self.seq = seq
+        self.trigger = trigger
+        self.source = source
+        self.dest = dest
+        self.actor = actor
+        self.at = at
+        self.payload = payload
+        self.hash = hash
+        self.changes = changes
+
+
+class RawSource:
+    """How one store's rows are read and decoded for the pre-check.
+
+    ``events`` rows are tuples ``(case_id, seq, trigger, source, dest, actor_id,
+    actor, at, payload, idempotency_key, prev_hash, hash, changes)`` as the
+    driver returns them; ``case`` turns a case row into the `Case` the full
+    path would read.
+    """
+
+    def __init__(self, *, read_case: Callable[[Any], Case], read_json: Callable[[Any], Any],
+                 read_when: Callable[[Any], datetime | None], json_text: bool,
+                 histories: Callable[[Sequence[str] | None],
+                                     Iterator[tuple[Any, list[Any]]]]) -> None:
+        self.read_case = read_case
+        self.read_json = read_json
+        self.read_when = read_when
+        #: JSON columns come back as text (SQLite), not decoded (PostgreSQL JSONB).
+        self.json_text = json_text
+        self.histories = histories
+
+
+def _text_key(value: Any) -> Any:
+    return value
+
+
+class _Checker:
+    """One run's pre-check: the caches of decoded pieces, the spec index."""
+
+    def __init__(self, source: RawSource, specs: SpecIndex) -> None:
+        self.source = source
+        self.specs = specs
+        self.actors: dict[Any, tuple[str, Actor]] = {}
+        self.changes: dict[Any, tuple[str, Changes]] = {}
+        self.payloads: dict[str, tuple[str, Any]] = {}
+        self.key: Callable[[Any], Any] = _text_key if source.json_text else _fast_dumps
+
+    def _actor(self, actor_id: Any, raw: Any) -> tuple[str, Actor]:
+        key = (actor_id, self.key(raw))
+        found = self.actors.get(key)
+        if found is None:
+            a = self.source.read_json(raw)
+            actor = Actor.stored(actor_id, a["roles"], a["grids"])
+            found = (_actor_part(actor), actor)
+            if len(self.actors) >= _CACHE_LIMIT:
+                self.actors.clear()
+            self.actors[key] = found
+        return found
+
+    def _changes(self, raw: Any) -> tuple[str, Changes]:
+        key = self.key(raw)
+        found = self.changes.get(key)
+        if found is None:
+            changes = Changes.from_json(self.source.read_json(raw))
+            found = (_changes_text(changes), changes)
+            if len(self.changes) >= _CACHE_LIMIT:
+                self.changes.clear()
+            self.changes[key] = found
+        return found
+
+    def _payload(self, raw: Any) -> tuple[str, Any]:
+        if not self.source.json_text:
+            return _fast_dumps(raw), raw
+        found = self.payloads.get(raw)
+        if found is None:
+            value = self.source.read_json(raw)
+            found = (_fast_dumps(value), value)
+            if len(self.payloads) >= _CACHE_LIMIT:
+                self.payloads.clear()
+            self.payloads[raw] = found
+        return found
+
+    def case(self, crow: Any, erows: Sequence[Any]) -> bool:
+        """Whether the full path would verify this case (``False``: ask it)."""
+        try:
+            return self._case(crow, erows)
+        except Exception:  # anything unusual: the full path decides, and names it
+            return False
+
+    def _case(self, crow: Any, erows: Sequence[Any]) -> bool:
+        if crow is None or not erows:
+            return False
+        from gridflow.model import _sha256
+
+        case_id = crow[0]
+        read_when = self.source.read_when
+        specs = self.specs
+        q = _quote
+        prev = GENESIS_HASH
+        fold: _Fold | None = None
+        index = 0
+        for (cid, seq, trigger, source, dest, actor_id, actor_raw, at_raw, payload_raw,
+             key, prev_hash, hash_, changes_raw) in erows:
+            index += 1
+            if seq.__class__ is not int or seq != index or cid != case_id \
+                    or prev_hash != prev or hash_.__class__ is not str:
+                return False
+            part, actor = self._actor(actor_id, actor_raw)
+            at = read_when(at_raw)
+            if at is None:
+                return False
+            payload_text, payload = self._payload(payload_raw)
+            text = (
+                f"[{q(cid)},{seq},{q(trigger)},{'null' if source is None else q(source)},"
+                f"{'null' if dest is None else q(dest)},{part},{q(at.isoformat())},"
+                f"{payload_text},{'null' if key is None else q(key)},{q(prev_hash)}"
+            )
+            if changes_raw is None:
+                changes = None
+                text += "]"
+            else:
+                changes_text, changes = self._changes(changes_raw)
+                text = f"{text},{changes_text}]"
+            if _sha256(text.encode()).hexdigest() != hash_:
+                return False
+            prev = hash_
+            event = cast(Event, _Ev(cid, seq, trigger, source, dest, actor, at, payload,
+                                    hash_, changes))
+            if fold is None:
+                fold = _Fold.opened(event)
+                if fold.workflow:
+                    _check_fingerprint(case_id, 1, payload.get("fingerprint"), fold.workflow,
+                                       fold.workflow_version, specs)
+                continue
+            _check_step(index, event, fold, specs)
+            fold.apply(event)
+        assert fold is not None
+        row = self.source.read_case(crow)
+        folded = fold.case()
+        if folded.version != row.version:
+            return False
+        for field in CASE_FIELDS:
+            stored, recomputed = getattr(row, field), getattr(folded, field)
+            if not (stored == recomputed and type(stored) is type(recomputed)):
+                return False
+        return True
+
+
+def precheck_rows(source: RawSource, specs: SpecIndex,
+                  histories: Iterable[tuple[Any, list[Any]]]) -> Iterator[tuple[str, bool]]:
+    """``(case id, passed)`` for each stored case of ``histories`` (raw rows)."""
+    checker = _Checker(source, specs)
+    for crow, erows in histories:
+        cid = crow[0] if crow is not None else erows[0][0]
+        yield cid, checker.case(crow, erows)
+
+
+def _raw_source(store: object) -> RawSource | None:
+    """The raw-row reader of ``store`` (``None``: a store without one)."""
+    from gridflow.store._log import log_for
+
+    try:
+        log = log_for(store)
+    except Exception:
+        return None
+    raw = getattr(log, "raw_source", None)
+    return None if raw is None else cast("Callable[[], RawSource | None]", raw)()
+
+
+def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:
+    """Verify every case (or those of ``case_ids``): pre-check, then the full path for
+    any case the pre-check does not pass. Returns the number of cases checked;
+    raises the full path's `IntegrityError` for the first bad case (by id)."""
+    from gridflow.fold import audit
+    from gridflow.store._log import log_for
+
+    store = engine.store
+    index = engine._spec_index
+    source = _raw_source(store)
+    count = 0
+    if source is not None:
+        for cid, passed in precheck_rows(source, index, source.histories(case_ids)):
+            count += 1
+            if not passed:
+                engine.verify(cid)
+        return count
+    for row, events in log_for(store).histories(case_ids):
+        count += 1
+        try:
+            audit(row, events, index)
+        except IntegrityError:
+            # Row and events are two reads: a step landing in between looks like a
+            # mismatch; `verify` re-reads until they agree before it counts.
+            engine.verify(row.id if row is not None else events[0].case_id)
+    return count
+
+
+def sql_source(store: SQLStore) -> RawSource | None:
+    """The raw-row reader of a `SQLStore` (``None`` when its hot path is off)."""
+    hot = store._hot
+    if hot is None:
+        return None
+    import sqlalchemy as sa
+
+    cases_t, ev = store.cases, store.events_table
+    e = ev.c
+    cols = [e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor_id, e.actor, e.at,
+            e.payload, e.idempotency_key, e.prev_hash, e.hash, e.changes]
+    dialect = store.engine.dialect
+    sqlite = store.dialect == "sqlite"
+    if sqlite:
+        named: Any = type(dialect)
+        dialect = named(paramstyle="qmark")
+    q_cases = sa.select(cases_t).order_by(cases_t.c.id)
+    q_events = sa.select(*cols).order_by(e.case_id, e.seq)
+
+    def sql(stmt: Any) -> str:
+        return str(stmt.compile(dialect=dialect))
+
+    all_cases, all_events = sql(q_cases), sql(q_events)
+    where = "IN (SELECT value FROM json_each(?))" if sqlite else "= ANY(%s)"
+    name = dialect.identifier_preparer.format_table
+    part_cases = (f"{sql(sa.select(cases_t))} WHERE {name(cases_t)}.id {where} "
+                  f"ORDER BY {name(cases_t)}.id")
+    part_events = (f"{sql(sa.select(*cols))} WHERE {name(ev)}.case_id {where} "
+                   f"ORDER BY {name(ev)}.case_id, {name(ev)}.seq")
+    read_case = store._hot_case
+
+    def histories(case_ids: Sequence[str] | None) -> Iterator[tuple[Any, list[Any]]]:
+        if case_ids is None:
+            with store._failures("reading every case"), store._dbapi() as c1, \
+                    store._dbapi() as c2:
+                if sqlite:
+                    c1.execute(all_cases)
+                    c2.execute(all_events)
+                    yield from _merge(c1, c2)
+                    return
+                # PostgreSQL: server-side cursors, so a large store streams.
+                with c1.connection.cursor(name="gridflow_verify_cases") as s1, \
+                        c2.connection.cursor(name="gridflow_verify_events") as s2:
+                    s1.execute(all_cases)
+                    s2.execute(all_events)
+                    yield from _merge(s1, s2)
+            return
+        wanted = sorted(set(case_ids))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            arg = json.dumps(part) if sqlite else part
+            with store._failures("reading cases"), store._dbapi() as cur:
+                cur.execute(part_cases, (arg,))
+                crows = cur.fetchall()
+                cur.execute(part_events, (arg,))
+                erows = cur.fetchall()
+            yield from _merge_lists(crows, erows)
+
+    return RawSource(read_case=read_case, read_json=hot.read_json,
+                     read_when=hot.read_when,
+                     json_text=sqlite, histories=histories)
+
+
+def _rows(cur: Any) -> Iterator[Any]:
+    fetch = cur.fetchmany
+    while True:
+        batch = fetch(5_000)
+        if not batch:
+            return
+        yield from batch
+
+
+def _merge(c1: Any, c2: Any) -> Iterator[tuple[Any, list[Any]]]:
+    return _merge_lists(_rows(c1), _rows(c2))
+
+
+def _merge_lists(crows: Iterable[Any], erows: Iterable[Any]
+                 ) -> Iterator[tuple[Any, list[Any]]]:
+    """Case rows and event rows, both ordered by case id, grouped per case."""
+    case_it, event_it = iter(crows), iter(erows)
+    crow, erow = next(case_it, None), next(event_it, None)
+    while crow is not None or erow is not None:
+        if crow is not None and (erow is None or crow[0] <= erow[0]):
+            cid, case = crow[0], crow
+            crow = next(case_it, None)
+        else:
+            assert erow is not None
+            cid, case = erow[0], None
+        batch: list[Any] = []
+        while erow is not None and erow[0] == cid:
+            batch.append(erow)
+            erow = next(event_it, None)
+        yield case, batch
