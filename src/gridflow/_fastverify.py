@@ -30,7 +30,9 @@ stores.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -42,7 +44,6 @@ from gridflow.model import (
     Actor,
     Case,
     Changes,
-    Event,
     _actor_part,
     _changes_text,
     _fast_dumps,
@@ -105,6 +106,50 @@ def _text_key(value: Any) -> Any:
     return value
 
 
+#: How SQLStore writes a time on SQLite (UTC, fixed width, ASCII digits).
+_SQLITE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                          r"\.[0-9]{6}")
+
+
+class _SqliteTimes:
+    """The quoted ``isoformat()`` of a stored SQLite time, as the full path computes it
+    (`datetime.fromisoformat`, UTC, `isoformat`), without building a datetime when the
+    text has the exact form SQLStore writes: then it is a rearrangement of the text
+    (the date part's validity checked once per distinct date)."""
+
+    def __init__(self, read_when: Callable[[Any], datetime | None]) -> None:
+        self._exact = _exact_iso(read_when)
+        self.dates: dict[str, bool] = {}
+
+    def iso(self, value: Any) -> str:
+        if value.__class__ is str and len(value) == 26 and _SQLITE_TIME.fullmatch(value):
+            day = value[:10]
+            ok = self.dates.get(day)
+            if ok is None:
+                try:
+                    ok = datetime.fromisoformat(value).isoformat(" ", "microseconds") == value
+                except ValueError:
+                    ok = False
+                if len(self.dates) >= _CACHE_LIMIT:
+                    self.dates.clear()
+                self.dates[day] = ok
+            if ok:
+                frac = value[19:]
+                return (f'"{day}T{value[11:19]}'
+                        f'{"" if frac == ".000000" else frac}+00:00"')
+        return self._exact(value)
+
+
+def _exact_iso(read_when: Callable[[Any], datetime | None]) -> Callable[[Any], str]:
+    def iso(value: Any) -> str:
+        when = read_when(value)
+        if when is None:
+            raise ValueError("no time")
+        return str(_quote(when.isoformat()))
+
+    return iso
+
+
 class _Checker:
     """One run's pre-check: the caches of decoded pieces, the spec index."""
 
@@ -115,6 +160,9 @@ class _Checker:
         self.changes: dict[Any, tuple[str, Changes]] = {}
         self.payloads: dict[str, tuple[str, Any]] = {}
         self.key: Callable[[Any], Any] = _text_key if source.json_text else _fast_dumps
+        self.iso: Callable[[Any], str] = (_SqliteTimes(source.read_when).iso
+                                          if source.json_text else
+                                          _exact_iso(source.read_when))
 
     def _actor(self, actor_id: Any, raw: Any) -> tuple[str, Actor]:
         key = (actor_id, self.key(raw))
@@ -161,12 +209,13 @@ class _Checker:
     def _case(self, crow: Any, erows: Sequence[Any]) -> bool:
         if crow is None or not erows:
             return False
-        from gridflow.model import _sha256
-
         case_id = crow[0]
-        read_when = self.source.read_when
+        iso = self.iso
         specs = self.specs
+        actors, payloads, changes_seen = self.actors, self.payloads, self.changes
+        text_json = self.source.json_text
         q = _quote
+        sha = hashlib.sha256
         prev = GENESIS_HASH
         fold: _Fold | None = None
         index = 0
@@ -176,27 +225,30 @@ class _Checker:
             if seq.__class__ is not int or seq != index or cid != case_id \
                     or prev_hash != prev or hash_.__class__ is not str:
                 return False
-            part, actor = self._actor(actor_id, actor_raw)
-            at = read_when(at_raw)
-            if at is None:
-                return False
-            payload_text, payload = self._payload(payload_raw)
+            found = actors.get((actor_id, actor_raw)) if text_json else None
+            part, actor = found if found is not None else self._actor(actor_id, actor_raw)
+            seen = payloads.get(payload_raw) if text_json else None
+            payload_text, payload = seen if seen is not None else self._payload(payload_raw)
             text = (
                 f"[{q(cid)},{seq},{q(trigger)},{'null' if source is None else q(source)},"
-                f"{'null' if dest is None else q(dest)},{part},{q(at.isoformat())},"
+                f"{'null' if dest is None else q(dest)},{part},{iso(at_raw)},"
                 f"{payload_text},{'null' if key is None else q(key)},{q(prev_hash)}"
             )
             if changes_raw is None:
                 changes = None
                 text += "]"
             else:
-                changes_text, changes = self._changes(changes_raw)
+                known = changes_seen.get(changes_raw) if text_json else None
+                changes_text, changes = known if known is not None else \
+                    self._changes(changes_raw)
                 text = f"{text},{changes_text}]"
-            if _sha256(text.encode()).hexdigest() != hash_:
+            if sha(text.encode()).hexdigest() != hash_:
                 return False
             prev = hash_
-            event = cast(Event, _Ev(cid, seq, trigger, source, dest, actor, at, payload,
-                                    hash_, changes))
+            # ``at`` is the stored value: the fold only carries it to opened_at and
+            # updated_at, which are decoded below (first and last event).
+            event: Any = _Ev(cid, seq, trigger, source, dest, actor, at_raw, payload, hash_,
+                             changes)
             if fold is None:
                 fold = _Fold.opened(event)
                 if fold.workflow:
@@ -206,6 +258,9 @@ class _Checker:
             _check_step(index, event, fold, specs)
             fold.apply(event)
         assert fold is not None
+        read_when = self.source.read_when
+        fold.opened_at = read_when(erows[0][7])  # type: ignore[assignment]
+        fold.updated_at = read_when(erows[-1][7])  # type: ignore[assignment]
         row = self.source.read_case(crow)
         folded = fold.case()
         if folded.version != row.version:

@@ -407,6 +407,22 @@ class SQLLog:
                                                       ev.c.seq == lt.c.seq)))
                 .where(lt.c.idx >= sa.bindparam("lo"), lt.c.idx < sa.bindparam("hi"))
                 .order_by(lt.c.idx))
+        store = self.store
+        if store._hot is not None:
+            # The DBAPI cursor (no value here needs a type's result processor).
+            dialect: Any = store.engine.dialect
+            if store.dialect == "sqlite":
+                dialect = type(dialect)(paramstyle="named")
+            sql = str(stmt.compile(dialect=dialect))
+            for lo in range(begin, end, _CHUNK):
+                hi = min(end, lo + _CHUNK)
+                with store._failures("reading the log's leaves"), \
+                        store._dbapi(autocommit=store.dialect == "postgresql") as cur:
+                    cur.execute(sql, {"lo": lo, "hi": hi})
+                    rows = cur.fetchall()
+                yield from ((int(r[0]), r[1], int(r[2]), r[3], r[4],
+                             None if r[5] is None else int(r[5])) for r in rows)
+            return
         for lo in range(begin, end, _CHUNK):
             hi = min(end, lo + _CHUNK)
             with self.store._failures("reading the log's leaves"), \
