@@ -54,15 +54,15 @@ def _story(store: Any) -> Engine:
     linked; rejected. Every kind of column value the fold reads is present."""
     clock = FixedClock(datetime(2026, 3, 2, 1, tzinfo=UTC))
     engine = Engine(store=store, clock=clock, entry_points=False)
-    a = engine.open("grid_case", actor=WORKER, grid=GRID, version=1,
+    a = engine.open("grid_case", actor=WORKER, grid=GRID, version=1, case_id="c-4",
                     data={"title": "井盖缺失", "source": "visit"})
-    b = engine.open("grid_case", actor=WORKER, grid=GRID, version=1,
+    b = engine.open("grid_case", actor=WORKER, grid=GRID, version=1, case_id="c-2",
                     data={"title": "楼道堆物", "source": "resident", "photos": ["1.jpg"]})
     engine.fire(b.id, "triage", actor=BOSS, payload={"category": "违规堆物",
                                                      "priority": "normal"})
     clock.advance(timedelta(minutes=7, microseconds=250))
     engine.fire(b.id, "note", actor=BOSS, payload={"text": "已到现场", "n": 1, "x": 1.5})
-    c = engine.open("grid_case", actor=WORKER, grid=GRID, version=1,
+    c = engine.open("grid_case", actor=WORKER, grid=GRID, version=1, case_id="c-1",
                     data={"title": "长宁支路324弄堆物", "source": "visit"})
     engine.fire(c.id, "triage", actor=BOSS, payload={"category": "违规堆物",
                                                      "priority": "urgent"})
@@ -74,7 +74,7 @@ def _story(store: Any) -> Engine:
     engine.fire(c.id, "request_extension", actor=DEPT,
                 payload={"reason": "需协调物业", "until": "2026-03-20T00:00:00+08:00"})
     engine.fire(c.id, "approve_extension", actor=BOSS)
-    engine.open("grid_case", actor=WORKER, grid=GRID, links=[c.id], version=1,
+    engine.open("grid_case", actor=WORKER, grid=GRID, links=[c.id], version=1, case_id="c-3",
                 data={"title": "同一弄堂地锁", "source": "visit"})
     engine.fire(a.id, "reject", actor=BOSS, payload={"reason": "重复"})
     engine.checkpoint(SKEY)
@@ -281,3 +281,60 @@ def test_verify_all_on_a_memory_store_names_the_first_bad_case() -> None:
     with pytest.raises(IntegrityError) as caught:
         engine.verify_all()
     assert caught.value.case_id == first and "events are stored" in str(caught.value)
+
+
+# -- MemoryStore: the pre-check on objects -------------------------------------------------
+
+_EVENT_FIELDS = ["seq", "trigger", "source", "dest", "actor", "at", "payload",
+                 "idempotency_key", "prev_hash", "hash", "changes", "case_id"]
+
+
+@st.composite
+def memory_edits(draw: st.DrawFn, store: gridflow.MemoryStore) -> tuple[str, int, str, Any]:
+    """``(case id, index, field, value)``: index -1 edits the case row."""
+    cid = draw(st.sampled_from(sorted(store._events)))
+    events = store._events[cid]
+    index = draw(st.integers(-1, len(events) - 1))
+    fields = ["state", "version", "data", "grid", "opened_at", "updated_at", "deadline_at",
+              "links", "head", "workflow_version"] if index < 0 else _EVENT_FIELDS
+    field = draw(st.sampled_from(fields))
+    pool = ([getattr(c, field) for c in store._cases.values()] if index < 0 else
+            [getattr(e, field) for es in store._events.values() for e in es])
+    current = getattr(store._cases[cid] if index < 0 else events[index], field)
+    value = draw(st.sampled_from([v for v in pool if v != current] or [current])
+                 | st.sampled_from([None, 0, 1, True, 1.0, "", "note", (), {}, [],
+                                    datetime(2026, 3, 2, 1, tzinfo=UTC),
+                                    datetime(2026, 3, 2, 9, tzinfo=timedelta_zone(8))])
+                 | json_values)
+    return cid, index, field, value
+
+
+def timedelta_zone(hours: int) -> Any:
+    from datetime import timezone
+
+    return timezone(timedelta(hours=hours))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_the_object_precheck_agrees_with_audit(data: st.DataObject) -> None:
+    import attrs
+
+    from gridflow._fastverify import _Checker
+
+    store = gridflow.MemoryStore()
+    engine = _story(store)
+    cid, index, field, value = data.draw(memory_edits(store))
+    try:
+        if index < 0:
+            store._cases[cid] = attrs.evolve(store._cases[cid], **{field: value})
+        else:
+            store._events[cid][index] = attrs.evolve(store._events[cid][index],
+                                                     **{field: value})
+    except (TypeError, ValueError):
+        return
+    checker = _Checker(None, engine._spec_index)
+    for case_id in sorted(store._events):
+        row, events = store._cases.get(case_id), store._events[case_id]
+        full = _full(engine, case_id)
+        assert checker.objects(row, events) == (full == "ok"), (case_id, full)
