@@ -34,8 +34,8 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from gridflow.fold import CASE_FIELDS, SpecIndex, _check_fingerprint, _check_step, _Fold
 from gridflow.model import (
@@ -106,6 +106,9 @@ def _text_key(value: Any) -> Any:
     return value
 
 
+#: The start of a changes record as SQLStore writes it on SQLite (`Changes.to_json`).
+_DEADLINE = re.compile(r'\{"deadline_at":(null|"[^"\\\x00-\x1f]*"),')
+
 #: How SQLStore writes a time on SQLite (UTC, fixed width, ASCII digits).
 _SQLITE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
                           r"\.[0-9]{6}")
@@ -158,7 +161,8 @@ class _Checker:
         self.specs = specs
         self.parts: dict[int, tuple[Actor, str]] = {}
         self.actors: dict[Any, tuple[str, Actor]] = {}
-        self.changes: dict[Any, tuple[str, Changes]] = {}
+        self.changes: dict[Any, tuple[str, Changes, datetime | None]] = {}
+        self.tails: dict[str, tuple[str, Changes] | Literal[False]] = {}
         self.payloads: dict[str, tuple[str, Any]] = {}
         if source is None:
             return
@@ -179,16 +183,60 @@ class _Checker:
             self.actors[key] = found
         return found
 
-    def _changes(self, raw: Any) -> tuple[str, Changes]:
+    def _changes(self, raw: Any) -> tuple[str, Changes, datetime | None]:
+        """The canonical text of a stored changes record, the `Changes` the fold reads
+        (its ``deadline_at`` is not read: the third item is), and the deadline."""
+        if self.source.json_text and raw.__class__ is str:
+            m = _DEADLINE.match(raw)
+            if m is not None:
+                rest = raw[m.end():]
+                tail = self.tails.get(rest)
+                if tail is None:
+                    tail = self._tail(rest)
+                    if len(self.tails) >= _CACHE_LIMIT:
+                        self.tails.clear()
+                    self.tails[rest] = tail
+                if tail is not False:
+                    text, changes = tail
+                    value = m.group(1)
+                    if value == "null":
+                        return '{"deadline_at":null' + text, changes, None
+                    # A JSON string without escapes or control characters is its text.
+                    # What Changes.from_json and the changes text do with it:
+                    deadline = datetime.fromisoformat(value[1:-1])
+                    utc = deadline if deadline.tzinfo is UTC else deadline.astimezone(UTC)
+                    return f'{{"deadline_at":{_quote(utc.isoformat())}{text}', changes, deadline
         key = self.key(raw)
         found = self.changes.get(key)
         if found is None:
             changes = Changes.from_json(self.source.read_json(raw))
-            found = (_changes_text(changes), changes)
+            found = (_changes_text(changes), changes, changes.deadline_at)
             if len(self.changes) >= _CACHE_LIMIT:
                 self.changes.clear()
             self.changes[key] = found
         return found
+
+    def _tail(self, rest: str) -> tuple[str, Changes] | Literal[False]:
+        """For stored changes ``{"deadline_at":X,`` + ``rest``: the canonical text after
+        the deadline and the record without it, when they do not depend on X (``rest``
+        names no other deadline_at); ``False`` otherwise."""
+        text = '{"deadline_at":null,' + rest
+        top: list[list[tuple[str, Any]]] = []
+
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            top.append(items)
+            return dict(items)
+
+        try:
+            json.loads(text, object_pairs_hook=pairs)
+            changes = Changes.from_json(self.source.read_json(text))
+            canonical = _changes_text(changes)
+        except Exception:
+            return False
+        head = '{"deadline_at":null'
+        if [k for k, _ in top[-1]].count("deadline_at") != 1 or not canonical.startswith(head):
+            return False
+        return canonical[len(head):], changes
 
     def _payload(self, raw: Any) -> tuple[str, Any]:
         if not self.source.json_text:
@@ -274,12 +322,13 @@ class _Checker:
         case_id = crow[0]
         iso = self.iso
         specs = self.specs
-        actors, payloads, changes_seen = self.actors, self.payloads, self.changes
+        actors, payloads = self.actors, self.payloads
         text_json = self.source.json_text
         q = _quote
         sha = hashlib.sha256
         prev = GENESIS_HASH
         fold: _Fold | None = None
+        deadline: datetime | None = None
         index = 0
         for (cid, seq, trigger, source, dest, actor_id, actor_raw, at_raw, payload_raw,
              key, prev_hash, hash_, changes_raw) in erows:
@@ -300,9 +349,7 @@ class _Checker:
                 changes = None
                 text += "]"
             else:
-                known = changes_seen.get(changes_raw) if text_json else None
-                changes_text, changes = known if known is not None else \
-                    self._changes(changes_raw)
+                changes_text, changes, deadline = self._changes(changes_raw)
                 text = f"{text},{changes_text}]"
             if sha(text.encode()).hexdigest() != hash_:
                 return False
@@ -321,6 +368,9 @@ class _Checker:
             fold.apply(event)
         assert fold is not None
         read_when = self.source.read_when
+        # The deadline in force is that of the last event with changes (what the fold's
+        # rule leaves): the records the fold read may not carry it.
+        fold.deadline_at = deadline
         fold.opened_at = read_when(erows[0][7])  # type: ignore[assignment]
         fold.updated_at = read_when(erows[-1][7])  # type: ignore[assignment]
         return _same(self.source.read_case(crow), fold.case())
