@@ -86,10 +86,12 @@ class _Ev:
 class RawSource:
     """How one store's rows are read and decoded for the pre-check.
 
-    ``events`` rows are tuples ``(case_id, seq, trigger, source, dest, actor_id,
-    actor, at, payload, idempotency_key, prev_hash, hash, changes)`` as the
-    driver returns them; ``case`` turns a case row into the `Case` the full
-    path would read.
+    ``histories(case_ids)`` yields ``(case row or None, event rows)`` per case, by
+    case id; event rows are tuples ``(case_id, seq, trigger, source, dest,
+    actor_id, actor, at, payload, idempotency_key, prev_hash, hash, changes)`` and
+    case rows the columns of ``gridflow_cases`` in table order, as the driver
+    returns them; ``read_case``, ``read_json`` and ``read_when`` decode them as the
+    full path does.
     """
 
     def __init__(self, *, read_case: Callable[[Any], Case], read_json: Callable[[Any], Any],
