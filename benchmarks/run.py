@@ -1142,7 +1142,7 @@ def bench_import(cfg: Config) -> None:
                 "", "", "", {"seconds": found["bare"]}))
 
 
-# == 7. verification ====================================================================
+# == 9. verification ====================================================================
 #
 # Issue 17 point 4 (verify <= 3 µs per event on MemoryStore; every case of a
 # 100,000-case store within 2x a bare loop reading and hashing the same rows) and
@@ -1259,10 +1259,10 @@ def bench_verify_memory(cfg: Config) -> None:
     reps = cfg.repeats
     v, h = _interleave(reps, engine.verify_all, rehash)
     per, floor = median(v) / count, median(h) / count
-    cfg.add(Row("7a", f"Engine.verify_all, MemoryStore, {n:,} cases ({count:,} events)",
-                us(per) + "/event", f"{times(per / floor)} 7b", "≤ 3 µs/event",
+    cfg.add(Row("9a", f"Engine.verify_all, MemoryStore, {n:,} cases ({count:,} events)",
+                us(per) + "/event", f"{times(per / floor)} 9b", "≤ 3 µs/event",
                 cfg.judge(per * 1e6, 3.0), {"seconds": v}))
-    cfg.add(Row("7b", "  each event's hash recomputed (Event.expected_hash), same events",
+    cfg.add(Row("9b", "  each event's hash recomputed (Event.expected_hash), same events",
                 us(floor) + "/event", "", "", "", {"seconds": h}))
 
 
@@ -1285,7 +1285,7 @@ def bench_verify_sqlite(cfg: Config) -> None:
         lambda: bare_read_hash(cur, ["gridflow_events", "gridflow_log_leaves"]))
     conn.close()
     store.close()
-    _verify_rows(cfg, "7c", "SQLite", n, v, b, lg, lb)
+    _verify_rows(cfg, "9c", "SQLite", n, v, b, lg, lb)
 
 
 def _verify_rows(cfg: Config, key: str, label: str, n: int, v: list[float], b: list[float],
@@ -1293,14 +1293,14 @@ def _verify_rows(cfg: Config, key: str, label: str, n: int, v: list[float], b: l
     letter = key[1]
     nxt = [chr(ord(letter) + i) for i in range(4)]
     r1, r2 = median(v) / median(b), median(lg) / median(lb)
-    cfg.add(Row(f"7{nxt[0]}", f"Engine.verify_all, {n:,} cases, {label}", ms(median(v)),
-                f"{times(r1)} 7{nxt[1]}", "≤ 2.0×", cfg.judge(r1, 2.0), {"seconds": v}))
-    cfg.add(Row(f"7{nxt[1]}", "  bare loop: read every case and event row, SHA-256 each",
+    cfg.add(Row(f"9{nxt[0]}", f"Engine.verify_all, {n:,} cases, {label}", ms(median(v)),
+                f"{times(r1)} 9{nxt[1]}", "≤ 2.0×", cfg.judge(r1, 2.0), {"seconds": v}))
+    cfg.add(Row(f"9{nxt[1]}", "  bare loop: read every case and event row, SHA-256 each",
                 ms(median(b)), "", "", "", {"seconds": b}))
-    cfg.add(Row(f"7{nxt[2]}", f"Engine.verify_log (full), {n:,} cases, {label}",
-                ms(median(lg)), f"{times(r2)} 7{nxt[3]}", "≤ 3.0×", cfg.judge(r2, 3.0),
+    cfg.add(Row(f"9{nxt[2]}", f"Engine.verify_log (full), {n:,} cases, {label}",
+                ms(median(lg)), f"{times(r2)} 9{nxt[3]}", "≤ 3.0×", cfg.judge(r2, 3.0),
                 {"seconds": lg}))
-    cfg.add(Row(f"7{nxt[3]}", "  bare loop: read every event and leaf row, SHA-256 each",
+    cfg.add(Row(f"9{nxt[3]}", "  bare loop: read every event and leaf row, SHA-256 each",
                 ms(median(lb)), "", "", "", {"seconds": lb}))
 
 
@@ -1381,7 +1381,7 @@ def bench_verify_pg(cfg: Config) -> None:
                 lambda: engine.verify_log(trusted=checkpoint, key=vkey),
                 lambda: bare_read_hash(cur, ["gridflow_events", "gridflow_log_leaves"]))
         store.close()
-    _verify_rows(cfg, "7g", "PostgreSQL", n, v, b, lg, lb)
+    _verify_rows(cfg, "9g", "PostgreSQL", n, v, b, lg, lb)
 
 
 # == main =================================================================================
@@ -1395,7 +1395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="repeats per measurement (default 5; 1 with --quick)")
     parser.add_argument("--only", default="",
                         help="comma-separated sections to run, e.g. 1,2m,6 "
-                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 7m, 7s, 7p)")
+                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 9m, 9s, 9p)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write every row, with the raw repeat values, to this file")
     args = parser.parse_args(argv)
@@ -1417,9 +1417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     section(cfg, "5s", "reports, SQLite")(bench_reports_sqlite)
     section(cfg, "5p", "reports, PostgreSQL")(bench_reports_pg)
     section(cfg, "6", "import cost")(bench_import)
-    section(cfg, "7m", "verification, MemoryStore")(bench_verify_memory)
-    section(cfg, "7s", "verification, SQLite")(bench_verify_sqlite)
-    section(cfg, "7p", "verification, PostgreSQL")(bench_verify_pg)
+    section(cfg, "9m", "verification, MemoryStore")(bench_verify_memory)
+    section(cfg, "9s", "verification, SQLite")(bench_verify_sqlite)
+    section(cfg, "9p", "verification, PostgreSQL")(bench_verify_pg)
     print_table(cfg)
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json is not None:
