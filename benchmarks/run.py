@@ -399,8 +399,15 @@ def synth_lifecycle(i: int, rng: random.Random) -> tuple[Case, list[Event]]:
     return case, events
 
 
-def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Event]]]) -> None:
-    """A gridflow SQLite database of ``n`` synthetic cases, by bulk inserts."""
+def _plain_values(case: Case, event: Event | None) -> dict[str, Any]:
+    return case_values(case) if event is None else event_values(event)
+
+
+def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Event]]],
+                 values: Callable[[Case, Event | None], dict[str, Any]] = _plain_values
+                 ) -> None:
+    """A gridflow SQLite database of ``n`` synthetic cases, by bulk inserts
+    (``values``: the column values of a case row, or of an event row)."""
     from gridflow.store.sql import SQLStore
 
     tmp = path.with_name(path.name + ".building")
@@ -408,8 +415,9 @@ def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Even
         leftover.unlink(missing_ok=True)
     store = SQLStore(f"sqlite:///{tmp}", synchronous="NORMAL")
     store.create_schema()
-    case_cols = column_order(store.cases, case_values(synth_reported(0, "x")[0]))
-    event_cols = column_order(store.events_table, event_values(synth_reported(0, "x")[1][0]))
+    sample_case, sample_events = synth_reported(0, "x")
+    case_cols = column_order(store.cases, values(sample_case, None))
+    event_cols = column_order(store.events_table, values(sample_case, sample_events[0]))
     store.close()
     conn = sqlite3.connect(tmp, isolation_level=None)
     # A throw-away build, renamed when complete: no journal, no syncs. WAL (which
@@ -426,8 +434,8 @@ def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Even
     batch_e: list[tuple[Any, ...]] = []
     for i in range(n):
         case, events = make(i)
-        batch_c.append(sqlite_row(case_values(case), case_cols))
-        batch_e.extend(sqlite_row(event_values(e), event_cols) for e in events)
+        batch_c.append(sqlite_row(values(case, None), case_cols))
+        batch_e.extend(sqlite_row(values(case, e), event_cols) for e in events)
         if len(batch_c) >= 20_000 or i == n - 1:
             conn.executemany(i_case, batch_c)
             conn.executemany(i_event, batch_e)
@@ -445,7 +453,9 @@ def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Even
         tmp.with_name(tmp.name + side).unlink(missing_ok=True)
 
 
-def cached_sqlite(kind: str, n: int, make: Callable[[int], tuple[Case, list[Event]]]) -> Path:
+def cached_sqlite(kind: str, n: int, make: Callable[[int], tuple[Case, list[Event]]],
+                  values: Callable[[Case, Event | None], dict[str, Any]] = _plain_values
+                  ) -> Path:
     """benchmarks/.cache/<kind>-<n>-s<schema>-v<seed>.db, built once."""
     from gridflow.store.sql import SCHEMA_VERSION
 
@@ -453,7 +463,7 @@ def cached_sqlite(kind: str, n: int, make: Callable[[int], tuple[Case, list[Even
     path = CACHE / f"{kind}-{n}-s{SCHEMA_VERSION}-v{SEED_VERSION}.db"
     if not path.exists():
         log(f"building {path.name} ({n:,} cases; cached for later runs)")
-        build_sqlite(path, n, make)
+        build_sqlite(path, n, make, values)
     return path
 
 
@@ -1133,6 +1143,248 @@ def bench_import(cfg: Config) -> None:
                 "", "", "", {"seconds": found["bare"]}))
 
 
+# == 9. verification ====================================================================
+#
+# Issue 17 point 4 (verify <= 3 µs per event on MemoryStore; every case of a
+# 100,000-case store within 2x a bare loop reading and hashing the same rows) and
+# issue 11's full verify_log (<= 3x a bare loop reading the event and leaf rows and
+# hashing each). The store: grid cases that each played the whole lifecycle
+# (8 events), cloned from one engine-made case under new ids and times.
+
+
+def verify_cases(cfg: Config) -> int:
+    return 1_000 if cfg.quick else 100_000
+
+
+def _lifecycle_template() -> tuple[Case, list[Event]]:
+    engine = new_engine()
+    cid = engine.open("grid_case", actor=RESIDENT, data=OPEN_DATA, grid=GRID, version=1).id
+    for trigger, actor, payload in LIFECYCLE:
+        engine.fire(cid, trigger, actor=actor, payload=payload)
+    return engine.get(cid), engine.history(cid)
+
+
+def _clone(template: tuple[Case, list[Event]], i: int) -> tuple[Case, list[Event]]:
+    """Case ``i``: the template's events under a new id, ``i`` minutes later, re-hashed."""
+    import attrs
+
+    case, events = template
+    cid = f"v-{i:08d}"
+    shift = timedelta(minutes=i)
+    out: list[Event] = []
+    prev = GENESIS_HASH
+    for e in events:
+        changes = e.changes
+        if changes is not None and changes.deadline_at is not None:
+            changes = attrs.evolve(changes, deadline_at=changes.deadline_at + shift)
+        n = Event.create(cid, e.seq, e.trigger, e.source, e.dest, e.actor, e.at + shift,
+                         e.payload, None, prev, changes)
+        out.append(n)
+        prev = n.hash
+    row = Case(cid, case.workflow, case.workflow_version, case.state, case.version,
+               case.data, case.grid, case.opened_at + shift, case.updated_at + shift,
+               None if case.deadline_at is None else case.deadline_at + shift, case.links,
+               prev)
+    return row, out
+
+
+def verify_db(cfg: Config) -> tuple[Path, str, str]:
+    """benchmarks/.cache/verify-<n>-...db with a checkpoint over every event, built once;
+    returns the path, the checkpoint text and the verifier key."""
+    from gridflow.store.sql import SQLStore
+
+    n = verify_cases(cfg)
+    template = _lifecycle_template()
+    path = cached_sqlite("verify", n, lambda i: _clone(template, i), values=_verify_values)
+    stamp = path.with_name(path.name + ".checkpoint.json")
+    if not stamp.exists():
+        log(f"  first checkpoint over {n * len(template[1]):,} events (cached)")
+        skey, vkey = gridflow.generate_key("bench.example/verify")
+        store = SQLStore(f"sqlite:///{path}")
+        text = new_engine(store).checkpoint(skey)
+        store.close()
+        stamp.write_text(json.dumps({"checkpoint": text, "key": vkey}))
+    found = json.loads(stamp.read_text())
+    return path, found["checkpoint"], found["key"]
+
+
+def _verify_values(case: Case, event: Event | None) -> dict[str, Any]:
+    if event is None:
+        return case_values(case)
+    values = event_values(event)
+    values["changes"] = None if event.changes is None else event.changes.to_json()
+    return values
+
+
+def bare_read_hash(cursor: Any, tables: Sequence[str]) -> None:
+    """The floor: read every row of ``tables``, one hashlib SHA-256 per row."""
+    import hashlib
+
+    sha = hashlib.sha256
+    for table in tables:
+        cursor.execute(f"SELECT * FROM {table}")
+        while True:
+            rows = cursor.fetchmany(10_000)
+            if not rows:
+                break
+            for r in rows:
+                sha("\x1f".join(map(str, r)).encode()).digest()
+
+
+def _interleave(reps: int, *fns: Callable[[], Any]) -> list[list[float]]:
+    found: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            gc.collect()
+            started = time.perf_counter()
+            fn()
+            found[i].append(time.perf_counter() - started)
+    return found
+
+
+def bench_verify_memory(cfg: Config) -> None:
+    n = 300 if cfg.quick else 20_000
+    engine = new_engine()
+    ids = [engine.open("grid_case", actor=RESIDENT, data=OPEN_DATA, grid=GRID, version=1).id
+           for _ in range(n)]
+    for cid in ids:
+        for trigger, actor, payload in LIFECYCLE:
+            engine.fire(cid, trigger, actor=actor, payload=payload)
+    events = [e for cid in ids for e in engine.history(cid)]
+    count = len(events)
+
+    def rehash() -> None:
+        for e in events:
+            e.expected_hash()
+
+    reps = cfg.repeats
+    v, h = _interleave(reps, engine.verify_all, rehash)
+    per, floor = median(v) / count, median(h) / count
+    cfg.add(Row("9a", f"Engine.verify_all, MemoryStore, {n:,} cases ({count:,} events)",
+                us(per) + "/event", f"{times(per / floor)} 9b", "≤ 3 µs/event",
+                cfg.judge(per * 1e6, 3.0), {"seconds": v}))
+    cfg.add(Row("9b", "  each event's hash recomputed (Event.expected_hash), same events",
+                us(floor) + "/event", "", "", "", {"seconds": h}))
+
+
+def bench_verify_sqlite(cfg: Config) -> None:
+    sql_available()
+    from gridflow.store.sql import SQLStore
+
+    n = verify_cases(cfg)
+    path, checkpoint, vkey = verify_db(cfg)
+    store = SQLStore(f"sqlite:///{path}")
+    engine = new_engine(store)
+    conn = sqlite3.connect(path)
+    cur = conn.cursor()
+    reps = 1 if cfg.quick else 3
+    engine.verify_all()  # warm the page cache
+    v, b, lg, lb = _interleave(
+        reps, engine.verify_all,
+        lambda: bare_read_hash(cur, ["gridflow_cases", "gridflow_events"]),
+        lambda: engine.verify_log(trusted=checkpoint, key=vkey),
+        lambda: bare_read_hash(cur, ["gridflow_events", "gridflow_log_leaves"]))
+    conn.close()
+    store.close()
+    _verify_rows(cfg, "9c", "SQLite", n, v, b, lg, lb)
+
+
+def _verify_rows(cfg: Config, key: str, label: str, n: int, v: list[float], b: list[float],
+                 lg: list[float], lb: list[float]) -> None:
+    letter = key[1]
+    nxt = [chr(ord(letter) + i) for i in range(4)]
+    r1, r2 = median(v) / median(b), median(lg) / median(lb)
+    cfg.add(Row(f"9{nxt[0]}", f"Engine.verify_all, {n:,} cases, {label}", ms(median(v)),
+                f"{times(r1)} 9{nxt[1]}", "≤ 2.0×", cfg.judge(r1, 2.0), {"seconds": v}))
+    cfg.add(Row(f"9{nxt[1]}", "  bare loop: read every case and event row, SHA-256 each",
+                ms(median(b)), "", "", "", {"seconds": b}))
+    cfg.add(Row(f"9{nxt[2]}", f"Engine.verify_log (full), {n:,} cases, {label}",
+                ms(median(lg)), f"{times(r2)} 9{nxt[3]}", "≤ 3.0×", cfg.judge(r2, 3.0),
+                {"seconds": lg}))
+    cfg.add(Row(f"9{nxt[3]}", "  bare loop: read every event and leaf row, SHA-256 each",
+                ms(median(lb)), "", "", "", {"seconds": lb}))
+
+
+def pg_verify_schema(cfg: Config, fresh: str | None = None) -> tuple[str, str, str]:
+    """A PostgreSQL schema with the verification store, loaded from the SQLite cache by
+    COPY and checkpointed; kept across runs unless ``fresh`` (a fingerprint row says
+    which data it holds). Returns the schema, the checkpoint text and the verifier key."""
+    import psycopg
+
+    from gridflow.store.sql import SCHEMA_VERSION, SQLStore
+
+    n = verify_cases(cfg)
+    schema = fresh or f"gridflow_bench_verify_{n}"
+    mark = f"{n}-s{SCHEMA_VERSION}-v{SEED_VERSION}"
+    conninfo = pg_conninfo(cfg.pg_url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        try:
+            found = conn.execute(f'SELECT value FROM "{schema}".gridflow_meta '
+                                 "WHERE key = 'bench_verify'").fetchone()
+        except psycopg.Error:
+            found = None
+        if found is not None:
+            stamp = json.loads(found[0])
+            if stamp["mark"] == mark:
+                return schema, stamp["checkpoint"], stamp["key"]
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    path, _, _ = verify_db(cfg)
+    log(f"loading {n:,} verification cases into PostgreSQL schema {schema}"
+        + ("" if fresh else " (kept for later runs)"))
+    store = SQLStore(cfg.pg_url, schema=schema)
+    store.create_schema()
+    tables = {"gridflow_cases": store.cases, "gridflow_events": store.events_table}
+    src = sqlite3.connect(path)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        for name, table in tables.items():
+            cols = [c.name for c in table.columns if c.name != "leaf"]
+            times_at = {i for i, c in enumerate(cols) if c in _TIME_COLUMNS}
+            with conn.cursor().copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as cp:
+                for row in src.execute(f"SELECT {', '.join(cols)} FROM {name}"):
+                    cp.write_row([f"{v}+00" if i in times_at and v is not None else v
+                                  for i, v in enumerate(row)])
+        conn.commit()
+    src.close()
+    skey, vkey = gridflow.generate_key("bench.example/verify")
+    text = new_engine(store).checkpoint(skey)
+    store.close()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute("VACUUM ANALYZE gridflow_events")
+        conn.execute("ANALYZE gridflow_cases")
+        conn.execute("ANALYZE gridflow_log_leaves")
+        conn.execute("INSERT INTO gridflow_meta (key, value) VALUES ('bench_verify', %s)",
+                     (json.dumps({"mark": mark, "checkpoint": text, "key": vkey}),))
+    return schema, text, vkey
+
+
+def bench_verify_pg(cfg: Config) -> None:
+    pg_available(cfg)
+    import psycopg
+
+    from gridflow.store.sql import SQLStore
+
+    n = verify_cases(cfg)
+    fresh = unique("bench_verify") if cfg.quick else None
+    with pg_schemas(cfg, *([fresh] if fresh else [])):
+        schema, checkpoint, vkey = pg_verify_schema(cfg, fresh)
+        store = SQLStore(cfg.pg_url, schema=schema)
+        engine = new_engine(store)
+        reps = 1 if cfg.quick else 3
+        with psycopg.connect(pg_conninfo(cfg.pg_url), autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            cur = conn.cursor()
+            engine.verify_all()  # warm the buffer cache
+            v, b, lg, lb = _interleave(
+                reps, engine.verify_all,
+                lambda: bare_read_hash(cur, ["gridflow_cases", "gridflow_events"]),
+                lambda: engine.verify_log(trusted=checkpoint, key=vkey),
+                lambda: bare_read_hash(cur, ["gridflow_events", "gridflow_log_leaves"]))
+        store.close()
+    _verify_rows(cfg, "9g", "PostgreSQL", n, v, b, lg, lb)
+
+
 # == main =================================================================================
 
 
@@ -1144,7 +1396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="repeats per measurement (default 5; 1 with --quick)")
     parser.add_argument("--only", default="",
                         help="comma-separated sections to run, e.g. 1,2m,6 "
-                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6)")
+                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 9m, 9s, 9p)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write every row, with the raw repeat values, to this file")
     args = parser.parse_args(argv)
@@ -1166,6 +1418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     section(cfg, "5s", "reports, SQLite")(bench_reports_sqlite)
     section(cfg, "5p", "reports, PostgreSQL")(bench_reports_pg)
     section(cfg, "6", "import cost")(bench_import)
+    section(cfg, "9m", "verification, MemoryStore")(bench_verify_memory)
+    section(cfg, "9s", "verification, SQLite")(bench_verify_sqlite)
+    section(cfg, "9p", "verification, PostgreSQL")(bench_verify_pg)
     print_table(cfg)
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json is not None:

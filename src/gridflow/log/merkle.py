@@ -635,6 +635,31 @@ class CompactRange:
             size += 1
         return CompactRange(size, tuple(stack)), new
 
+    def grown(self, leaf_hashes: Iterable[bytes]) -> CompactRange:
+        """`extend` without the new nodes: only the grown range (what verification,
+        which recomputes the tree and stores nothing, needs).
+
+        Example:
+            >>> leaves = [leaf_hash(bytes([i])) for i in range(5)]
+            >>> CompactRange().grown(leaves) == CompactRange().extend(leaves)[0]
+            True
+        """
+        stack = list(self.hashes)
+        size = self.size
+        pop, push = stack.pop, stack.append
+        sha = _sha256
+        for h in leaf_hashes:
+            if type(h) is not bytes or len(h) != HASH_SIZE:
+                raise LogError(f"leaf {size} is not a {HASH_SIZE}-byte hash "
+                               "(pass leaf_hash(data), not the data)")
+            index = size
+            while index & 1:
+                h = sha(b"\x01" + pop() + h).digest()
+                index >>= 1
+            push(h)
+            size += 1
+        return CompactRange(size, tuple(stack))
+
 
 def append(
     leaf_hashes: Iterable[bytes], size: int, nodes: NodeReader

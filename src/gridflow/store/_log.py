@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
+    from gridflow._fastverify import RawSource
     from gridflow.store.memory import MemoryStore
     from gridflow.store.sql import SQLStore
 
@@ -293,6 +294,16 @@ class SQLLog:
     def __init__(self, store: SQLStore) -> None:
         self.store = store
         self.leaves_t, self.nodes_t, self.cps_t = store.log_tables
+        self._raw: list[RawSource | None] = []
+
+    def raw_source(self) -> RawSource | None:
+        """The raw-row reader of the verification pre-check (`gridflow._fastverify`):
+        every case row and its event rows as the driver returns them, by case id."""
+        if not self._raw:
+            from gridflow._fastverify import sql_source
+
+            self._raw.append(sql_source(self.store))
+        return self._raw[0]
 
     def _fetch(self, conn: Connection, ids: Sequence[merkle.NodeID]) -> dict[merkle.NodeID, bytes]:
         import sqlalchemy as sa
@@ -396,6 +407,22 @@ class SQLLog:
                                                       ev.c.seq == lt.c.seq)))
                 .where(lt.c.idx >= sa.bindparam("lo"), lt.c.idx < sa.bindparam("hi"))
                 .order_by(lt.c.idx))
+        store = self.store
+        if store._hot is not None:
+            # The DBAPI cursor (no value here needs a type's result processor).
+            dialect: Any = store.engine.dialect
+            if store.dialect == "sqlite":
+                dialect = type(dialect)(paramstyle="named")
+            sql = str(stmt.compile(dialect=dialect))
+            for lo in range(begin, end, _CHUNK):
+                hi = min(end, lo + _CHUNK)
+                with store._failures("reading the log's leaves"), \
+                        store._dbapi(autocommit=store.dialect == "postgresql") as cur:
+                    cur.execute(sql, {"lo": lo, "hi": hi})
+                    rows = cur.fetchall()
+                yield from ((int(r[0]), r[1], int(r[2]), r[3], r[4],
+                             None if r[5] is None else int(r[5])) for r in rows)
+            return
         for lo in range(begin, end, _CHUNK):
             hi = min(end, lo + _CHUNK)
             with self.store._failures("reading the log's leaves"), \

@@ -1,0 +1,575 @@
+"""Fast verification of every case: a pre-check on stored rows, the full path on failure.
+
+`Engine.verify_all` and `Engine.verify_log` check every case's hash chain and
+fold. The full path (`gridflow.fold.audit` over decoded `Case` and `Event`
+objects) builds an object per row and names the first bad field of the first
+bad event; over a whole store most of its time goes into decoding rows that
+are fine. This module first runs a **pre-check** on the stored rows
+themselves (on SQL stores: the columns as the database driver returns them):
+
+- each event's canonical text (`gridflow.model.event_text`) is rebuilt from
+  its columns with the very functions the full path uses (the same JSON
+  decoding, the same `Actor.stored`, `Changes.from_json` and encoders, pieces
+  that repeat — an actor, a changes record — computed once per run), and its
+  SHA-256 compared with the stored hash; each ``prev_hash`` links to the hash
+  before it, ``seq`` runs 1, 2, 3...;
+- the fold runs the rule of `gridflow.fold` (its `_Fold`, `_check_step` and
+  fingerprint check) on the events and the result is compared with the case
+  row, field by field, as `audit` compares them.
+
+A case passes the pre-check only if the full path would pass it; anything
+the pre-check does not recognise, or any disagreement at all, sends that case
+to the full path (`Engine.verify`, which re-reads the case and raises the
+`IntegrityError` naming the case, seq and field). So errors, and their
+order (by case id), are exactly those of the full path; only the cost of the
+cases that verify changes. The pre-check may be stricter than the full path
+(it compares some stored values as text); never more lenient. A differential
+test (``tests/test_fastverify.py``) checks both agree on randomly tampered
+stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import chain, groupby
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from gridflow.fold import CASE_FIELDS, SpecIndex, _check_fingerprint, _check_step, _Fold
+from gridflow.model import (
+    GENESIS_HASH,
+    Actor,
+    Case,
+    Changes,
+    Event,
+    _actor_part,
+    _changes_text,
+    _fast_dumps,
+    _quote,
+)
+
+if TYPE_CHECKING:
+    from gridflow.engine import Engine
+    from gridflow.store.sql import SQLStore
+
+__all__ = ["RawSource", "precheck_rows", "verify_cases"]
+
+#: Entries kept in each per-run cache (actors, changes, payload texts) before it is cleared.
+_CACHE_LIMIT = 50_000
+
+
+class _Ev:
+    """The attributes of an `Event` that the fold's rules read, from a stored row."""
+
+    __slots__ = ("actor", "at", "case_id", "changes", "dest", "hash", "payload", "seq",
+                 "source", "trigger")
+
+    def __init__(self, case_id: str, seq: int, trigger: str, source: str | None,
+                 dest: str | None, actor: Actor, at: datetime, payload: dict[str, Any],
+                 hash: str, changes: Changes | None) -> None:
+        self.case_id = case_id
+        self.seq = seq
+        self.trigger = trigger
+        self.source = source
+        self.dest = dest
+        self.actor = actor
+        self.at = at
+        self.payload = payload
+        self.hash = hash
+        self.changes = changes
+
+
+class RawSource:
+    """How one store's rows are read and decoded for the pre-check.
+
+    ``histories(case_ids)`` yields ``(case row or None, event rows)`` per case, by
+    case id; event rows are tuples ``(case_id, seq, trigger, source, dest,
+    actor_id, actor, at, payload, idempotency_key, prev_hash, hash, changes)`` and
+    case rows the columns of ``gridflow_cases`` in table order, as the driver
+    returns them; ``read_case``, ``read_json`` and ``read_when`` decode them as the
+    full path does.
+    """
+
+    def __init__(self, *, read_case: Callable[[Any], Case], read_json: Callable[[Any], Any],
+                 read_when: Callable[[Any], datetime | None], json_text: bool,
+                 histories: Callable[[Sequence[str] | None],
+                                     Iterator[tuple[Any, list[Any]]]]) -> None:
+        self.read_case = read_case
+        self.read_json = read_json
+        self.read_when = read_when
+        #: JSON columns come back as text (SQLite), not decoded (PostgreSQL JSONB).
+        self.json_text = json_text
+        self.histories = histories
+
+
+def _text_key(value: Any) -> Any:
+    return value
+
+
+#: The start of a changes record as SQLStore writes it on SQLite (`Changes.to_json`).
+_HEAD = '{"deadline_at":'
+#: What a JSON string's text may not hold to be its value: quotes, escapes, controls.
+_UNSAFE = re.compile(r'["\\\x00-\x1f]')
+
+#: How SQLStore writes a time on SQLite (UTC, fixed width, ASCII digits).
+_SQLITE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                          r"\.[0-9]{6}")
+
+
+class _SqliteTimes:
+    """The quoted ``isoformat()`` of a stored SQLite time, as the full path computes it
+    (`datetime.fromisoformat`, UTC, `isoformat`), without building a datetime when the
+    text has the exact form SQLStore writes: then it is a rearrangement of the text
+    (the date part's validity checked once per distinct date)."""
+
+    def __init__(self, read_when: Callable[[Any], datetime | None]) -> None:
+        self._exact = _exact_iso(read_when)
+        self.dates: dict[str, bool] = {}
+
+    def iso(self, value: Any) -> str:
+        if value.__class__ is str and len(value) == 26 and _SQLITE_TIME.fullmatch(value):
+            day = value[:10]
+            ok = self.dates.get(day)
+            if ok is None:
+                try:
+                    ok = datetime.fromisoformat(value).isoformat(" ", "microseconds") == value
+                except ValueError:
+                    ok = False
+                if len(self.dates) >= _CACHE_LIMIT:
+                    self.dates.clear()
+                self.dates[day] = ok
+            if ok:
+                frac = value[19:]
+                return (f'"{day}T{value[11:19]}'
+                        f'{"" if frac == ".000000" else frac}+00:00"')
+        return self._exact(value)
+
+
+def _exact_iso(read_when: Callable[[Any], datetime | None]) -> Callable[[Any], str]:
+    def iso(value: Any) -> str:
+        when = read_when(value)
+        if when is None:
+            raise ValueError("no time")
+        return str(_quote(when.isoformat()))
+
+    return iso
+
+
+class _Checker:
+    """One run's pre-check: the caches of decoded pieces, the spec index."""
+
+    def __init__(self, source: RawSource | None, specs: SpecIndex) -> None:
+        self.source = cast(RawSource, source)  # None: objects() only
+        self.specs = specs
+        self.parts: dict[int, tuple[Actor, str]] = {}
+        self.actors: dict[Any, tuple[str, Actor]] = {}
+        self.changes: dict[Any, tuple[str, Changes, datetime | None]] = {}
+        self.tails: dict[str, tuple[str, Changes] | Literal[False]] = {}
+        self.deadlines: dict[str, tuple[str, datetime | None] | Literal[False]] = {}
+        self.payloads: dict[str, tuple[str, Any]] = {}
+        if source is None:
+            return
+        self.key: Callable[[Any], Any] = _text_key if source.json_text else _fast_dumps
+        self.iso: Callable[[Any], str] = (_SqliteTimes(source.read_when).iso
+                                          if source.json_text else
+                                          _exact_iso(source.read_when))
+
+    def _actor(self, actor_id: Any, raw: Any) -> tuple[str, Actor]:
+        key = (actor_id, self.key(raw))
+        found = self.actors.get(key)
+        if found is None:
+            a = self.source.read_json(raw)
+            actor = Actor.stored(actor_id, a["roles"], a["grids"])
+            found = (_actor_part(actor), actor)
+            if len(self.actors) >= _CACHE_LIMIT:
+                self.actors.clear()
+            self.actors[key] = found
+        return found
+
+    def _changes(self, raw: Any) -> tuple[str, Changes, datetime | None]:
+        """The canonical text of a stored changes record, the `Changes` the fold reads
+        (its ``deadline_at`` is not read: the third item is), and the deadline."""
+        if self.source.json_text and raw.__class__ is str and raw.startswith(_HEAD):
+            # {"deadline_at":X,rest: X is null or a string (checked below, once per X).
+            if raw.startswith("null,", 15):
+                value, rest = "null", raw[20:]
+            else:
+                end = raw.find('"', 16) + 1
+                value, rest = raw[15:end], raw[end + 1:]
+                if not end or raw[end:end + 1] != ",":
+                    value = ""
+            tail = self.tails.get(rest)
+            if tail is None:
+                tail = self._tail(rest)
+                if len(self.tails) >= _CACHE_LIMIT:
+                    self.tails.clear()
+                self.tails[rest] = tail
+            known = self.deadlines.get(value)
+            if known is None:
+                known = self._deadline(value)
+                if len(self.deadlines) >= _CACHE_LIMIT:
+                    self.deadlines.clear()
+                self.deadlines[value] = known
+            if tail is not False and known is not False:
+                return known[0] + tail[0], tail[1], known[1]
+        key = self.key(raw)
+        found = self.changes.get(key)
+        if found is None:
+            changes = Changes.from_json(self.source.read_json(raw))
+            found = (_changes_text(changes), changes, changes.deadline_at)
+            if len(self.changes) >= _CACHE_LIMIT:
+                self.changes.clear()
+            self.changes[key] = found
+        return found
+
+    @staticmethod
+    def _deadline(value: str) -> tuple[str, datetime | None] | Literal[False]:
+        """The canonical text's start for a stored deadline ``value`` (JSON ``null`` or a
+        string) and the deadline, as `Changes.from_json` and the changes text make
+        them; ``False`` for anything else (the exact way decides)."""
+        if value == "null":
+            return '{"deadline_at":null', None
+        if len(value) < 2 or not value.startswith('"') or not value.endswith('"') \
+                or _UNSAFE.search(value, 1, len(value) - 1):
+            return False
+        # A JSON string without quotes, escapes or control characters is its text.
+        try:
+            deadline = datetime.fromisoformat(value[1:-1])
+            utc = deadline if deadline.tzinfo is UTC else deadline.astimezone(UTC)
+        except (ValueError, OverflowError, OSError):
+            return False
+        return '{"deadline_at":' + _quote(utc.isoformat()), deadline
+
+    def _tail(self, rest: str) -> tuple[str, Changes] | Literal[False]:
+        """For stored changes ``{"deadline_at":X,`` + ``rest``: the canonical text after
+        the deadline and the record without it, when they do not depend on X (``rest``
+        names no other deadline_at); ``False`` otherwise."""
+        text = '{"deadline_at":null,' + rest
+        top: list[list[tuple[str, Any]]] = []
+
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            top.append(items)
+            return dict(items)
+
+        try:
+            json.loads(text, object_pairs_hook=pairs)
+            changes = Changes.from_json(self.source.read_json(text))
+            canonical = _changes_text(changes)
+        except Exception:
+            return False
+        head = '{"deadline_at":null'
+        if [k for k, _ in top[-1]].count("deadline_at") != 1 or not canonical.startswith(head):
+            return False
+        return canonical[len(head):], changes
+
+    def _payload(self, raw: Any) -> tuple[str, Any]:
+        if not self.source.json_text:
+            return _fast_dumps(raw), raw
+        found = self.payloads.get(raw)
+        if found is None:
+            value = self.source.read_json(raw)
+            found = (_fast_dumps(value), value)
+            if len(self.payloads) >= _CACHE_LIMIT:
+                self.payloads.clear()
+            self.payloads[raw] = found
+        return found
+
+    def objects(self, row: Case | None, events: Sequence[Event]) -> bool:
+        """The pre-check on decoded objects (a `MemoryStore`): the checks of `audit`
+        without its bookkeeping of where a field last changed."""
+        try:
+            return self._objects(row, events)
+        except Exception:
+            return False
+
+    def _objects(self, row: Case | None, events: Sequence[Event]) -> bool:
+        if row is None or not events:
+            return False
+        case_id = row.id
+        specs = self.specs
+        parts = self.parts
+        q = _quote
+        sha = hashlib.sha256
+        dumps = _fast_dumps
+        quoted_id = q(case_id)
+        prev = GENESIS_HASH
+        fold: _Fold | None = None
+        index = 0
+        for event in events:
+            index += 1
+            seq, prev_hash, hash_ = event.seq, event.prev_hash, event.hash
+            if seq.__class__ is not int or seq != index or event.case_id != case_id \
+                    or prev_hash != prev:
+                return False
+            # event.expected_hash(), assembled as `gridflow.model.event_text` does, the
+            # actor's part kept per actor object (actors are immutable).
+            actor = event.actor
+            found = parts.get(id(actor))
+            if found is None or found[0] is not actor:
+                found = (actor, _actor_part(actor))
+                if len(parts) >= _CACHE_LIMIT:
+                    parts.clear()
+                parts[id(actor)] = found
+            source, dest, key, changes = (event.source, event.dest, event.idempotency_key,
+                                          event.changes)
+            text = (
+                f"[{quoted_id},{seq},{q(event.trigger)},"
+                f"{'null' if source is None else q(source)},"
+                f"{'null' if dest is None else q(dest)},{found[1]},{q(event.at.isoformat())},"
+                f"{dumps(event.payload)},{'null' if key is None else q(key)},{q(prev_hash)}"
+            )
+            text = f"{text}]" if changes is None else f"{text},{_changes_text(changes)}]"
+            if sha(text.encode()).hexdigest() != hash_:
+                return False
+            prev = hash_
+            if fold is None:
+                fold = _Fold.opened(event)
+                if fold.workflow:
+                    _check_fingerprint(case_id, 1, event.payload.get("fingerprint"),
+                                       fold.workflow, fold.workflow_version, specs)
+                continue
+            _check_step(index, event, fold, specs)
+            fold.apply(event)
+        assert fold is not None
+        return _same(row, fold.case())
+
+    def case(self, crow: Any, erows: Sequence[Any]) -> bool:
+        """Whether the full path would verify this case (``False``: ask it)."""
+        try:
+            return self._case(crow, erows)
+        except Exception:  # anything unusual: the full path decides, and names it
+            return False
+
+    def _case(self, crow: Any, erows: Sequence[Any]) -> bool:
+        if crow is None or not erows:
+            return False
+        case_id = crow[0]
+        iso = self.iso
+        specs = self.specs
+        actors, payloads = self.actors, self.payloads
+        text_json = self.source.json_text
+        q = _quote
+        sha = hashlib.sha256
+        prev = GENESIS_HASH
+        fold: _Fold | None = None
+        deadline: datetime | None = None
+        index = 0
+        for (cid, seq, trigger, source, dest, actor_id, actor_raw, at_raw, payload_raw,
+             key, prev_hash, hash_, changes_raw) in erows:
+            index += 1
+            if seq.__class__ is not int or seq != index or cid != case_id \
+                    or prev_hash != prev or hash_.__class__ is not str:
+                return False
+            found = actors.get((actor_id, actor_raw)) if text_json else None
+            part, actor = found if found is not None else self._actor(actor_id, actor_raw)
+            seen = payloads.get(payload_raw) if text_json else None
+            payload_text, payload = seen if seen is not None else self._payload(payload_raw)
+            if changes_raw is None:
+                changes = None
+                tail = "]"
+            else:
+                changes_text, changes, deadline = self._changes(changes_raw)
+                tail = f",{changes_text}]"
+            text = (
+                f"[{q(cid)},{seq},{q(trigger)},{'null' if source is None else q(source)},"
+                f"{'null' if dest is None else q(dest)},{part},{iso(at_raw)},"
+                f"{payload_text},{'null' if key is None else q(key)},{q(prev_hash)}{tail}"
+            )
+            if sha(text.encode()).hexdigest() != hash_:
+                return False
+            prev = hash_
+            # ``at`` is the stored value: the fold only carries it to opened_at and
+            # updated_at, which are decoded below (first and last event).
+            event: Any = _Ev(cid, seq, trigger, source, dest, actor, at_raw, payload, hash_,
+                             changes)
+            if fold is None:
+                fold = _Fold.opened(event)
+                if fold.workflow:
+                    _check_fingerprint(case_id, 1, payload.get("fingerprint"), fold.workflow,
+                                       fold.workflow_version, specs)
+                continue
+            _check_step(index, event, fold, specs)
+            fold.apply(event)
+        assert fold is not None
+        # The deadline in force is that of the last event with changes (what the fold's
+        # rule leaves): the records the fold read may not carry it.
+        return self._same_row(crow, fold, erows[0][7], erows[-1][7], deadline)
+
+    def _same_row(self, crow: Any, fold: _Fold, first_at: Any, last_at: Any,
+                  deadline: datetime | None) -> bool:
+        """`_same` of the case row as the full path decodes it (`SQLStore._hot_case`) and
+        the fold, decoding only what differs from the events' stored values."""
+        read_when, read_json = self.source.read_when, self.source.read_json
+        for stored, recomputed in (
+                (crow[1], fold.workflow), (crow[2], fold.workflow_version),
+                (crow[3], fold.state), (crow[4], fold.version), (crow[6], fold.grid),
+                (crow[11], fold.head), (read_json(crow[5]), fold.data)):
+            if not (stored == recomputed and type(stored) is type(recomputed)):
+                return False
+        # opened_at and updated_at are decoded as the first and the last event's ``at``:
+        # the same stored text decodes the same.
+        for stored, at in ((crow[7], first_at), (crow[8], last_at)):
+            if not (stored.__class__ is str and stored == at):
+                when, expected = read_when(stored), read_when(at)
+                if not (when == expected and type(when) is type(expected)):
+                    return False
+        when = read_when(crow[9])
+        if not (when == deadline and type(when) is type(deadline)):
+            return False
+        links = () if crow[10] == "[]" and self.source.json_text else tuple(read_json(crow[10]))
+        return links == fold.links and type(links) is type(fold.links)
+
+
+def _same(row: Case, folded: Case) -> bool:
+    """`audit`'s comparison of the stored row with the fold: every field, equal and of
+    the same type."""
+    if folded.version != row.version:
+        return False
+    for field in CASE_FIELDS:
+        stored, recomputed = getattr(row, field), getattr(folded, field)
+        if not (stored == recomputed and type(stored) is type(recomputed)):
+            return False
+    return True
+
+
+def precheck_rows(source: RawSource, specs: SpecIndex,
+                  histories: Iterable[tuple[Any, list[Any]]]) -> Iterator[tuple[str, bool]]:
+    """``(case id, passed)`` for each stored case of ``histories`` (raw rows)."""
+    checker = _Checker(source, specs)
+    for crow, erows in histories:
+        cid = crow[0] if crow is not None else erows[0][0]
+        yield cid, checker.case(crow, erows)
+
+
+def _raw_source(store: object) -> RawSource | None:
+    """The raw-row reader of ``store`` (``None``: a store without one)."""
+    from gridflow.store._log import log_for
+
+    try:
+        log = log_for(store)
+    except Exception:
+        return None
+    raw = getattr(log, "raw_source", None)
+    return None if raw is None else cast("Callable[[], RawSource | None]", raw)()
+
+
+def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:
+    """Verify every case (or those of ``case_ids``): pre-check, then the full path for
+    any case the pre-check does not pass. Returns the number of cases checked;
+    raises the full path's `IntegrityError` for the first bad case (by id)."""
+    from gridflow.store._log import log_for
+
+    store = engine.store
+    index = engine._spec_index
+    source = _raw_source(store)
+    count = 0
+    if source is not None:
+        for cid, passed in precheck_rows(source, index, source.histories(case_ids)):
+            count += 1
+            if not passed:
+                engine.verify(cid)
+        return count
+    checker = _Checker(None, index)
+    for row, events in log_for(store).histories(case_ids):
+        count += 1
+        if not checker.objects(row, events):
+            # `verify` re-reads (a step may have landed between the two reads) and
+            # names the problem.
+            engine.verify(row.id if row is not None else events[0].case_id)
+    return count
+
+
+def sql_source(store: SQLStore) -> RawSource | None:
+    """The raw-row reader of a `SQLStore` (``None`` when its hot path is off)."""
+    hot = store._hot
+    if hot is None:
+        return None
+    import sqlalchemy as sa
+
+    cases_t, ev = store.cases, store.events_table
+    e = ev.c
+    cols = [e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor_id, e.actor, e.at,
+            e.payload, e.idempotency_key, e.prev_hash, e.hash, e.changes]
+    dialect = store.engine.dialect
+    sqlite = store.dialect == "sqlite"
+    if sqlite:
+        named: Any = type(dialect)
+        dialect = named(paramstyle="qmark")
+    q_cases = sa.select(cases_t).order_by(cases_t.c.id)
+    q_events = sa.select(*cols).order_by(e.case_id, e.seq)
+
+    def sql(stmt: Any) -> str:
+        return str(stmt.compile(dialect=dialect))
+
+    all_cases, all_events = sql(q_cases), sql(q_events)
+    where = "IN (SELECT value FROM json_each(?))" if sqlite else "= ANY(%s)"
+    name = dialect.identifier_preparer.format_table
+    part_cases = (f"{sql(sa.select(cases_t))} WHERE {name(cases_t)}.id {where} "
+                  f"ORDER BY {name(cases_t)}.id")
+    part_events = (f"{sql(sa.select(*cols))} WHERE {name(ev)}.case_id {where} "
+                   f"ORDER BY {name(ev)}.case_id, {name(ev)}.seq")
+    read_case = store._hot_case
+
+    def histories(case_ids: Sequence[str] | None) -> Iterator[tuple[Any, list[Any]]]:
+        if case_ids is None:
+            with store._failures("reading every case"), store._dbapi() as c1, \
+                    store._dbapi() as c2:
+                if sqlite:
+                    c1.execute(all_cases)
+                    c2.execute(all_events)
+                    yield from _merge(c1, c2)
+                    return
+                # PostgreSQL: server-side cursors, so a large store streams.
+                with c1.connection.cursor(name="gridflow_verify_cases") as s1, \
+                        c2.connection.cursor(name="gridflow_verify_events") as s2:
+                    s1.execute(all_cases)
+                    s2.execute(all_events)
+                    yield from _merge(s1, s2)
+            return
+        wanted = sorted(set(case_ids))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            arg = json.dumps(part) if sqlite else part
+            with store._failures("reading cases"), store._dbapi() as cur:
+                cur.execute(part_cases, (arg,))
+                crows = cur.fetchall()
+                cur.execute(part_events, (arg,))
+                erows = cur.fetchall()
+            yield from _merge_lists(crows, erows)
+
+    return RawSource(read_case=read_case, read_json=hot.read_json,
+                     read_when=hot.read_when,
+                     json_text=sqlite, histories=histories)
+
+
+def _rows(cur: Any) -> Iterator[Any]:
+    fetch = cur.fetchmany
+    return chain.from_iterable(iter(lambda: fetch(5_000), []))
+
+
+def _merge(c1: Any, c2: Any) -> Iterator[tuple[Any, list[Any]]]:
+    return _merge_lists(_rows(c1), _rows(c2))
+
+
+def _merge_lists(crows: Iterable[Any], erows: Iterable[Any]
+                 ) -> Iterator[tuple[Any, list[Any]]]:
+    """Case rows and event rows, both ordered by case id, grouped per case (a case row
+    without events, or events without a case row, come with an empty side)."""
+    case_it = iter(crows)
+    crow = next(case_it, None)
+    for cid, group in groupby(erows, key=itemgetter(0)):
+        while crow is not None and crow[0] < cid:
+            yield crow, []
+            crow = next(case_it, None)
+        if crow is not None and crow[0] == cid:
+            yield crow, list(group)
+            crow = next(case_it, None)
+        else:
+            yield None, list(group)
+    while crow is not None:
+        yield crow, []
+        crow = next(case_it, None)
