@@ -467,3 +467,32 @@ def test_a_subjects_first_key_is_stored_once(store: Store, clock: FixedClock) ->
     assert sorted(vault.entries(["0" * 32, "1" * 32])) == ["0" * 32]
     stored = vault.key("p-race")
     assert stored is not None and stored.wrapped == first.wrapped
+
+
+def test_retention_counts_from_when_the_case_ended_not_from_its_last_write(
+        store: Store, clock: FixedClock) -> None:
+    from datetime import timedelta
+
+    engine = _retaining(keyed(store, clock))
+    case = engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
+        "title": "楼道堆物", "source": "resident", "reporter": reporter("p-1")})
+    # A witness's phone in the refusal's payload: a second subject in the case.
+    engine.fire(case.id, "reject", actor=coordinator, payload={
+        "reason": "不属于受理范围", "reporter": {"subject": "p-w", "phone": "13600001111"}})
+    ended = clock.now()
+    clock.advance(timedelta(days=700))
+    # Unrelated later writes: the witness is erased (an `erased` event), the reporter's
+    # values are restricted (a `restricted` event) and read by an auditor (recorded).
+    assert engine.erase("p-w", actor=system, reason="本人申请") == [case.id]
+    engine.restrict("p-1", actor=system, reason="诉讼保全")
+    assert engine.get(case.id, actor=auditor).data["reporter"]["name"] == NAME
+    last = engine.store.get(case.id)
+    assert last is not None and last.updated_at == clock.now() and last.version == 5
+    clock.set(ended + timedelta(days=3 * 365) - timedelta(seconds=1))
+    assert [e for e in engine.tick() if e.trigger == "erased"] == []
+    clock.set(ended + timedelta(days=3 * 365))
+    erased = [e for e in engine.tick() if e.trigger == "erased"]
+    assert [(e.case_id, e.payload["retention"]) for e in erased] == [(case.id, True)]
+    assert engine.get(case.id, actor=auditor).data["reporter"]["name"] == TOMBSTONE
+    assert [e for e in engine.tick() if e.trigger == "erased"] == []
+    assert engine.verify(case.id).state == "rejected"

@@ -231,8 +231,9 @@ class Vault(Protocol):
 
     def retention_due(self, workflow: str, states: Sequence[str], cutoff: datetime,
                       limit: int) -> list[str]:
-        """Ids of cases of ``workflow`` in ``states``, last written at or before
-        ``cutoff``, that still hold ciphertexts."""
+        """Ids of cases of ``workflow`` in ``states`` that still hold ciphertexts and
+        entered their state at or before ``cutoff`` (`terminal_since`); a later write
+        that changed no state (a note, an ``erased`` event) does not count."""
         ...
 
 
@@ -301,8 +302,10 @@ class MemoryVault:
         out: list[str] = []
         for case_id in sorted({e.case_id for e in self._values.values()}):
             case = store.get(case_id) if store is not None else None
-            if (case is not None and case.workflow == workflow and case.state in states
-                    and case.updated_at <= cutoff):
+            if case is None or case.workflow != workflow or case.state not in states:
+                continue
+            since = terminal_since(store.events(case_id))
+            if since is not None and since <= cutoff:
                 out.append(case_id)
             if len(out) >= limit:
                 break
@@ -491,14 +494,41 @@ class SQLVault:
                       limit: int) -> list[str]:
         import sqlalchemy as sa
 
-        v, c = self._values_t, self._store.cases
+        v, c, e = self._values_t, self._store.cases, self._store.events_table
+        # When the case entered its state: its last event that moved it (`terminal_since`).
+        since = (sa.select(sa.func.max(e.c.at))
+                 .where(e.c.case_id == c.c.id, e.c.dest.is_not(None)).scalar_subquery())
         stmt = (sa.select(c.c.id).where(
-            c.c.workflow == workflow, c.c.state.in_(list(states)), c.c.updated_at <= cutoff,
-            sa.exists().where(v.c.case_id == c.c.id)).order_by(c.c.updated_at, c.c.id)
-            .limit(limit))
+            c.c.workflow == workflow, c.c.state.in_(list(states)),
+            sa.exists().where(v.c.case_id == c.c.id), since <= cutoff)
+            .order_by(c.c.updated_at, c.c.id).limit(limit))
         with self._store._failures("finding cases past retention"), \
                 self._store._reader.connect() as conn:
             return [r[0] for r in conn.execute(stmt)]
+
+
+def terminal_since(events: Iterable[Event]) -> datetime | None:
+    """When a case entered the state it is in: the time of its last event that moved it.
+
+    Retention counts from there (a case "became terminal" then); events that
+    change no state (a note, ``erased``, ``restricted``, ``personal_read``) do
+    not restart it. ``None`` for no events.
+
+    Example:
+        >>> from datetime import UTC, timedelta
+        >>> from gridflow.model import Actor
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> def ev(seq, dest, days):
+        ...     return Event("c", seq, "x", None, dest, Actor.system(), t + timedelta(days=days),
+        ...                  {}, None, "", "")
+        >>> terminal_since([ev(1, "reported", 0), ev(2, "rejected", 3), ev(3, None, 900)]).day
+        8
+    """
+    since = None
+    for event in events:
+        if event.dest is not None:
+            since = event.at
+    return since
 
 
 def vault_of(store: Store) -> Vault | None:
@@ -889,9 +919,11 @@ class Privacy:
                limit: int = 100) -> list[Event]:
         """Erase the personal values of cases past their workflow's retention (`tick`).
 
-        A case qualifies when it is in a terminal state and was last written
-        ``retention`` or longer before ``now``. Its ciphertexts are deleted and an
-        `ERASED` event appended, once, however many workers tick at the same time.
+        A case qualifies when it is in a terminal state it entered ``retention`` or
+        longer before ``now`` (`terminal_since`: later writes that change no state,
+        such as a note or an ``erased`` event, do not restart the clock). Its
+        ciphertexts are deleted and an `ERASED` event appended, once, however many
+        workers tick at the same time.
         """
         if self.vault is None:
             return []
