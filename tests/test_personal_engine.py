@@ -496,3 +496,47 @@ def test_retention_counts_from_when_the_case_ended_not_from_its_last_write(
     assert engine.get(case.id, actor=auditor).data["reporter"]["name"] == TOMBSTONE
     assert [e for e in engine.tick() if e.trigger == "erased"] == []
     assert engine.verify(case.id).state == "rejected"
+
+
+def test_a_partys_name_in_consent_and_signatures_is_erased_with_that_party(
+        store: Store, clock: FixedClock) -> None:
+    from datetime import timedelta
+
+    engine = keyed(store, clock)
+    mediator = Actor("m-1", ["mediator"], grids=ALL_GRIDS)
+    case = engine.open("mediation", version=1, actor=judicial, grid=GRID, data={
+        "summary": "烫伤赔偿", "source": "screening",
+        "parties": [{"subject": "p-A", "name": "谢女士", "side": "applicant"},
+                    {"subject": "p-B", "name": "某火锅店", "side": "respondent"}]})
+    engine.fire(case.id, "accept", actor=judicial, payload={
+        "consent": {"谢女士": True, "某火锅店": True}, "tier": "grid_mediation"})
+    due = (clock.now() + timedelta(days=10)).isoformat()
+    engine.fire(case.id, "agree", actor=mediator, payload={
+        "terms": "赔偿医药费", "signed_by": ["谢女士", "某火锅店"], "performance_due": due})
+    text = stored_text(store, case.id)
+    assert "谢女士" not in text and "某火锅店" not in text  # agreement.signed_by too
+    shown = engine.get(case.id, actor=judicial).data
+    assert shown["consent"] == {"谢女士": True, "某火锅店": True}
+    assert shown["agreement"]["signed_by"] == ["谢女士", "某火锅店"]
+    masked = engine.get(case.id, actor=None).data
+    assert masked["consent"] == {"谢**": True, "某***": True}
+
+    assert engine.erase("p-A", actor=system, reason="本人申请删除") == [case.id]
+    shown = engine.get(case.id, actor=judicial).data
+    assert shown["parties"][0]["name"] == TOMBSTONE
+    assert shown["parties"][1]["name"] == "某火锅店"
+    assert shown["consent"] == {TOMBSTONE: True, "某火锅店": True}
+    assert shown["agreement"]["signed_by"] == [TOMBSTONE, "某火锅店"]
+    history = engine.history(case.id, actor=judicial)
+    assert history[1].payload["consent"] == {TOMBSTONE: True, "某火锅店": True}
+    assert history[2].payload["signed_by"] == [TOMBSTONE, "某火锅店"]
+    # The case's own subject holds none of the parties' names.
+    assert engine.erase(f"case:{case.id}", actor=system, reason="x") == []
+    # The case goes on: steps after the erasure keep B's name and A's tombstone.
+    engine.fire(case.id, "note", actor=mediator, payload={"text": "回访"})
+    assert engine.get(case.id, actor=judicial).data["consent"] == {TOMBSTONE: True,
+                                                                   "某火锅店": True}
+    assert engine.erase("p-B", actor=system, reason="本人申请删除") == [case.id]
+    assert engine.get(case.id, actor=judicial).data["consent"] == {
+        TOMBSTONE: True, f"{TOMBSTONE} #2": True}
+    assert engine.verify(case.id).version == 6

@@ -152,6 +152,8 @@ def test_validate_reports_a_personal_path_nothing_can_fill(
     ({"retention": 3},
      ("spec.personal.retention", "not a duration: the integer 3; write e.g. 1095d or P1095D")),
     ({"owners": []}, ("spec.personal", "extra fields found (owners)")),
+    ({"refers_to": {"consent": "parties[].name"}},
+     ("personal.refers_to", "'consent' is not a declared personal path")),
 ])
 def test_bad_personal_sections_are_reported(section: dict[str, Any],
                                             expected: tuple[str, str]) -> None:

@@ -113,6 +113,11 @@ class PersonalPolicy:
     auditors: frozenset[str] = frozenset({"auditor"})
     retention: timedelta | None = None
     unseal_for_steps: bool = False
+    #: Declared paths whose values (or, for a mapping, whose keys) are the names of
+    #: the elements listed at another declared path: ``{"consent": "parties[].name"}``.
+    #: Each such name is sealed under the subject of the element it names (so
+    #: erasing a party erases their name in ``consent`` too, not the other party's).
+    refers_to: Mapping[str, str] = attrs.field(factory=dict)
 
     def payload_fields(self, trigger: str) -> tuple[PersonalField, ...]:
         """The declared paths of ``trigger``'s payload (``open``: none, its data is ``data``).
@@ -128,7 +133,7 @@ class PersonalPolicy:
 
         Example:
             >>> sorted(BUILTIN_POLICIES["mediation"].top_keys())
-            ['consent', 'contact', 'parties', 'signed_by']
+            ['agreement', 'consent', 'contact', 'parties', 'signed_by']
         """
         return frozenset(str(_steps(f.path)[0]) for f in self.data)
 
@@ -140,18 +145,62 @@ _PARTIES = tuple(PersonalField(f"parties[].{k}", kind) for k, kind in (
     ("name", "name"), ("phone", "phone"), ("id_number", "id_number")))
 _CONTACT = PersonalField("contact", "free_text")
 
+_PARTY_NAME = "parties[].name"
+
 #: The policies of the built-in workflows, by workflow name.
 BUILTIN_POLICIES: Final[dict[str, PersonalPolicy]] = {
     "grid_case": PersonalPolicy(
         data=(*_REPORTER, _CONTACT), payload=(*_REPORTER, _CONTACT),
         readers=frozenset({"coordinator"})),
     "mediation": PersonalPolicy(
+        # The agreement the effect records keeps its signatories' names too.
         data=(*_PARTIES, _CONTACT, PersonalField("consent", "free_text"),
-              PersonalField("signed_by[]", "name")),
+              PersonalField("signed_by[]", "name"),
+              PersonalField("agreement.signed_by[]", "name")),
         payload=(*_PARTIES, _CONTACT, PersonalField("consent", "free_text"),
                  PersonalField("signed_by[]", "name")),
-        readers=frozenset({"mediator", "judicial_office"}), unseal_for_steps=True),
+        readers=frozenset({"mediator", "judicial_office"}), unseal_for_steps=True,
+        refers_to={"consent": _PARTY_NAME, "signed_by[]": _PARTY_NAME,
+                   "agreement.signed_by[]": _PARTY_NAME}),
 }
+
+#: The key of the stored form of a mapping whose keys are sealed names
+#: (``{"$pii_map": [[<reference>, value], ...]}``); input cannot carry it (it
+#: starts with ``$pii``), and reads turn it back into a mapping.
+MAP_KEY: Final = "$pii_map"
+
+
+def _unmap(node: Any) -> Any:
+    """``node`` with every stored `MAP_KEY` form turned back into a mapping.
+
+    Its keys are what the read put in place of each reference (a name, a
+    mask, a tombstone); two that read the same (two erased names, two masks
+    ``王**``) are told apart by a ``#2`` suffix, so no entry is lost.
+
+    Example:
+        >>> _unmap({"consent": {MAP_KEY: [["王**", True], ["王**", True], ["乙", False]]}})
+        {'consent': {'王**': True, '王** #2': True, '乙': False}}
+    """
+    if isinstance(node, Mapping):
+        pairs = node.get(MAP_KEY) if len(node) == 1 else None
+        if isinstance(pairs, list):
+            out: dict[str, Any] = {}
+            for pair in pairs:
+                if not (isinstance(pair, list | tuple) and len(pair) == 2):
+                    continue
+                key = TOMBSTONE if pair[0] is None else str(pair[0])
+                shown, n = key, 1
+                while shown in out:
+                    n += 1
+                    shown = f"{key} #{n}"
+                out[shown] = _unmap(pair[1])
+            return out
+        new = {k: _unmap(v) for k, v in node.items()}
+        return node if all(new[k] is v for k, v in node.items()) else new
+    if isinstance(node, list):
+        items = [_unmap(v) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
 
 
 # -- the vault -----------------------------------------------------------------------------
@@ -549,6 +598,34 @@ def vault_of(store: Store) -> Vault | None:
 # -- the engine's side ------------------------------------------------------------------------
 
 
+def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """For each path of ``policy.refers_to``: ``{name: subject}`` of the elements it names.
+
+    Read from the step's case data in clear (the opening data, or the data opened
+    for the step); a name listed as a reference (not opened) is not known, and a
+    value naming it stays the case's own.
+    """
+    fields = {f.path: f for f in policy.data}
+    out: dict[str, dict[str, str]] = {}
+    for path, target in policy.refers_to.items():
+        names: dict[str, str] = {}
+        field = fields.get(target)
+        try:
+            found = list(find(data, _steps(target)))
+        except InvalidPayload:
+            found = []
+        for concrete, name in found:
+            if isinstance(name, str) and name not in names:
+                try:
+                    subject = subject_of(data, concrete, field)
+                except InvalidPayload:
+                    subject = None
+                if subject is not None:
+                    names[name] = subject
+        out[path] = names
+    return out
+
+
 def _texts(value: Any) -> list[str]:
     """The strings in ``value``, dict keys included (consent maps names to booleans)."""
     out: list[str] = []
@@ -676,7 +753,8 @@ class Privacy:
             if key in data and any(True for _ in references(data[key])):
                 opened[key] = data[key]
                 # Not a write of the step: bypass WorkingData's record of written keys.
-                dict.__setitem__(data, key, map_references(data[key], plain))
+                value = map_references(data[key], plain)
+                dict.__setitem__(data, key, _unmap(value) if policy.refers_to else value)
         return data, opened
 
     def seal_outcome(self, case: Case, trigger: str, outcome: Any,
@@ -692,6 +770,8 @@ class Privacy:
             refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
                               trigger=trigger)
         sealer = _Sealer(self, case.id, trigger)
+        if policy.refers_to:
+            sealer.named = _named_subjects(policy, outcome.data)
         payload = outcome.payload
         if payload_fields and payload:
             payload = sealer.seal_doc(payload, payload_fields)
@@ -832,7 +912,8 @@ class Privacy:
         self._local.recent = None
         seen: list[str] = []
         fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent)
-        return attrs.evolve(case, data=map_references(case.data, fn)), seen
+        data = map_references(case.data, fn)
+        return attrs.evolve(case, data=_unmap(data) if policy.refers_to else data), seen
 
     def show_events(self, workflow: str, events: list[Event],
                     actor: Actor | None) -> tuple[list[Event], list[str]]:
@@ -848,11 +929,12 @@ class Privacy:
         seen: list[str] = []
         fn = self._resolver(refs, self._shower(actor, policy, seen))
         out = []
+        unmap = _unmap if policy.refers_to else (lambda node: node)
         for e in events:
-            payload = map_references(e.payload, fn)
+            payload = unmap(map_references(e.payload, fn))
             changes = e.changes
             if changes is not None and changes.set:
-                new_set = map_references(dict(changes.set), fn)
+                new_set = unmap(map_references(dict(changes.set), fn))
                 changes = attrs.evolve(changes, set=new_set)
             if payload is e.payload and changes is e.changes:
                 out.append(e)
@@ -1014,6 +1096,8 @@ class _Sealer:
         self._new_keys: list[SubjectKey] = []
         #: ``{ref id: (plaintext, subject state)}`` of what this step sealed.
         self.plain: dict[str, tuple[Any, str]] = {}
+        #: ``{declared path: {name: subject}}`` for the policy's `PersonalPolicy.refers_to`.
+        self.named: dict[str, dict[str, str]] = {}
 
     def _key(self, subject: str) -> tuple[bytes, bytes, str]:
         key = self._keys.get(subject)
@@ -1025,19 +1109,32 @@ class _Sealer:
             key = self._keys[subject] = (k, ck, state)
         return key
 
+    def _seal(self, value: Any, kind: str, path: str, subject: str) -> dict[str, Any]:
+        key, ck, state = self._key(subject)
+        s = seal(value, kind=kind, case_id=self.case_id, path=path,
+                 subject=subject, subject_key=key, commit_key=ck)
+        self.plain[s.ref_id] = (value, state)
+        self.sealed.append(s)
+        return s.reference
+
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
         new: dict[str, Any] = {}
         for field in fields:
+            names = self.named.get(field.path)
             for concrete, value in find(doc, _steps(field.path)):
-                if isinstance(value, Mapping) and "$pii" in value:
+                if isinstance(value, Mapping) and ("$pii" in value or MAP_KEY in value):
                     continue  # a reference already (stored data kept by the step)
-                subject = subject_of(doc, concrete, field) or case_subject(self.case_id)
-                key, ck, state = self._key(subject)
-                s = seal(value, kind=field.kind, case_id=self.case_id, path=field.path,
-                         subject=subject, subject_key=key, commit_key=ck)
-                self.plain[s.ref_id] = (value, state)
-                self.sealed.append(s)
-                new[concrete] = s.reference
+                own = subject_of(doc, concrete, field) or case_subject(self.case_id)
+                if names is None:
+                    new[concrete] = self._seal(value, field.kind, field.path, own)
+                elif isinstance(value, Mapping):
+                    # The keys name listed elements: each sealed under its element's subject.
+                    new[concrete] = {MAP_KEY: [
+                        [self._seal(k, "name", field.path, names.get(str(k), own)), v]
+                        for k, v in value.items()]}
+                else:
+                    subject = names.get(value, own) if isinstance(value, str) else own
+                    new[concrete] = self._seal(value, field.kind, field.path, subject)
         return replace(doc, new) if new else doc
 
     def flush(self) -> None:

@@ -401,6 +401,18 @@ def _check_personal(spec: WorkflowSpec, add: Any) -> None:
                        f"declare {_q(top)} itself, or a path that payloads hold")
     for problem in fields_problems(policy.payload, "personal.payload"):
         add(problem)
+    declared = {f.path for f in (*policy.data, *policy.payload)} | {
+        f.path for fields in policy.triggers.values() for f in fields}
+    data_paths = {f.path for f in policy.data}
+    for path, target in policy.refers_to.items():
+        if path not in declared:
+            add(SpecProblem("personal.refers_to", f"{_q(path)} is not a declared personal path",
+                            "refers_to names paths declared under data, payload or triggers"))
+        if target not in data_paths:
+            add(SpecProblem("personal.refers_to", f"{_q(target)} (named by {_q(path)}) is not a "
+                            "declared path of the case data",
+                            "it names the list whose elements' subjects the names take, e.g. "
+                            "parties[].name"))
     for trigger, fields in policy.triggers.items():
         at = f"personal.triggers.{_label(trigger)}"
         ways = by_trigger.get(trigger)

@@ -298,7 +298,7 @@ def _check_keys(yaml: Any, node: Any, path: Path) -> None:
 
 #: The keys of a spec's ``personal`` section (those of `gridflow._sealing.PersonalPolicy`).
 PERSONAL_KEYS = ("readers", "auditors", "data", "payload", "triggers", "retention",
-                 "unseal_for_steps")
+                 "unseal_for_steps", "refers_to")
 _FIELD_KEYS = ("path", "kind", "subject")
 
 
@@ -311,7 +311,9 @@ def personal_policy(data: Any, where: str = "spec.personal") -> tuple[Any, list[
     ``{path, kind, subject?}``; the roles that read them in clear
     (``readers``) and read restricted ones (``auditors``, default
     ``[auditor]``); optionally ``retention`` (a duration after the case became
-    terminal) and ``unseal_for_steps`` (guards read the stored values).
+    terminal), ``unseal_for_steps`` (guards read the stored values) and
+    ``refers_to`` (``{consent: parties[].name}``: those values, or a mapping's
+    keys, name listed elements, and are sealed under each one's subject).
 
     Example:
         >>> policy, problems = personal_policy({"readers": ["coordinator"],
@@ -401,6 +403,12 @@ def personal_policy(data: Any, where: str = "spec.personal") -> tuple[Any, list[
             retention = parse_duration(data["retention"])
         except ValueError as exc:
             add(SpecProblem(f"{where}.retention", str(exc), ""))
+    refers = data.get("refers_to") or {}
+    if not isinstance(refers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in refers.items()):
+        add(SpecProblem(f"{where}.refers_to", f"expected a mapping of paths to paths, got "
+                        f"{describe(refers)}", "write refers_to: {consent: parties[].name}"))
+        refers = {}
     unseal = data.get("unseal_for_steps", False)
     if not isinstance(unseal, bool):
         add(SpecProblem(f"{where}.unseal_for_steps",
@@ -409,7 +417,7 @@ def personal_policy(data: Any, where: str = "spec.personal") -> tuple[Any, list[
         return None, problems
     return PersonalPolicy(data=own, payload=every, triggers=per, readers=readers,
                           auditors=auditors, retention=retention,
-                          unseal_for_steps=unseal), []
+                          unseal_for_steps=unseal, refers_to=dict(refers)), []
 
 
 def personal_to_dict(policy: Any) -> dict[str, Any]:
@@ -422,6 +430,9 @@ def personal_to_dict(policy: Any) -> dict[str, Any]:
         (['coordinator'], {'path': 'reporter.name', 'kind': 'name'})
         >>> personal_policy(d)[0] == BUILTIN_POLICIES["grid_case"]
         True
+        >>> m = personal_to_dict(BUILTIN_POLICIES["mediation"])
+        >>> m["refers_to"]["consent"], personal_policy(m)[0] == BUILTIN_POLICIES["mediation"]
+        ('parties[].name', True)
     """
     from gridflow.convert import format_duration
 
@@ -438,4 +449,6 @@ def personal_to_dict(policy: Any) -> dict[str, Any]:
         out["retention"] = format_duration(policy.retention)
     if policy.unseal_for_steps:
         out["unseal_for_steps"] = True
+    if policy.refers_to:
+        out["refers_to"] = dict(sorted(policy.refers_to.items()))
     return out
