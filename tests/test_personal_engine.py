@@ -540,3 +540,94 @@ def test_a_partys_name_in_consent_and_signatures_is_erased_with_that_party(
     assert engine.get(case.id, actor=judicial).data["consent"] == {
         TOMBSTONE: True, f"{TOMBSTONE} #2": True}
     assert engine.verify(case.id).version == 6
+
+
+# -- the vault is written in the step's own commit -------------------------------------------
+
+
+def _vault_rows(store: gridflow.SQLStore) -> int:
+    import sqlalchemy as sa
+
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(store.pii_values))
+                   .scalar_one())
+
+
+class _Interferer:
+    """Before engine A's step, engine B fires on the same case: A's commit loses."""
+
+    def __init__(self) -> None:
+        self.other: Engine | None = None
+        self.times = 0
+
+    @gridflow.hookimpl
+    def gridflow_before_fire(self, case: gridflow.Case, trigger: str, actor: Actor,
+                             payload: dict[str, Any], now: Any) -> None:
+        if self.times and self.other is not None:
+            self.times -= 1
+            self.other.fire(case.id, "note", actor=coordinator,
+                            payload={"text": "抢先", "contact": "微信 other_1"})
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_step_that_loses_its_race_leaves_no_ciphertext(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    if kind == "sqlite":
+        url, schema = f"sqlite:///{tmp_path / 'race.db'}", None
+    else:
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+    keyring = gridflow.Keyring.generate()
+    interferer = _Interferer()
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring,
+                       plugins=[interferer])
+        interferer.other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        case = first.open("grid_case", version=1, actor=resident, grid=GRID, data={
+            "title": "楼道堆物", "source": "resident", "reporter": reporter("p-r")})
+        before = _vault_rows(one)
+        assert before == 5
+        # A's note seals a new value and a new subject's key; B's lands first.
+        interferer.times = 1
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(case.id, "note", actor=coordinator, payload={
+                "text": "回访", "contact": "微信 mine_1",
+                "reporter": {"subject": "p-new", "phone": "13700007777"}})
+        assert _vault_rows(one) == before + 1  # B's contact only: none of A's
+        assert one.get(case.id).version == 2  # type: ignore[union-attr]
+        assert first.privacy.vault.key("p-new") is None  # type: ignore[union-attr]
+        # Retried, A's step lands once and stores exactly its own two values.
+        interferer.times = 1
+        shown = first.fire(case.id, "note", actor=coordinator, retries=1, payload={
+            "text": "回访", "contact": "微信 mine_1",
+            "reporter": {"subject": "p-new", "phone": "13700007777"}})
+        assert shown.version == 4 and _vault_rows(one) == before + 4
+        payload = first.history(case.id, actor=coordinator)[-1].payload
+        assert payload["contact"] == "微信 mine_1"
+        assert payload["reporter"]["phone"] == "13700007777"
+        assert first.verify(case.id).version == 4
+
+
+def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
+        sqlite_url: str, clock: FixedClock) -> None:
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(sqlite_url) as one, gridflow.SQLStore(sqlite_url) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        case = open_case(first, "p-e")
+        first.fire(case.id, "note", actor=coordinator,
+                   payload={"text": "a", "reporter": {"subject": "p-e", "phone": PHONE}})
+        # Another engine erases p-e; this engine still knows (caches) p-e's key row.
+        other.erase("p-e", actor=system, reason="本人申请")
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(case.id, "note", actor=coordinator,
+                       payload={"text": "b", "reporter": {"subject": "p-e", "phone": PHONE}})
+        # Retried, the step makes the subject a new key (the old one is gone for good).
+        first.fire(case.id, "note", actor=coordinator, retries=1,
+                   payload={"text": "b", "reporter": {"subject": "p-e", "phone": PHONE}})
+        history = first.history(case.id, actor=coordinator)
+        assert history[1].payload["reporter"]["phone"] == TOMBSTONE
+        assert history[-1].payload["reporter"]["phone"] == PHONE
+        assert first.verify(case.id).version == 4

@@ -25,10 +25,10 @@ checked against the parties' names): then the engine opens the case data for
 the step, and seals it again after, reusing the stored reference of every
 value the step did not change.
 
-The vault is written just before the step's commit, in its own transaction:
-if the commit then loses a race, the ciphertexts stay unreferenced until the
-subject is erased (erase removes every ciphertext of the subject, referenced
-or not).
+The vault is written in the step's own commit (`Privacy.commit`: on a
+`SQLStore`, inside the same transaction as the event and the case row), so a
+step that is not committed leaves no ciphertext; erase removes every
+ciphertext of the subject, referenced or not, all the same.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from gridflow._errors import (
     KeyringError,
 )
 from gridflow.model import Actor, Case, Changes, Event
+from gridflow.personal._crypto import forget_cipher
 from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
@@ -57,6 +58,7 @@ from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
 from gridflow.personal.paths import find, parse_path, replace
 from gridflow.personal.reference import (
     Reference,
+    is_reference,
     map_references,
     references,
     refuse_lookalikes,
@@ -64,7 +66,7 @@ from gridflow.personal.reference import (
 from gridflow.personal.seal import Sealed, seal, unseal
 
 if TYPE_CHECKING:
-    from gridflow.store import Store
+    from gridflow.store import Store, Write
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -257,6 +259,16 @@ class Vault(Protocol):
         """
         ...
 
+    def put_checked(self, new_keys: Sequence[SubjectKey], used: Sequence[SubjectKey],
+                    entries: Sequence[VaultEntry]) -> list[str]:
+        """Store a step's new keys and ciphertexts at once, unless a key it used is no
+        longer stored or a new one's subject has one: then nothing, and those subjects."""
+        ...
+
+    def take_back(self, new_keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> None:
+        """Undo `put_checked` (the step's commit failed)."""
+        ...
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         """The stored entries among ``ref_ids``."""
         ...
@@ -319,6 +331,28 @@ class MemoryVault:
         self.put(entries)
         return True
 
+    def put_checked(self, new_keys: Sequence[SubjectKey], used: Sequence[SubjectKey],
+                    entries: Sequence[VaultEntry]) -> list[str]:
+        """Store a step's new keys and ciphertexts, unless a key it used or made is
+        not (or no longer) the stored one: then store nothing and return those subjects."""
+        stale = [k.subject for k in used if self._keys.get(k.subject) is None
+                 or self._keys[k.subject].wrapped != k.wrapped]
+        stale += [k.subject for k in new_keys if k.subject in self._keys]
+        if stale:
+            return stale
+        for k in new_keys:
+            self._keys[k.subject] = k
+        self.put(entries)
+        return []
+
+    def take_back(self, new_keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> None:
+        """Undo `put_checked` (the step's commit failed)."""
+        for e in entries:
+            self._values.pop(e.ref_id, None)
+        for k in new_keys:
+            if self._keys.get(k.subject) == k:
+                del self._keys[k.subject]
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         return {r: self._values[r] for r in ref_ids if r in self._values}
 
@@ -377,10 +411,82 @@ class SQLVault:
     def _key_of(self, row: Any) -> SubjectKey:
         return SubjectKey(row.subject, row.key_id, bytes(row.wrapped), row.state)
 
+    def statements(self) -> _VaultSQL:
+        """The SQL `_InCommit` runs (named parameters, as `SQLStore.commit` binds them)."""
+        store = self._store
+        found: _VaultSQL | None = getattr(store, "_pii_sql", None)
+        if found is not None:
+            return found
+        import sqlalchemy as sa
+
+        if store.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+            dialect: Any = type(store.engine.dialect)(paramstyle="named")
+            insert: Any = lite_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            dialect, insert = store.engine.dialect, pg_insert
+
+        def compile(stmt: Any) -> str:
+            return str(stmt.compile(dialect=dialect))
+
+        k, v = self._keys_t, self._values_t
+        found = _VaultSQL(
+            compile,
+            compile(insert(k).values({c: sa.bindparam(c) for c in
+                                      ("subject", "key_id", "wrapped", "state")})
+                    .on_conflict_do_nothing()),
+            compile(sa.insert(v).values({c: sa.bindparam(c) for c in
+                                         ("ref_id", "subject", "case_id", "path",
+                                          "ciphertext")})))
+        store._pii_sql = found
+        return found
+
+    def keys_in(self, n: int, *, full: bool = False) -> str:
+        """``SELECT subject, wrapped`` (``full``: subject, key_id, wrapped, state) of ``n``
+        subjects (parameters ``s0``...)."""
+        sql = self.statements()
+        text = sql.sized.get(("keys" if not full else "full keys", n))
+        if text is None:
+            import sqlalchemy as sa
+
+            k = self._keys_t
+            cols = (k.c.subject, k.c.key_id, k.c.wrapped, k.c.state) if full else (
+                k.c.subject, k.c.wrapped)
+            text = sql.sized["keys" if not full else "full keys", n] = sql.compile(
+                sa.select(*cols).where(
+                    k.c.subject.in_([sa.bindparam(f"s{i}") for i in range(n)])))
+        return text
+
+    def entries_in(self, n: int) -> str:
+        """The `entries_and_keys` query for ``n`` reference ids (parameters ``r0``...)."""
+        sql = self.statements()
+        text = sql.sized.get(("entries", n))
+        if text is None:
+            import sqlalchemy as sa
+
+            v, k = self._values_t, self._keys_t
+            text = sql.sized["entries", n] = sql.compile(
+                sa.select(v.c.ref_id, v.c.subject, v.c.case_id, v.c.path, v.c.ciphertext,
+                          k.c.key_id, k.c.wrapped, k.c.state)
+                .select_from(v.outerjoin(k, k.c.subject == v.c.subject))
+                .where(v.c.ref_id.in_([sa.bindparam(f"r{i}") for i in range(n)])))
+        return text
+
     def key(self, subject: str) -> SubjectKey | None:
         import sqlalchemy as sa
 
         self._store._ready()
+        if getattr(self._store, "_hot", None) is not None:
+            # On the store's hot path (a pooled DBAPI cursor, SQL compiled once): a step
+            # reads a new subject's key here before it seals.
+            text = self.keys_in(1, full=True)
+            with self._store._failures("reading a subject key"):
+                found = self._store._hot_rows(text, {"s0": subject}, one=True)
+            return None if found is None else SubjectKey(found[0], found[1], bytes(found[2]),
+                                                         found[3])
         if self._q_key is None:
             self._q_key = sa.select(self._keys_t).where(
                 self._keys_t.c.subject == sa.bindparam("subject"))
@@ -473,6 +579,31 @@ class SQLVault:
                     {"ref_id": e.ref_id, "subject": e.subject, "case_id": e.case_id,
                      "path": e.path, "ciphertext": e.ciphertext} for e in entries])
 
+    def put_checked(self, new_keys: Sequence[SubjectKey], used: Sequence[SubjectKey],
+                    entries: Sequence[VaultEntry]) -> list[str]:
+        # The engine writes a step's rows inside its commit (`_InCommit`); this is
+        # the same, in a transaction of its own, for callers of the `Vault` protocol.
+        hook = _InCommit(self, new_keys, used, entries, (), "", 0)
+        store = self._store
+        try:
+            with store._failures("storing personal values"), store._writer.begin() as conn:
+                hook(conn.exec_driver_sql)
+        except ConcurrencyError:
+            return hook.stale
+        return []
+
+    def take_back(self, new_keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> None:
+        import sqlalchemy as sa
+
+        store = self._store
+        with store._failures("removing personal values"), store._writer.begin() as conn:
+            if entries:
+                conn.execute(sa.delete(self._values_t).where(
+                    self._values_t.c.ref_id.in_([e.ref_id for e in entries])))
+            for k in new_keys:
+                conn.execute(sa.delete(self._keys_t).where(
+                    self._keys_t.c.subject == k.subject, self._keys_t.c.wrapped == k.wrapped))
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         import sqlalchemy as sa
 
@@ -556,6 +687,65 @@ class SQLVault:
             return [r[0] for r in conn.execute(stmt)]
 
 
+class _InCommit:
+    """The vault's part of one step's `SQLStore.commit`, run inside its transaction.
+
+    Stores the step's new subject keys (a subject given a key by another step
+    meanwhile: lost race), checks that the known keys it sealed under are still
+    the stored ones, stores its ciphertexts, and reads the entries and subject
+    keys of the case's other references (for showing the result).
+    """
+
+    def __init__(self, vault: SQLVault, new_keys: Sequence[SubjectKey],
+                 used: Sequence[SubjectKey], stored: Sequence[VaultEntry],
+                 show: Sequence[str], case_id: str, expected: int) -> None:
+        self.vault, self.new_keys, self.used, self.stored = vault, new_keys, used, stored
+        self.show, self.case_id, self.expected = show, case_id, expected
+        #: Subjects whose key turned out taken, erased or replaced.
+        self.stale: list[str] = []
+        self.entries: dict[str, VaultEntry] = {}
+        self.keys: dict[str, SubjectKey] = {}
+
+    def __call__(self, execute: Callable[..., Any]) -> None:
+        vault = self.vault
+        sql = vault.statements()
+        for key in self.new_keys:
+            done = execute(sql.insert_key, {"subject": key.subject, "key_id": key.key_id,
+                                            "wrapped": key.wrapped, "state": key.state})
+            if done.rowcount != 1:
+                self.stale.append(key.subject)
+        if self.used:
+            params = {f"s{i}": k.subject for i, k in enumerate(self.used)}
+            found = {r[0]: bytes(r[1]) for r in execute(
+                vault.keys_in(len(params)), params).fetchall()}
+            self.stale += [k.subject for k in self.used if found.get(k.subject) != k.wrapped]
+        if self.stale:
+            raise ConcurrencyError(self.case_id, self.expected)
+        for e in self.stored:
+            execute(sql.insert_value, {"ref_id": e.ref_id, "subject": e.subject,
+                                       "case_id": e.case_id, "path": e.path,
+                                       "ciphertext": e.ciphertext})
+        if self.show:
+            params = {f"r{i}": r for i, r in enumerate(self.show)}
+            for r in execute(vault.entries_in(len(params)), params).fetchall():
+                self.entries[r[0]] = VaultEntry(r[0], r[1], r[2], r[3], bytes(r[4]))
+                if r[6] is not None:
+                    self.keys[r[1]] = SubjectKey(r[1], r[5], bytes(r[6]), r[7])
+
+
+class _VaultSQL:
+    """The vault statements run inside a step's commit, compiled once per store."""
+
+    __slots__ = ("compile", "insert_key", "insert_value", "sized")
+
+    def __init__(self, compile: Callable[[Any], str], insert_key: str,
+                 insert_value: str) -> None:
+        self.compile = compile
+        self.insert_key = insert_key
+        self.insert_value = insert_value
+        self.sized: dict[tuple[str, int], str] = {}
+
+
 def terminal_since(events: Iterable[Event]) -> datetime | None:
     """When a case entered the state it is in: the time of its last event that moved it.
 
@@ -626,6 +816,28 @@ def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str
     return out
 
 
+def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
+    """Every reference in ``node`` (`references` without building their paths).
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> [r.kind for r in _refs({"reporter": {"phone": ref}, "n": [ref, 1]})]
+        ['phone', 'phone']
+    """
+    found: list[Reference] = [] if out is None else out
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "$pii" in item and is_reference(item):
+                found.append(Reference(item["$pii"], item["kind"], item["c"]))
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
+
+
 def _texts(value: Any) -> list[str]:
     """The strings in ``value``, dict keys included (consent maps names to booleans)."""
     out: list[str] = []
@@ -679,6 +891,13 @@ class Privacy:
         self.keyring: MasterKey | None = keyring
         self._opened: dict[bytes, tuple[bytes, bytes]] = {}
         self._local = threading.local()
+        #: Subject key rows as last read or stored by this engine (checked again inside
+        #: every step's commit, so a key erased or replaced elsewhere is never used).
+        self._key_rows: dict[str, SubjectKey] = {}
+        #: ``{ref id: (plaintext, subject, case id)}`` of values this engine sealed or
+        #: opened, so a read skips the decryption; shown only while the vault still
+        #: holds the entry (checked on every read), and purged when erased here.
+        self._plain: dict[str, tuple[Any, str, str]] = {}
         #: Personal-field policies by workflow name (the built-ins to start with).
         self.policies: dict[str, PersonalPolicy] = dict(
             BUILTIN_POLICIES if policies is None else policies)
@@ -698,20 +917,51 @@ class Privacy:
                 case_id=case_id, trigger=trigger)
         return self.keyring, self.vault
 
-    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str, SubjectKey | None]:
-        """The subject's key, its commitment key, its state, and the row to store if new.
+    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str, SubjectKey | None,
+                                                  SubjectKey]:
+        """The subject's key, its commitment key, its state, the row to store if new,
+        and the row used.
 
-        A new subject's key is made here and stored with the step's ciphertexts
-        (`Vault.put_with_keys`), in one transaction.
+        A new subject's key is made here and stored with the step's ciphertexts, in
+        the step's own transaction (`commit`); a known one is read once and checked
+        again there.
         """
         keyring, vault = self.keyring, self.vault
         assert keyring is not None and vault is not None
-        stored = vault.key(subject)
+        stored = self._key_rows.get(subject)
+        if stored is None:
+            stored = vault.key(subject)
+            if stored is not None:
+                self._remember_key(stored)
         new = None
         if stored is None:
-            stored = new = SubjectKey(subject, keyring.key_id, keyring.wrap(new_subject_key()))
+            raw = new_subject_key()
+            stored = new = SubjectKey(subject, keyring.key_id, keyring.wrap(raw))
+            self._opened[stored.wrapped] = (raw, commitment_key(raw))
         key, ck = self._open_key(stored.wrapped)
-        return key, ck, stored.state, new
+        return key, ck, stored.state, new, stored
+
+    def _remember_key(self, stored: SubjectKey) -> None:
+        if len(self._key_rows) >= 4096:
+            self._key_rows.clear()
+        self._key_rows[stored.subject] = stored
+
+    def _drop_opened(self, wrapped: bytes) -> None:
+        opened = self._opened.pop(wrapped, None)
+        if opened is not None:
+            forget_cipher(opened[0])
+
+    def _forget_cached(self, subjects: Iterable[str] = (), case_id: str | None = None) -> None:
+        """Drop cached key rows and plaintexts of ``subjects`` (and of ``case_id``)."""
+        gone = set(subjects)
+        for subject in gone:
+            stored = self._key_rows.pop(subject, None)
+            if stored is not None:
+                self._drop_opened(stored.wrapped)
+        if gone or case_id is not None:
+            for ref_id in [r for r, (_, subject, case) in self._plain.items()
+                           if subject in gone or case == case_id]:
+                del self._plain[ref_id]
 
     def _open_key(self, wrapped: bytes) -> tuple[bytes, bytes]:
         """The subject key a stored wrapped key holds, and its commitment key.
@@ -769,6 +1019,7 @@ class Privacy:
         else:
             refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
                               trigger=trigger)
+        self._local.pending = None
         sealer = _Sealer(self, case.id, trigger)
         if policy.refers_to:
             sealer.named = _named_subjects(policy, outcome.data)
@@ -797,12 +1048,77 @@ class Privacy:
         if new_values:
             for key, value in new_values.items():
                 dict.__setitem__(data, key, value)
-        sealer.flush()
+        # Stored by `commit`, in the step's own transaction.
+        self._local.pending = (case.id, case.version, sealer) if sealer.sealed else None
         # The step's own new values, so showing its result needs no read of the vault.
         self._local.recent = sealer.plain
         if payload is outcome.payload and not sealer.sealed:
             return outcome
         return attrs.evolve(outcome, data=data, payload=payload)
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """``store.commit(writes)`` with the vault rows of the step just sealed, at once.
+
+        On a `SQLStore` the subject keys and ciphertexts of the step sealed last
+        (by this thread, for this case and version) are written in the step's own
+        transaction, after the subject keys it used are checked to be still the
+        stored ones; the same transaction reads what showing the case needs (its
+        references' entries and subject states). So a step that loses a race, or
+        is refused at commit, leaves no ciphertext; and a key erased or replaced by
+        another engine meanwhile makes the step lose the race (`ConcurrencyError`,
+        retried by ``fire(retries=n)``) instead of sealing under a destroyed key.
+        On a `MemoryStore` the rows are put before the commit and taken back if it
+        fails.
+        """
+        pending = getattr(self._local, "pending", None)
+        self._local.pending = None
+        self._local.prefetched = None
+        store, vault = self.store, self.vault
+        if not writes or vault is None or self.keyring is None:
+            store.commit(writes)
+            return
+        first = writes[0]
+        sealer = pending[2] if (pending is not None and pending[0] == first.case.id
+                                and pending[1] == first.expected_version) else None
+        show: list[str] = []
+        policy = self.policies.get(first.case.workflow)
+        if policy is not None and isinstance(vault, SQLVault):
+            own = sealer.plain if sealer is not None else {}
+            show = sorted({r.ref_id for r in _refs(first.case.data) if r.ref_id not in own})
+        if sealer is None and not show:
+            store.commit(writes)
+            return
+        if isinstance(vault, SQLVault):
+            hook = _InCommit(vault, sealer._new_keys if sealer else (),
+                             sealer.used if sealer else (), sealer.entries() if sealer else (),
+                             show, first.case.id, first.expected_version)
+            try:
+                store.commit(writes, within=hook)  # type: ignore[call-arg]
+            except ConcurrencyError:
+                self._forget_cached(hook.stale)
+                raise
+            self._local.prefetched = (first.case.id, first.case.version, hook.entries,
+                                      hook.keys)
+        else:
+            assert sealer is not None
+            entries = sealer.entries()
+            stale = vault.put_checked(sealer._new_keys, sealer.used, entries)
+            if stale:
+                self._forget_cached(stale)
+                raise ConcurrencyError(first.case.id, first.expected_version)
+            try:
+                store.commit(writes)
+            except BaseException:
+                vault.take_back(sealer._new_keys, entries)
+                raise
+        if sealer is not None:
+            for key in sealer._new_keys:
+                self._remember_key(key)
+            if len(self._plain) >= 8192:
+                self._plain.clear()
+            for sealed in sealer.sealed:
+                self._plain[sealed.ref_id] = (sealer.plain[sealed.ref_id][0], sealed.subject,
+                                              sealed.case_id)
 
     def clean_refusal(self, workflow: str, trigger: str, payload: Mapping[str, Any],
                       data: Mapping[str, Any], exc: GuardRejected) -> GuardRejected:
@@ -839,16 +1155,22 @@ class Privacy:
                   show: Callable[[Reference, Any, str], Any],
                   erased: Any = TOMBSTONE,
                   recent: Mapping[str, tuple[Any, str]] | None = None,
+                  prefetched: tuple[dict[str, VaultEntry], dict[str, SubjectKey]] | None = None,
                   ) -> Callable[[str, Reference], Any]:
         """A `map_references` function: ``show(ref, plaintext, subject state)`` per value.
 
-        ``recent`` holds values the caller has in clear already (the step's own).
+        ``recent`` holds values the caller has in clear already (the step's own);
+        ``prefetched`` the vault entries and keys read in the step's commit.
         """
         vault = self.vault
         known = recent or {}
-        entries, stored_keys = (vault.entries_and_keys(
-            r.ref_id for r in refs if r.ref_id not in known)
-            if vault is not None else ({}, {}))
+        if prefetched is not None:
+            entries, stored_keys = prefetched
+        else:
+            entries, stored_keys = (vault.entries_and_keys(
+                r.ref_id for r in refs if r.ref_id not in known)
+                if vault is not None else ({}, {}))
+        cached = self._plain
         keys: dict[str, tuple[bytes | None, str, bytes | None]] = {}
 
         def resolve(_path: str, ref: Reference) -> Any:
@@ -860,6 +1182,10 @@ class Privacy:
                 return erased
             if self.keyring is None:
                 return UNREADABLE  # no master key configured: not erased, just not readable
+            hit = cached.get(ref.ref_id)
+            if hit is not None and entry.subject in stored_keys:
+                # Known in clear, and the vault still holds it and its subject's key.
+                return show(ref, hit[0], stored_keys[entry.subject].state)
             if entry.subject not in keys:
                 stored = stored_keys.get(entry.subject)
                 if stored is None:
@@ -878,6 +1204,9 @@ class Privacy:
                                subject=entry.subject, subject_key=key, commit_key=ck)
             except DecryptionError:
                 return erased
+            if len(cached) >= 8192:
+                cached.clear()
+            cached[ref.ref_id] = (value, entry.subject, entry.case_id)
             return show(ref, value, state)
 
         return resolve
@@ -905,13 +1234,18 @@ class Privacy:
         policy = self.policies.get(case.workflow)
         if policy is None:
             return case, []
-        refs = [r for _, r in references(case.data)]
+        refs = _refs(case.data)
         if not refs:
             return case, []
         recent = getattr(self._local, "recent", None)
         self._local.recent = None
+        fetched = getattr(self._local, "prefetched", None)
+        self._local.prefetched = None
+        prefetched = (fetched[2], fetched[3]) if (
+            fetched is not None and fetched[0] == case.id and fetched[1] == case.version) else None
         seen: list[str] = []
-        fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent)
+        fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent,
+                            prefetched=prefetched)
         data = map_references(case.data, fn)
         return attrs.evolve(case, data=_unmap(data) if policy.refers_to else data), seen
 
@@ -990,7 +1324,8 @@ class Privacy:
         cases = self.vault.cases_of(subject)
         stored = self.vault.key(subject)
         if stored is not None:
-            self._opened.pop(stored.wrapped, None)
+            self._drop_opened(stored.wrapped)
+        self._forget_cached([subject])
         count = self.vault.forget(subject)
         for case_id in cases:
             self.append_internal(case_id, ERASED, actor, now,
@@ -1020,6 +1355,7 @@ class Privacy:
             for case_id in self.vault.retention_due(workflow, states, cutoff,
                                                      limit - len(out)):
                 count = self.vault.forget_case(case_id)
+                self._forget_cached(case_id=case_id)
                 if count:
                     out.append(self.append_internal(
                         case_id, ERASED, Actor.system(), now,
@@ -1036,6 +1372,7 @@ class Privacy:
         if stored is None:
             return []
         self.vault.set_key(attrs.evolve(stored, state="restricted"))
+        self._key_rows.pop(subject, None)
         cases = self.vault.cases_of(subject)
         for case_id in cases:
             self.append_internal(case_id, RESTRICTED_TRIGGER, actor, now,
@@ -1081,6 +1418,7 @@ class Privacy:
             n += 1
         self.keyring = new
         self._opened.clear()
+        self._key_rows.clear()
         return n
 
 
@@ -1098,16 +1436,25 @@ class _Sealer:
         self.plain: dict[str, tuple[Any, str]] = {}
         #: ``{declared path: {name: subject}}`` for the policy's `PersonalPolicy.refers_to`.
         self.named: dict[str, dict[str, str]] = {}
+        #: The stored key rows this step sealed under (checked again in its commit).
+        self.used: list[SubjectKey] = []
 
     def _key(self, subject: str) -> tuple[bytes, bytes, str]:
         key = self._keys.get(subject)
         if key is None:
             self.privacy._need(self.case_id, self.trigger)
-            k, ck, state, new = self.privacy._subject_key(subject)
+            k, ck, state, new, row = self.privacy._subject_key(subject)
             if new is not None:
                 self._new_keys.append(new)
+            else:
+                self.used.append(row)
             key = self._keys[subject] = (k, ck, state)
         return key
+
+    def entries(self) -> list[VaultEntry]:
+        """The vault rows of what this step sealed."""
+        return [VaultEntry(s.ref_id, s.subject, s.case_id, s.path, s.ciphertext)
+                for s in self.sealed]
 
     def _seal(self, value: Any, kind: str, path: str, subject: str) -> dict[str, Any]:
         key, ck, state = self._key(subject)
@@ -1136,14 +1483,3 @@ class _Sealer:
                     subject = names.get(value, own) if isinstance(value, str) else own
                     new[concrete] = self._seal(value, field.kind, field.path, subject)
         return replace(doc, new) if new else doc
-
-    def flush(self) -> None:
-        if not self.sealed:
-            return
-        _, vault = self.privacy._need(self.case_id, self.trigger)
-        entries = [VaultEntry(s.ref_id, s.subject, s.case_id, s.path, s.ciphertext)
-                   for s in self.sealed]
-        if not vault.put_with_keys(self._new_keys, entries):
-            # Another step made this subject's first key at the same moment: ours
-            # sealed nothing that was stored; the step is retried like a lost race.
-            raise ConcurrencyError(self.case_id, 0)

@@ -964,7 +964,7 @@ class Engine:
         return its result instead (the step happened once)."""
         try:
             committing()
-            self.store.commit(writes)
+            self.privacy.commit(writes)  # the store's commit, with the step's vault rows
         except ConcurrencyError:
             if key is not None:
                 done = self.store.event_by_key(key)
