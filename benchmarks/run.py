@@ -1135,6 +1135,56 @@ def bench_import(cfg: Config) -> None:
 # == main =================================================================================
 
 
+def bench_personal(cfg: Config) -> None:
+    """Fire with personal fields vs without (issue 12: ≤ 1.3×), on SQLite and PostgreSQL."""
+    sql_available()
+    from personal_bench import paired_fire
+
+    from gridflow.store.sql import SQLStore
+
+    cases, notes = (20, 2) if cfg.quick else (100, 4)
+    with tempfile.TemporaryDirectory(prefix="gridflow-bench-") as tmp:
+
+        def lite(tag: str) -> Any:
+            store = SQLStore(f"sqlite:///{Path(tmp) / f'pii-{tag}.db'}")
+            store.create_schema()
+            return store
+
+        kinds: list[tuple[str, str, Callable[[str], Any]]] = [("7s", "SQLite", lite)]
+        try:
+            pg_available(cfg)
+        except Skip as skip:
+            cfg.add(Row("7p", "PostgreSQL fire with vs without personal fields",
+                        result=f"skipped: {skip}"))
+        else:
+            schemas: list[str] = []
+
+            def pg(tag: str) -> Any:
+                schemas.append(unique("gfbench_pii"))
+                store = SQLStore(cfg.pg_url, schema=schemas[-1])
+                store.create_schema()
+                return store
+
+            kinds.append(("7p", "PostgreSQL", pg))
+        for key, name, make in kinds:
+            found = paired_fire(make, cases, notes, cfg.repeats)
+            ratio = median(found["fire_personal"]) / median(found["fire_plain"])
+            cfg.add(Row(key, f"{name} fire: note sealing a contact, on cases with a sealed "
+                        "reporter", ms(median(found["fire_personal"])) + "/fire",
+                        f"{times(ratio)} the same without personal fields", "≤ 1.3×",
+                        cfg.judge(ratio, 1.3), found))
+            ratio = median(found["open_personal"]) / median(found["open_plain"])
+            cfg.add(Row(key + "o", f"{name} open with a reporter (4 values, a new subject key)",
+                        ms(median(found["open_personal"])) + "/open",
+                        f"{times(ratio)} without", "", "", {}))
+            if key == "7p":
+                import psycopg
+
+                with psycopg.connect(pg_conninfo(cfg.pg_url), autocommit=True) as conn:
+                    for schema in schemas:
+                        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -1143,7 +1193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="repeats per measurement (default 5; 1 with --quick)")
     parser.add_argument("--only", default="",
                         help="comma-separated sections to run, e.g. 1,2m,6 "
-                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6)")
+                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 7)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write every row, with the raw repeat values, to this file")
     args = parser.parse_args(argv)
@@ -1165,6 +1215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section(cfg, "5s", "reports, SQLite")(bench_reports_sqlite)
     section(cfg, "5p", "reports, PostgreSQL")(bench_reports_pg)
     section(cfg, "6", "import cost")(bench_import)
+    section(cfg, "7", "personal fields: fire with vs without")(bench_personal)
     print_table(cfg)
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json is not None:

@@ -137,8 +137,18 @@ class PersonalPolicy:
             >>> sorted(BUILTIN_POLICIES["mediation"].top_keys())
             ['agreement', 'consent', 'contact', 'parties', 'signed_by']
         """
-        return frozenset(str(_steps(f.path)[0]) for f in self.data)
+        found = _TOP_KEYS.get(id(self))
+        if found is None or found[0] is not self:
+            if len(_TOP_KEYS) >= 256:
+                _TOP_KEYS.clear()
+            found = _TOP_KEYS[id(self)] = (
+                self, frozenset(str(_steps(f.path)[0]) for f in self.data))
+        return found[1]
 
+
+#: ``{id(policy): (policy, its top keys)}`` (policies are frozen; the policy kept so
+#: that an id reused after it is gone is not mistaken for it).
+_TOP_KEYS: dict[int, tuple[PersonalPolicy, frozenset[str]]] = {}
 
 _REPORTER = tuple(PersonalField(f"reporter.{k}", kind) for k, kind in (
     ("name", "name"), ("phone", "phone"), ("id_number", "id_number"), ("email", "email"),
@@ -460,6 +470,33 @@ class SQLVault:
                     k.c.subject.in_([sa.bindparam(f"s{i}") for i in range(n)])))
         return text
 
+    def check_and_show(self, keys: int, refs: int) -> str:
+        """``keys`` key rows (``s0``...) as ``(NULL, subject, NULL, NULL, NULL, key_id,
+        wrapped, state)``, then `entries_in` of ``refs`` reference ids (``r0``...)."""
+        sql = self.statements()
+        text = sql.sized.get(("check", keys * 10_000 + refs))
+        if text is None:
+            import sqlalchemy as sa
+
+            v, k = self._values_t, self._keys_t
+            parts: list[Any] = []
+            if keys:
+                parts.append(sa.select(
+                    sa.null().label("ref_id"), k.c.subject, sa.null().label("case_id"),
+                    sa.null().label("path"), sa.null().label("ciphertext"), k.c.key_id,
+                    k.c.wrapped, k.c.state).where(
+                        k.c.subject.in_([sa.bindparam(f"s{i}") for i in range(keys)])))
+            if refs:
+                parts.append(
+                    sa.select(v.c.ref_id, v.c.subject, v.c.case_id, v.c.path, v.c.ciphertext,
+                              k.c.key_id, k.c.wrapped, k.c.state)
+                    .select_from(v.outerjoin(k, k.c.subject == v.c.subject))
+                    .where(v.c.ref_id.in_([sa.bindparam(f"r{i}") for i in range(refs)])))
+            union: Any = sa.union_all
+            stmt: Any = parts[0] if len(parts) == 1 else union(*parts)
+            text = sql.sized["check", keys * 10_000 + refs] = sql.compile(stmt)
+        return text
+
     def entries_in(self, n: int) -> str:
         """The `entries_and_keys` query for ``n`` reference ids (parameters ``r0``...)."""
         sql = self.statements()
@@ -714,10 +751,20 @@ class _InCommit:
                                             "wrapped": key.wrapped, "state": key.state})
             if done.rowcount != 1:
                 self.stale.append(key.subject)
-        if self.used:
+        if self.used or self.show:
+            # One statement: the used subjects' key rows (to check) and the case's other
+            # references' entries with their subjects' keys (to show the result).
             params = {f"s{i}": k.subject for i, k in enumerate(self.used)}
-            found = {r[0]: bytes(r[1]) for r in execute(
-                vault.keys_in(len(params)), params).fetchall()}
+            params.update({f"r{i}": r for i, r in enumerate(self.show)})
+            found: dict[str, bytes] = {}
+            for r in execute(vault.check_and_show(len(self.used), len(self.show)),
+                             params).fetchall():
+                if r[0] is None:  # a key row of a used subject
+                    found[r[1]] = bytes(r[6])
+                    continue
+                self.entries[r[0]] = VaultEntry(r[0], r[1], r[2], r[3], bytes(r[4]))
+                if r[6] is not None:
+                    self.keys[r[1]] = SubjectKey(r[1], r[5], bytes(r[6]), r[7])
             self.stale += [k.subject for k in self.used if found.get(k.subject) != k.wrapped]
         if self.stale:
             raise ConcurrencyError(self.case_id, self.expected)
@@ -725,12 +772,6 @@ class _InCommit:
             execute(sql.insert_value, {"ref_id": e.ref_id, "subject": e.subject,
                                        "case_id": e.case_id, "path": e.path,
                                        "ciphertext": e.ciphertext})
-        if self.show:
-            params = {f"r{i}": r for i, r in enumerate(self.show)}
-            for r in execute(vault.entries_in(len(params)), params).fetchall():
-                self.entries[r[0]] = VaultEntry(r[0], r[1], r[2], r[3], bytes(r[4]))
-                if r[6] is not None:
-                    self.keys[r[1]] = SubjectKey(r[1], r[5], bytes(r[6]), r[7])
 
 
 class _VaultSQL:
@@ -836,6 +877,19 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return found
+
+
+def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
+    """`map_references` without building paths (``fn`` gets ``""``): for reads."""
+    if isinstance(node, dict):
+        if "$pii" in node and is_reference(node):
+            return fn("", Reference(node["$pii"], node["kind"], node["c"]))
+        out = {k: _map_refs(v, fn) for k, v in node.items()}
+        return node if all(out[k] is v for k, v in node.items()) else out
+    if isinstance(node, list):
+        items = [_map_refs(v, fn) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
 
 
 def _texts(value: Any) -> list[str]:
@@ -1234,19 +1288,20 @@ class Privacy:
         policy = self.policies.get(case.workflow)
         if policy is None:
             return case, []
-        refs = _refs(case.data)
-        if not refs:
-            return case, []
         recent = getattr(self._local, "recent", None)
         self._local.recent = None
         fetched = getattr(self._local, "prefetched", None)
         self._local.prefetched = None
         prefetched = (fetched[2], fetched[3]) if (
             fetched is not None and fetched[0] == case.id and fetched[1] == case.version) else None
+        # With what the step's commit read, no walk to collect the references first.
+        refs = [] if prefetched is not None else _refs(case.data)
+        if not refs and prefetched is None:
+            return case, []
         seen: list[str] = []
         fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent,
                             prefetched=prefetched)
-        data = map_references(case.data, fn)
+        data = _map_refs(case.data, fn)
         return attrs.evolve(case, data=_unmap(data) if policy.refers_to else data), seen
 
     def show_events(self, workflow: str, events: list[Event],
