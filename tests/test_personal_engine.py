@@ -631,3 +631,30 @@ def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
         assert history[1].payload["reporter"]["phone"] == TOMBSTONE
         assert history[-1].payload["reporter"]["phone"] == PHONE
         assert first.verify(case.id).version == 4
+
+
+def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
+        sqlite_url: str, clock: FixedClock) -> None:
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(sqlite_url) as one, gridflow.SQLStore(sqlite_url) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        kept, gone = open_case(first, "p-kept"), open_case(first, "p-gone")
+        for case in (kept, gone):  # this engine knows every value of both cases
+            shown = first.fire(case.id, "note", actor=coordinator,
+                               payload={"text": "a", "contact": "微信 abc_1"})
+            assert shown.data["reporter"]["name"] == NAME
+        other.restrict("p-kept", actor=system, reason="诉讼保全")
+        other.erase("p-gone", actor=system, reason="本人申请")
+        shown = first.fire(kept.id, "note", actor=coordinator,
+                           payload={"text": "b", "contact": "微信 abc_2"})
+        assert shown.data["reporter"]["name"] == RESTRICTED
+        shown = first.fire(gone.id, "note", actor=coordinator,
+                           payload={"text": "b", "contact": "微信 abc_2"})
+        assert shown.data["reporter"]["name"] == TOMBSTONE
+        # And the next steps too (what the first read in its transaction is remembered).
+        for case, expected in ((kept, RESTRICTED), (gone, TOMBSTONE)):
+            shown = first.fire(case.id, "note", actor=coordinator, payload={"text": "c"})
+            assert shown.data["reporter"]["name"] == expected
+            assert first.get(case.id, actor=coordinator).data["reporter"]["name"] == expected

@@ -346,7 +346,8 @@ class MemoryVault:
         """Store a step's new keys and ciphertexts, unless a key it used or made is
         not (or no longer) the stored one: then store nothing and return those subjects."""
         stale = [k.subject for k in used if self._keys.get(k.subject) is None
-                 or self._keys[k.subject].wrapped != k.wrapped]
+                 or self._keys[k.subject].wrapped != k.wrapped
+                 or self._keys[k.subject].state != k.state]
         stale += [k.subject for k in new_keys if k.subject in self._keys]
         if stale:
             return stale
@@ -448,9 +449,14 @@ class SQLVault:
             compile(insert(k).values({c: sa.bindparam(c) for c in
                                       ("subject", "key_id", "wrapped", "state")})
                     .on_conflict_do_nothing()),
-            compile(sa.insert(v).values({c: sa.bindparam(c) for c in
-                                         ("ref_id", "subject", "case_id", "path",
-                                          "ciphertext")})))
+            compile(sa.insert(v).from_select(
+                ["ref_id", "subject", "case_id", "path", "ciphertext"],
+                sa.select(*(sa.bindparam(c, type_=v.c[c].type) for c in
+                            ("ref_id", "subject", "case_id", "path", "ciphertext")))
+                .where(sa.exists().where(
+                    k.c.subject == sa.bindparam("subject", type_=k.c.subject.type),
+                    k.c.wrapped == sa.bindparam("wrapped", type_=k.c.wrapped.type),
+                    k.c.state == sa.bindparam("state", type_=k.c.state.type))))))
         store._pii_sql = found
         return found
 
@@ -468,33 +474,6 @@ class SQLVault:
             text = sql.sized["keys" if not full else "full keys", n] = sql.compile(
                 sa.select(*cols).where(
                     k.c.subject.in_([sa.bindparam(f"s{i}") for i in range(n)])))
-        return text
-
-    def check_and_show(self, keys: int, refs: int) -> str:
-        """``keys`` key rows (``s0``...) as ``(NULL, subject, NULL, NULL, NULL, key_id,
-        wrapped, state)``, then `entries_in` of ``refs`` reference ids (``r0``...)."""
-        sql = self.statements()
-        text = sql.sized.get(("check", keys * 10_000 + refs))
-        if text is None:
-            import sqlalchemy as sa
-
-            v, k = self._values_t, self._keys_t
-            parts: list[Any] = []
-            if keys:
-                parts.append(sa.select(
-                    sa.null().label("ref_id"), k.c.subject, sa.null().label("case_id"),
-                    sa.null().label("path"), sa.null().label("ciphertext"), k.c.key_id,
-                    k.c.wrapped, k.c.state).where(
-                        k.c.subject.in_([sa.bindparam(f"s{i}") for i in range(keys)])))
-            if refs:
-                parts.append(
-                    sa.select(v.c.ref_id, v.c.subject, v.c.case_id, v.c.path, v.c.ciphertext,
-                              k.c.key_id, k.c.wrapped, k.c.state)
-                    .select_from(v.outerjoin(k, k.c.subject == v.c.subject))
-                    .where(v.c.ref_id.in_([sa.bindparam(f"r{i}") for i in range(refs)])))
-            union: Any = sa.union_all
-            stmt: Any = parts[0] if len(parts) == 1 else union(*parts)
-            text = sql.sized["check", keys * 10_000 + refs] = sql.compile(stmt)
         return text
 
     def entries_in(self, n: int) -> str:
@@ -620,7 +599,11 @@ class SQLVault:
                     entries: Sequence[VaultEntry]) -> list[str]:
         # The engine writes a step's rows inside its commit (`_InCommit`); this is
         # the same, in a transaction of its own, for callers of the `Vault` protocol.
-        hook = _InCommit(self, new_keys, used, entries, (), "", 0)
+        known = {k.subject: (k.wrapped, k.state) for k in (*used, *new_keys)}
+        missing = [e.subject for e in entries if e.subject not in known]
+        if missing:
+            return missing
+        hook = _InCommit(self, new_keys, known, entries, (), "", 0)
         store = self._store
         try:
             with store._failures("storing personal values"), store._writer.begin() as conn:
@@ -734,9 +717,9 @@ class _InCommit:
     """
 
     def __init__(self, vault: SQLVault, new_keys: Sequence[SubjectKey],
-                 used: Sequence[SubjectKey], stored: Sequence[VaultEntry],
+                 keys: Mapping[str, tuple[bytes, str]], stored: Sequence[VaultEntry],
                  show: Sequence[str], case_id: str, expected: int) -> None:
-        self.vault, self.new_keys, self.used, self.stored = vault, new_keys, used, stored
+        self.vault, self.new_keys, self.key_of, self.stored = vault, new_keys, keys, stored
         self.show, self.case_id, self.expected = show, case_id, expected
         #: Subjects whose key turned out taken, erased or replaced.
         self.stale: list[str] = []
@@ -751,27 +734,26 @@ class _InCommit:
                                             "wrapped": key.wrapped, "state": key.state})
             if done.rowcount != 1:
                 self.stale.append(key.subject)
-        if self.used or self.show:
-            # One statement: the used subjects' key rows (to check) and the case's other
-            # references' entries with their subjects' keys (to show the result).
-            params = {f"s{i}": k.subject for i, k in enumerate(self.used)}
-            params.update({f"r{i}": r for i, r in enumerate(self.show)})
-            found: dict[str, bytes] = {}
-            for r in execute(vault.check_and_show(len(self.used), len(self.show)),
-                             params).fetchall():
-                if r[0] is None:  # a key row of a used subject
-                    found[r[1]] = bytes(r[6])
-                    continue
-                self.entries[r[0]] = VaultEntry(r[0], r[1], r[2], r[3], bytes(r[4]))
-                if r[6] is not None:
-                    self.keys[r[1]] = SubjectKey(r[1], r[5], bytes(r[6]), r[7])
-            self.stale += [k.subject for k in self.used if found.get(k.subject) != k.wrapped]
         if self.stale:
             raise ConcurrencyError(self.case_id, self.expected)
         for e in self.stored:
-            execute(sql.insert_value, {"ref_id": e.ref_id, "subject": e.subject,
-                                       "case_id": e.case_id, "path": e.path,
-                                       "ciphertext": e.ciphertext})
+            # Stored only if the subject's key is still the one the value was sealed
+            # under: not erased, nor replaced, by another engine meanwhile.
+            wrapped, state = self.key_of[e.subject]
+            done = execute(sql.insert_value, {
+                "ref_id": e.ref_id, "subject": e.subject, "case_id": e.case_id,
+                "path": e.path, "ciphertext": e.ciphertext, "wrapped": wrapped,
+                "state": state})
+            if done.rowcount != 1:
+                self.stale.append(e.subject)
+                raise ConcurrencyError(self.case_id, self.expected)
+        if self.show:
+            # The case's other references' entries and subject keys, to show the result.
+            params = {f"r{i}": r for i, r in enumerate(self.show)}
+            for r in execute(vault.entries_in(len(params)), params).fetchall():
+                self.entries[r[0]] = VaultEntry(r[0], r[1], r[2], r[3], bytes(r[4]))
+                if r[6] is not None:
+                    self.keys[r[1]] = SubjectKey(r[1], r[5], bytes(r[6]), r[7])
 
 
 class _VaultSQL:
@@ -951,7 +933,11 @@ class Privacy:
         #: ``{ref id: (plaintext, subject, case id)}`` of values this engine sealed or
         #: opened, so a read skips the decryption; shown only while the vault still
         #: holds the entry (checked on every read), and purged when erased here.
-        self._plain: dict[str, tuple[Any, str, str]] = {}
+        self._plain: dict[str, tuple[Any, str, str, str]] = {}
+        #: ``{case id: version}``: every event of the case up to that version was this
+        #: engine's own or read in a step's transaction, so the plaintexts it holds of the
+        #: case (``_plain``) are the vault's; a step's result is then shown from them.
+        self._seen: dict[str, int] = {}
         #: Personal-field policies by workflow name (the built-ins to start with).
         self.policies: dict[str, PersonalPolicy] = dict(
             BUILTIN_POLICIES if policies is None else policies)
@@ -1013,7 +999,7 @@ class Privacy:
             if stored is not None:
                 self._drop_opened(stored.wrapped)
         if gone or case_id is not None:
-            for ref_id in [r for r, (_, subject, case) in self._plain.items()
+            for ref_id in [r for r, (_, subject, case, _s) in self._plain.items()
                            if subject in gone or case == case_id]:
                 del self._plain[ref_id]
 
@@ -1127,32 +1113,47 @@ class Privacy:
         pending = getattr(self._local, "pending", None)
         self._local.pending = None
         self._local.prefetched = None
+        self._local.continued = None
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
             return
         first = writes[0]
-        sealer = pending[2] if (pending is not None and pending[0] == first.case.id
-                                and pending[1] == first.expected_version) else None
+        case_id, expected = first.case.id, first.expected_version
+        sealer = pending[2] if (pending is not None and pending[0] == case_id
+                                and pending[1] == expected) else None
         show: list[str] = []
+        continued = False
         policy = self.policies.get(first.case.workflow)
-        if policy is not None and isinstance(vault, SQLVault):
+        if policy is not None:
             own = sealer.plain if sealer is not None else {}
-            show = sorted({r.ref_id for r in _refs(first.case.data) if r.ref_id not in own})
+            refs = [r.ref_id for r in _refs(first.case.data) if r.ref_id not in own]
+            # Every event of the case since this engine last knew its values was its own
+            # (erasure, restriction and retention append an event to each case they
+            # touch): what it holds in clear for the case is still what the vault holds.
+            continued = (expected == 0 or self._seen.get(case_id) == expected) and all(
+                r in self._plain for r in refs)
+            if not continued and isinstance(vault, SQLVault):
+                show = sorted(set(refs))
         if sealer is None and not show:
             store.commit(writes)
+            self._continue(case_id, first.case.version, continued)
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
-                             sealer.used if sealer else (), sealer.entries() if sealer else (),
-                             show, first.case.id, first.expected_version)
+                             sealer.key_states() if sealer else {},
+                             sealer.entries() if sealer else (),
+                             show, case_id, expected)
             try:
                 store.commit(writes, within=hook)  # type: ignore[call-arg]
             except ConcurrencyError:
                 self._forget_cached(hook.stale)
+                self._seen.pop(case_id, None)
                 raise
-            self._local.prefetched = (first.case.id, first.case.version, hook.entries,
-                                      hook.keys)
+            if show:
+                self._local.prefetched = (case_id, first.case.version, hook.entries,
+                                          hook.keys)
+                continued = True  # read in the step's own transaction
         else:
             assert sealer is not None
             entries = sealer.entries()
@@ -1171,8 +1172,19 @@ class Privacy:
             if len(self._plain) >= 8192:
                 self._plain.clear()
             for sealed in sealer.sealed:
-                self._plain[sealed.ref_id] = (sealer.plain[sealed.ref_id][0], sealed.subject,
-                                              sealed.case_id)
+                value, state = sealer.plain[sealed.ref_id]
+                self._plain[sealed.ref_id] = (value, sealed.subject, sealed.case_id, state)
+        self._continue(case_id, first.case.version, continued)
+
+    def _continue(self, case_id: str, version: int, continued: bool) -> None:
+        """Record whether this engine's plaintexts of ``case_id`` hold at ``version``."""
+        if not continued:
+            self._seen.pop(case_id, None)
+            return
+        if len(self._seen) >= 8192:
+            self._seen.clear()
+        self._seen[case_id] = version
+        self._local.continued = (case_id, version)
 
     def clean_refusal(self, workflow: str, trigger: str, payload: Mapping[str, Any],
                       data: Mapping[str, Any], exc: GuardRejected) -> GuardRejected:
@@ -1233,13 +1245,17 @@ class Privacy:
                 return show(ref, value, state)
             entry = entries.get(ref.ref_id)
             if entry is None or vault is None:
+                cached.pop(ref.ref_id, None)  # erased: this engine forgets it too
                 return erased
             if self.keyring is None:
                 return UNREADABLE  # no master key configured: not erased, just not readable
             hit = cached.get(ref.ref_id)
             if hit is not None and entry.subject in stored_keys:
                 # Known in clear, and the vault still holds it and its subject's key.
-                return show(ref, hit[0], stored_keys[entry.subject].state)
+                state = stored_keys[entry.subject].state
+                if hit[3] != state:
+                    cached[ref.ref_id] = (hit[0], hit[1], hit[2], state)
+                return show(ref, hit[0], state)
             if entry.subject not in keys:
                 stored = stored_keys.get(entry.subject)
                 if stored is None:
@@ -1252,7 +1268,10 @@ class Privacy:
                         keys[entry.subject] = (None, "unreadable", None)
             key, state, ck = keys[entry.subject]
             if key is None:
-                return erased if state == "erased" else UNREADABLE
+                if state == "erased":
+                    cached.pop(ref.ref_id, None)
+                    return erased
+                return UNREADABLE
             try:
                 value = unseal(ref, entry.ciphertext, case_id=entry.case_id, path=entry.path,
                                subject=entry.subject, subject_key=key, commit_key=ck)
@@ -1260,7 +1279,7 @@ class Privacy:
                 return erased
             if len(cached) >= 8192:
                 cached.clear()
-            cached[ref.ref_id] = (value, entry.subject, entry.case_id)
+            cached[ref.ref_id] = (value, entry.subject, entry.case_id, state)
             return show(ref, value, state)
 
         return resolve
@@ -1292,8 +1311,31 @@ class Privacy:
         self._local.recent = None
         fetched = getattr(self._local, "prefetched", None)
         self._local.prefetched = None
-        prefetched = (fetched[2], fetched[3]) if (
-            fetched is not None and fetched[0] == case.id and fetched[1] == case.version) else None
+        continued = getattr(self._local, "continued", None)
+        self._local.continued = None
+        matches = fetched is not None and fetched[0] == case.id and fetched[1] == case.version
+        if continued == (case.id, case.version) and not matches:
+            # The step just committed, and this engine knows every value of the case.
+            shown: list[str] = []
+            show = self._shower(actor, policy, shown)
+            own = recent or {}
+            plain = self._plain
+
+            def known(_path: str, ref: Reference) -> Any:
+                if ref.ref_id in own:
+                    value, state = own[ref.ref_id]
+                    return show(ref, value, state)
+                value, _subject, _case, state = plain[ref.ref_id]
+                return show(ref, value, state)
+
+            try:
+                data = _map_refs(case.data, known)
+            except KeyError:  # dropped from the bounded cache meanwhile: read the vault
+                pass
+            else:
+                return (attrs.evolve(case, data=_unmap(data) if policy.refers_to else data),
+                        shown)
+        prefetched = (fetched[2], fetched[3]) if matches and fetched is not None else None
         # With what the step's commit read, no walk to collect the references first.
         refs = [] if prefetched is not None else _refs(case.data)
         if not refs and prefetched is None:
@@ -1381,6 +1423,8 @@ class Privacy:
         if stored is not None:
             self._drop_opened(stored.wrapped)
         self._forget_cached([subject])
+        for case_id in cases:
+            self._seen.pop(case_id, None)
         count = self.vault.forget(subject)
         for case_id in cases:
             self.append_internal(case_id, ERASED, actor, now,
@@ -1411,6 +1455,7 @@ class Privacy:
                                                      limit - len(out)):
                 count = self.vault.forget_case(case_id)
                 self._forget_cached(case_id=case_id)
+                self._seen.pop(case_id, None)
                 if count:
                     out.append(self.append_internal(
                         case_id, ERASED, Actor.system(), now,
@@ -1429,6 +1474,8 @@ class Privacy:
         self.vault.set_key(attrs.evolve(stored, state="restricted"))
         self._key_rows.pop(subject, None)
         cases = self.vault.cases_of(subject)
+        for case_id in cases:
+            self._seen.pop(case_id, None)
         for case_id in cases:
             self.append_internal(case_id, RESTRICTED_TRIGGER, actor, now,
                                  {"subject": subject, "reason": reason})
@@ -1493,6 +1540,10 @@ class _Sealer:
         self.named: dict[str, dict[str, str]] = {}
         #: The stored key rows this step sealed under (checked again in its commit).
         self.used: list[SubjectKey] = []
+        #: ``{subject: wrapped key}`` of every key the step sealed under, new or stored,
+        #: and ``{subject: state}`` as the step knew it (both checked in its commit).
+        self.wrapped: dict[str, bytes] = {}
+        self.states: dict[str, str] = {}
 
     def _key(self, subject: str) -> tuple[bytes, bytes, str]:
         key = self._keys.get(subject)
@@ -1503,8 +1554,14 @@ class _Sealer:
                 self._new_keys.append(new)
             else:
                 self.used.append(row)
+            self.wrapped[subject] = row.wrapped
+            self.states[subject] = row.state
             key = self._keys[subject] = (k, ck, state)
         return key
+
+    def key_states(self) -> dict[str, tuple[bytes, str]]:
+        """``{subject: (wrapped key, state)}`` of the keys this step sealed under."""
+        return {s: (w, self.states[s]) for s, w in self.wrapped.items()}
 
     def entries(self) -> list[VaultEntry]:
         """The vault rows of what this step sealed."""
