@@ -1579,8 +1579,21 @@ class _Sealer:
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
         new: dict[str, Any] = {}
         for field in fields:
+            steps = _steps(field.path)
+            top = steps[0]
+            if top not in doc:
+                continue  # nothing of this field in the document
             names = self.named.get(field.path)
-            for concrete, value in find(doc, _steps(field.path)):
+            if len(steps) == 1 and top is not None and names is None and field.subject is None:
+                # A top-level key (``contact``): no walk, no path to parse.
+                value = doc[top]
+                if value is None or (isinstance(value, Mapping) and (
+                        "$pii" in value or MAP_KEY in value)):
+                    continue
+                own = subject_of(doc, top, field) or case_subject(self.case_id)
+                new[top] = self._seal(value, field.kind, field.path, own)
+                continue
+            for concrete, value in find(doc, steps):
                 if isinstance(value, Mapping) and ("$pii" in value or MAP_KEY in value):
                     continue  # a reference already (stored data kept by the step)
                 own = subject_of(doc, concrete, field) or case_subject(self.case_id)
@@ -1594,4 +1607,8 @@ class _Sealer:
                 else:
                     subject = names.get(value, own) if isinstance(value, str) else own
                     new[concrete] = self._seal(value, field.kind, field.path, subject)
-        return replace(doc, new) if new else doc
+        if not new:
+            return doc
+        if all("." not in k and "[" not in k for k in new):
+            return {**doc, **new}  # top-level keys only
+        return replace(doc, new)
