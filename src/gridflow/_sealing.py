@@ -999,9 +999,9 @@ class Privacy:
             if stored is not None:
                 self._drop_opened(stored.wrapped)
         if gone or case_id is not None:
-            for ref_id in [r for r, (_, subject, case, _s) in self._plain.items()
+            for ref_id in [r for r, (_, subject, case, _s) in list(self._plain.items())
                            if subject in gone or case == case_id]:
-                del self._plain[ref_id]
+                self._plain.pop(ref_id, None)
 
     def _open_key(self, wrapped: bytes) -> tuple[bytes, bytes]:
         """The subject key a stored wrapped key holds, and its commitment key.
