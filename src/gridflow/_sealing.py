@@ -34,10 +34,9 @@ ciphertext of the subject, referenced or not, all the same.
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
@@ -55,7 +54,8 @@ from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
 from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
-from gridflow.personal.paths import find, parse_path, replace
+from gridflow.personal.paths import find, replace
+from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     Reference,
     is_reference,
@@ -91,64 +91,6 @@ UNREADABLE: Final = "***"
 PERSONAL_READ: Final = "personal_read"
 
 
-@attrs.frozen
-class PersonalPolicy:
-    """The personal paths of one workflow, and who may read them.
-
-    ``data`` are the declared paths in case data (also in the ``open``
-    data); ``payload`` the paths declared for every trigger's payload, and
-    ``triggers`` extra paths per trigger. ``readers`` see plaintext,
-    everyone else a mask; ``auditors`` alone read a restricted subject's
-    values (each read recorded). ``retention`` is how long after a case
-    becomes terminal its personal values are kept (``None``: until erased).
-
-    Example:
-        >>> p = BUILTIN_POLICIES["grid_case"]
-        >>> [f.path for f in p.data][:2], sorted(p.readers)
-        (['reporter.name', 'reporter.phone'], ['coordinator'])
-    """
-
-    data: tuple[PersonalField, ...] = ()
-    payload: tuple[PersonalField, ...] = ()
-    triggers: Mapping[str, tuple[PersonalField, ...]] = attrs.field(factory=dict)
-    readers: frozenset[str] = frozenset()
-    auditors: frozenset[str] = frozenset({"auditor"})
-    retention: timedelta | None = None
-    unseal_for_steps: bool = False
-    #: Declared paths whose values (or, for a mapping, whose keys) are the names of
-    #: the elements listed at another declared path: ``{"consent": "parties[].name"}``.
-    #: Each such name is sealed under the subject of the element it names (so
-    #: erasing a party erases their name in ``consent`` too, not the other party's).
-    refers_to: Mapping[str, str] = attrs.field(factory=dict)
-
-    def payload_fields(self, trigger: str) -> tuple[PersonalField, ...]:
-        """The declared paths of ``trigger``'s payload (``open``: none, its data is ``data``).
-
-        Example:
-            >>> [f.path for f in BUILTIN_POLICIES["grid_case"].payload_fields("note")][-1]
-            'contact'
-        """
-        return (*self.payload, *self.triggers.get(trigger, ()))
-
-    def top_keys(self) -> frozenset[str]:
-        """The top-level data keys under which personal values may sit.
-
-        Example:
-            >>> sorted(BUILTIN_POLICIES["mediation"].top_keys())
-            ['agreement', 'consent', 'contact', 'parties', 'signed_by']
-        """
-        found = _TOP_KEYS.get(id(self))
-        if found is None or found[0] is not self:
-            if len(_TOP_KEYS) >= 256:
-                _TOP_KEYS.clear()
-            found = _TOP_KEYS[id(self)] = (
-                self, frozenset(str(_steps(f.path)[0]) for f in self.data))
-        return found[1]
-
-
-#: ``{id(policy): (policy, its top keys)}`` (policies are frozen; the policy kept so
-#: that an id reused after it is gone is not mistaken for it).
-_TOP_KEYS: dict[int, tuple[PersonalPolicy, frozenset[str]]] = {}
 
 _REPORTER = tuple(PersonalField(f"reporter.{k}", kind) for k, kind in (
     ("name", "name"), ("phone", "phone"), ("id_number", "id_number"), ("email", "email"),
@@ -888,11 +830,6 @@ def _texts(value: Any) -> list[str]:
         elif isinstance(node, list | tuple):
             stack.extend(node)
     return out
-
-
-@functools.lru_cache(maxsize=1024)
-def _steps(path: str) -> tuple[str | None, ...]:
-    return parse_path(path)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -328,9 +328,9 @@ def personal_policy(data: Any, where: str = "spec.personal") -> tuple[Any, list[
     """
     from datetime import timedelta
 
-    from gridflow._sealing import PersonalPolicy
     from gridflow.convert import describe, parse_duration
     from gridflow.personal.fields import PersonalField, field_problems
+    from gridflow.personal.policy import PersonalPolicy
 
     problems: list[SpecProblem] = []
     add = problems.append

@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 
 from gridflow._errors import SpecError, SpecProblem
-from gridflow._sealing import PersonalPolicy
 from gridflow._speccheck import (
     MAX_DEADLINE,
     MAX_EXPANDED_TRANSITIONS,
@@ -41,6 +40,7 @@ from gridflow._specload import (
     read_spec,
 )
 from gridflow.convert import ShapeError, converter, describe, shorten
+from gridflow.personal.policy import PersonalPolicy
 
 __all__ = [
     "MAX_DEADLINE",
@@ -223,8 +223,9 @@ class WorkflowSpec:
     open_choices: dict[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_choices)
     open_effects: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     roles: tuple[RoleSpec, ...] = attrs.field(default=(), converter=_roles)
-    #: The declared personal fields (PIPL), or ``None``: see `gridflow._sealing.PersonalPolicy`
-    #: and, for spec files, the ``personal`` section (`gridflow._specload.personal_policy`).
+    #: The declared personal fields (PIPL), or ``None``: a
+    #: `gridflow.personal.policy.PersonalPolicy`; in spec files, the ``personal``
+    #: section (`gridflow._specload.personal_policy`).
     personal: PersonalPolicy | None = None
 
     def __attrs_post_init__(self) -> None:
