@@ -111,6 +111,42 @@ def bench(kind: str, steps: int, repeats: int) -> dict[str, float]:
     return result
 
 
+def paired_fire(make_store: Callable[[str], Any], cases: int, notes: int,
+                repeats: int) -> dict[str, list[float]]:
+    """Seconds per step, each repeat on two fresh stores made by ``make_store(tag)``:
+    ``open`` with and without the reporter block, and ``fire`` of ``note`` steps
+    after each case's first (whose ``contact`` gives the case's own subject its
+    key): with a sealed ``contact`` on cases whose reporter is sealed, against the
+    same notes without either. Interleaved, so both see the same machine."""
+    out: dict[str, list[float]] = {"open_plain": [], "open_personal": [],
+                                   "fire_plain": [], "fire_personal": []}
+    for r in range(repeats):
+        for personal in (False, True):
+            store = make_store(f"{r}-{int(personal)}")
+            engine = Engine(store=store, clock=FixedClock(), entry_points=False,
+                            keyring=gridflow.Keyring.generate())
+            tag = "personal" if personal else "plain"
+            payload: dict[str, Any] = {"text": "已上门"}
+            if personal:
+                payload["contact"] = "微信 wxid_12345"
+            started = time.perf_counter()
+            ids = [engine.open("grid_case", version=1, actor=RESIDENT, grid=GRID,
+                               data=_data(personal, n)).id for n in range(cases)]
+            out[f"open_{tag}"].append((time.perf_counter() - started) / cases)
+            for case_id in ids:
+                engine.fire(case_id, "note", actor=COORDINATOR, payload=payload)
+            fire = engine.fire
+            started = time.perf_counter()
+            for _ in range(notes):
+                for case_id in ids:
+                    fire(case_id, "note", actor=COORDINATOR, payload=payload)
+            out[f"fire_{tag}"].append((time.perf_counter() - started) / (cases * notes))
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)

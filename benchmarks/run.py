@@ -1388,6 +1388,55 @@ def bench_verify_pg(cfg: Config) -> None:
 # == main =================================================================================
 
 
+def bench_personal(cfg: Config) -> None:
+    """Fire with personal fields vs without (issue 12: ≤ 1.3×), on SQLite and PostgreSQL."""
+    sql_available()
+    from personal_bench import paired_fire
+
+    from gridflow.store.sql import SQLStore
+
+    cases, notes = (20, 2) if cfg.quick else (100, 4)
+    with tempfile.TemporaryDirectory(prefix="gridflow-bench-") as tmp:
+
+        def lite(tag: str) -> Any:
+            store = SQLStore(f"sqlite:///{Path(tmp) / f'pii-{tag}.db'}")
+            store.create_schema()
+            return store
+
+        kinds: list[tuple[str, str, Callable[[str], Any]]] = [("8s", "SQLite", lite)]
+        try:
+            pg_available(cfg)
+        except Skip as skip:
+            cfg.add(Row("8p", "PostgreSQL fire with vs without personal fields",
+                        result=f"skipped: {skip}"))
+        else:
+            # Two fresh schemas per repeat, all named up front and dropped afterwards.
+            schemas = [unique("gfbench_pii") for _ in range(2 * cfg.repeats)]
+            free = iter(schemas)
+
+            def pg(tag: str) -> Any:
+                store = SQLStore(cfg.pg_url, schema=next(free))
+                store.create_schema()
+                return store
+
+            kinds.append(("8p", "PostgreSQL", pg))
+        for key, name, make in kinds:
+            if key == "8p":
+                with pg_schemas(cfg, *schemas):
+                    found = paired_fire(make, cases, notes, cfg.repeats)
+            else:
+                found = paired_fire(make, cases, notes, cfg.repeats)
+            ratio = median(found["fire_personal"]) / median(found["fire_plain"])
+            cfg.add(Row(key, f"{name} fire: note sealing a contact, on cases with a sealed "
+                        "reporter", ms(median(found["fire_personal"])) + "/fire",
+                        f"{times(ratio)} the same without personal fields", "≤ 1.3×",
+                        cfg.judge(ratio, 1.3), found))
+            ratio = median(found["open_personal"]) / median(found["open_plain"])
+            cfg.add(Row(key + "o", f"{name} open with a reporter (4 values, a new subject key)",
+                        ms(median(found["open_personal"])) + "/open",
+                        f"{times(ratio)} without", "", "", {}))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -1396,7 +1445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="repeats per measurement (default 5; 1 with --quick)")
     parser.add_argument("--only", default="",
                         help="comma-separated sections to run, e.g. 1,2m,6 "
-                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 9m, 9s, 9p)")
+                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 8, 9m, 9s, 9p)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write every row, with the raw repeat values, to this file")
     args = parser.parse_args(argv)
@@ -1418,6 +1467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section(cfg, "5s", "reports, SQLite")(bench_reports_sqlite)
     section(cfg, "5p", "reports, PostgreSQL")(bench_reports_pg)
     section(cfg, "6", "import cost")(bench_import)
+    section(cfg, "8", "personal fields: fire with vs without")(bench_personal)
     section(cfg, "9m", "verification, MemoryStore")(bench_verify_memory)
     section(cfg, "9s", "verification, SQLite")(bench_verify_sqlite)
     section(cfg, "9p", "verification, PostgreSQL")(bench_verify_pg)

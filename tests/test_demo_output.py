@@ -165,8 +165,8 @@ def test_zh_demo_has_no_english(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert english_words(err) == []  # the progress lines too
     # The payload keys are shown as Chinese labels, values translated where they are codes.
     assert "分类：违规堆物" in out and "优先级：一般" in out and "优先级：紧急" in out
-    # Personal values are masked: the consent (a free-text value) wholly, names to 谢**.
-    assert "当事人同意：***" in out and "签字方：谢**、某***" in out
+    # Personal values are masked: names to 谢**, in the consent (each party's own) too.
+    assert "当事人同意：谢** 同意、某*** 同意" in out and "签字方：谢**、某***" in out
     assert "谢女士" not in out and "某火锅店" not in out
     # The timer's reason, in Chinese, in Shanghai time.
     assert "已过时限 2026-04-08 15:00" in out

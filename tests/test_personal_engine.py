@@ -467,3 +467,194 @@ def test_a_subjects_first_key_is_stored_once(store: Store, clock: FixedClock) ->
     assert sorted(vault.entries(["0" * 32, "1" * 32])) == ["0" * 32]
     stored = vault.key("p-race")
     assert stored is not None and stored.wrapped == first.wrapped
+
+
+def test_retention_counts_from_when_the_case_ended_not_from_its_last_write(
+        store: Store, clock: FixedClock) -> None:
+    from datetime import timedelta
+
+    engine = _retaining(keyed(store, clock))
+    case = engine.open("grid_case", version=1, actor=resident, grid=GRID, data={
+        "title": "楼道堆物", "source": "resident", "reporter": reporter("p-1")})
+    # A witness's phone in the refusal's payload: a second subject in the case.
+    engine.fire(case.id, "reject", actor=coordinator, payload={
+        "reason": "不属于受理范围", "reporter": {"subject": "p-w", "phone": "13600001111"}})
+    ended = clock.now()
+    clock.advance(timedelta(days=700))
+    # Unrelated later writes: the witness is erased (an `erased` event), the reporter's
+    # values are restricted (a `restricted` event) and read by an auditor (recorded).
+    assert engine.erase("p-w", actor=system, reason="本人申请") == [case.id]
+    engine.restrict("p-1", actor=system, reason="诉讼保全")
+    assert engine.get(case.id, actor=auditor).data["reporter"]["name"] == NAME
+    last = engine.store.get(case.id)
+    assert last is not None and last.updated_at == clock.now() and last.version == 5
+    clock.set(ended + timedelta(days=3 * 365) - timedelta(seconds=1))
+    assert [e for e in engine.tick() if e.trigger == "erased"] == []
+    clock.set(ended + timedelta(days=3 * 365))
+    erased = [e for e in engine.tick() if e.trigger == "erased"]
+    assert [(e.case_id, e.payload["retention"]) for e in erased] == [(case.id, True)]
+    assert engine.get(case.id, actor=auditor).data["reporter"]["name"] == TOMBSTONE
+    assert [e for e in engine.tick() if e.trigger == "erased"] == []
+    assert engine.verify(case.id).state == "rejected"
+
+
+def test_a_partys_name_in_consent_and_signatures_is_erased_with_that_party(
+        store: Store, clock: FixedClock) -> None:
+    from datetime import timedelta
+
+    engine = keyed(store, clock)
+    mediator = Actor("m-1", ["mediator"], grids=ALL_GRIDS)
+    case = engine.open("mediation", version=1, actor=judicial, grid=GRID, data={
+        "summary": "烫伤赔偿", "source": "screening",
+        "parties": [{"subject": "p-A", "name": "谢女士", "side": "applicant"},
+                    {"subject": "p-B", "name": "某火锅店", "side": "respondent"}]})
+    engine.fire(case.id, "accept", actor=judicial, payload={
+        "consent": {"谢女士": True, "某火锅店": True}, "tier": "grid_mediation"})
+    due = (clock.now() + timedelta(days=10)).isoformat()
+    engine.fire(case.id, "agree", actor=mediator, payload={
+        "terms": "赔偿医药费", "signed_by": ["谢女士", "某火锅店"], "performance_due": due})
+    text = stored_text(store, case.id)
+    assert "谢女士" not in text and "某火锅店" not in text  # agreement.signed_by too
+    shown = engine.get(case.id, actor=judicial).data
+    assert shown["consent"] == {"谢女士": True, "某火锅店": True}
+    assert shown["agreement"]["signed_by"] == ["谢女士", "某火锅店"]
+    masked = engine.get(case.id, actor=None).data
+    assert masked["consent"] == {"谢**": True, "某***": True}
+
+    assert engine.erase("p-A", actor=system, reason="本人申请删除") == [case.id]
+    shown = engine.get(case.id, actor=judicial).data
+    assert shown["parties"][0]["name"] == TOMBSTONE
+    assert shown["parties"][1]["name"] == "某火锅店"
+    assert shown["consent"] == {TOMBSTONE: True, "某火锅店": True}
+    assert shown["agreement"]["signed_by"] == [TOMBSTONE, "某火锅店"]
+    history = engine.history(case.id, actor=judicial)
+    assert history[1].payload["consent"] == {TOMBSTONE: True, "某火锅店": True}
+    assert history[2].payload["signed_by"] == [TOMBSTONE, "某火锅店"]
+    # The case's own subject holds none of the parties' names.
+    assert engine.erase(f"case:{case.id}", actor=system, reason="x") == []
+    # The case goes on: steps after the erasure keep B's name and A's tombstone.
+    engine.fire(case.id, "note", actor=mediator, payload={"text": "回访"})
+    assert engine.get(case.id, actor=judicial).data["consent"] == {TOMBSTONE: True,
+                                                                   "某火锅店": True}
+    assert engine.erase("p-B", actor=system, reason="本人申请删除") == [case.id]
+    assert engine.get(case.id, actor=judicial).data["consent"] == {
+        TOMBSTONE: True, f"{TOMBSTONE} #2": True}
+    assert engine.verify(case.id).version == 6
+
+
+# -- the vault is written in the step's own commit -------------------------------------------
+
+
+def _vault_rows(store: gridflow.SQLStore) -> int:
+    import sqlalchemy as sa
+
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(store.pii_values))
+                   .scalar_one())
+
+
+class _Interferer:
+    """Before engine A's step, engine B fires on the same case: A's commit loses."""
+
+    def __init__(self) -> None:
+        self.other: Engine | None = None
+        self.times = 0
+
+    @gridflow.hookimpl
+    def gridflow_before_fire(self, case: gridflow.Case, trigger: str, actor: Actor,
+                             payload: dict[str, Any], now: Any) -> None:
+        if self.times and self.other is not None:
+            self.times -= 1
+            self.other.fire(case.id, "note", actor=coordinator,
+                            payload={"text": "抢先", "contact": "微信 other_1"})
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_step_that_loses_its_race_leaves_no_ciphertext(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    if kind == "sqlite":
+        url, schema = f"sqlite:///{tmp_path / 'race.db'}", None
+    else:
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+    keyring = gridflow.Keyring.generate()
+    interferer = _Interferer()
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring,
+                       plugins=[interferer])
+        interferer.other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        case = first.open("grid_case", version=1, actor=resident, grid=GRID, data={
+            "title": "楼道堆物", "source": "resident", "reporter": reporter("p-r")})
+        before = _vault_rows(one)
+        assert before == 5
+        # A's note seals a new value and a new subject's key; B's lands first.
+        interferer.times = 1
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(case.id, "note", actor=coordinator, payload={
+                "text": "回访", "contact": "微信 mine_1",
+                "reporter": {"subject": "p-new", "phone": "13700007777"}})
+        assert _vault_rows(one) == before + 1  # B's contact only: none of A's
+        assert one.get(case.id).version == 2  # type: ignore[union-attr]
+        assert first.privacy.vault.key("p-new") is None  # type: ignore[union-attr]
+        # Retried, A's step lands once and stores exactly its own two values.
+        interferer.times = 1
+        shown = first.fire(case.id, "note", actor=coordinator, retries=1, payload={
+            "text": "回访", "contact": "微信 mine_1",
+            "reporter": {"subject": "p-new", "phone": "13700007777"}})
+        assert shown.version == 4 and _vault_rows(one) == before + 4
+        payload = first.history(case.id, actor=coordinator)[-1].payload
+        assert payload["contact"] == "微信 mine_1"
+        assert payload["reporter"]["phone"] == "13700007777"
+        assert first.verify(case.id).version == 4
+
+
+def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
+        sqlite_url: str, clock: FixedClock) -> None:
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(sqlite_url) as one, gridflow.SQLStore(sqlite_url) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        case = open_case(first, "p-e")
+        first.fire(case.id, "note", actor=coordinator,
+                   payload={"text": "a", "reporter": {"subject": "p-e", "phone": PHONE}})
+        # Another engine erases p-e; this engine still knows (caches) p-e's key row.
+        other.erase("p-e", actor=system, reason="本人申请")
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(case.id, "note", actor=coordinator,
+                       payload={"text": "b", "reporter": {"subject": "p-e", "phone": PHONE}})
+        # Retried, the step makes the subject a new key (the old one is gone for good).
+        first.fire(case.id, "note", actor=coordinator, retries=1,
+                   payload={"text": "b", "reporter": {"subject": "p-e", "phone": PHONE}})
+        history = first.history(case.id, actor=coordinator)
+        assert history[1].payload["reporter"]["phone"] == TOMBSTONE
+        assert history[-1].payload["reporter"]["phone"] == PHONE
+        assert first.verify(case.id).version == 4
+
+
+def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
+        sqlite_url: str, clock: FixedClock) -> None:
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(sqlite_url) as one, gridflow.SQLStore(sqlite_url) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        kept, gone = open_case(first, "p-kept"), open_case(first, "p-gone")
+        for case in (kept, gone):  # this engine knows every value of both cases
+            shown = first.fire(case.id, "note", actor=coordinator,
+                               payload={"text": "a", "contact": "微信 abc_1"})
+            assert shown.data["reporter"]["name"] == NAME
+        other.restrict("p-kept", actor=system, reason="诉讼保全")
+        other.erase("p-gone", actor=system, reason="本人申请")
+        shown = first.fire(kept.id, "note", actor=coordinator,
+                           payload={"text": "b", "contact": "微信 abc_2"})
+        assert shown.data["reporter"]["name"] == RESTRICTED
+        shown = first.fire(gone.id, "note", actor=coordinator,
+                           payload={"text": "b", "contact": "微信 abc_2"})
+        assert shown.data["reporter"]["name"] == TOMBSTONE
+        # And the next steps too (what the first read in its transaction is remembered).
+        for case, expected in ((kept, RESTRICTED), (gone, TOMBSTONE)):
+            shown = first.fire(case.id, "note", actor=coordinator, payload={"text": "c"})
+            assert shown.data["reporter"]["name"] == expected
+            assert first.get(case.id, actor=coordinator).data["reporter"]["name"] == expected

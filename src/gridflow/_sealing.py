@@ -25,19 +25,18 @@ checked against the parties' names): then the engine opens the case data for
 the step, and seals it again after, reusing the stored reference of every
 value the step did not change.
 
-The vault is written just before the step's commit, in its own transaction:
-if the commit then loses a race, the ciphertexts stay unreferenced until the
-subject is erased (erase removes every ciphertext of the subject, referenced
-or not).
+The vault is written in the step's own commit (`Privacy.commit`: on a
+`SQLStore`, inside the same transaction as the event and the case row), so a
+step that is not committed leaves no ciphertext; erase removes every
+ciphertext of the subject, referenced or not, all the same.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
@@ -50,13 +49,16 @@ from gridflow._errors import (
     KeyringError,
 )
 from gridflow.model import Actor, Case, Changes, Event
+from gridflow.personal._crypto import forget_cipher
 from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
 from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
-from gridflow.personal.paths import find, parse_path, replace
+from gridflow.personal.paths import find, replace
+from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     Reference,
+    is_reference,
     map_references,
     references,
     refuse_lookalikes,
@@ -64,7 +66,7 @@ from gridflow.personal.reference import (
 from gridflow.personal.seal import Sealed, seal, unseal
 
 if TYPE_CHECKING:
-    from gridflow.store import Store
+    from gridflow.store import Store, Write
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -89,49 +91,6 @@ UNREADABLE: Final = "***"
 PERSONAL_READ: Final = "personal_read"
 
 
-@attrs.frozen
-class PersonalPolicy:
-    """The personal paths of one workflow, and who may read them.
-
-    ``data`` are the declared paths in case data (also in the ``open``
-    data); ``payload`` the paths declared for every trigger's payload, and
-    ``triggers`` extra paths per trigger. ``readers`` see plaintext,
-    everyone else a mask; ``auditors`` alone read a restricted subject's
-    values (each read recorded). ``retention`` is how long after a case
-    becomes terminal its personal values are kept (``None``: until erased).
-
-    Example:
-        >>> p = BUILTIN_POLICIES["grid_case"]
-        >>> [f.path for f in p.data][:2], sorted(p.readers)
-        (['reporter.name', 'reporter.phone'], ['coordinator'])
-    """
-
-    data: tuple[PersonalField, ...] = ()
-    payload: tuple[PersonalField, ...] = ()
-    triggers: Mapping[str, tuple[PersonalField, ...]] = attrs.field(factory=dict)
-    readers: frozenset[str] = frozenset()
-    auditors: frozenset[str] = frozenset({"auditor"})
-    retention: timedelta | None = None
-    unseal_for_steps: bool = False
-
-    def payload_fields(self, trigger: str) -> tuple[PersonalField, ...]:
-        """The declared paths of ``trigger``'s payload (``open``: none, its data is ``data``).
-
-        Example:
-            >>> [f.path for f in BUILTIN_POLICIES["grid_case"].payload_fields("note")][-1]
-            'contact'
-        """
-        return (*self.payload, *self.triggers.get(trigger, ()))
-
-    def top_keys(self) -> frozenset[str]:
-        """The top-level data keys under which personal values may sit.
-
-        Example:
-            >>> sorted(BUILTIN_POLICIES["mediation"].top_keys())
-            ['consent', 'contact', 'parties', 'signed_by']
-        """
-        return frozenset(str(_steps(f.path)[0]) for f in self.data)
-
 
 _REPORTER = tuple(PersonalField(f"reporter.{k}", kind) for k, kind in (
     ("name", "name"), ("phone", "phone"), ("id_number", "id_number"), ("email", "email"),
@@ -140,18 +99,62 @@ _PARTIES = tuple(PersonalField(f"parties[].{k}", kind) for k, kind in (
     ("name", "name"), ("phone", "phone"), ("id_number", "id_number")))
 _CONTACT = PersonalField("contact", "free_text")
 
+_PARTY_NAME = "parties[].name"
+
 #: The policies of the built-in workflows, by workflow name.
 BUILTIN_POLICIES: Final[dict[str, PersonalPolicy]] = {
     "grid_case": PersonalPolicy(
         data=(*_REPORTER, _CONTACT), payload=(*_REPORTER, _CONTACT),
         readers=frozenset({"coordinator"})),
     "mediation": PersonalPolicy(
+        # The agreement the effect records keeps its signatories' names too.
         data=(*_PARTIES, _CONTACT, PersonalField("consent", "free_text"),
-              PersonalField("signed_by[]", "name")),
+              PersonalField("signed_by[]", "name"),
+              PersonalField("agreement.signed_by[]", "name")),
         payload=(*_PARTIES, _CONTACT, PersonalField("consent", "free_text"),
                  PersonalField("signed_by[]", "name")),
-        readers=frozenset({"mediator", "judicial_office"}), unseal_for_steps=True),
+        readers=frozenset({"mediator", "judicial_office"}), unseal_for_steps=True,
+        refers_to={"consent": _PARTY_NAME, "signed_by[]": _PARTY_NAME,
+                   "agreement.signed_by[]": _PARTY_NAME}),
 }
+
+#: The key of the stored form of a mapping whose keys are sealed names
+#: (``{"$pii_map": [[<reference>, value], ...]}``); input cannot carry it (it
+#: starts with ``$pii``), and reads turn it back into a mapping.
+MAP_KEY: Final = "$pii_map"
+
+
+def _unmap(node: Any) -> Any:
+    """``node`` with every stored `MAP_KEY` form turned back into a mapping.
+
+    Its keys are what the read put in place of each reference (a name, a
+    mask, a tombstone); two that read the same (two erased names, two masks
+    ``王**``) are told apart by a ``#2`` suffix, so no entry is lost.
+
+    Example:
+        >>> _unmap({"consent": {MAP_KEY: [["王**", True], ["王**", True], ["乙", False]]}})
+        {'consent': {'王**': True, '王** #2': True, '乙': False}}
+    """
+    if isinstance(node, Mapping):
+        pairs = node.get(MAP_KEY) if len(node) == 1 else None
+        if isinstance(pairs, list):
+            out: dict[str, Any] = {}
+            for pair in pairs:
+                if not (isinstance(pair, list | tuple) and len(pair) == 2):
+                    continue
+                key = TOMBSTONE if pair[0] is None else str(pair[0])
+                shown, n = key, 1
+                while shown in out:
+                    n += 1
+                    shown = f"{key} #{n}"
+                out[shown] = _unmap(pair[1])
+            return out
+        new = {k: _unmap(v) for k, v in node.items()}
+        return node if all(new[k] is v for k, v in node.items()) else new
+    if isinstance(node, list):
+        items = [_unmap(v) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
 
 
 # -- the vault -----------------------------------------------------------------------------
@@ -208,6 +211,16 @@ class Vault(Protocol):
         """
         ...
 
+    def put_checked(self, new_keys: Sequence[SubjectKey], used: Sequence[SubjectKey],
+                    entries: Sequence[VaultEntry]) -> list[str]:
+        """Store a step's new keys and ciphertexts at once, unless a key it used is no
+        longer stored or a new one's subject has one: then nothing, and those subjects."""
+        ...
+
+    def take_back(self, new_keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> None:
+        """Undo `put_checked` (the step's commit failed)."""
+        ...
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         """The stored entries among ``ref_ids``."""
         ...
@@ -231,8 +244,9 @@ class Vault(Protocol):
 
     def retention_due(self, workflow: str, states: Sequence[str], cutoff: datetime,
                       limit: int) -> list[str]:
-        """Ids of cases of ``workflow`` in ``states``, last written at or before
-        ``cutoff``, that still hold ciphertexts."""
+        """Ids of cases of ``workflow`` in ``states`` that still hold ciphertexts and
+        entered their state at or before ``cutoff`` (`terminal_since`); a later write
+        that changed no state (a note, an ``erased`` event) does not count."""
         ...
 
 
@@ -269,6 +283,29 @@ class MemoryVault:
         self.put(entries)
         return True
 
+    def put_checked(self, new_keys: Sequence[SubjectKey], used: Sequence[SubjectKey],
+                    entries: Sequence[VaultEntry]) -> list[str]:
+        """Store a step's new keys and ciphertexts, unless a key it used or made is
+        not (or no longer) the stored one: then store nothing and return those subjects."""
+        stale = [k.subject for k in used if self._keys.get(k.subject) is None
+                 or self._keys[k.subject].wrapped != k.wrapped
+                 or self._keys[k.subject].state != k.state]
+        stale += [k.subject for k in new_keys if k.subject in self._keys]
+        if stale:
+            return stale
+        for k in new_keys:
+            self._keys[k.subject] = k
+        self.put(entries)
+        return []
+
+    def take_back(self, new_keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> None:
+        """Undo `put_checked` (the step's commit failed)."""
+        for e in entries:
+            self._values.pop(e.ref_id, None)
+        for k in new_keys:
+            if self._keys.get(k.subject) == k:
+                del self._keys[k.subject]
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         return {r: self._values[r] for r in ref_ids if r in self._values}
 
@@ -301,8 +338,10 @@ class MemoryVault:
         out: list[str] = []
         for case_id in sorted({e.case_id for e in self._values.values()}):
             case = store.get(case_id) if store is not None else None
-            if (case is not None and case.workflow == workflow and case.state in states
-                    and case.updated_at <= cutoff):
+            if case is None or case.workflow != workflow or case.state not in states:
+                continue
+            since = terminal_since(store.events(case_id))
+            if since is not None and since <= cutoff:
                 out.append(case_id)
             if len(out) >= limit:
                 break
@@ -325,10 +364,87 @@ class SQLVault:
     def _key_of(self, row: Any) -> SubjectKey:
         return SubjectKey(row.subject, row.key_id, bytes(row.wrapped), row.state)
 
+    def statements(self) -> _VaultSQL:
+        """The SQL `_InCommit` runs (named parameters, as `SQLStore.commit` binds them)."""
+        store = self._store
+        found: _VaultSQL | None = getattr(store, "_pii_sql", None)
+        if found is not None:
+            return found
+        import sqlalchemy as sa
+
+        if store.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+            dialect: Any = type(store.engine.dialect)(paramstyle="named")
+            insert: Any = lite_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            dialect, insert = store.engine.dialect, pg_insert
+
+        def compile(stmt: Any) -> str:
+            return str(stmt.compile(dialect=dialect))
+
+        k, v = self._keys_t, self._values_t
+        found = _VaultSQL(
+            compile,
+            compile(insert(k).values({c: sa.bindparam(c) for c in
+                                      ("subject", "key_id", "wrapped", "state")})
+                    .on_conflict_do_nothing()),
+            compile(sa.insert(v).from_select(
+                ["ref_id", "subject", "case_id", "path", "ciphertext"],
+                sa.select(*(sa.bindparam(c, type_=v.c[c].type) for c in
+                            ("ref_id", "subject", "case_id", "path", "ciphertext")))
+                .where(sa.exists().where(
+                    k.c.subject == sa.bindparam("subject", type_=k.c.subject.type),
+                    k.c.wrapped == sa.bindparam("wrapped", type_=k.c.wrapped.type),
+                    k.c.state == sa.bindparam("state", type_=k.c.state.type))))))
+        store._pii_sql = found
+        return found
+
+    def keys_in(self, n: int, *, full: bool = False) -> str:
+        """``SELECT subject, wrapped`` (``full``: subject, key_id, wrapped, state) of ``n``
+        subjects (parameters ``s0``...)."""
+        sql = self.statements()
+        text = sql.sized.get(("keys" if not full else "full keys", n))
+        if text is None:
+            import sqlalchemy as sa
+
+            k = self._keys_t
+            cols = (k.c.subject, k.c.key_id, k.c.wrapped, k.c.state) if full else (
+                k.c.subject, k.c.wrapped)
+            text = sql.sized["keys" if not full else "full keys", n] = sql.compile(
+                sa.select(*cols).where(
+                    k.c.subject.in_([sa.bindparam(f"s{i}") for i in range(n)])))
+        return text
+
+    def entries_in(self, n: int) -> str:
+        """The `entries_and_keys` query for ``n`` reference ids (parameters ``r0``...)."""
+        sql = self.statements()
+        text = sql.sized.get(("entries", n))
+        if text is None:
+            import sqlalchemy as sa
+
+            v, k = self._values_t, self._keys_t
+            text = sql.sized["entries", n] = sql.compile(
+                sa.select(v.c.ref_id, v.c.subject, v.c.case_id, v.c.path, v.c.ciphertext,
+                          k.c.key_id, k.c.wrapped, k.c.state)
+                .select_from(v.outerjoin(k, k.c.subject == v.c.subject))
+                .where(v.c.ref_id.in_([sa.bindparam(f"r{i}") for i in range(n)])))
+        return text
+
     def key(self, subject: str) -> SubjectKey | None:
         import sqlalchemy as sa
 
         self._store._ready()
+        if getattr(self._store, "_hot", None) is not None:
+            # On the store's hot path (a pooled DBAPI cursor, SQL compiled once): a step
+            # reads a new subject's key here before it seals.
+            text = self.keys_in(1, full=True)
+            with self._store._failures("reading a subject key"):
+                found = self._store._hot_rows(text, {"s0": subject}, one=True)
+            return None if found is None else SubjectKey(found[0], found[1], bytes(found[2]),
+                                                         found[3])
         if self._q_key is None:
             self._q_key = sa.select(self._keys_t).where(
                 self._keys_t.c.subject == sa.bindparam("subject"))
@@ -421,6 +537,35 @@ class SQLVault:
                     {"ref_id": e.ref_id, "subject": e.subject, "case_id": e.case_id,
                      "path": e.path, "ciphertext": e.ciphertext} for e in entries])
 
+    def put_checked(self, new_keys: Sequence[SubjectKey], used: Sequence[SubjectKey],
+                    entries: Sequence[VaultEntry]) -> list[str]:
+        # The engine writes a step's rows inside its commit (`_InCommit`); this is
+        # the same, in a transaction of its own, for callers of the `Vault` protocol.
+        known = {k.subject: (k.wrapped, k.state) for k in (*used, *new_keys)}
+        missing = [e.subject for e in entries if e.subject not in known]
+        if missing:
+            return missing
+        hook = _InCommit(self, new_keys, known, entries, (), "", 0)
+        store = self._store
+        try:
+            with store._failures("storing personal values"), store._writer.begin() as conn:
+                hook(conn.exec_driver_sql)
+        except ConcurrencyError:
+            return hook.stale
+        return []
+
+    def take_back(self, new_keys: Sequence[SubjectKey], entries: Sequence[VaultEntry]) -> None:
+        import sqlalchemy as sa
+
+        store = self._store
+        with store._failures("removing personal values"), store._writer.begin() as conn:
+            if entries:
+                conn.execute(sa.delete(self._values_t).where(
+                    self._values_t.c.ref_id.in_([e.ref_id for e in entries])))
+            for k in new_keys:
+                conn.execute(sa.delete(self._keys_t).where(
+                    self._keys_t.c.subject == k.subject, self._keys_t.c.wrapped == k.wrapped))
+
     def entries(self, ref_ids: Iterable[str]) -> dict[str, VaultEntry]:
         import sqlalchemy as sa
 
@@ -491,14 +636,103 @@ class SQLVault:
                       limit: int) -> list[str]:
         import sqlalchemy as sa
 
-        v, c = self._values_t, self._store.cases
+        v, c, e = self._values_t, self._store.cases, self._store.events_table
+        # When the case entered its state: its last event that moved it (`terminal_since`).
+        since = (sa.select(sa.func.max(e.c.at))
+                 .where(e.c.case_id == c.c.id, e.c.dest.is_not(None)).scalar_subquery())
         stmt = (sa.select(c.c.id).where(
-            c.c.workflow == workflow, c.c.state.in_(list(states)), c.c.updated_at <= cutoff,
-            sa.exists().where(v.c.case_id == c.c.id)).order_by(c.c.updated_at, c.c.id)
-            .limit(limit))
+            c.c.workflow == workflow, c.c.state.in_(list(states)),
+            sa.exists().where(v.c.case_id == c.c.id), since <= cutoff)
+            .order_by(c.c.updated_at, c.c.id).limit(limit))
         with self._store._failures("finding cases past retention"), \
                 self._store._reader.connect() as conn:
             return [r[0] for r in conn.execute(stmt)]
+
+
+class _InCommit:
+    """The vault's part of one step's `SQLStore.commit`, run inside its transaction.
+
+    Stores the step's new subject keys (a subject given a key by another step
+    meanwhile: lost race), checks that the known keys it sealed under are still
+    the stored ones, stores its ciphertexts, and reads the entries and subject
+    keys of the case's other references (for showing the result).
+    """
+
+    def __init__(self, vault: SQLVault, new_keys: Sequence[SubjectKey],
+                 keys: Mapping[str, tuple[bytes, str]], stored: Sequence[VaultEntry],
+                 show: Sequence[str], case_id: str, expected: int) -> None:
+        self.vault, self.new_keys, self.key_of, self.stored = vault, new_keys, keys, stored
+        self.show, self.case_id, self.expected = show, case_id, expected
+        #: Subjects whose key turned out taken, erased or replaced.
+        self.stale: list[str] = []
+        self.entries: dict[str, VaultEntry] = {}
+        self.keys: dict[str, SubjectKey] = {}
+
+    def __call__(self, execute: Callable[..., Any]) -> None:
+        vault = self.vault
+        sql = vault.statements()
+        for key in self.new_keys:
+            done = execute(sql.insert_key, {"subject": key.subject, "key_id": key.key_id,
+                                            "wrapped": key.wrapped, "state": key.state})
+            if done.rowcount != 1:
+                self.stale.append(key.subject)
+        if self.stale:
+            raise ConcurrencyError(self.case_id, self.expected)
+        for e in self.stored:
+            # Stored only if the subject's key is still the one the value was sealed
+            # under: not erased, nor replaced, by another engine meanwhile.
+            wrapped, state = self.key_of[e.subject]
+            done = execute(sql.insert_value, {
+                "ref_id": e.ref_id, "subject": e.subject, "case_id": e.case_id,
+                "path": e.path, "ciphertext": e.ciphertext, "wrapped": wrapped,
+                "state": state})
+            if done.rowcount != 1:
+                self.stale.append(e.subject)
+                raise ConcurrencyError(self.case_id, self.expected)
+        if self.show:
+            # The case's other references' entries and subject keys, to show the result.
+            params = {f"r{i}": r for i, r in enumerate(self.show)}
+            for r in execute(vault.entries_in(len(params)), params).fetchall():
+                self.entries[r[0]] = VaultEntry(r[0], r[1], r[2], r[3], bytes(r[4]))
+                if r[6] is not None:
+                    self.keys[r[1]] = SubjectKey(r[1], r[5], bytes(r[6]), r[7])
+
+
+class _VaultSQL:
+    """The vault statements run inside a step's commit, compiled once per store."""
+
+    __slots__ = ("compile", "insert_key", "insert_value", "sized")
+
+    def __init__(self, compile: Callable[[Any], str], insert_key: str,
+                 insert_value: str) -> None:
+        self.compile = compile
+        self.insert_key = insert_key
+        self.insert_value = insert_value
+        self.sized: dict[tuple[str, int], str] = {}
+
+
+def terminal_since(events: Iterable[Event]) -> datetime | None:
+    """When a case entered the state it is in: the time of its last event that moved it.
+
+    Retention counts from there (a case "became terminal" then); events that
+    change no state (a note, ``erased``, ``restricted``, ``personal_read``) do
+    not restart it. ``None`` for no events.
+
+    Example:
+        >>> from datetime import UTC, timedelta
+        >>> from gridflow.model import Actor
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> def ev(seq, dest, days):
+        ...     return Event("c", seq, "x", None, dest, Actor.system(), t + timedelta(days=days),
+        ...                  {}, None, "", "")
+        >>> terminal_since([ev(1, "reported", 0), ev(2, "rejected", 3), ev(3, None, 900)]).day
+        8
+    """
+    since = None
+    for event in events:
+        if event.dest is not None:
+            since = event.at
+    return since
 
 
 def vault_of(store: Store) -> Vault | None:
@@ -519,6 +753,69 @@ def vault_of(store: Store) -> Vault | None:
 # -- the engine's side ------------------------------------------------------------------------
 
 
+def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """For each path of ``policy.refers_to``: ``{name: subject}`` of the elements it names.
+
+    Read from the step's case data in clear (the opening data, or the data opened
+    for the step); a name listed as a reference (not opened) is not known, and a
+    value naming it stays the case's own.
+    """
+    fields = {f.path: f for f in policy.data}
+    out: dict[str, dict[str, str]] = {}
+    for path, target in policy.refers_to.items():
+        names: dict[str, str] = {}
+        field = fields.get(target)
+        try:
+            found = list(find(data, _steps(target)))
+        except InvalidPayload:
+            found = []
+        for concrete, name in found:
+            if isinstance(name, str) and name not in names:
+                try:
+                    subject = subject_of(data, concrete, field)
+                except InvalidPayload:
+                    subject = None
+                if subject is not None:
+                    names[name] = subject
+        out[path] = names
+    return out
+
+
+def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
+    """Every reference in ``node`` (`references` without building their paths).
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> [r.kind for r in _refs({"reporter": {"phone": ref}, "n": [ref, 1]})]
+        ['phone', 'phone']
+    """
+    found: list[Reference] = [] if out is None else out
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "$pii" in item and is_reference(item):
+                found.append(Reference(item["$pii"], item["kind"], item["c"]))
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
+
+
+def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
+    """`map_references` without building paths (``fn`` gets ``""``): for reads."""
+    if isinstance(node, dict):
+        if "$pii" in node and is_reference(node):
+            return fn("", Reference(node["$pii"], node["kind"], node["c"]))
+        out = {k: _map_refs(v, fn) for k, v in node.items()}
+        return node if all(out[k] is v for k, v in node.items()) else out
+    if isinstance(node, list):
+        items = [_map_refs(v, fn) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
+
+
 def _texts(value: Any) -> list[str]:
     """The strings in ``value``, dict keys included (consent maps names to booleans)."""
     out: list[str] = []
@@ -533,11 +830,6 @@ def _texts(value: Any) -> list[str]:
         elif isinstance(node, list | tuple):
             stack.extend(node)
     return out
-
-
-@functools.lru_cache(maxsize=1024)
-def _steps(path: str) -> tuple[str | None, ...]:
-    return parse_path(path)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -572,6 +864,17 @@ class Privacy:
         self.keyring: MasterKey | None = keyring
         self._opened: dict[bytes, tuple[bytes, bytes]] = {}
         self._local = threading.local()
+        #: Subject key rows as last read or stored by this engine (checked again inside
+        #: every step's commit, so a key erased or replaced elsewhere is never used).
+        self._key_rows: dict[str, SubjectKey] = {}
+        #: ``{ref id: (plaintext, subject, case id)}`` of values this engine sealed or
+        #: opened, so a read skips the decryption; shown only while the vault still
+        #: holds the entry (checked on every read), and purged when erased here.
+        self._plain: dict[str, tuple[Any, str, str, str]] = {}
+        #: ``{case id: version}``: every event of the case up to that version was this
+        #: engine's own or read in a step's transaction, so the plaintexts it holds of the
+        #: case (``_plain``) are the vault's; a step's result is then shown from them.
+        self._seen: dict[str, int] = {}
         #: Personal-field policies by workflow name (the built-ins to start with).
         self.policies: dict[str, PersonalPolicy] = dict(
             BUILTIN_POLICIES if policies is None else policies)
@@ -591,20 +894,51 @@ class Privacy:
                 case_id=case_id, trigger=trigger)
         return self.keyring, self.vault
 
-    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str, SubjectKey | None]:
-        """The subject's key, its commitment key, its state, and the row to store if new.
+    def _subject_key(self, subject: str) -> tuple[bytes, bytes, str, SubjectKey | None,
+                                                  SubjectKey]:
+        """The subject's key, its commitment key, its state, the row to store if new,
+        and the row used.
 
-        A new subject's key is made here and stored with the step's ciphertexts
-        (`Vault.put_with_keys`), in one transaction.
+        A new subject's key is made here and stored with the step's ciphertexts, in
+        the step's own transaction (`commit`); a known one is read once and checked
+        again there.
         """
         keyring, vault = self.keyring, self.vault
         assert keyring is not None and vault is not None
-        stored = vault.key(subject)
+        stored = self._key_rows.get(subject)
+        if stored is None:
+            stored = vault.key(subject)
+            if stored is not None:
+                self._remember_key(stored)
         new = None
         if stored is None:
-            stored = new = SubjectKey(subject, keyring.key_id, keyring.wrap(new_subject_key()))
+            raw = new_subject_key()
+            stored = new = SubjectKey(subject, keyring.key_id, keyring.wrap(raw))
+            self._opened[stored.wrapped] = (raw, commitment_key(raw))
         key, ck = self._open_key(stored.wrapped)
-        return key, ck, stored.state, new
+        return key, ck, stored.state, new, stored
+
+    def _remember_key(self, stored: SubjectKey) -> None:
+        if len(self._key_rows) >= 4096:
+            self._key_rows.clear()
+        self._key_rows[stored.subject] = stored
+
+    def _drop_opened(self, wrapped: bytes) -> None:
+        opened = self._opened.pop(wrapped, None)
+        if opened is not None:
+            forget_cipher(opened[0])
+
+    def _forget_cached(self, subjects: Iterable[str] = (), case_id: str | None = None) -> None:
+        """Drop cached key rows and plaintexts of ``subjects`` (and of ``case_id``)."""
+        gone = set(subjects)
+        for subject in gone:
+            stored = self._key_rows.pop(subject, None)
+            if stored is not None:
+                self._drop_opened(stored.wrapped)
+        if gone or case_id is not None:
+            for ref_id in [r for r, (_, subject, case, _s) in list(self._plain.items())
+                           if subject in gone or case == case_id]:
+                self._plain.pop(ref_id, None)
 
     def _open_key(self, wrapped: bytes) -> tuple[bytes, bytes]:
         """The subject key a stored wrapped key holds, and its commitment key.
@@ -646,7 +980,8 @@ class Privacy:
             if key in data and any(True for _ in references(data[key])):
                 opened[key] = data[key]
                 # Not a write of the step: bypass WorkingData's record of written keys.
-                dict.__setitem__(data, key, map_references(data[key], plain))
+                value = map_references(data[key], plain)
+                dict.__setitem__(data, key, _unmap(value) if policy.refers_to else value)
         return data, opened
 
     def seal_outcome(self, case: Case, trigger: str, outcome: Any,
@@ -661,7 +996,10 @@ class Privacy:
         else:
             refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
                               trigger=trigger)
+        self._local.pending = None
         sealer = _Sealer(self, case.id, trigger)
+        if policy.refers_to:
+            sealer.named = _named_subjects(policy, outcome.data)
         payload = outcome.payload
         if payload_fields and payload:
             payload = sealer.seal_doc(payload, payload_fields)
@@ -687,12 +1025,103 @@ class Privacy:
         if new_values:
             for key, value in new_values.items():
                 dict.__setitem__(data, key, value)
-        sealer.flush()
+        # Stored by `commit`, in the step's own transaction.
+        self._local.pending = (case.id, case.version, sealer) if sealer.sealed else None
         # The step's own new values, so showing its result needs no read of the vault.
         self._local.recent = sealer.plain
         if payload is outcome.payload and not sealer.sealed:
             return outcome
         return attrs.evolve(outcome, data=data, payload=payload)
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """``store.commit(writes)`` with the vault rows of the step just sealed, at once.
+
+        On a `SQLStore` the subject keys and ciphertexts of the step sealed last
+        (by this thread, for this case and version) are written in the step's own
+        transaction, after the subject keys it used are checked to be still the
+        stored ones; the same transaction reads what showing the case needs (its
+        references' entries and subject states). So a step that loses a race, or
+        is refused at commit, leaves no ciphertext; and a key erased or replaced by
+        another engine meanwhile makes the step lose the race (`ConcurrencyError`,
+        retried by ``fire(retries=n)``) instead of sealing under a destroyed key.
+        On a `MemoryStore` the rows are put before the commit and taken back if it
+        fails.
+        """
+        pending = getattr(self._local, "pending", None)
+        self._local.pending = None
+        self._local.prefetched = None
+        self._local.continued = None
+        store, vault = self.store, self.vault
+        if not writes or vault is None or self.keyring is None:
+            store.commit(writes)
+            return
+        first = writes[0]
+        case_id, expected = first.case.id, first.expected_version
+        sealer = pending[2] if (pending is not None and pending[0] == case_id
+                                and pending[1] == expected) else None
+        show: list[str] = []
+        continued = False
+        policy = self.policies.get(first.case.workflow)
+        if policy is not None:
+            own = sealer.plain if sealer is not None else {}
+            refs = [r.ref_id for r in _refs(first.case.data) if r.ref_id not in own]
+            # Every event of the case since this engine last knew its values was its own
+            # (erasure, restriction and retention append an event to each case they
+            # touch): what it holds in clear for the case is still what the vault holds.
+            continued = (expected == 0 or self._seen.get(case_id) == expected) and all(
+                r in self._plain for r in refs)
+            if not continued and isinstance(vault, SQLVault):
+                show = sorted(set(refs))
+        if sealer is None and not show:
+            store.commit(writes)
+            self._continue(case_id, first.case.version, continued)
+            return
+        if isinstance(vault, SQLVault):
+            hook = _InCommit(vault, sealer._new_keys if sealer else (),
+                             sealer.key_states() if sealer else {},
+                             sealer.entries() if sealer else (),
+                             show, case_id, expected)
+            try:
+                store.commit(writes, within=hook)  # type: ignore[call-arg]
+            except ConcurrencyError:
+                self._forget_cached(hook.stale)
+                self._seen.pop(case_id, None)
+                raise
+            if show:
+                self._local.prefetched = (case_id, first.case.version, hook.entries,
+                                          hook.keys)
+                continued = True  # read in the step's own transaction
+        else:
+            assert sealer is not None
+            entries = sealer.entries()
+            stale = vault.put_checked(sealer._new_keys, sealer.used, entries)
+            if stale:
+                self._forget_cached(stale)
+                raise ConcurrencyError(first.case.id, first.expected_version)
+            try:
+                store.commit(writes)
+            except BaseException:
+                vault.take_back(sealer._new_keys, entries)
+                raise
+        if sealer is not None:
+            for key in sealer._new_keys:
+                self._remember_key(key)
+            if len(self._plain) >= 8192:
+                self._plain.clear()
+            for sealed in sealer.sealed:
+                value, state = sealer.plain[sealed.ref_id]
+                self._plain[sealed.ref_id] = (value, sealed.subject, sealed.case_id, state)
+        self._continue(case_id, first.case.version, continued)
+
+    def _continue(self, case_id: str, version: int, continued: bool) -> None:
+        """Record whether this engine's plaintexts of ``case_id`` hold at ``version``."""
+        if not continued:
+            self._seen.pop(case_id, None)
+            return
+        if len(self._seen) >= 8192:
+            self._seen.clear()
+        self._seen[case_id] = version
+        self._local.continued = (case_id, version)
 
     def clean_refusal(self, workflow: str, trigger: str, payload: Mapping[str, Any],
                       data: Mapping[str, Any], exc: GuardRejected) -> GuardRejected:
@@ -729,16 +1158,22 @@ class Privacy:
                   show: Callable[[Reference, Any, str], Any],
                   erased: Any = TOMBSTONE,
                   recent: Mapping[str, tuple[Any, str]] | None = None,
+                  prefetched: tuple[dict[str, VaultEntry], dict[str, SubjectKey]] | None = None,
                   ) -> Callable[[str, Reference], Any]:
         """A `map_references` function: ``show(ref, plaintext, subject state)`` per value.
 
-        ``recent`` holds values the caller has in clear already (the step's own).
+        ``recent`` holds values the caller has in clear already (the step's own);
+        ``prefetched`` the vault entries and keys read in the step's commit.
         """
         vault = self.vault
         known = recent or {}
-        entries, stored_keys = (vault.entries_and_keys(
-            r.ref_id for r in refs if r.ref_id not in known)
-            if vault is not None else ({}, {}))
+        if prefetched is not None:
+            entries, stored_keys = prefetched
+        else:
+            entries, stored_keys = (vault.entries_and_keys(
+                r.ref_id for r in refs if r.ref_id not in known)
+                if vault is not None else ({}, {}))
+        cached = self._plain
         keys: dict[str, tuple[bytes | None, str, bytes | None]] = {}
 
         def resolve(_path: str, ref: Reference) -> Any:
@@ -747,9 +1182,17 @@ class Privacy:
                 return show(ref, value, state)
             entry = entries.get(ref.ref_id)
             if entry is None or vault is None:
+                cached.pop(ref.ref_id, None)  # erased: this engine forgets it too
                 return erased
             if self.keyring is None:
                 return UNREADABLE  # no master key configured: not erased, just not readable
+            hit = cached.get(ref.ref_id)
+            if hit is not None and entry.subject in stored_keys:
+                # Known in clear, and the vault still holds it and its subject's key.
+                state = stored_keys[entry.subject].state
+                if hit[3] != state:
+                    cached[ref.ref_id] = (hit[0], hit[1], hit[2], state)
+                return show(ref, hit[0], state)
             if entry.subject not in keys:
                 stored = stored_keys.get(entry.subject)
                 if stored is None:
@@ -762,12 +1205,18 @@ class Privacy:
                         keys[entry.subject] = (None, "unreadable", None)
             key, state, ck = keys[entry.subject]
             if key is None:
-                return erased if state == "erased" else UNREADABLE
+                if state == "erased":
+                    cached.pop(ref.ref_id, None)
+                    return erased
+                return UNREADABLE
             try:
                 value = unseal(ref, entry.ciphertext, case_id=entry.case_id, path=entry.path,
                                subject=entry.subject, subject_key=key, commit_key=ck)
             except DecryptionError:
                 return erased
+            if len(cached) >= 8192:
+                cached.clear()
+            cached[ref.ref_id] = (value, entry.subject, entry.case_id, state)
             return show(ref, value, state)
 
         return resolve
@@ -795,14 +1244,44 @@ class Privacy:
         policy = self.policies.get(case.workflow)
         if policy is None:
             return case, []
-        refs = [r for _, r in references(case.data)]
-        if not refs:
-            return case, []
         recent = getattr(self._local, "recent", None)
         self._local.recent = None
+        fetched = getattr(self._local, "prefetched", None)
+        self._local.prefetched = None
+        continued = getattr(self._local, "continued", None)
+        self._local.continued = None
+        matches = fetched is not None and fetched[0] == case.id and fetched[1] == case.version
+        if continued == (case.id, case.version) and not matches:
+            # The step just committed, and this engine knows every value of the case.
+            shown: list[str] = []
+            show = self._shower(actor, policy, shown)
+            own = recent or {}
+            plain = self._plain
+
+            def known(_path: str, ref: Reference) -> Any:
+                if ref.ref_id in own:
+                    value, state = own[ref.ref_id]
+                    return show(ref, value, state)
+                value, _subject, _case, state = plain[ref.ref_id]
+                return show(ref, value, state)
+
+            try:
+                data = _map_refs(case.data, known)
+            except KeyError:  # dropped from the bounded cache meanwhile: read the vault
+                pass
+            else:
+                return (attrs.evolve(case, data=_unmap(data) if policy.refers_to else data),
+                        shown)
+        prefetched = (fetched[2], fetched[3]) if matches and fetched is not None else None
+        # With what the step's commit read, no walk to collect the references first.
+        refs = [] if prefetched is not None else _refs(case.data)
+        if not refs and prefetched is None:
+            return case, []
         seen: list[str] = []
-        fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent)
-        return attrs.evolve(case, data=map_references(case.data, fn)), seen
+        fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent,
+                            prefetched=prefetched)
+        data = _map_refs(case.data, fn)
+        return attrs.evolve(case, data=_unmap(data) if policy.refers_to else data), seen
 
     def show_events(self, workflow: str, events: list[Event],
                     actor: Actor | None) -> tuple[list[Event], list[str]]:
@@ -818,11 +1297,12 @@ class Privacy:
         seen: list[str] = []
         fn = self._resolver(refs, self._shower(actor, policy, seen))
         out = []
+        unmap = _unmap if policy.refers_to else (lambda node: node)
         for e in events:
-            payload = map_references(e.payload, fn)
+            payload = unmap(map_references(e.payload, fn))
             changes = e.changes
             if changes is not None and changes.set:
-                new_set = map_references(dict(changes.set), fn)
+                new_set = unmap(map_references(dict(changes.set), fn))
                 changes = attrs.evolve(changes, set=new_set)
             if payload is e.payload and changes is e.changes:
                 out.append(e)
@@ -878,7 +1358,10 @@ class Privacy:
         cases = self.vault.cases_of(subject)
         stored = self.vault.key(subject)
         if stored is not None:
-            self._opened.pop(stored.wrapped, None)
+            self._drop_opened(stored.wrapped)
+        self._forget_cached([subject])
+        for case_id in cases:
+            self._seen.pop(case_id, None)
         count = self.vault.forget(subject)
         for case_id in cases:
             self.append_internal(case_id, ERASED, actor, now,
@@ -889,9 +1372,11 @@ class Privacy:
                limit: int = 100) -> list[Event]:
         """Erase the personal values of cases past their workflow's retention (`tick`).
 
-        A case qualifies when it is in a terminal state and was last written
-        ``retention`` or longer before ``now``. Its ciphertexts are deleted and an
-        `ERASED` event appended, once, however many workers tick at the same time.
+        A case qualifies when it is in a terminal state it entered ``retention`` or
+        longer before ``now`` (`terminal_since`: later writes that change no state,
+        such as a note or an ``erased`` event, do not restart the clock). Its
+        ciphertexts are deleted and an `ERASED` event appended, once, however many
+        workers tick at the same time.
         """
         if self.vault is None:
             return []
@@ -906,6 +1391,8 @@ class Privacy:
             for case_id in self.vault.retention_due(workflow, states, cutoff,
                                                      limit - len(out)):
                 count = self.vault.forget_case(case_id)
+                self._forget_cached(case_id=case_id)
+                self._seen.pop(case_id, None)
                 if count:
                     out.append(self.append_internal(
                         case_id, ERASED, Actor.system(), now,
@@ -922,7 +1409,10 @@ class Privacy:
         if stored is None:
             return []
         self.vault.set_key(attrs.evolve(stored, state="restricted"))
+        self._key_rows.pop(subject, None)
         cases = self.vault.cases_of(subject)
+        for case_id in cases:
+            self._seen.pop(case_id, None)
         for case_id in cases:
             self.append_internal(case_id, RESTRICTED_TRIGGER, actor, now,
                                  {"subject": subject, "reason": reason})
@@ -967,6 +1457,7 @@ class Privacy:
             n += 1
         self.keyring = new
         self._opened.clear()
+        self._key_rows.clear()
         return n
 
 
@@ -982,39 +1473,79 @@ class _Sealer:
         self._new_keys: list[SubjectKey] = []
         #: ``{ref id: (plaintext, subject state)}`` of what this step sealed.
         self.plain: dict[str, tuple[Any, str]] = {}
+        #: ``{declared path: {name: subject}}`` for the policy's `PersonalPolicy.refers_to`.
+        self.named: dict[str, dict[str, str]] = {}
+        #: The stored key rows this step sealed under (checked again in its commit).
+        self.used: list[SubjectKey] = []
+        #: ``{subject: wrapped key}`` of every key the step sealed under, new or stored,
+        #: and ``{subject: state}`` as the step knew it (both checked in its commit).
+        self.wrapped: dict[str, bytes] = {}
+        self.states: dict[str, str] = {}
 
     def _key(self, subject: str) -> tuple[bytes, bytes, str]:
         key = self._keys.get(subject)
         if key is None:
             self.privacy._need(self.case_id, self.trigger)
-            k, ck, state, new = self.privacy._subject_key(subject)
+            k, ck, state, new, row = self.privacy._subject_key(subject)
             if new is not None:
                 self._new_keys.append(new)
+            else:
+                self.used.append(row)
+            self.wrapped[subject] = row.wrapped
+            self.states[subject] = row.state
             key = self._keys[subject] = (k, ck, state)
         return key
+
+    def key_states(self) -> dict[str, tuple[bytes, str]]:
+        """``{subject: (wrapped key, state)}`` of the keys this step sealed under."""
+        return {s: (w, self.states[s]) for s, w in self.wrapped.items()}
+
+    def entries(self) -> list[VaultEntry]:
+        """The vault rows of what this step sealed."""
+        return [VaultEntry(s.ref_id, s.subject, s.case_id, s.path, s.ciphertext)
+                for s in self.sealed]
+
+    def _seal(self, value: Any, kind: str, path: str, subject: str) -> dict[str, Any]:
+        key, ck, state = self._key(subject)
+        s = seal(value, kind=kind, case_id=self.case_id, path=path,
+                 subject=subject, subject_key=key, commit_key=ck)
+        self.plain[s.ref_id] = (value, state)
+        self.sealed.append(s)
+        return s.reference
 
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
         new: dict[str, Any] = {}
         for field in fields:
-            for concrete, value in find(doc, _steps(field.path)):
-                if isinstance(value, Mapping) and "$pii" in value:
+            steps = _steps(field.path)
+            top = steps[0]
+            if top not in doc:
+                continue  # nothing of this field in the document
+            names = self.named.get(field.path)
+            if len(steps) == 1 and top is not None and names is None and field.subject is None:
+                # A top-level key (``contact``): no walk, no path to parse.
+                value = doc[top]
+                if value is None or (isinstance(value, Mapping) and (
+                        "$pii" in value or MAP_KEY in value)):
+                    continue
+                own = subject_of(doc, top, field) or case_subject(self.case_id)
+                new[top] = self._seal(value, field.kind, field.path, own)
+                continue
+            for concrete, value in find(doc, steps):
+                if isinstance(value, Mapping) and ("$pii" in value or MAP_KEY in value):
                     continue  # a reference already (stored data kept by the step)
-                subject = subject_of(doc, concrete, field) or case_subject(self.case_id)
-                key, ck, state = self._key(subject)
-                s = seal(value, kind=field.kind, case_id=self.case_id, path=field.path,
-                         subject=subject, subject_key=key, commit_key=ck)
-                self.plain[s.ref_id] = (value, state)
-                self.sealed.append(s)
-                new[concrete] = s.reference
-        return replace(doc, new) if new else doc
-
-    def flush(self) -> None:
-        if not self.sealed:
-            return
-        _, vault = self.privacy._need(self.case_id, self.trigger)
-        entries = [VaultEntry(s.ref_id, s.subject, s.case_id, s.path, s.ciphertext)
-                   for s in self.sealed]
-        if not vault.put_with_keys(self._new_keys, entries):
-            # Another step made this subject's first key at the same moment: ours
-            # sealed nothing that was stored; the step is retried like a lost race.
-            raise ConcurrencyError(self.case_id, 0)
+                own = subject_of(doc, concrete, field) or case_subject(self.case_id)
+                if names is None:
+                    new[concrete] = self._seal(value, field.kind, field.path, own)
+                elif isinstance(value, Mapping):
+                    # The keys name listed elements: each sealed under its element's subject.
+                    new[concrete] = {MAP_KEY: [
+                        [self._seal(k, "name", field.path, names.get(str(k), own)), v]
+                        for k, v in value.items()]}
+                else:
+                    subject = names.get(value, own) if isinstance(value, str) else own
+                    new[concrete] = self._seal(value, field.kind, field.path, subject)
+        if not new:
+            return doc
+        if all("." not in k and "[" not in k for k in new):
+            return {**doc, **new}  # top-level keys only
+        return replace(doc, new)

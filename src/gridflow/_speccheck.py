@@ -114,6 +114,8 @@ def check(spec: WorkflowSpec, *, graph: bool = True) -> list[SpecProblem]:
                 add(SpecProblem(field, bad, why_name))
     _check_choices(spec.open_choices, "open_choices", add)
     _check_transitions(spec, names, add, graph=graph)
+    if spec.personal is not None:
+        _check_personal(spec, add)
     return out
 
 
@@ -342,3 +344,90 @@ def _check_breaches(spec: WorkflowSpec, names: dict[str, int], non_terminal: set
                             f"timer: its roles ({roles}) leave out {TIMER_ROLE!r}",
                             f"add {TIMER_ROLE!r} to its roles, or the timer only marks the case "
                             "overdue"))
+
+
+def _check_personal(spec: WorkflowSpec, add: Any) -> None:
+    """The declared personal fields: names, overlaps, and paths nothing can ever fill.
+
+    A payload path belongs to triggers the spec has (``open``'s payload is the
+    case data: its paths are ``data`` paths), and no path may go inside a field
+    whose values are restricted to listed choices (a choice is a string: it
+    holds no keys and no list).
+    """
+    from gridflow.personal.fields import fields_problems
+
+    policy = spec.personal
+    assert policy is not None
+    for key in ("readers", "auditors"):
+        for role in sorted(getattr(policy, key), key=str):
+            if (bad := _bad_name(role, "a role name")) is not None:
+                add(SpecProblem(f"personal.{key}", bad, "write the role's name"))
+    by_trigger: dict[str, list[TransitionSpec]] = defaultdict(list)
+    for tr in spec.transitions:
+        by_trigger[tr.trigger].append(tr)
+    triggers = listing(by_trigger)
+
+    def choices_block(path: str, choices: Iterable[Any]) -> str | None:
+        # The first field of the path, if every way of filling it restricts it to choices.
+        steps = path.replace("[]", ".[]").split(".")
+        top = steps[0]
+        if len(steps) > 1 and all(top in c for c in choices):
+            return top
+        return None
+
+    def unfillable(where: str, field: Any, whose: str, why_not: str, hint: str) -> None:
+        add(SpecProblem(where, f"personal path {_q(field.path)} ({whose}) can never be "
+                        f"filled: {why_not}", hint))
+
+    for i, field in enumerate(policy.data):
+        top = choices_block(field.path, [spec.open_choices])
+        if top is not None:
+            unfillable(f"personal.data[{i}]", field, "case data",
+                       f"the opening data's {_q(top)} takes one of its listed choices, a "
+                       "string", f"declare {_q(top)} itself, or a path that the data holds")
+    for problem in fields_problems(policy.data, "personal.data"):
+        add(problem)
+    every = [tr.choices for tr in spec.transitions]
+    for i, field in enumerate(policy.payload):
+        where = f"personal.payload[{i}]"
+        if not spec.transitions:
+            unfillable(where, field, "every trigger's payload", "the workflow has no triggers",
+                       "declare the opening data's paths under personal.data")
+            continue
+        top = choices_block(field.path, every)
+        if top is not None:
+            unfillable(where, field, "every trigger's payload",
+                       f"every trigger restricts {_q(top)} to its listed choices, a string",
+                       f"declare {_q(top)} itself, or a path that payloads hold")
+    for problem in fields_problems(policy.payload, "personal.payload"):
+        add(problem)
+    declared = {f.path for f in (*policy.data, *policy.payload)} | {
+        f.path for fields in policy.triggers.values() for f in fields}
+    data_paths = {f.path for f in policy.data}
+    for path, target in policy.refers_to.items():
+        if path not in declared:
+            add(SpecProblem("personal.refers_to", f"{_q(path)} is not a declared personal path",
+                            "refers_to names paths declared under data, payload or triggers"))
+        if target not in data_paths:
+            add(SpecProblem("personal.refers_to", f"{_q(target)} (named by {_q(path)}) is not a "
+                            "declared path of the case data",
+                            "it names the list whose elements' subjects the names take, e.g. "
+                            "parties[].name"))
+    for trigger, fields in policy.triggers.items():
+        at = f"personal.triggers.{_label(trigger)}"
+        ways = by_trigger.get(trigger)
+        for i, field in enumerate(fields):
+            where = f"{at}[{i}]"
+            whose = f"trigger {_q(trigger)}"
+            if trigger == "open":
+                unfillable(where, field, whose, "the opening data is the case data, not a "
+                           "trigger's payload", "declare the path under personal.data")
+            elif not ways:
+                unfillable(where, field, whose, f"the workflow has no trigger {_q(trigger)}",
+                           f"its triggers: {triggers}")
+            elif (top := choices_block(field.path, [tr.choices for tr in ways])) is not None:
+                unfillable(where, field, whose, f"{_q(top)} takes one of the trigger's listed "
+                           "choices, a string",
+                           f"declare {_q(top)} itself, or a path that the payload holds")
+        for problem in fields_problems((*policy.payload, *fields), at):
+            add(problem)

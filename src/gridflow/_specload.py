@@ -20,7 +20,8 @@ from typing import Any, cast
 from gridflow._errors import SpecError, SpecProblem
 
 __all__ = [
-    "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "MAX_SPEC_NODES", "parse_spec", "read_spec", "read_text",
+    "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "MAX_SPEC_NODES", "PERSONAL_KEYS", "parse_spec",
+    "personal_policy", "personal_to_dict", "read_spec", "read_text",
 ]
 
 #: Largest spec file read, in bytes (1 MiB; the built-in specs are under 20 KB).
@@ -291,3 +292,163 @@ def _check_keys(yaml: Any, node: Any, path: Path) -> None:
                           f"key {key.value[:40]!r} appears twice in one mapping",
                           "each key may be given once; the second would silently win")
         seen.add((key.tag, key.value))
+
+
+# -- declared personal fields ------------------------------------------------------------------
+
+#: The keys of a spec's ``personal`` section (those of `gridflow._sealing.PersonalPolicy`).
+PERSONAL_KEYS = ("readers", "auditors", "data", "payload", "triggers", "retention",
+                 "unseal_for_steps", "refers_to")
+_FIELD_KEYS = ("path", "kind", "subject")
+
+
+def personal_policy(data: Any, where: str = "spec.personal") -> tuple[Any, list[SpecProblem]]:
+    """A spec's ``personal`` section as a `gridflow._sealing.PersonalPolicy`, and its
+    shape problems (the policy is ``None`` when there is any).
+
+    The section names the personal paths of case data (``data``), of every
+    trigger's payload (``payload``) and of one trigger's (``triggers``), each
+    ``{path, kind, subject?}``; the roles that read them in clear
+    (``readers``) and read restricted ones (``auditors``, default
+    ``[auditor]``); optionally ``retention`` (a duration after the case became
+    terminal), ``unseal_for_steps`` (guards read the stored values) and
+    ``refers_to`` (``{consent: parties[].name}``: those values, or a mapping's
+    keys, name listed elements, and are sealed under each one's subject).
+
+    Example:
+        >>> policy, problems = personal_policy({"readers": ["coordinator"],
+        ...     "data": [{"path": "reporter.phone", "kind": "phone"}],
+        ...     "triggers": {"note": [{"path": "contact", "kind": "free_text",
+        ...                            "subject": "reporter.subject"}]}})
+        >>> problems, [f.path for f in policy.payload_fields("note")], sorted(policy.readers)
+        ([], ['contact'], ['coordinator'])
+        >>> _, problems = personal_policy({"data": [{"path": "reporter.phone", "kind": "mobile"}]})
+        >>> [(p.where, p.what) for p in problems]
+        [('spec.personal.data[0]', "kind 'mobile' is not a kind of personal value")]
+    """
+    from datetime import timedelta
+
+    from gridflow.convert import describe, parse_duration
+    from gridflow.personal.fields import PersonalField, field_problems
+    from gridflow.personal.policy import PersonalPolicy
+
+    problems: list[SpecProblem] = []
+    add = problems.append
+    if not isinstance(data, dict):
+        add(SpecProblem(where, f"expected a mapping, got {describe(data)}",
+                        f"write personal: as a mapping with {', '.join(PERSONAL_KEYS)}"))
+        return None, problems
+    extra = [k for k in data if k not in PERSONAL_KEYS]
+    if extra:
+        add(SpecProblem(where, f"extra fields found ({', '.join(map(str, extra[:10]))})",
+                        f"allowed fields: {', '.join(PERSONAL_KEYS)}"))
+
+    def roles(key: str, default: frozenset[str]) -> frozenset[str]:
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
+            add(SpecProblem(f"{where}.{key}", f"expected a list of role names, got "
+                            f"{describe(value)}", f"write {key}: [coordinator, ...]"))
+            return default
+        return frozenset(value)
+
+    def fields(value: Any, at: str) -> tuple[PersonalField, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            add(SpecProblem(at, f"expected a list, got {describe(value)}",
+                            "write one {path: ..., kind: ...} mapping per personal path"))
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            here = f"{at}[{i}]"
+            if not isinstance(item, dict):
+                add(SpecProblem(here, f"expected a mapping, got {describe(item)}",
+                                "write {path: reporter.phone, kind: phone}"))
+                continue
+            bad = [k for k in item if k not in _FIELD_KEYS]
+            if bad:
+                add(SpecProblem(here, f"extra fields found ({', '.join(map(str, bad[:10]))})",
+                                f"allowed fields: {', '.join(_FIELD_KEYS)}"))
+            if "path" not in item or "kind" not in item:
+                missing = [k for k in ("path", "kind") if k not in item]
+                add(SpecProblem(here, f"required field missing: {', '.join(missing)}",
+                                "a personal field needs a path and a kind"))
+                continue
+            found = field_problems(item["path"], item["kind"], item.get("subject"), here)
+            if found:
+                problems.extend(found)
+                continue
+            out.append(PersonalField(item["path"], item["kind"], item.get("subject")))
+        return tuple(out)
+
+    readers = roles("readers", frozenset())
+    auditors = roles("auditors", frozenset({"auditor"}))
+    own = fields(data.get("data"), f"{where}.data")
+    every = fields(data.get("payload"), f"{where}.payload")
+    per: dict[str, tuple[PersonalField, ...]] = {}
+    triggers = data.get("triggers")
+    if triggers is not None and not isinstance(triggers, dict):
+        add(SpecProblem(f"{where}.triggers", f"expected a mapping, got {describe(triggers)}",
+                        "write triggers: {note: [{path: contact, kind: free_text}]}"))
+    for trigger, value in (triggers or {}).items() if isinstance(triggers, dict) else ():
+        per[str(trigger)] = fields(value, f"{where}.triggers.{trigger}")
+    retention: timedelta | None = None
+    if data.get("retention") is not None:
+        try:
+            if isinstance(data["retention"], int | float):
+                raise ValueError(f"not a duration: {describe(data['retention'])}; write e.g. "
+                                 "1095d or P1095D")
+            retention = parse_duration(data["retention"])
+        except ValueError as exc:
+            add(SpecProblem(f"{where}.retention", str(exc), ""))
+    refers = data.get("refers_to") or {}
+    if not isinstance(refers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in refers.items()):
+        add(SpecProblem(f"{where}.refers_to", f"expected a mapping of paths to paths, got "
+                        f"{describe(refers)}", "write refers_to: {consent: parties[].name}"))
+        refers = {}
+    unseal = data.get("unseal_for_steps", False)
+    if not isinstance(unseal, bool):
+        add(SpecProblem(f"{where}.unseal_for_steps",
+                        f"expected true or false, got {describe(unseal)}", ""))
+    if problems:
+        return None, problems
+    return PersonalPolicy(data=own, payload=every, triggers=per, readers=readers,
+                          auditors=auditors, retention=retention,
+                          unseal_for_steps=unseal, refers_to=dict(refers)), []
+
+
+def personal_to_dict(policy: Any) -> dict[str, Any]:
+    """A `gridflow._sealing.PersonalPolicy` as the plain data `personal_policy` reads back.
+
+    Example:
+        >>> from gridflow._sealing import BUILTIN_POLICIES
+        >>> d = personal_to_dict(BUILTIN_POLICIES["grid_case"])
+        >>> d["readers"], d["data"][0]
+        (['coordinator'], {'path': 'reporter.name', 'kind': 'name'})
+        >>> personal_policy(d)[0] == BUILTIN_POLICIES["grid_case"]
+        True
+        >>> m = personal_to_dict(BUILTIN_POLICIES["mediation"])
+        >>> m["refers_to"]["consent"], personal_policy(m)[0] == BUILTIN_POLICIES["mediation"]
+        ('parties[].name', True)
+    """
+    from gridflow.convert import format_duration
+
+    def fields(items: Any) -> list[dict[str, Any]]:
+        return [{"path": f.path, "kind": f.kind,
+                 **({"subject": f.subject} if f.subject is not None else {})} for f in items]
+
+    out: dict[str, Any] = {"readers": sorted(policy.readers),
+                           "auditors": sorted(policy.auditors),
+                           "data": fields(policy.data), "payload": fields(policy.payload)}
+    if policy.triggers:
+        out["triggers"] = {t: fields(v) for t, v in sorted(policy.triggers.items())}
+    if policy.retention is not None:
+        out["retention"] = format_duration(policy.retention)
+    if policy.unseal_for_steps:
+        out["unseal_for_steps"] = True
+    if policy.refers_to:
+        out["refers_to"] = dict(sorted(policy.refers_to.items()))
+    return out

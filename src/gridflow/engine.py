@@ -339,6 +339,9 @@ class Engine:
         if self._recorded is not None:
             self._check_recorded(spec)
         self._compiled[key] = compile_workflow(spec, self.guards, self.effects, self.roles)
+        if spec.personal is not None and spec.version >= self._latest.get(spec.name, 0):
+            # A spec's declared personal fields; the latest version's apply to the workflow.
+            self.privacy.policies[spec.name] = spec.personal
         if spec.version > self._latest.get(spec.name, 0):
             self._latest[spec.name] = spec.version
 
@@ -961,7 +964,7 @@ class Engine:
         return its result instead (the step happened once)."""
         try:
             committing()
-            self.store.commit(writes)
+            self.privacy.commit(writes)  # the store's commit, with the step's vault rows
         except ConcurrencyError:
             if key is not None:
                 done = self.store.event_by_key(key)

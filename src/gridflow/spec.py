@@ -31,8 +31,16 @@ from gridflow._speccheck import (
     RESERVED_TRIGGERS,
     check,
 )
-from gridflow._specload import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_NODES, read_spec
+from gridflow._specload import (
+    MAX_SPEC_BYTES,
+    MAX_SPEC_DEPTH,
+    MAX_SPEC_NODES,
+    personal_policy,
+    personal_to_dict,
+    read_spec,
+)
 from gridflow.convert import ShapeError, converter, describe, shorten
+from gridflow.personal.policy import PersonalPolicy
 
 __all__ = [
     "MAX_DEADLINE",
@@ -215,6 +223,10 @@ class WorkflowSpec:
     open_choices: dict[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_choices)
     open_effects: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     roles: tuple[RoleSpec, ...] = attrs.field(default=(), converter=_roles)
+    #: The declared personal fields (PIPL), or ``None``: a
+    #: `gridflow.personal.policy.PersonalPolicy`; in spec files, the ``personal``
+    #: section (`gridflow._specload.personal_policy`).
+    personal: PersonalPolicy | None = None
 
     def __attrs_post_init__(self) -> None:
         if _UNCHECKED.get():
@@ -337,7 +349,19 @@ class WorkflowSpec:
             >>> GRID_CASE.to_dict()["name"]
             'grid_case'
         """
-        out: dict[str, Any] = converter.unstructure(self)
+        personal, bare = self.personal, self
+        if personal is not None:
+            token = _UNCHECKED.set(True)
+            try:
+                bare = attrs.evolve(self, personal=None)
+            finally:
+                _UNCHECKED.reset(token)
+        out: dict[str, Any] = converter.unstructure(bare)
+        # A spec without personal fields keeps the canonical form (and fingerprint) it
+        # had before specs could declare them.
+        del out["personal"]
+        if personal is not None:
+            out["personal"] = personal_to_dict(personal)
         return out
 
     @classmethod
@@ -404,10 +428,16 @@ class _Builder:
         self.problems.append(SpecProblem(where, what, why))
 
     def workflow(self, data: Any) -> dict[str, Any]:
-        kwargs = self.fields(WorkflowSpec, data, "spec", nested={"states", "transitions", "roles"})
+        kwargs = self.fields(WorkflowSpec, data, "spec",
+                             nested={"states", "transitions", "roles", "personal"})
         if kwargs is None:
             self.checkable = False
             return dict(_STAND_IN, states=(), transitions=())
+        if "personal" in kwargs:
+            policy, problems = personal_policy(kwargs.pop("personal"))
+            self.problems.extend(problems)
+            if policy is not None:
+                kwargs["personal"] = policy
         for key in ("name", "version", "initial"):
             kwargs.setdefault(key, _STAND_IN[key])
         for key, cls in (("states", StateSpec), ("transitions", TransitionSpec),

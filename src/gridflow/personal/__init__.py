@@ -11,7 +11,9 @@ One job per module, lower ones first:
 - `reference`: the ``{"$pii": ...}`` object stored in place of a value;
 - `seal`: value → (reference, ciphertext) and back;
 - `masks`: ``王**``, ``138****5678``, tombstones;
-- `screen`: finding and masking personal values in exported text.
+- `screen`: finding and masking personal values in exported text;
+- `policy`: a workflow's `PersonalPolicy` (its fields, readers, retention), as
+  specs carry it.
 
 Only `keyring`, `cipher`, `commitment` and `seal` need the ``pii`` extra
 (``cryptography``), and import it when first used.

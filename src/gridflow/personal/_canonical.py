@@ -19,9 +19,10 @@ def encode_parts(*parts: str | bytes) -> bytes:
         >>> encode_parts("王").hex()
         '00000003e78e8b'
     """
-    out = bytearray()
+    chunks = []
     for part in parts:
-        raw = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else bytes(part)
-        out += len(raw).to_bytes(4, "big")
-        out += raw
-    return bytes(out)
+        raw = part.encode("utf-8", "surrogatepass") if part.__class__ is str else (
+            part.encode("utf-8", "surrogatepass") if isinstance(part, str) else bytes(part))
+        chunks.append(len(raw).to_bytes(4, "big"))
+        chunks.append(raw)
+    return b"".join(chunks)

@@ -6,6 +6,7 @@ optional extra; only sealing, opening and key wrapping need it.
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
 from gridflow._errors import PersonalDataError
@@ -13,7 +14,7 @@ from gridflow._errors import PersonalDataError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["aes_gcm", "hkdf_sha256", "key_unwrap", "key_wrap", "missing_extra"]
+__all__ = ["aes_gcm", "forget_cipher", "hkdf_sha256", "key_unwrap", "key_wrap", "missing_extra"]
 
 
 class _MissingCryptography(PersonalDataError, ImportError):
@@ -34,18 +35,40 @@ def missing_extra() -> ImportError:
     )
 
 
+_CIPHERS: dict[bytes, AESGCM] = {}
+
+
 def aes_gcm(key: bytes) -> AESGCM:
-    """An AES-GCM cipher object for a 32-byte key.
+    """An AES-GCM cipher object for a 32-byte key (the last few thousand are kept:
+    making one costs more than sealing a short value with it).
 
     Example:
         >>> len(aes_gcm(bytes(32)).encrypt(bytes(12), b"x", None))
         17
+        >>> aes_gcm(bytes(32)) is aes_gcm(bytes(32))
+        True
     """
+    found = _CIPHERS.get(key)
+    if found is not None:
+        return found
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError as exc:
         raise missing_extra() from exc
-    return AESGCM(key)
+    if len(_CIPHERS) >= 4096:
+        _CIPHERS.clear()
+    found = _CIPHERS[bytes(key)] = AESGCM(key)
+    return found
+
+
+def forget_cipher(key: bytes) -> None:
+    """Drop the kept cipher object of ``key`` (its subject was erased).
+
+    Example:
+        >>> _ = aes_gcm(b"k" * 32); forget_cipher(b"k" * 32); b"k" * 32 in _CIPHERS
+        False
+    """
+    _CIPHERS.pop(bytes(key), None)
 
 
 def key_wrap(kek: bytes, key: bytes) -> bytes:
@@ -87,10 +110,20 @@ def hkdf_sha256(key: bytes, info: bytes, length: int = 32) -> bytes:
     Example:
         >>> hkdf_sha256(bytes(32), b"a") != hkdf_sha256(bytes(32), b"b")
         True
+        >>> from cryptography.hazmat.primitives import hashes
+        >>> from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        >>> all(HKDF(algorithm=hashes.SHA256(), length=n, salt=None, info=b"i").derive(b"k" * 32)
+        ...     == hkdf_sha256(b"k" * 32, b"i", n) for n in (16, 32, 64, 100))
+        True
     """
-    try:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-    except ImportError as exc:
-        raise missing_extra() from exc
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
+    # RFC 5869 with the standard library's HMAC (what cryptography's HKDF computes,
+    # without the cost of its objects): no salt means a zero salt of hash length.
+    if not 0 < length <= 255 * 32:
+        raise ValueError("HKDF-SHA256 derives 1 to 8160 bytes")
+    prk = hmac.digest(bytes(32), key, "sha256")
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
+        out += block
+        counter += 1
+    return out[:length]

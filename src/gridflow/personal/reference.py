@@ -243,8 +243,8 @@ def map_references(data: Any, fn: Callable[[str, Reference], Any]) -> Any:
 
 def _map(node: Any, at: tuple[str | int, ...], fn: Callable[[str, Reference], Any]) -> Any:
     if isinstance(node, Mapping):
-        if is_reference(node):
-            return fn(format_steps(at), parse_reference(node))
+        if REF_KEY in node and _problem(node) is None:
+            return fn(format_steps(at), Reference(node[REF_KEY], node["kind"], node["c"]))
         out = {k: _map(v, (*at, str(k)), fn) for k, v in node.items()}
         return node if all(out[k] is v for k, v in node.items()) else out
     if isinstance(node, list | tuple):

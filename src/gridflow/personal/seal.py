@@ -22,6 +22,11 @@ from gridflow.personal.reference import Reference, make_reference, new_ref_id, p
 __all__ = ["Sealed", "seal", "unseal", "value_from_text", "value_text"]
 
 
+# One encoder for every call (json.dumps with these options would make one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                           allow_nan=False).encode
+
+
 def value_text(value: Any, where: str = "personal value") -> str:
     """The canonical JSON text of ``value`` (sorted keys, no spaces, UTF-8 kept).
 
@@ -33,8 +38,7 @@ def value_text(value: Any, where: str = "personal value") -> str:
         ('"王小明"', '{"a":[2],"b":1}')
     """
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                          allow_nan=False)
+        return _encode(value)
     except (TypeError, ValueError):
         raise InvalidPayload(
             f"{where!r} holds a {type(value).__name__} that is not JSON; personal values "

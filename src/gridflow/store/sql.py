@@ -883,7 +883,8 @@ class SQLStore:
             "digests": event.field_digests(),
         }
 
-    def commit(self, writes: Sequence[Write]) -> None:
+    def commit(self, writes: Sequence[Write], *,
+               within: Callable[[Callable[..., Any]], None] | None = None) -> None:
         """Apply every write in one transaction, or none of them.
 
         Each case row is inserted (``expected_version`` 0) or updated where its
@@ -891,6 +892,12 @@ class SQLStore:
         version, an existing case, a stored ``(case_id, seq)`` or a stored
         idempotency key raise `ConcurrencyError`; any other failure `StoreError`.
         Either way nothing is written.
+
+        ``within(execute)``, if given, runs last inside the same transaction, with
+        ``execute(sql, params)`` running driver-level SQL (compiled for this
+        dialect, named parameters) on its connection; what it raises rolls the
+        whole commit back. The personal-data vault writes its ciphertexts there
+        (`gridflow._sealing`), so a step that is not committed leaves none.
 
         Example:
             >>> import os, tempfile, gridflow
@@ -920,7 +927,7 @@ class SQLStore:
             event_rows = [self._event_params(w.event) for w in ordered]
             try:
                 if self._hot is not None:
-                    self._hot_commit(ordered, event_rows)
+                    self._hot_commit(ordered, event_rows, within)
                     return
                 with self._writer.begin() as conn:
                     for w in ordered:
@@ -932,6 +939,8 @@ class SQLStore:
                             raise _Conflict(w.case.id, w.expected_version)
                     conn.execute(self._i_event, event_rows[0] if len(event_rows) == 1
                                  else event_rows)
+                    if within is not None:
+                        within(conn.exec_driver_sql)
                 return
             except _Conflict as exc:
                 case_id, expected = exc.case_id, exc.expected
@@ -945,7 +954,8 @@ class SQLStore:
                 (case_id, expected), cause = self._blame(ordered), exc
         raise ConcurrencyError(case_id, expected, self._version_of(case_id)) from cause
 
-    def _hot_commit(self, ordered: Sequence[Write], event_rows: list[dict[str, Any]]) -> None:
+    def _hot_commit(self, ordered: Sequence[Write], event_rows: list[dict[str, Any]],
+                    within: Callable[[Callable[..., Any]], None] | None = None) -> None:
         """commit's transaction on a DBAPI cursor (the same statements as on Core)."""
         hot = self._hot
         assert hot is not None
@@ -984,6 +994,8 @@ class SQLStore:
                     cur.execute(hot.insert_event, event_rows[0])
                 else:
                     cur.executemany(hot.insert_event, event_rows)
+                if within is not None:
+                    within(cur.execute)
                 conn.commit()
             except BaseException:
                 with suppress(self._driver_error):
