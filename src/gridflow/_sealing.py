@@ -996,7 +996,10 @@ class _Sealer:
     def seal_doc(self, doc: Mapping[str, Any], fields: Sequence[PersonalField]) -> Any:
         new: dict[str, Any] = {}
         for field in fields:
-            for concrete, value in find(doc, _steps(field.path)):
+            steps = _steps(field.path)
+            if steps[0] is not None and steps[0] not in doc:
+                continue  # what `find` yields for an absent key: nothing (the quick test)
+            for concrete, value in find(doc, steps):
                 if isinstance(value, Mapping) and "$pii" in value:
                     continue  # a reference already (stored data kept by the step)
                 subject = subject_of(doc, concrete, field) or case_subject(self.case_id)
