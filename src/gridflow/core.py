@@ -37,7 +37,7 @@ from gridflow._errors import (
 )
 from gridflow.calendar import Calendar
 from gridflow.machine import CompiledWorkflow, Rule
-from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event, event_text
+from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event, _fast_bytes, event_text
 from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
 from gridflow.values import MAX_EVENT_BYTES, check, detach
@@ -447,13 +447,17 @@ _NOTHING: Any = object()
 def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
             actor: Actor, at: datetime, payload: dict[str, Any], key: str | None, prev: str,
             changes: Changes) -> Event:
-    try:
-        text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                          changes)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the step's values are "
-                             f"not JSON-able ({exc})", case_id=case_id, trigger=trigger) from None
-    data = text.encode()
+    data = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
+                       changes)
+    if data is None:
+        try:
+            text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key,
+                              prev, changes)
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the step's values "
+                                 f"are not JSON-able ({exc})", case_id=case_id,
+                                 trigger=trigger) from None
+        data = text.encode()
     if len(data) > MAX_EVENT_BYTES:
         raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the event would be "
                              f"{len(data):,} bytes; at most {MAX_EVENT_BYTES:,} bytes are stored "

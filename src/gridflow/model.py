@@ -31,6 +31,7 @@ __all__ = [
     "Changes",
     "Event",
     "canonical_json",
+    "event_bytes",
     "event_hash",
     "event_text",
 ]
@@ -591,6 +592,152 @@ def event_text(
         return _dumps(body)
 
 
+# -- the same text, as UTF-8 bytes, by orjson where it is byte-identical ---------------------
+#
+# orjson (the optional ``fast`` extra) writes str, bool, None, integers, lists and
+# str-keyed dicts exactly as the canonical encoder does (sorted keys, no spaces,
+# UTF-8, the same escapes), and an aware UTC datetime exactly as its
+# ``isoformat()``. Floats it writes differently (``1e16`` for ``1e+16``), so a
+# value holding a float, or anything else (a subclass, a big integer, a
+# non-UTC time), takes the exact path. `tests/test_event_hash.py` holds the
+# vectors that the two agree byte for byte.
+
+_ORJSON_NOT_LOADED: Any = object()
+_orjson: Any = _ORJSON_NOT_LOADED
+
+
+def _load_orjson() -> Any:
+    # Imported by the first hash, not by `import gridflow`; None without the extra.
+    global _orjson
+    found: Any
+    try:
+        import orjson as found
+    except ImportError:
+        found = None
+    if found is not None and not hasattr(found, "OPT_SORT_KEYS"):
+        found = None  # not the orjson this code knows
+    _orjson = found
+    return found
+
+
+def _orjson_exact(value: Any, depth: int) -> bool:
+    """Whether orjson writes ``value`` (a dict or a list) byte for byte as the
+    canonical encoder does: only exact str, bool, None, ints within 64 bits,
+    lists and str-keyed dicts, not nested past orjson's limit."""
+    if depth > 64:
+        return False
+    if value.__class__ is dict:
+        for key in value:
+            if key.__class__ is not str:
+                return False
+        items: Any = value.values()
+    else:
+        items = value
+    for item in items:
+        cls = item.__class__
+        if cls is str or cls is bool or item is None:
+            continue
+        if cls is int:
+            if not -9_223_372_036_854_775_808 <= item <= 18_446_744_073_709_551_615:
+                return False
+        elif cls is dict or cls is list:
+            if item and not _orjson_exact(item, depth + 1):
+                return False
+        else:
+            return False
+    return True
+
+
+# The actor's hashed fields, per distinct actor: (id, sorted roles, grids).
+_actor_fields: dict[Actor, tuple[str, list[str], list[str] | str]] = {}
+
+
+def _fast_bytes(
+    case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
+    actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
+    prev_hash: str, changes: Changes | None,
+) -> bytes | None:
+    """`event_text` encoded, by orjson; ``None`` where it is not exact (the caller
+    then encodes `event_text`)."""
+    orjson = _orjson
+    if orjson is _ORJSON_NOT_LOADED:
+        orjson = _load_orjson()
+    if orjson is None or changes is None or seq.__class__ is not int:
+        return None
+    if payload.__class__ is not dict or (payload and not _orjson_exact(payload, 0)):
+        return None
+    data = changes.set
+    if data.__class__ is not dict or (data and not _orjson_exact(data, 0)):
+        return None
+    version = changes.workflow_version
+    if version.__class__ is not int:
+        return None
+    for text in (case_id, trigger, prev_hash):
+        if text.__class__ is not str:
+            return None
+    for maybe in (source, dest, idempotency_key, changes.workflow, changes.grid):
+        if maybe is not None and maybe.__class__ is not str:
+            return None
+    links, unset = changes.links, changes.unset
+    if links and not _orjson_exact(links_list := list(links), 0):
+        return None
+    if unset and not _orjson_exact(unset_list := list(unset), 0):
+        return None
+    when: Any = at if at.tzinfo is UTC and at.__class__ is datetime else at.isoformat()
+    deadline: Any = changes.deadline_at
+    if deadline is not None:
+        deadline = deadline if deadline.tzinfo is UTC and deadline.__class__ is datetime \
+            else deadline.astimezone(UTC).isoformat()
+    fields = _actor_fields.get(actor)
+    if fields is None:
+        fields = (actor.id, sorted(actor.roles), actor.grids_json())
+        if not _orjson_exact(list(fields), 0):
+            return None
+        if len(_actor_fields) >= 4096:
+            _actor_fields.clear()
+        _actor_fields[actor] = fields
+    hashed_changes: dict[str, Any] = {
+        "deadline_at": deadline, "links": links_list if links else [],
+        "set": data, "unset": unset_list if unset else [], "workflow_version": version}
+    if changes.workflow is not None:
+        hashed_changes["workflow"] = changes.workflow
+        hashed_changes["grid"] = changes.grid
+    try:
+        out: bytes = orjson.dumps(
+            [case_id, seq, trigger, source, dest, fields[0], fields[1], fields[2], when,
+             payload, idempotency_key, prev_hash, hashed_changes],
+            option=orjson.OPT_SORT_KEYS)
+    except (TypeError, ValueError):
+        return None  # e.g. a lone surrogate, which orjson refuses: the exact path decides
+    return out
+
+
+def event_bytes(
+    case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
+    actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
+    prev_hash: str, changes: Changes | None = None,
+) -> bytes:
+    """`event_text` as the UTF-8 bytes its hash is taken over.
+
+    Written by orjson where that is byte-identical (when the optional
+    ``fast`` extra is installed), else by encoding `event_text`.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> args = ("c-1", 2, "note", "reported", None, Actor.system(), t, {"n": 1.5},
+        ...         None, GENESIS_HASH, Changes())
+        >>> event_bytes(*args) == event_text(*args).encode()
+        True
+    """
+    fast = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload,
+                       idempotency_key, prev_hash, changes)
+    if fast is not None:
+        return fast
+    return event_text(case_id, seq, trigger, source, dest, actor, at, payload,
+                      idempotency_key, prev_hash, changes).encode()
+
+
 def event_hash(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
@@ -607,7 +754,7 @@ def event_hash(
         >>> h == _sha256(event_text(*args).encode()).hexdigest()
         True
     """
-    text = event_text(case_id, seq, trigger, source, dest, actor, at, payload,
-                      idempotency_key, prev_hash, changes)
-    digest: str = _sha256(text.encode()).hexdigest()
+    data = event_bytes(case_id, seq, trigger, source, dest, actor, at, payload,
+                       idempotency_key, prev_hash, changes)
+    digest: str = _sha256(data).hexdigest()
     return digest

@@ -236,19 +236,43 @@ def check(value: Mapping[str, Any], where: str, *, trigger: str = "",
         ...
         gridflow._errors.InvalidPayload: data.n is an integer outside 64 bits ...
     """
-    for item in value.values():
+    if value.__class__ is dict:
+        try:
+            if _plain(value, 0):
+                return
+        except RecursionError:
+            pass
+    detach(value, where, trigger=trigger, case_id=case_id)
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether `_quick` would take ``value`` (a dict or a list) as it is: the same
+    tests, as a type walk that copies nothing. False: `detach` decides (and
+    names the path of what it refuses)."""
+    if depth >= MAX_DEPTH:
+        return False
+    if value.__class__ is list:
+        items: Any = value
+    else:
+        for key in value:
+            if key.__class__ is not str or "\x00" in key or not (key.isascii()
+                                                               or key.isprintable()):
+                return False
+        items = value.values()
+    for item in items:
         cls = item.__class__
         if cls is str:
             if "\x00" in item or not (item.isascii() or item.isprintable()):
-                break
+                return False
         elif cls is int:
             if not MIN_INT <= item <= MAX_INT:
-                break
+                return False
+        elif cls is dict or cls is list:
+            if not _plain(item, depth + 1):
+                return False
+        elif cls is float:
+            if not math.isfinite(item) or (item == 0.0 and math.copysign(1.0, item) < 0):
+                return False
         elif cls is not bool and item is not None:
-            break
-    else:
-        keys_plain = all(k.__class__ is str and "\x00" not in k and (k.isascii() or k.isprintable())
-                         for k in value)
-        if keys_plain:
-            return
-    detach(value, where, trigger=trigger, case_id=case_id)
+            return False
+    return True

@@ -87,6 +87,9 @@ class MemoryStore:
             ...
             gridflow._errors.ConcurrencyError: case ... is no longer at version 0, it is now ...
         """
+        if len(writes) == 1:
+            self._commit_one(writes[0])
+            return
         with self._lock:
             cases = self._cases
             staged: dict[str, int] = {}
@@ -122,6 +125,34 @@ class MemoryStore:
                 if w.event.idempotency_key is not None:
                     self._keys[w.event.idempotency_key] = w.event
                 self._unlogged.append(w.event)
+                self._claims.pop(cid, None)
+
+    def _commit_one(self, w: Write) -> None:
+        # `commit` of one write (most steps): the same checks and writes, once.
+        case, event = w.case, w.event
+        cid = case.id
+        with self._lock:
+            cases = self._cases
+            stored = cases.get(cid)
+            actual = 0 if stored is None else stored.version
+            if actual != w.expected_version:
+                raise ConcurrencyError(cid, w.expected_version, actual)
+            key = event.idempotency_key
+            if key is not None and key in self._keys:
+                raise ConcurrencyError(cid, w.expected_version, actual)
+            deadline = case.deadline_at
+            if deadline is not None and (stored is None or stored.deadline_at != deadline):
+                heapq.heappush(self._due, (deadline, cid))
+            cases[cid] = case
+            log = self._events.get(cid)
+            if log is None:
+                self._events[cid] = [event]
+            else:
+                log.append(event)
+            if key is not None:
+                self._keys[key] = event
+            self._unlogged.append(event)
+            if self._claims:
                 self._claims.pop(cid, None)
 
     def _filtered(
