@@ -55,3 +55,80 @@ def test_references_quick_test_is_exact(data: Any) -> None:
     finally:
         ref_mod._may_hold_reference = original
     assert quick == slow
+
+
+# -- the personal layer's quick "nothing to seal" ----------------------------------------
+
+_TRIGGERS = st.sampled_from(["note", "triage", "dispatch", "close", "report_done"])
+_TOP = st.sampled_from(["reporter", "contact", "title", "plan", "done", "parties"])
+_FIELD_VALUES = st.one_of(st.text(max_size=3), st.dictionaries(
+    st.sampled_from(["name", "phone", "x"]), st.text(max_size=3), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(trigger=_TRIGGERS, payload=st.dictionaries(_TOP, _FIELD_VALUES, max_size=3),
+       before=st.dictionaries(_TOP, _FIELD_VALUES, max_size=3),
+       writes=st.dictionaries(_TOP, _FIELD_VALUES | st.none(), max_size=3),
+       workflow=st.sampled_from(["grid_case", "mediation"]))
+def test_nothing_to_seal_only_when_the_full_pass_seals_nothing(
+    trigger: str, payload: dict[str, Any], before: dict[str, Any], writes: dict[str, Any],
+    workflow: str,
+) -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing, core
+
+    privacy = gridflow.Engine(entry_points=False).privacy
+    policy = privacy.policies[workflow]
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = gridflow.Case("c-1", workflow, 1, "s", 1, dict(before), "g", t, t)
+    data = core.working_data(before)
+    for key, value in writes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    outcome = core.Outcome(None, data, payload, (), None)
+    if not _sealing._nothing_to_seal(policy, trigger, outcome):
+        return
+    # The full pass (the quick test forced off) must seal nothing and change nothing.
+    original = _sealing._nothing_to_seal
+    _sealing._nothing_to_seal = lambda *_a: False  # type: ignore[assignment]
+    try:
+        full = privacy.seal_outcome(case, trigger, outcome, {})
+    finally:
+        _sealing._nothing_to_seal = original
+    assert full is outcome
+    assert dict(full.data) == dict(data) and full.payload == payload
+
+
+# -- the data check: a type walk that decides as the copying walk does -----------------
+
+_ANY = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
+              st.sampled_from(["\x00", "\ud800", "a\x00"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner),
+                            st.dictionaries(st.one_of(st.text(max_size=2), st.integers(0, 2),
+                                                      st.just("\x00")), inner, max_size=3)),
+    max_leaves=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _ANY, max_size=4))
+def test_check_refuses_exactly_what_detach_refuses(value: dict[str, Any]) -> None:
+    from gridflow._errors import InvalidPayload
+    from gridflow.values import check, detach
+
+    try:
+        detach(value, "data", trigger="t", case_id="c-1")
+    except InvalidPayload as exc:
+        expected: str | None = str(exc)
+    else:
+        expected = None
+    try:
+        check(value, "data", trigger="t", case_id="c-1")
+    except InvalidPayload as exc:
+        assert str(exc) == expected
+    else:
+        assert expected is None
