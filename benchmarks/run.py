@@ -1132,6 +1132,109 @@ def bench_import(cfg: Config) -> None:
                 "", "", "", {"seconds": found["bare"]}))
 
 
+# == 7. nothing superlinear ===============================================================
+
+
+def _hub(engine: Engine, links: int) -> str:
+    """A case that ``links`` other cases were marked duplicates of (each links to it)."""
+    hub = open_cases(engine, 1)[0]
+    fire = engine.fire
+    for cid in open_cases(engine, links):
+        fire(cid, "mark_duplicate", actor=COORDINATOR, payload={"duplicate_of": hub})
+    return hub
+
+
+def bench_superlinear(cfg: Config) -> None:
+    reps = cfg.repeats if cfg.quick else max(cfg.repeats, 7)
+    # Links: marking a new case a duplicate of a hub writes a link step on the hub.
+    few, many, per = 10, 4_000, 20 if cfg.quick else 100
+    engine = new_engine()
+    log(f"  linking {many:,} cases to one hub")
+    big = _hub(engine, many)
+    found: dict[str, list[float]] = {"few": [], "many": [], "note_few": [], "note_many": []}
+    fire = engine.fire
+    for _ in range(reps):
+        for size, hub in (("few", _hub(engine, few)), ("many", big)):
+            ids = open_cases(engine, per)
+            gc.collect()
+            started = time.perf_counter()
+            for cid in ids:
+                fire(cid, "mark_duplicate", actor=COORDINATOR, payload={"duplicate_of": hub})
+            found[size].append((time.perf_counter() - started) / per)
+            started = time.perf_counter()
+            for _ in range(per):
+                fire(hub, "note", actor=COORDINATOR, payload={"text": "到场"})
+            found[f"note_{size}"].append((time.perf_counter() - started) / per)
+    base = median(found["few"])
+    ratio = median(found["many"]) / base
+    cfg.add(Row("7a", f"link step on a case with {few} links (a duplicate marked)",
+                us(base) + "/step", "", "", "", {"seconds": found["few"]}))
+    cfg.add(Row("7b", f"link step on a case with {many:,} links", us(median(found["many"])) +
+                "/step", f"{times(ratio)} {few} links", "≤ 1.2×", cfg.judge(ratio, 1.2),
+                {"seconds": found["many"]}))
+    note = median(found["note_many"]) / median(found["note_few"])
+    cfg.add(Row("7c", f"note on the case with {many:,} links (vs {few})",
+                us(median(found["note_many"])) + "/step", f"{times(note)} {few} links",
+                "≤ 1.2×", cfg.judge(note, 1.2), {"seconds": found["note_many"]}))
+    del engine
+    gc.collect()
+
+    # tick where nothing is due: the cost of asking, at 1,000 and at 100,000 cases.
+    small, large = (1_000, 10_000) if cfg.quick else (1_000, 100_000)
+    calls = 200 if cfg.quick else 2_000
+    ticks: dict[int, list[float]] = {small: [], large: []}
+    engines = {}
+    for size in (small, large):
+        log(f"  opening {size:,} cases for tick")
+        engines[size] = new_engine()
+        open_cases(engines[size], size)
+    for _ in range(reps):
+        for size, eng in engines.items():
+            now = eng.clock.now()  # every deadline is later: nothing is due
+            tick = eng.tick
+            gc.collect()
+            started = time.perf_counter()
+            for _ in range(calls):
+                if tick(now):
+                    raise RuntimeError("something was due")
+            ticks[size].append((time.perf_counter() - started) / calls)
+    engines.clear()
+    gc.collect()
+    base = median(ticks[small])
+    ratio = median(ticks[large]) / base
+    cfg.add(Row("7d", f"tick, nothing due, MemoryStore of {small:,} cases", us(base) + "/tick",
+                "", "", "", {"seconds": ticks[small]}))
+    cfg.add(Row("7e", f"tick, nothing due, MemoryStore of {large:,} cases",
+                us(median(ticks[large])) + "/tick", f"{times(ratio)} {small:,} cases",
+                "≤ 1.2×", cfg.judge(ratio, 1.2), {"seconds": ticks[large]}))
+
+    # history: per event, a case of 100 events against one of 10,000.
+    short, long_ = 100, 10_000
+    engine = new_engine()
+    cases = {}
+    for size in (short, long_):
+        cid = open_cases(engine, 1)[0]
+        for _ in range(size - 1):
+            engine.fire(cid, "note", actor=COORDINATOR, payload={"text": "到场"})
+        cases[size] = cid
+    per_event: dict[int, list[float]] = {short: [], long_: []}
+    for _ in range(reps):
+        for size, cid in cases.items():
+            rounds = max(1, 20_000 // size) if cfg.quick else max(2, 200_000 // size)
+            gc.collect()
+            started = time.perf_counter()
+            for _ in range(rounds):
+                engine.history(cid, actor=COORDINATOR)
+            per_event[size].append((time.perf_counter() - started) / (rounds * size))
+    base = median(per_event[short])
+    ratio = median(per_event[long_]) / base
+    cfg.add(Row("7f", f"history of a {short}-event case, per event", us(base) + "/event", "",
+                "", "", {"seconds": per_event[short]}))
+    cfg.add(Row("7g", f"history of a {long_:,}-event case, per event",
+                us(median(per_event[long_])) + "/event", f"{times(ratio)} {short} events",
+                "≤ 1.2× (linear)", cfg.judge(ratio, 1.2), {"seconds": per_event[long_]}))
+
+
 # == main =================================================================================
 
 
@@ -1143,7 +1246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="repeats per measurement (default 5; 1 with --quick)")
     parser.add_argument("--only", default="",
                         help="comma-separated sections to run, e.g. 1,2m,6 "
-                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6)")
+                             "(1, 2m, 2s, 3, 4s, 4p, 4w, 5s, 5p, 6, 7)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write every row, with the raw repeat values, to this file")
     args = parser.parse_args(argv)
@@ -1165,6 +1268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section(cfg, "5s", "reports, SQLite")(bench_reports_sqlite)
     section(cfg, "5p", "reports, PostgreSQL")(bench_reports_pg)
     section(cfg, "6", "import cost")(bench_import)
+    section(cfg, "7", "nothing superlinear: links, tick, history")(bench_superlinear)
     print_table(cfg)
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json is not None:

@@ -132,3 +132,46 @@ def test_check_refuses_exactly_what_detach_refuses(value: dict[str, Any]) -> Non
         assert str(exc) == expected
     else:
         assert expected is None
+
+
+# -- links: the index `has_link` reads is `in`, along forked histories too --------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.lists(st.integers(0, 400), min_size=1,
+                                                       max_size=3)), max_size=40),
+       st.lists(st.integers(0, 400), max_size=20))
+def test_has_link_is_membership_along_every_branch(
+    steps: list[tuple[int, list[int]]], probes: list[int],
+) -> None:
+    from gridflow.model import extend_links, has_link
+
+    # Start long enough to be indexed, then extend any earlier tuple (forks included).
+    seen: list[tuple[str, ...]] = [tuple(f"c-{i}" for i in range(70))]
+    for parent, more in steps:
+        base = seen[parent % len(seen)]
+        added = tuple(f"c-{i}" for i in more)
+        links = extend_links(base, added)
+        assert links == base + added and links.__class__ is tuple
+        seen.append(links)
+    for links in seen:
+        for i in [*probes, 0, 69, 70]:
+            assert has_link(links, f"c-{i}") == (f"c-{i}" in links)
+
+
+def test_step_links_are_copied_when_first_read() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import core
+    from gridflow.step import Step
+
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = gridflow.Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",))
+    step = Step(case, "note", gridflow.Actor.system(), {}, {}, [], t, "reported",
+                lambda _: None)
+    core._STEP_LINKS.__delete__(step)
+    assert not hasattr(step, "nothing_here")
+    assert step.links == ["c-2"] and step.links is step.links
+    step.links.append("c-3")
+    assert case.links == ("c-2",)

@@ -37,7 +37,16 @@ from gridflow._errors import (
 )
 from gridflow.calendar import Calendar
 from gridflow.machine import CompiledWorkflow, Rule
-from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event, _fast_bytes, event_text
+from gridflow.model import (
+    GENESIS_HASH,
+    Actor,
+    Case,
+    Changes,
+    Event,
+    _fast_bytes,
+    event_text,
+    has_link,
+)
 from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
 from gridflow.values import MAX_EVENT_BYTES, check, detach
@@ -269,9 +278,14 @@ def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ..
         if other == case.id:
             raise InvalidPayload(f"case {case.id!r} cannot be linked to itself",
                                  case_id=case.id, trigger=trigger)
-        if other not in case.links and other not in out:
+        if not has_link(case.links, other) and other not in out:
             out.append(other)
     return tuple(out)
+
+
+#: The slot of `Step.links` (reads and unsets it without `Step.__getattr__`).
+_STEP_LINKS: Any = Step.__dict__["links"]
+_NO_LINKS: list[str] = []
 
 
 def run(
@@ -301,8 +315,10 @@ def run(
     """
     state = case.state
     working = data if data.__class__ is WorkingData else WorkingData(data)
-    step = Step(case, trigger, actor, payload, working, list(case.links), now,
-                state, lookup, hooks=hooks)
+    step = Step(case, trigger, actor, payload, working, _NO_LINKS, now, state, lookup,
+                hooks=hooks)
+    # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
+    _STEP_LINKS.__delete__(step)
     try:
         ok = wf.run(step)
     except GridflowError:
@@ -316,7 +332,12 @@ def run(
     fired = step.fired
     assert fired is not None
     # Links only grow (a step cannot unlink): nothing appended, nothing to check.
-    links = _new_links(case, step.links, trigger) if len(step.links) != len(case.links) else ()
+    try:
+        wanted = _STEP_LINKS.__get__(step)
+    except AttributeError:
+        links: tuple[str, ...] = ()  # never read, so never changed
+    else:
+        links = _new_links(case, wanted, trigger) if len(wanted) != len(case.links) else ()
     return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
                    bool(fired.effects))
 

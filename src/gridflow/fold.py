@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gridflow._errors import IntegrityError, UnknownWorkflow
-from gridflow.model import GENESIS_HASH, Case, Event
+from gridflow.model import GENESIS_HASH, Case, Event, extend_links
 from gridflow.spec import WorkflowSpec
 
 __all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecIndex", "SpecSource", "audit", "evolve",
@@ -139,7 +139,7 @@ class _Fold:
                 data.pop(key, None)
             self.data = data
         if changes.links:
-            self.links = self.links + tuple(changes.links)
+            self.links = extend_links(self.links, tuple(changes.links))
 
     def case(self) -> Case:
         return Case(self.case_id, self.workflow, self.workflow_version, self.state, self.version,

@@ -13,6 +13,7 @@ records, inside the event's hash, what its step changed in the row, so that
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, final
@@ -268,6 +269,66 @@ class Changes:
                    None if deadline is None else datetime.fromisoformat(deadline),
                    tuple(value.get("links") or ()), value.get("workflow_version", 1),
                    value.get("workflow"), value.get("grid"))
+
+
+#: From this many links on, `extend_links` keeps an index of a case's links.
+_INDEXED_LINKS: Final = 64
+_links_lock = threading.Lock()
+#: ``id(links) -> (links, {case id: position})`` for the latest links tuple of each
+#: history `extend_links` made (held, so the id stays its own; bounded). An index
+#: entry counts for a tuple only below its length: entries past it were added by
+#: a longer tuple of the same history.
+_link_index: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
+_MAX_INDEXED: Final = 50_000
+
+
+def has_link(links: tuple[str, ...], case_id: str) -> bool:
+    """Whether ``case_id`` is in ``links`` (`Case.links`): ``case_id in links``,
+    in constant time for the long links `extend_links` made.
+
+    Example:
+        >>> has_link(("c-2", "c-3"), "c-3"), has_link((), "c-3")
+        (True, False)
+    """
+    if len(links) >= _INDEXED_LINKS:
+        entry = _link_index.get(id(links))
+        if entry is not None and entry[0] is links:
+            at = entry[1].get(case_id)
+            return at is not None and at < len(links)
+    return case_id in links
+
+
+def extend_links(links: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    """``links + more``, as `gridflow.fold` appends a step's new links (and, for
+    long links, the index `has_link` reads, extended rather than rebuilt).
+
+    Example:
+        >>> extend_links(("c-2",), ("c-3",))
+        ('c-2', 'c-3')
+    """
+    new = links + more
+    if len(new) < _INDEXED_LINKS:
+        return new
+    n = len(links)
+    with _links_lock:
+        entry = _link_index.get(id(links))
+        index = entry[1] if entry is not None and entry[0] is links else None
+        if index is not None:
+            del _link_index[id(links)]  # the index moves on to the longer tuple
+        if index is None or len(index) != n:
+            index = {}
+            for at, case_id in enumerate(links):
+                index.setdefault(case_id, at)
+            if len(index) != n:
+                return new  # a repeated id: no index, plain `in`
+        if len(set(more)) != len(more) or any(case_id in index for case_id in more):
+            return new
+        for at, case_id in enumerate(more, n):
+            index[case_id] = at
+        if len(_link_index) >= _MAX_INDEXED:
+            _link_index.clear()
+        _link_index[id(new)] = (new, index)
+    return new
 
 
 @attrs.frozen(slots=True)
