@@ -175,3 +175,48 @@ def test_step_links_are_copied_when_first_read() -> None:
     assert step.links == ["c-2"] and step.links is step.links
     step.links.append("c-3")
     assert case.links == ("c-2",)
+
+
+# -- MemoryStore's deadline heap, rebuilt when stale entries pile up ---------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(script=st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), st.integers(0, 20)),
+                                 st.integers(0, 24), st.integers(1, 4)), max_size=40))
+def test_memory_claims_equal_a_scan_with_the_heap_rebuilt_often(
+        script: list[tuple[int, int | None, int, int]]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import attrs
+
+    import gridflow
+    from gridflow.store import Write
+
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    store = gridflow.MemoryStore()
+    store._due_slack = 0  # rebuild whenever stale entries outnumber the cases
+    engine = gridflow.Engine(store=store, clock=gridflow.FixedClock(t0), entry_points=False)
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    ids = [engine.open("grid_case", actor=worker, grid="g", version=1,
+                       data={"title": "t", "source": "visit"}).id for _ in range(8)]
+    claims: dict[str, datetime] = {}
+    for which, deadline_h, now_h, limit in script:
+        cid = ids[which]
+        case = store.get(cid)
+        assert case is not None
+        if deadline_h is not None or which % 2:
+            new = attrs.evolve(case, version=case.version + 1, deadline_at=None if
+                               deadline_h is None else t0 + timedelta(hours=deadline_h))
+            event = attrs.evolve(store.events(cid)[-1], seq=new.version)
+            store.commit([Write(new, event, case.version)])
+            claims.pop(cid, None)
+        assert len(store._due) <= 2 * len(store) + 1
+        now = t0 + timedelta(hours=now_h)
+        expected = sorted(
+            (c for c in (store.get(i) for i in ids) if c is not None and c.deadline_at
+             is not None and c.deadline_at <= now and claims.get(c.id, now) <= now),
+            key=lambda c: (c.deadline_at, c.id))[:limit]
+        got = store.claim_due(now, limit, lease=3600)
+        assert [c.id for c in got] == [c.id for c in expected]
+        for c in got:
+            claims[c.id] = now + timedelta(seconds=3600)
