@@ -23,7 +23,6 @@ case's value, or a lookalike could pass as protected while holding plaintext).
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
@@ -86,6 +85,8 @@ def new_ref_id() -> str:
         >>> len(ref_id), ref_id != new_ref_id()
         (32, True)
     """
+    import secrets  # loads `random`: at the first reference, not at import
+
     return secrets.token_hex(16)
 
 
