@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridflow.personal import reference as ref_mod
+from test_machine_direct import TEST_EFFECTS, TEST_GUARDS, specs
 
 _KEYS = st.sampled_from(["a", "b", "$pii", "$PII", " $pii", "＄ｐｉｉ", "kind", "c", "$x",
                          "﹩pii", "名", "$ p i i", "x$pii"])
@@ -220,3 +221,39 @@ def test_memory_claims_equal_a_scan_with_the_heap_rebuilt_often(
         assert [c.id for c in got] == [c.id for c in expected]
         for c in got:
             claims[c.id] = now + timedelta(seconds=3600)
+
+
+# -- the whole `core.run` (lazy Step.links included): direct path vs Event.trigger ------
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_core_run_direct_equals_event_trigger(data: st.DataObject) -> None:
+    import copy
+    from datetime import UTC, datetime
+
+    from gridflow import Actor, Case, core
+    from gridflow.machine import compile_workflow
+
+    spec = data.draw(specs())
+    direct = compile_workflow(spec, TEST_GUARDS, TEST_EFFECTS)
+    dispatched = compile_workflow(spec, TEST_GUARDS, TEST_EFFECTS)
+    dispatched.table = None  # every step through Event.trigger
+    state = data.draw(st.sampled_from(spec.non_terminal))
+    trigger = data.draw(st.sampled_from(sorted({t.trigger for t in spec.transitions} |
+                                               {"unknown"})))
+    ok = data.draw(st.booleans())
+    links = tuple(data.draw(st.lists(st.sampled_from(["c-2", "c-3", "other"]), unique=True,
+                                     max_size=2)))
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    case = Case("c-1", spec.name, spec.version, state, 1, {"n": 0}, None, t, t, links=links)
+
+    def outcome(wf: Any) -> Any:
+        try:
+            out = core.run(wf, case, trigger, Actor.system(), {"ok": ok},
+                           copy.deepcopy(case.data), t, lambda _: None)
+        except Exception as exc:
+            return ("raised", type(exc).__name__, str(exc))
+        return (out.dest, dict(out.data), out.payload, out.links, out.effects)
+
+    assert outcome(direct) == outcome(dispatched)

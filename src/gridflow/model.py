@@ -710,7 +710,7 @@ def _orjson_exact(value: Any, depth: int) -> bool:
 
 
 # The actor's hashed fields, per distinct actor: (id, sorted roles, grids).
-_actor_fields: dict[Actor, tuple[str, list[str], list[str] | str]] = {}
+_actor_fields: dict[int, tuple[Actor, tuple[str, list[str], list[str] | str]]] = {}
 
 
 def _fast_bytes(
@@ -731,14 +731,17 @@ def _fast_bytes(
     if data.__class__ is not dict or (data and not _orjson_exact(data, 0)):
         return None
     version = changes.workflow_version
-    if version.__class__ is not int:
+    if version.__class__ is not int or case_id.__class__ is not str \
+            or trigger.__class__ is not str or prev_hash.__class__ is not str:
         return None
-    for text in (case_id, trigger, prev_hash):
-        if text.__class__ is not str:
-            return None
-    for maybe in (source, dest, idempotency_key, changes.workflow, changes.grid):
-        if maybe is not None and maybe.__class__ is not str:
-            return None
+    if not ((source is None or source.__class__ is str)
+            and (dest is None or dest.__class__ is str)
+            and (idempotency_key is None or idempotency_key.__class__ is str)):
+        return None
+    workflow, grid = changes.workflow, changes.grid
+    if workflow is not None and (workflow.__class__ is not str
+                                 or (grid is not None and grid.__class__ is not str)):
+        return None
     links, unset = changes.links, changes.unset
     if links and not _orjson_exact(links_list := list(links), 0):
         return None
@@ -749,20 +752,24 @@ def _fast_bytes(
     if deadline is not None:
         deadline = deadline if deadline.tzinfo is UTC and deadline.__class__ is datetime \
             else deadline.astimezone(UTC).isoformat()
-    fields = _actor_fields.get(actor)
-    if fields is None:
+    # By identity (an attrs hash of the actor costs more than the look-up saves);
+    # the entry holds the actor, so its id stays its own.
+    entry = _actor_fields.get(id(actor))
+    if entry is not None and entry[0] is actor:
+        fields = entry[1]
+    else:
         fields = (actor.id, sorted(actor.roles), actor.grids_json())
         if not _orjson_exact(list(fields), 0):
             return None
         if len(_actor_fields) >= 4096:
             _actor_fields.clear()
-        _actor_fields[actor] = fields
+        _actor_fields[id(actor)] = (actor, fields)
     hashed_changes: dict[str, Any] = {
         "deadline_at": deadline, "links": links_list if links else [],
         "set": data, "unset": unset_list if unset else [], "workflow_version": version}
-    if changes.workflow is not None:
-        hashed_changes["workflow"] = changes.workflow
-        hashed_changes["grid"] = changes.grid
+    if workflow is not None:
+        hashed_changes["workflow"] = workflow
+        hashed_changes["grid"] = grid
     try:
         out: bytes = orjson.dumps(
             [case_id, seq, trigger, source, dest, fields[0], fields[1], fields[2], when,
