@@ -57,6 +57,7 @@ from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
 from gridflow.personal.paths import find, parse_path, replace
 from gridflow.personal.reference import (
     Reference,
+    holds_reference,
     map_references,
     references,
     refuse_lookalikes,
@@ -830,7 +831,7 @@ class Privacy:
     def show_case(self, case: Case, actor: Actor | None) -> tuple[Case, list[str]]:
         """``case`` as ``actor`` may see it; and the restricted values shown (to record)."""
         policy = self.policies.get(case.workflow)
-        if policy is None:
+        if policy is None or not holds_reference(case.data):  # (the quick test first)
             return case, []
         refs = [r for _, r in references(case.data)]
         if not refs:

@@ -36,6 +36,7 @@ from gridflow.personal.paths import format_steps
 __all__ = [
     "REF_KEY",
     "Reference",
+    "holds_reference",
     "is_reference",
     "lookalikes",
     "make_reference",
@@ -258,6 +259,22 @@ def references(data: Any) -> Iterator[tuple[str, Reference]]:
             stack.extend((child, (*at, str(k))) for k, child in reversed(list(node.items())))
         elif isinstance(node, list | tuple):
             stack.extend((child, (*at, n)) for n, child in reversed(list(enumerate(node))))
+
+
+def holds_reference(data: Any) -> bool:
+    """Whether ``data`` holds a reference anywhere (`references` would yield one).
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> holds_reference({"a": [1, {"b": ref}]}), holds_reference({"a": [1, "b"]})
+        (True, False)
+    """
+    try:
+        if not _may_hold_reference(data):
+            return False
+    except RecursionError:
+        pass
+    return any(True for _ in references(data))
 
 
 def _may_hold_reference(node: Any) -> bool:
