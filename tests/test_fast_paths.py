@@ -120,7 +120,7 @@ _ANY = st.recursive(
 @given(st.dictionaries(st.text(max_size=3), _ANY, max_size=4))
 def test_check_refuses_exactly_what_detach_refuses(value: dict[str, Any]) -> None:
     from gridflow._errors import InvalidPayload
-    from gridflow.values import check, detach
+    from gridflow.values import PLAIN, PLAIN_FLOAT, check, check_kind, detach
 
     try:
         detach(value, "data", trigger="t", case_id="c-1")
@@ -134,6 +134,19 @@ def test_check_refuses_exactly_what_detach_refuses(value: dict[str, Any]) -> Non
         assert str(exc) == expected
     else:
         assert expected is None
+        kind = check_kind(value, "data")
+        if kind == PLAIN:  # what lets the hashed text skip its own walk of it
+            assert model._orjson_exact(value, 0)
+        if kind:
+            assert (kind == PLAIN_FLOAT) == ("float" in repr(_types(value)))
+
+
+def _types(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {t for v in value.values() for t in _types(v)}
+    if isinstance(value, list | tuple):
+        return {t for v in value for t in _types(v)}
+    return {type(value).__name__}
 
 
 # -- links: the index `has_link` reads is `in`, along forked histories too --------------

@@ -49,7 +49,7 @@ from gridflow.model import (
 )
 from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
-from gridflow.values import MAX_EVENT_BYTES, check, detach
+from gridflow.values import MAX_EVENT_BYTES, PLAIN, check, check_kind, detach
 
 __all__ = [
     "Lookup",
@@ -467,9 +467,9 @@ _NOTHING: Any = object()
 
 def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
             actor: Actor, at: datetime, payload: dict[str, Any], key: str | None, prev: str,
-            changes: Changes) -> Event:
+            changes: Changes, set_plain: bool = False) -> Event:
     data = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                       changes)
+                       changes, set_plain)
     if data is None:
         try:
             text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key,
@@ -514,13 +514,12 @@ def record(
         # The timer's overdue mark was about the deadline this step replaces.
         data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
     changed, removed = _diff(case.data, data)
-    if changed:
-        # Checked, not copied: the values are the step's own (copied from the
-        # payload on the way in, or made by an effect).
-        check(changed, "data", trigger=trigger, case_id=case.id)
+    # Checked, not copied: the values are the step's own (copied from the
+    # payload on the way in, or made by an effect).
+    kind = check_kind(changed, "data", trigger=trigger, case_id=case.id) if changed else PLAIN
     changes = Changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
     return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
-                   outcome.payload, key, case.head, changes)
+                   outcome.payload, key, case.head, changes, kind == PLAIN)
 
 
 def record_open(

@@ -722,10 +722,11 @@ _actor_fields: dict[int, tuple[Actor, tuple[str, list[str], list[str] | str]]] =
 def _fast_bytes(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
-    prev_hash: str, changes: Changes | None,
+    prev_hash: str, changes: Changes | None, set_plain: bool = False,
 ) -> bytes | None:
     """`event_text` encoded, by orjson; ``None`` where it is not exact (the caller
-    then encodes `event_text`)."""
+    then encodes `event_text`). ``set_plain``: the caller checked that
+    ``changes.set`` is `gridflow.values.PLAIN` (no float), so it is not walked again."""
     orjson = _orjson
     if orjson is _ORJSON_NOT_LOADED:
         orjson = _load_orjson()
@@ -734,7 +735,7 @@ def _fast_bytes(
     if payload.__class__ is not dict or (payload and not _orjson_exact(payload, 0)):
         return None
     data = changes.set
-    if data.__class__ is not dict or (data and not _orjson_exact(data, 0)):
+    if data.__class__ is not dict or (data and not set_plain and not _orjson_exact(data, 0)):
         return None
     version = changes.workflow_version
     if version.__class__ is not int or case_id.__class__ is not str \
