@@ -44,11 +44,9 @@ from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
-from gridflow.migrate import GRID_CASE_V1_TO_V2, MigrationPlan, MigrationReport, fingerprint
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
 from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
-from gridflow.spec_diff import SpecDiff, diff
 from gridflow.step import Step
 from gridflow.store import Page, Store, Write
 from gridflow.store.memory import MemoryStore
@@ -58,7 +56,9 @@ if TYPE_CHECKING:
     from gridflow._tlog import verify_bundle
     from gridflow.async_engine import AsyncEngine
     from gridflow.log.note import generate_key
+    from gridflow.migrate import GRID_CASE_V1_TO_V2, MigrationPlan, MigrationReport, fingerprint
     from gridflow.personal.keyring import Keyring
+    from gridflow.spec_diff import SpecDiff, diff
     from gridflow.store.async_sql import AsyncSQLStore
     from gridflow.store.sql import SQLStore
     from gridflow.worker import Worker
@@ -134,7 +134,20 @@ __all__ = [
 ]
 
 
+#: Names loaded on first use (migrations and spec diffs are for upgrades, not every step).
+_LAZY = {"GRID_CASE_V1_TO_V2": "migrate", "MigrationPlan": "migrate",
+         "MigrationReport": "migrate", "fingerprint": "migrate", "SpecDiff": "spec_diff",
+         "diff": "spec_diff"}
+
+
 def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        value = getattr(importlib.import_module(f"gridflow.{module}"), name)
+        globals()[name] = value
+        return value
     # SQLStore needs the optional SQLAlchemy: import it only when asked for.
     if name == "SQLStore":
         from gridflow.store.sql import SQLStore

@@ -41,12 +41,31 @@ def current_run() -> Run | None:
         >>> current_run() is None
         True
     """
+    getcurrent = _getcurrent
+    if getcurrent is _UNKNOWN:
+        getcurrent = _find_getcurrent()
+    if getcurrent is None:
+        return None
+    run: Run | None = getattr(getcurrent(), "gridflow_run", None)
+    return run
+
+
+_UNKNOWN: Any = object()
+#: greenlet.getcurrent once greenlet is imported (None while it is not installed).
+_getcurrent: Any = _UNKNOWN
+
+
+def _find_getcurrent() -> Any:
+    # Asked on every step, answered once: the import machinery's look-up (or a
+    # failing import, without greenlet) was a measurable part of a step.
+    global _getcurrent
     try:
         import greenlet
     except ImportError:
+        _getcurrent = None
         return None
-    run: Run | None = getattr(greenlet.getcurrent(), "gridflow_run", None)
-    return run
+    _getcurrent = greenlet.getcurrent
+    return _getcurrent
 
 
 def committing() -> None:

@@ -58,6 +58,7 @@ from gridflow.personal.paths import find, replace
 from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     Reference,
+    holds_reference,
     is_reference,
     map_references,
     references,
@@ -832,6 +833,38 @@ def _texts(value: Any) -> list[str]:
     return out
 
 
+# Per policy (held, so its id stays its own): its data top keys, and per trigger
+# the payload fields' top steps (None: a field the quick test cannot judge).
+_QUICK: dict[int, tuple[PersonalPolicy, frozenset[str], dict[str, tuple[str | None, ...]]]] = {}
+
+
+def _nothing_to_seal(policy: PersonalPolicy, trigger: str, outcome: Any) -> bool:
+    """True when `Privacy.seal_outcome` of a (non-open) step, with nothing opened,
+    would seal nothing: no declared payload field's top key is in the payload
+    and the step wrote no data key that may hold a personal value. (It still
+    refuses ``$pii`` look-alikes in the payload.) False: the full pass decides."""
+    quick = _QUICK.get(id(policy))
+    if quick is None or quick[0] is not policy:
+        if len(_QUICK) >= 256:
+            _QUICK.clear()
+        quick = _QUICK[id(policy)] = (policy, policy.top_keys(), {})
+    _, keys, per_trigger = quick
+    tops = per_trigger.get(trigger)
+    if tops is None:
+        tops = per_trigger[trigger] = tuple(
+            dict.fromkeys(_steps(f.path)[0] for f in policy.payload_fields(trigger)))
+    payload = outcome.payload
+    if payload:
+        for top in tops:
+            if top is None or top in payload:
+                return False
+    data = outcome.data
+    written = getattr(data, "written", None)
+    if written is None:
+        return False
+    return written.isdisjoint(keys) or not any(k in written and k in data for k in keys)
+
+
 def _same(a: Any, b: Any) -> bool:
     if a.__class__ is not b.__class__:
         return False
@@ -989,6 +1022,11 @@ class Privacy:
         """The step's outcome with every declared personal value sealed (see the module)."""
         policy = self.policies.get(case.workflow)
         if policy is None:
+            return outcome
+        if trigger != "open" and not opened and _nothing_to_seal(policy, trigger, outcome):
+            refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
+                              trigger=trigger)
+            self._local.recent = {}
             return outcome
         payload_fields = policy.payload_fields(trigger) if trigger != "open" else ()
         if trigger == "open":
@@ -1242,7 +1280,7 @@ class Privacy:
     def show_case(self, case: Case, actor: Actor | None) -> tuple[Case, list[str]]:
         """``case`` as ``actor`` may see it; and the restricted values shown (to record)."""
         policy = self.policies.get(case.workflow)
-        if policy is None:
+        if policy is None or not holds_reference(case.data):  # (the quick test first)
             return case, []
         recent = getattr(self._local, "recent", None)
         self._local.recent = None

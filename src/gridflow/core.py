@@ -37,10 +37,19 @@ from gridflow._errors import (
 )
 from gridflow.calendar import Calendar
 from gridflow.machine import CompiledWorkflow, Rule
-from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event, event_text
+from gridflow.model import (
+    GENESIS_HASH,
+    Actor,
+    Case,
+    Changes,
+    Event,
+    _fast_bytes,
+    event_text,
+    has_link,
+)
 from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
-from gridflow.values import MAX_EVENT_BYTES, check, detach
+from gridflow.values import MAX_EVENT_BYTES, PLAIN, check, check_kind, detach
 
 __all__ = [
     "Lookup",
@@ -269,9 +278,14 @@ def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ..
         if other == case.id:
             raise InvalidPayload(f"case {case.id!r} cannot be linked to itself",
                                  case_id=case.id, trigger=trigger)
-        if other not in case.links and other not in out:
+        if not has_link(case.links, other) and other not in out:
             out.append(other)
     return tuple(out)
+
+
+#: The slot of `Step.links` (reads and unsets it without `Step.__getattr__`).
+_STEP_LINKS: Any = Step.__dict__["links"]
+_NO_LINKS: list[str] = []
 
 
 def run(
@@ -301,8 +315,10 @@ def run(
     """
     state = case.state
     working = data if data.__class__ is WorkingData else WorkingData(data)
-    step = Step(case, trigger, actor, payload, working, list(case.links), now,
-                state, lookup, hooks=hooks)
+    step = Step(case, trigger, actor, payload, working, _NO_LINKS, now, state, lookup,
+                hooks=hooks)
+    # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
+    _STEP_LINKS.__delete__(step)
     try:
         ok = wf.run(step)
     except GridflowError:
@@ -316,7 +332,12 @@ def run(
     fired = step.fired
     assert fired is not None
     # Links only grow (a step cannot unlink): nothing appended, nothing to check.
-    links = _new_links(case, step.links, trigger) if len(step.links) != len(case.links) else ()
+    try:
+        wanted = _STEP_LINKS.__get__(step)
+    except AttributeError:
+        links: tuple[str, ...] = ()  # never read, so never changed
+    else:
+        links = _new_links(case, wanted, trigger) if len(wanted) != len(case.links) else ()
     return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
                    bool(fired.effects))
 
@@ -446,14 +467,18 @@ _NOTHING: Any = object()
 
 def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
             actor: Actor, at: datetime, payload: dict[str, Any], key: str | None, prev: str,
-            changes: Changes) -> Event:
-    try:
-        text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                          changes)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the step's values are "
-                             f"not JSON-able ({exc})", case_id=case_id, trigger=trigger) from None
-    data = text.encode()
+            changes: Changes, set_plain: bool = False) -> Event:
+    data = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
+                       changes, set_plain)
+    if data is None:
+        try:
+            text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key,
+                              prev, changes)
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the step's values "
+                                 f"are not JSON-able ({exc})", case_id=case_id,
+                                 trigger=trigger) from None
+        data = text.encode()
     if len(data) > MAX_EVENT_BYTES:
         raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the event would be "
                              f"{len(data):,} bytes; at most {MAX_EVENT_BYTES:,} bytes are stored "
@@ -489,13 +514,12 @@ def record(
         # The timer's overdue mark was about the deadline this step replaces.
         data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
     changed, removed = _diff(case.data, data)
-    if changed:
-        # Checked, not copied: the values are the step's own (copied from the
-        # payload on the way in, or made by an effect).
-        check(changed, "data", trigger=trigger, case_id=case.id)
+    # Checked, not copied: the values are the step's own (copied from the
+    # payload on the way in, or made by an effect).
+    kind = check_kind(changed, "data", trigger=trigger, case_id=case.id) if changed else PLAIN
     changes = Changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
     return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
-                   outcome.payload, key, case.head, changes)
+                   outcome.payload, key, case.head, changes, kind == PLAIN)
 
 
 def record_open(

@@ -41,7 +41,7 @@ from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
 from gridflow.machine import CompiledWorkflow, compile_workflow
-from gridflow.model import Actor, Case, Event
+from gridflow.model import Actor, Case, Event, has_link
 from gridflow.personal.keyring import MasterKey
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
@@ -951,7 +951,7 @@ class Engine:
             other = lookup(other_id)
             if other is None:
                 raise CaseNotVisible(other_id, actor.id, no_grids=not actor.grids)
-            if case.id in other.links:
+            if has_link(other.links, case.id):
                 continue
             event = core.link_event(other, case.id, actor, now, via)
             writes.append(Write(evolve(other, event), event, other.version))

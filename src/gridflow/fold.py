@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gridflow._errors import IntegrityError, UnknownWorkflow
-from gridflow.model import GENESIS_HASH, Case, Event
+from gridflow.model import GENESIS_HASH, Case, Event, extend_links
 from gridflow.spec import WorkflowSpec
 
 __all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecIndex", "SpecSource", "audit", "evolve",
@@ -72,6 +72,7 @@ class _Fold:
         "deadline_at",
         "grid",
         "head",
+        "index_links",
         "links",
         "opened_at",
         "state",
@@ -94,6 +95,7 @@ class _Fold:
         self.deadline_at = case.deadline_at
         self.links = case.links
         self.head = case.head
+        self.index_links = False
 
     @classmethod
     def opened(cls, event: Event) -> _Fold:
@@ -139,7 +141,11 @@ class _Fold:
                 data.pop(key, None)
             self.data = data
         if changes.links:
-            self.links = self.links + tuple(changes.links)
+            # The engine's new rows carry the links index on (`extend_links`);
+            # a replay's throw-away rows do not.
+            more = tuple(changes.links)
+            self.links = extend_links(self.links, more) if self.index_links \
+                else self.links + more
 
     def case(self) -> Case:
         return Case(self.case_id, self.workflow, self.workflow_version, self.state, self.version,
@@ -171,6 +177,7 @@ def evolve(case: Case | None, event: Event) -> Case:
     if case is None:
         return _Fold.opened(event).case()
     fold = _Fold(case)
+    fold.index_links = True
     fold.apply(event)
     return fold.case()
 

@@ -13,6 +13,7 @@ records, inside the event's hash, what its step changed in the row, so that
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, final
@@ -31,6 +32,7 @@ __all__ = [
     "Changes",
     "Event",
     "canonical_json",
+    "event_bytes",
     "event_hash",
     "event_text",
 ]
@@ -267,6 +269,72 @@ class Changes:
                    None if deadline is None else datetime.fromisoformat(deadline),
                    tuple(value.get("links") or ()), value.get("workflow_version", 1),
                    value.get("workflow"), value.get("grid"))
+
+
+#: From this many links on, `extend_links` keeps an index of a case's links.
+_INDEXED_LINKS: Final = 64
+_links_lock = threading.Lock()
+#: ``id(links) -> (links, {case id: position})`` for the latest links tuple of each
+#: indexed history (held, so the id stays its own). An index entry counts for a
+#: tuple only below its length: entries past it were added by a longer tuple of
+#: the same history. Bounded: the oldest entries go first (those tuples then
+#: answer `has_link` by scanning, as any tuple does).
+_link_index: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
+_MAX_INDEXED: Final = 65_536
+
+
+def has_link(links: tuple[str, ...], case_id: str) -> bool:
+    """Whether ``case_id`` is in ``links`` (`Case.links`): ``case_id in links``,
+    in constant time for the long links `extend_links` made.
+
+    Example:
+        >>> has_link(("c-2", "c-3"), "c-3"), has_link((), "c-3")
+        (True, False)
+    """
+    if len(links) >= _INDEXED_LINKS:
+        entry = _link_index.get(id(links))
+        if entry is not None and entry[0] is links:
+            at = entry[1].get(case_id)
+            return at is not None and at < len(links)
+    return case_id in links
+
+
+def extend_links(links: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    """``links + more``, as a new case row appends a step's new links.
+
+    A history that grows past 64 links gets an index for `has_link`, handed
+    on from each tuple to the next and extended by the new ids only, so a
+    link step costs the same at 4,000 links as at 10. A tuple without one
+    (read back from a database, or built elsewhere) is extended plainly.
+
+    Example:
+        >>> extend_links(("c-2",), ("c-3",))
+        ('c-2', 'c-3')
+    """
+    new = links + more
+    n = len(links)
+    if len(new) < _INDEXED_LINKS:
+        return new
+    with _links_lock:
+        entry = _link_index.pop(id(links), None)
+        if entry is not None and entry[0] is links and len(entry[1]) == n:
+            index = entry[1]  # the index moves on to the longer tuple
+        elif n < _INDEXED_LINKS:
+            index = {}  # crossing the threshold: index the short prefix, once
+            for at, case_id in enumerate(links):
+                index.setdefault(case_id, at)
+            if len(index) != n:
+                return new  # a repeated id: no index, plain `in`
+        else:
+            return new
+        if len(set(more)) != len(more) or any(case_id in index for case_id in more):
+            return new
+        for at, case_id in enumerate(more, n):
+            index[case_id] = at
+        while len(_link_index) >= _MAX_INDEXED:
+            del _link_index[next(iter(_link_index))]
+        _link_index[id(new)] = (new, index)
+    return new
 
 
 @attrs.frozen(slots=True)
@@ -591,6 +659,160 @@ def event_text(
         return _dumps(body)
 
 
+# -- the same text, as UTF-8 bytes, by orjson where it is byte-identical ---------------------
+#
+# orjson (the optional ``fast`` extra) writes str, bool, None, integers, lists and
+# str-keyed dicts exactly as the canonical encoder does (sorted keys, no spaces,
+# UTF-8, the same escapes), and an aware UTC datetime exactly as its
+# ``isoformat()``. Floats it writes differently (``1e16`` for ``1e+16``), so a
+# value holding a float, or anything else (a subclass, a big integer, a
+# non-UTC time), takes the exact path. `tests/test_event_hash.py` holds the
+# vectors that the two agree byte for byte.
+
+_ORJSON_NOT_LOADED: Any = object()
+_orjson: Any = _ORJSON_NOT_LOADED
+
+
+def _load_orjson() -> Any:
+    # Imported by the first hash, not by `import gridflow`; None without the extra.
+    global _orjson
+    found: Any
+    try:
+        import orjson as found
+    except ImportError:
+        found = None
+    if found is not None and not hasattr(found, "OPT_SORT_KEYS"):
+        found = None  # not the orjson this code knows
+    _orjson = found
+    return found
+
+
+def _orjson_exact(value: Any, depth: int) -> bool:
+    """Whether orjson writes ``value`` (a dict or a list) byte for byte as the
+    canonical encoder does: only exact str, bool, None, ints within 64 bits,
+    lists and str-keyed dicts, not nested past orjson's limit."""
+    if depth > 64:
+        return False
+    if value.__class__ is dict:
+        for key in value:
+            if key.__class__ is not str:
+                return False
+        items: Any = value.values()
+    else:
+        items = value
+    for item in items:
+        cls = item.__class__
+        if cls is str or cls is bool or item is None:
+            continue
+        if cls is int:
+            if not -9_223_372_036_854_775_808 <= item <= 18_446_744_073_709_551_615:
+                return False
+        elif cls is dict or cls is list:
+            if item and not _orjson_exact(item, depth + 1):
+                return False
+        else:
+            return False
+    return True
+
+
+# The actor's hashed fields, per distinct actor: (id, sorted roles, grids).
+_actor_fields: dict[int, tuple[Actor, tuple[str, list[str], list[str] | str]]] = {}
+
+
+def _fast_bytes(
+    case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
+    actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
+    prev_hash: str, changes: Changes | None, set_plain: bool = False,
+) -> bytes | None:
+    """`event_text` encoded, by orjson; ``None`` where it is not exact (the caller
+    then encodes `event_text`). ``set_plain``: the caller checked that
+    ``changes.set`` is `gridflow.values.PLAIN` (no float), so it is not walked again."""
+    orjson = _orjson
+    if orjson is _ORJSON_NOT_LOADED:
+        orjson = _load_orjson()
+    if orjson is None or changes is None or seq.__class__ is not int:
+        return None
+    if payload.__class__ is not dict or (payload and not _orjson_exact(payload, 0)):
+        return None
+    data = changes.set
+    if data.__class__ is not dict or (data and not set_plain and not _orjson_exact(data, 0)):
+        return None
+    version = changes.workflow_version
+    if version.__class__ is not int or case_id.__class__ is not str \
+            or trigger.__class__ is not str or prev_hash.__class__ is not str:
+        return None
+    if not ((source is None or source.__class__ is str)
+            and (dest is None or dest.__class__ is str)
+            and (idempotency_key is None or idempotency_key.__class__ is str)):
+        return None
+    workflow, grid = changes.workflow, changes.grid
+    if workflow is not None and (workflow.__class__ is not str
+                                 or (grid is not None and grid.__class__ is not str)):
+        return None
+    links, unset = changes.links, changes.unset
+    if links and not _orjson_exact(links_list := list(links), 0):
+        return None
+    if unset and not _orjson_exact(unset_list := list(unset), 0):
+        return None
+    when: Any = at if at.tzinfo is UTC and at.__class__ is datetime else at.isoformat()
+    deadline: Any = changes.deadline_at
+    if deadline is not None:
+        deadline = deadline if deadline.tzinfo is UTC and deadline.__class__ is datetime \
+            else deadline.astimezone(UTC).isoformat()
+    # By identity (an attrs hash of the actor costs more than the look-up saves);
+    # the entry holds the actor, so its id stays its own.
+    entry = _actor_fields.get(id(actor))
+    if entry is not None and entry[0] is actor:
+        fields = entry[1]
+    else:
+        fields = (actor.id, sorted(actor.roles), actor.grids_json())
+        if not _orjson_exact(list(fields), 0):
+            return None
+        if len(_actor_fields) >= 4096:
+            _actor_fields.clear()
+        _actor_fields[id(actor)] = (actor, fields)
+    hashed_changes: dict[str, Any] = {
+        "deadline_at": deadline, "links": links_list if links else [],
+        "set": data, "unset": unset_list if unset else [], "workflow_version": version}
+    if workflow is not None:
+        hashed_changes["workflow"] = workflow
+        hashed_changes["grid"] = grid
+    try:
+        out: bytes = orjson.dumps(
+            [case_id, seq, trigger, source, dest, fields[0], fields[1], fields[2], when,
+             payload, idempotency_key, prev_hash, hashed_changes],
+            option=orjson.OPT_SORT_KEYS)
+    except (TypeError, ValueError):
+        return None  # e.g. a lone surrogate, which orjson refuses: the exact path decides
+    return out
+
+
+def event_bytes(
+    case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
+    actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
+    prev_hash: str, changes: Changes | None = None,
+) -> bytes:
+    """`event_text` as the UTF-8 bytes its hash is taken over.
+
+    Written by orjson where that is byte-identical (when the optional
+    ``fast`` extra is installed), else by encoding `event_text`.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> args = ("c-1", 2, "note", "reported", None, Actor.system(), t, {"n": 1.5},
+        ...         None, GENESIS_HASH, Changes())
+        >>> event_bytes(*args) == event_text(*args).encode()
+        True
+    """
+    fast = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload,
+                       idempotency_key, prev_hash, changes)
+    if fast is not None:
+        return fast
+    return event_text(case_id, seq, trigger, source, dest, actor, at, payload,
+                      idempotency_key, prev_hash, changes).encode()
+
+
 def event_hash(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
@@ -607,7 +829,7 @@ def event_hash(
         >>> h == _sha256(event_text(*args).encode()).hexdigest()
         True
     """
-    text = event_text(case_id, seq, trigger, source, dest, actor, at, payload,
-                      idempotency_key, prev_hash, changes)
-    digest: str = _sha256(text.encode()).hexdigest()
+    data = event_bytes(case_id, seq, trigger, source, dest, actor, at, payload,
+                       idempotency_key, prev_hash, changes)
+    digest: str = _sha256(data).hexdigest()
     return digest

@@ -8,7 +8,6 @@ whose names match the hooks below.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -279,6 +278,8 @@ def _hook_problems(pm: pluggy.PluginManager, plugin: object, name: str) -> list[
             continue  # imported into the module, not defined there
         marked = getattr(value, f"{PROJECT}_impl", None) is not None
         if attr not in known:
+            import difflib  # only to name a misspelled hook
+
             close = difflib.get_close_matches(attr, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else \
                 f"; gridflow's hooks: {', '.join(sorted(known))}"

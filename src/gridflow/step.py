@@ -61,3 +61,14 @@ class Step:
     #: being entered (e.g. a date agreed in the payload; a `gridflow_deadline`
     #: plugin still overrides it), or on an internal step the current one.
     deadline_at: datetime | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # The engine's core may leave ``links`` unset until someone reads it
+        # (`gridflow.core.run`): a case with 4,000 links is not copied on a step
+        # whose guards and effects never look at them. The copy is the same
+        # ``list(case.links)`` it always was, made on first access.
+        if name == "links":
+            links = list(self.case.links)
+            self.links = links
+            return links
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from gridflow._errors import InvalidPayload
 
-__all__ = ["MAX_DEPTH", "MAX_EVENT_BYTES", "MAX_INT", "MIN_INT", "check", "check_text", "detach"]
+__all__ = ["MAX_DEPTH", "MAX_EVENT_BYTES", "MAX_INT", "MIN_INT", "OTHER", "PLAIN", "PLAIN_FLOAT",
+           "check", "check_kind", "check_text", "detach"]
 
 #: Deepest nesting of objects and lists in a payload or in case data.
 MAX_DEPTH: Final = 32
@@ -236,19 +237,67 @@ def check(value: Mapping[str, Any], where: str, *, trigger: str = "",
         ...
         gridflow._errors.InvalidPayload: data.n is an integer outside 64 bits ...
     """
-    for item in value.values():
+    check_kind(value, where, trigger=trigger, case_id=case_id)
+
+
+#: What `check_kind` found: plain JSON without a float, plain with one, other.
+PLAIN, PLAIN_FLOAT, OTHER = 1, 2, 0
+
+
+def check_kind(value: Mapping[str, Any], where: str, *, trigger: str = "",
+               case_id: str | None = None) -> int:
+    """`check`, telling what was checked: `PLAIN` (str, int, bool, None, lists and
+    dicts only), `PLAIN_FLOAT` (floats too) or `OTHER` (accepted as `detach`
+    accepts it, e.g. a subclass). The hashed text's orjson path needs `PLAIN`.
+
+    Example:
+        >>> check_kind({"n": 1}, "data"), check_kind({"x": 0.5}, "data")
+        (1, 2)
+    """
+    if value.__class__ is dict:
+        try:
+            kind = _plain(value, 0)
+        except RecursionError:
+            kind = OTHER
+        if kind:
+            return kind
+    detach(value, where, trigger=trigger, case_id=case_id)
+    return OTHER
+
+
+def _plain(value: Any, depth: int) -> int:
+    """`PLAIN` or `PLAIN_FLOAT` if `_quick` would take ``value`` (a dict or a list)
+    as it is: the same tests, as a type walk that copies nothing. `OTHER`:
+    `detach` decides (and names the path of what it refuses)."""
+    if depth >= MAX_DEPTH:
+        return OTHER
+    kind = PLAIN
+    if value.__class__ is list:
+        items: Any = value
+    else:
+        for key in value:
+            if key.__class__ is not str or "\x00" in key or not (key.isascii()
+                                                               or key.isprintable()):
+                return OTHER
+        items = value.values()
+    for item in items:
         cls = item.__class__
         if cls is str:
             if "\x00" in item or not (item.isascii() or item.isprintable()):
-                break
+                return OTHER
         elif cls is int:
             if not MIN_INT <= item <= MAX_INT:
-                break
+                return OTHER
+        elif cls is dict or cls is list:
+            inner = _plain(item, depth + 1)
+            if not inner:
+                return OTHER
+            if inner == PLAIN_FLOAT:
+                kind = PLAIN_FLOAT
+        elif cls is float:
+            if not math.isfinite(item) or (item == 0.0 and math.copysign(1.0, item) < 0):
+                return OTHER
+            kind = PLAIN_FLOAT
         elif cls is not bool and item is not None:
-            break
-    else:
-        keys_plain = all(k.__class__ is str and "\x00" not in k and (k.isascii() or k.isprintable())
-                         for k in value)
-        if keys_plain:
-            return
-    detach(value, where, trigger=trigger, case_id=case_id)
+            return OTHER
+    return kind

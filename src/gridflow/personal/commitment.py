@@ -14,8 +14,6 @@ derived from the subject key with HKDF (`commitment_key`), so:
 
 from __future__ import annotations
 
-import hmac
-
 from gridflow._errors import KeyringError
 from gridflow.personal._canonical import encode_parts
 from gridflow.personal._crypto import hkdf_sha256
@@ -57,6 +55,8 @@ def commit(commit_key: bytes, subject: str, path: str, value: str) -> str:
     if not isinstance(commit_key, bytes | bytearray) or len(commit_key) != 32:
         raise KeyringError("a commitment key is 32 bytes, from commitment_key(subject_key)")
     message = encode_parts("gridflow-commit-v1", subject, path, value)
+    import hmac  # hashlib loads OpenSSL: at the first commitment, not at import
+
     return hmac.digest(bytes(commit_key), message, "sha256").hex()
 
 
@@ -72,4 +72,6 @@ def verify_commitment(commit_key: bytes, subject: str, path: str, value: str,
         False
     """
     expected = commit(commit_key, subject, path, value)
+    import hmac
+
     return isinstance(commitment, str) and hmac.compare_digest(expected, commitment)

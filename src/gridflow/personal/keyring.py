@@ -14,13 +14,8 @@ events, commitments and ciphertexts stay as they are.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -75,6 +70,8 @@ def new_subject_key() -> bytes:
         >>> len(new_subject_key()), new_subject_key() != new_subject_key()
         (32, True)
     """
+    import secrets  # loaded when a key is first made, not by `import gridflow`
+
     return secrets.token_bytes(KEY_SIZE)
 
 
@@ -87,6 +84,7 @@ def parse_key_text(text: str, where: str = "the key text") -> bytes:
     Example:
         >>> parse_key_text("00" * 32) == bytes(32)
         True
+        >>> import base64
         >>> parse_key_text(base64.b64encode(b"k" * 32).decode() + "\\n") == b"k" * 32
         True
     """
@@ -95,6 +93,9 @@ def parse_key_text(text: str, where: str = "the key text") -> bytes:
         return bytes.fromhex(text)
     raw: bytes | None = None
     if re.fullmatch(r"[A-Za-z0-9+/_-]+={0,2}", text):
+        import base64
+        import binascii
+
         standard = text.rstrip("=").replace("-", "+").replace("_", "/")
         try:
             raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
@@ -139,6 +140,9 @@ class Keyring:
                 "Keyring.from_env(variable)"
             )
         self._key = bytes(master_key)
+        import hashlib
+        import hmac
+
         self._key_id = key_id or hmac.new(self._key, b"gridflow key id",
                                           hashlib.sha256).hexdigest()[:16]
 
@@ -153,7 +157,7 @@ class Keyring:
             >>> Keyring.generate().key_id != Keyring.generate().key_id
             True
         """
-        return cls(secrets.token_bytes(KEY_SIZE))
+        return cls(new_subject_key())
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Keyring:

@@ -23,7 +23,6 @@ case's value, or a lookalike could pass as protected while holding plaintext).
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
@@ -37,6 +36,7 @@ from gridflow.personal.paths import format_steps
 __all__ = [
     "REF_KEY",
     "Reference",
+    "holds_reference",
     "is_reference",
     "lookalikes",
     "make_reference",
@@ -86,6 +86,8 @@ def new_ref_id() -> str:
         >>> len(ref_id), ref_id != new_ref_id()
         (32, True)
     """
+    import secrets  # loads `random`: at the first reference, not at import
+
     return secrets.token_hex(16)
 
 
@@ -156,6 +158,30 @@ def _marks_reference(key: object) -> bool:
     return "".join(folded.split()).startswith(REF_KEY)
 
 
+def _any_marked(node: Any) -> bool:
+    """Whether some key anywhere in ``node`` may mark a reference (the quick test
+    before `_collect`): an ASCII key without ``$`` never does (NFKC and
+    casefold leave ASCII ASCII, and cannot make a ``$``); every other key is
+    asked `_marks_reference`, exactly."""
+    cls = node.__class__
+    if cls is dict or (cls is not str and isinstance(node, Mapping)):
+        for key, child in node.items():
+            if not (key.__class__ is str and key.isascii() and "$" not in key) \
+                    and _marks_reference(key):
+                return True
+            if child.__class__ not in _LEAVES and _any_marked(child):
+                return True
+    elif cls is list or cls is tuple or (cls is not str and isinstance(node, list | tuple)):
+        for child in node:
+            if child.__class__ not in _LEAVES and _any_marked(child):
+                return True
+    return False
+
+
+#: Values with nothing inside (no key, no child) for the quick walks.
+_LEAVES: Final = frozenset((str, int, float, bool, type(None)))
+
+
 def lookalikes(data: Any) -> list[str]:
     """Concrete paths of every object in ``data`` that carries a ``$pii``-like key.
 
@@ -168,7 +194,12 @@ def lookalikes(data: Any) -> list[str]:
         ['parties[0].name', 'parties[1]']
     """
     found: list[str] = []
-    _collect(data, (), found)
+    try:
+        marked = _any_marked(data)
+    except RecursionError:
+        marked = True  # _collect decides
+    if marked:
+        _collect(data, (), found)
     return found
 
 
@@ -213,6 +244,11 @@ def references(data: Any) -> Iterator[tuple[str, Reference]]:
         >>> [(p, r.kind) for p, r in references({"data": {"reporter": {"phone": ref}}})]
         [('data.reporter.phone', 'phone')]
     """
+    try:
+        if not _may_hold_reference(data):
+            return
+    except RecursionError:
+        pass  # the walk below decides
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
     while stack:
         node, at = stack.pop()
@@ -223,6 +259,39 @@ def references(data: Any) -> Iterator[tuple[str, Reference]]:
             stack.extend((child, (*at, str(k))) for k, child in reversed(list(node.items())))
         elif isinstance(node, list | tuple):
             stack.extend((child, (*at, n)) for n, child in reversed(list(enumerate(node))))
+
+
+def holds_reference(data: Any) -> bool:
+    """Whether ``data`` holds a reference anywhere (`references` would yield one).
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> holds_reference({"a": [1, {"b": ref}]}), holds_reference({"a": [1, "b"]})
+        (True, False)
+    """
+    try:
+        if not _may_hold_reference(data):
+            return False
+    except RecursionError:
+        pass
+    return any(True for _ in references(data))
+
+
+def _may_hold_reference(node: Any) -> bool:
+    """False only if ``node`` holds no object with a ``$pii`` key (so no reference):
+    the quick test before `references` walks with paths."""
+    cls = node.__class__
+    if cls is dict or (cls is not str and isinstance(node, Mapping)):
+        if REF_KEY in node:
+            return True
+        for child in node.values():
+            if child.__class__ not in _LEAVES and _may_hold_reference(child):
+                return True
+    elif cls is list or cls is tuple or (cls is not str and isinstance(node, list | tuple)):
+        for child in node:
+            if child.__class__ not in _LEAVES and _may_hold_reference(child):
+                return True
+    return False
 
 
 def map_references(data: Any, fn: Callable[[str, Reference], Any]) -> Any:

@@ -47,6 +47,7 @@ class MemoryStore:
         # claim_due pops only what is due, so a tick where nothing is due costs the
         # same at 100,000 cases as at 1,000 (0.1 scanned every case).
         self._due: list[tuple[datetime, str]] = []
+        self._due_slack = 1024  # stale heap entries tolerated beyond twice the cases
         self._retired: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         # The Merkle log (gridflow.store._log): events not yet in a leaf, in commit order.
@@ -87,6 +88,9 @@ class MemoryStore:
             ...
             gridflow._errors.ConcurrencyError: case ... is no longer at version 0, it is now ...
         """
+        if len(writes) == 1:
+            self._commit_one(writes[0])
+            return
         with self._lock:
             cases = self._cases
             staged: dict[str, int] = {}
@@ -112,7 +116,7 @@ class MemoryStore:
                 if deadline is not None:
                     before = cases.get(cid)
                     if before is None or before.deadline_at != deadline:
-                        heapq.heappush(self._due, (deadline, cid))
+                        self._push_due(deadline, cid)
                 cases[cid] = w.case
                 log = self._events.get(cid)
                 if log is None:
@@ -122,6 +126,49 @@ class MemoryStore:
                 if w.event.idempotency_key is not None:
                     self._keys[w.event.idempotency_key] = w.event
                 self._unlogged.append(w.event)
+                self._claims.pop(cid, None)
+
+    def _push_due(self, deadline: datetime, cid: str) -> None:
+        # Under the lock. Stale entries (a deadline since changed or cleared) are
+        # skipped by claim_due; when they outnumber the cases, the heap is rebuilt
+        # from the cases' own deadlines (amortized O(1) per push), so it does not
+        # grow with every step ever taken.
+        heap = self._due
+        heapq.heappush(heap, (deadline, cid))
+        if len(heap) > 2 * len(self._cases) + self._due_slack:
+            live = [(c.deadline_at, c.id) for c in self._cases.values()
+                    if c.deadline_at is not None]
+            if (deadline, cid) not in live:
+                live.append((deadline, cid))  # the case being written is not stored yet
+            heapq.heapify(live)
+            self._due = live
+
+    def _commit_one(self, w: Write) -> None:
+        # `commit` of one write (most steps): the same checks and writes, once.
+        case, event = w.case, w.event
+        cid = case.id
+        with self._lock:
+            cases = self._cases
+            stored = cases.get(cid)
+            actual = 0 if stored is None else stored.version
+            if actual != w.expected_version:
+                raise ConcurrencyError(cid, w.expected_version, actual)
+            key = event.idempotency_key
+            if key is not None and key in self._keys:
+                raise ConcurrencyError(cid, w.expected_version, actual)
+            deadline = case.deadline_at
+            if deadline is not None and (stored is None or stored.deadline_at != deadline):
+                self._push_due(deadline, cid)
+            cases[cid] = case
+            log = self._events.get(cid)
+            if log is None:
+                self._events[cid] = [event]
+            else:
+                log.append(event)
+            if key is not None:
+                self._keys[key] = event
+            self._unlogged.append(event)
+            if self._claims:
                 self._claims.pop(cid, None)
 
     def _filtered(

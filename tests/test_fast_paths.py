@@ -1,0 +1,294 @@
+"""The quick tests in front of the slower exact walks decide exactly as the walks do.
+
+Each quick path (a test that says "nothing here" before the walk that names
+paths) is compared with the walk alone over random JSON-like values, keys
+that look like ``$pii`` in several spellings included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from gridflow import model
+from gridflow.personal import reference as ref_mod
+from test_machine_direct import TEST_EFFECTS, TEST_GUARDS, specs
+
+_KEYS = st.sampled_from(["a", "b", "$pii", "$PII", " $pii", "＄ｐｉｉ", "kind", "c", "$x",
+                         "﹩pii", "名", "$ p i i", "x$pii"])
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False),
+                  st.text(max_size=3), st.just("0" * 32), st.just("a" * 64),
+                  st.sampled_from(["phone", "name"]))
+_VALUES = st.recursive(_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=20)
+_REF = st.builds(lambda k: {"$pii": "0" * 32, "kind": k, "c": "a" * 64},
+                 st.sampled_from(["phone", "name", "email"]))
+_WITH_REFS = st.recursive(st.one_of(_LEAF, _REF), lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=20)
+
+
+def _slow_lookalikes(data: Any) -> list[str]:
+    found: list[str] = []
+    ref_mod._collect(data, (), found)
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES)
+def test_lookalikes_quick_test_is_exact(data: Any) -> None:
+    assert ref_mod.lookalikes(data) == _slow_lookalikes(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WITH_REFS, _VALUES))
+def test_references_quick_test_is_exact(data: Any) -> None:
+    quick = [(p, r) for p, r in ref_mod.references(data)]
+    held = ref_mod._may_hold_reference(data)
+    if not held:
+        assert quick == []
+    # The walk alone (the quick test forced to "maybe").
+    original = ref_mod._may_hold_reference
+    ref_mod._may_hold_reference = lambda _d: True  # type: ignore[assignment]
+    try:
+        slow = [(p, r) for p, r in ref_mod.references(data)]
+    finally:
+        ref_mod._may_hold_reference = original
+    assert quick == slow
+
+
+# -- the personal layer's quick "nothing to seal" ----------------------------------------
+
+_TRIGGERS = st.sampled_from(["note", "triage", "dispatch", "close", "report_done"])
+_TOP = st.sampled_from(["reporter", "contact", "title", "plan", "done", "parties"])
+_FIELD_VALUES = st.one_of(st.text(max_size=3), st.dictionaries(
+    st.sampled_from(["name", "phone", "x"]), st.text(max_size=3), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(trigger=_TRIGGERS, payload=st.dictionaries(_TOP, _FIELD_VALUES, max_size=3),
+       before=st.dictionaries(_TOP, _FIELD_VALUES, max_size=3),
+       writes=st.dictionaries(_TOP, _FIELD_VALUES | st.none(), max_size=3),
+       workflow=st.sampled_from(["grid_case", "mediation"]))
+def test_nothing_to_seal_only_when_the_full_pass_seals_nothing(
+    trigger: str, payload: dict[str, Any], before: dict[str, Any], writes: dict[str, Any],
+    workflow: str,
+) -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing, core
+
+    privacy = gridflow.Engine(entry_points=False).privacy
+    policy = privacy.policies[workflow]
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = gridflow.Case("c-1", workflow, 1, "s", 1, dict(before), "g", t, t)
+    data = core.working_data(before)
+    for key, value in writes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    outcome = core.Outcome(None, data, payload, (), None)
+    if not _sealing._nothing_to_seal(policy, trigger, outcome):
+        return
+    # The full pass (the quick test forced off) must seal nothing and change nothing.
+    original = _sealing._nothing_to_seal
+    _sealing._nothing_to_seal = lambda *_a: False  # type: ignore[assignment]
+    try:
+        full = privacy.seal_outcome(case, trigger, outcome, {})
+    finally:
+        _sealing._nothing_to_seal = original
+    assert full is outcome
+    assert dict(full.data) == dict(data) and full.payload == payload
+
+
+# -- the data check: a type walk that decides as the copying walk does -----------------
+
+_ANY = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
+              st.sampled_from(["\x00", "\ud800", "a\x00"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner),
+                            st.dictionaries(st.one_of(st.text(max_size=2), st.integers(0, 2),
+                                                      st.just("\x00")), inner, max_size=3)),
+    max_leaves=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _ANY, max_size=4))
+def test_check_refuses_exactly_what_detach_refuses(value: dict[str, Any]) -> None:
+    from gridflow._errors import InvalidPayload
+    from gridflow.values import PLAIN, PLAIN_FLOAT, check, check_kind, detach
+
+    try:
+        detach(value, "data", trigger="t", case_id="c-1")
+    except InvalidPayload as exc:
+        expected: str | None = str(exc)
+    else:
+        expected = None
+    try:
+        check(value, "data", trigger="t", case_id="c-1")
+    except InvalidPayload as exc:
+        assert str(exc) == expected
+    else:
+        assert expected is None
+        kind = check_kind(value, "data")
+        if kind == PLAIN:  # what lets the hashed text skip its own walk of it
+            assert model._orjson_exact(value, 0)
+        if kind:
+            assert (kind == PLAIN_FLOAT) == ("float" in repr(_types(value)))
+
+
+def _types(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {t for v in value.values() for t in _types(v)}
+    if isinstance(value, list | tuple):
+        return {t for v in value for t in _types(v)}
+    return {type(value).__name__}
+
+
+# -- links: the index `has_link` reads is `in`, along forked histories too --------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.lists(st.integers(0, 400), min_size=1,
+                                                       max_size=3)), max_size=40),
+       st.lists(st.integers(0, 400), max_size=20))
+@example(steps=[(-1, [100 + i, 200 + i]) for i in range(10)], probes=[100, 205, 300])
+def test_has_link_is_membership_along_every_branch(
+    steps: list[tuple[int, list[int]]], probes: list[int],
+) -> None:
+    from gridflow.model import extend_links, has_link
+
+    # Start just below the index threshold, then extend any earlier tuple (forks
+    # included): histories cross it, carry the index on, lose it to a fork.
+    seen: list[tuple[str, ...]] = [tuple(f"c-{i}" for i in range(62))]
+    for parent, more in steps:
+        base = seen[parent % len(seen)]
+        added = tuple(f"c-{i}" for i in more)
+        links = extend_links(base, added)
+        assert links == base + added and links.__class__ is tuple
+        seen.append(links)
+    indexed = 0
+    for links in seen:
+        for i in [*probes, 0, 61, 62, 63, 64]:
+            assert has_link(links, f"c-{i}") == (f"c-{i}" in links)
+    del indexed
+
+
+def test_a_straight_history_is_indexed_and_a_fork_falls_back_to_scanning() -> None:
+    from gridflow.model import extend_links, has_link
+
+    links: tuple[str, ...] = tuple(f"x-{i}" for i in range(60))
+    for i in range(10):
+        links = extend_links(links, (f"y-{i}",))
+    assert id(links) in model._link_index and len(links) == 70
+    assert has_link(links, "y-9") and has_link(links, "x-0") and not has_link(links, "z")
+    parent = links
+    child = extend_links(parent, ("a",))
+    sibling = extend_links(parent, ("b",))  # the index moved on to `child`
+    assert id(child) in model._link_index and id(sibling) not in model._link_index
+    assert has_link(child, "a") and not has_link(child, "b")
+    assert has_link(sibling, "b") and not has_link(sibling, "a")
+    assert has_link(parent, "y-9") and not has_link(parent, "a")
+
+
+def test_step_links_are_copied_when_first_read() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import core
+    from gridflow.step import Step
+
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = gridflow.Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",))
+    step = Step(case, "note", gridflow.Actor.system(), {}, {}, [], t, "reported",
+                lambda _: None)
+    core._STEP_LINKS.__delete__(step)
+    assert not hasattr(step, "nothing_here")
+    assert step.links == ["c-2"] and step.links is step.links
+    step.links.append("c-3")
+    assert case.links == ("c-2",)
+
+
+# -- MemoryStore's deadline heap, rebuilt when stale entries pile up ---------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(script=st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), st.integers(0, 20)),
+                                 st.integers(0, 24), st.integers(1, 4)), max_size=40))
+def test_memory_claims_equal_a_scan_with_the_heap_rebuilt_often(
+        script: list[tuple[int, int | None, int, int]]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import attrs
+
+    import gridflow
+    from gridflow.store import Write
+
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    store = gridflow.MemoryStore()
+    store._due_slack = 0  # rebuild whenever stale entries outnumber the cases
+    engine = gridflow.Engine(store=store, clock=gridflow.FixedClock(t0), entry_points=False)
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    ids = [engine.open("grid_case", actor=worker, grid="g", version=1,
+                       data={"title": "t", "source": "visit"}).id for _ in range(8)]
+    claims: dict[str, datetime] = {}
+    for which, deadline_h, now_h, limit in script:
+        cid = ids[which]
+        case = store.get(cid)
+        assert case is not None
+        if deadline_h is not None or which % 2:
+            new = attrs.evolve(case, version=case.version + 1, deadline_at=None if
+                               deadline_h is None else t0 + timedelta(hours=deadline_h))
+            event = attrs.evolve(store.events(cid)[-1], seq=new.version)
+            store.commit([Write(new, event, case.version)])
+            claims.pop(cid, None)
+        assert len(store._due) <= 2 * len(store) + 1
+        now = t0 + timedelta(hours=now_h)
+        expected = sorted(
+            (c for c in (store.get(i) for i in ids) if c is not None and c.deadline_at
+             is not None and c.deadline_at <= now and claims.get(c.id, now) <= now),
+            key=lambda c: (c.deadline_at, c.id))[:limit]
+        got = store.claim_due(now, limit, lease=3600)
+        assert [c.id for c in got] == [c.id for c in expected]
+        for c in got:
+            claims[c.id] = now + timedelta(seconds=3600)
+
+
+# -- the whole `core.run` (lazy Step.links included): direct path vs Event.trigger ------
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_core_run_direct_equals_event_trigger(data: st.DataObject) -> None:
+    import copy
+    from datetime import UTC, datetime
+
+    from gridflow import Actor, Case, core
+    from gridflow.machine import compile_workflow
+
+    spec = data.draw(specs())
+    direct = compile_workflow(spec, TEST_GUARDS, TEST_EFFECTS)
+    dispatched = compile_workflow(spec, TEST_GUARDS, TEST_EFFECTS)
+    dispatched.table = None  # every step through Event.trigger
+    state = data.draw(st.sampled_from(spec.non_terminal))
+    trigger = data.draw(st.sampled_from(sorted({t.trigger for t in spec.transitions} |
+                                               {"unknown"})))
+    ok = data.draw(st.booleans())
+    links = tuple(data.draw(st.lists(st.sampled_from(["c-2", "c-3", "other"]), unique=True,
+                                     max_size=2)))
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    case = Case("c-1", spec.name, spec.version, state, 1, {"n": 0}, None, t, t, links=links)
+
+    def outcome(wf: Any) -> Any:
+        try:
+            out = core.run(wf, case, trigger, Actor.system(), {"ok": ok},
+                           copy.deepcopy(case.data), t, lambda _: None)
+        except Exception as exc:
+            return ("raised", type(exc).__name__, str(exc))
+        return (out.dest, dict(out.data), out.payload, out.links, out.effects)
+
+    assert outcome(direct) == outcome(dispatched)
