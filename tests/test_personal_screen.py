@@ -308,3 +308,16 @@ def test_dates_stay_dates_through_a_year() -> None:
         text = f"{day.isoformat()} {day:%Y%m%d}"
         assert Screen().clean(text) == (text, 0)
         day += timedelta(days=1)
+
+
+def test_digit_runs_inside_hex_ids_and_hashes_are_not_phones() -> None:
+    # A random case id once read as a landline ("0648 8402780"), so a guard's reason
+    # naming that case came out masked (found by the full suite: an uuid4 hex is random).
+    screen = Screen()
+    for token in ("1f66ce0da0ca064884027802aadaba3a", "0da0ca0648840278" * 4):
+        text = f"case {token!r} (duplicate_of) does not exist"
+        assert screen.clean(text) == (text, 0), token
+    # The same digits standing alone, or next to Chinese text or punctuation, still are.
+    for text in ("电话13812345678", "tel:021-62341234", "(13812345678)", "号310104199001011234。",
+                 "tel13812345678", "a13812345678b", "1f66ce13812345678"):
+        assert screen.clean(text)[1] == 1, text

@@ -70,6 +70,11 @@ _PATTERNS: Final = (
     ("email", re.compile(
         r"[a-z0-9._%+\-]+\s*@\s*[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}")),
 )
+# A case id (uuid4 hex, 32) or a hash (SHA-256 hex, 64) holds digit runs that can
+# read as a phone or an ID number ("…a064884027802aa…"); a pattern match inside
+# such a token is not personal data. Only exactly these lengths: a phone typed
+# next to a few letters ("tel13812345678") is still caught.
+_HEX_TOKEN: Final = re.compile(r"(?<![0-9a-z])(?:[0-9a-f]{64}|[0-9a-f]{32})(?![0-9a-z])")
 _ID_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -257,12 +262,16 @@ class Screen:
         if self._patterns:
             folded = text.translate(_FOLD)
             origin = []
+            hex_tokens = [m.span() for m in _HEX_TOKEN.finditer(folded)]
             for kind, regex in _PATTERNS:
                 if kind == "email" and "@" not in folded:
                     continue  # the costliest pattern, and most text has no "@"
                 for match in regex.finditer(folded):
                     if kind == "id_number" and not _id_structure_ok(
                             re.sub(r"[\s\-._]", "", match.group())):
+                        continue
+                    if hex_tokens and any(lo <= match.start() and match.end() <= hi
+                                          for lo, hi in hex_tokens):
                         continue
                     origin = origin or _origins(text, _FOLD)
                     spans.append((origin[match.start()], origin[match.end() - 1] + 1, kind))
