@@ -17,7 +17,14 @@ import attrs
 from gridflow._errors import DecryptionError, InvalidPayload
 from gridflow.personal.cipher import context, decrypt, encrypt
 from gridflow.personal.commitment import commit, commitment_key, verify_commitment
-from gridflow.personal.reference import Reference, make_reference, new_ref_id, parse_reference
+from gridflow.personal.fields import KINDS
+from gridflow.personal.reference import (
+    REF_KEY,
+    Reference,
+    make_reference,
+    new_ref_id,
+    parse_reference,
+)
 
 __all__ = ["Sealed", "seal", "unseal", "value_from_text", "value_text"]
 
@@ -99,9 +106,15 @@ def seal(value: Any, *, kind: str, case_id: str, path: str, subject: str,
         '13812345678'
     """
     text = value_text(value, path)
-    ref_id = new_ref_id() if ref_id is None else ref_id
     ck = commitment_key(subject_key) if commit_key is None else commit_key
-    reference = make_reference(ref_id, kind, commit(ck, subject, path, text))
+    if ref_id is None:
+        # A fresh id and a fresh commitment are well-formed: only the kind is checked.
+        ref_id = new_ref_id()
+        if kind not in KINDS:
+            make_reference(ref_id, kind, "0" * 64)  # raises, saying what is allowed
+        reference = {REF_KEY: ref_id, "kind": kind, "c": commit(ck, subject, path, text)}
+    else:
+        reference = make_reference(ref_id, kind, commit(ck, subject, path, text))
     aad = context(case_id=case_id, path=path, subject=subject, ref_id=ref_id)
     return Sealed(reference, ref_id, case_id, path, subject, encrypt(subject_key, text, aad))
 
