@@ -98,8 +98,11 @@ def test_demo_plays_every_story(demo_db: Path, capsys: pytest.CaptureFixture[str
     assert "On-time closure rate 按期结案率" in out
     # grid_case@2: 签收 (one late, urged by the timer), 退单, a failed 核查, 满意度.
     assert "Grid case (grid_case@2)" in out and "Return task" in out and "Fail check" in out
+    # The second grid's case was opened on @1 and migrated with the shipped plan: its
+    # department was dispatched under @1, so it recorded no 签收 (no rate, not 0%).
+    assert "Migrated to a new version" in out and "@1 → @2 (plan grid_case-1-to-2)" in out
     rate = next(line for line in out.splitlines() if "按时签收率" in line)
-    assert rate.split()[-2:] == ["75.0%", "100.0%"]
+    assert rate.split()[-2:] == ["75.0%", "-"]
     first = next(line for line in out.splitlines() if "核查一次通过率" in line)
     assert first.split()[-2:] == ["0.0%", "100.0%"]
     assert "Satisfaction rate 满意率" in out and "Composite score 综合指标值" in out

@@ -191,7 +191,7 @@ def test_zh_demo_without_sqlalchemy_says_so_in_chinese(
 
 # -- the demo's actors are scoped ----------------------------------------------------
 
-STREET_LEVEL = {"department", "judicial_office", "police", "lawyer", "inspector"}
+STREET_LEVEL = {"department", "judicial_office", "police", "lawyer", "inspector", "street"}
 
 
 def test_demo_actors_are_scoped_like_the_people_of_the_stories() -> None:

@@ -58,6 +58,8 @@ DEPARTMENTS = {
 #: 退单: a department dispatched by mistake, which sends the task back.
 MISROUTED = "绿化市容所"
 GREENING = Actor("dept-greening", ["department"], grids=ALL_GRIDS)
+#: The street's system operator, who runs the upgrade to grid_case@2.
+OPERATOR = Actor("street-it-ops", ["street"], grids=ALL_GRIDS)
 #: 监督员: the sub-district's inspector, who checks the result on site (核查).
 INSPECTOR = Actor("inspector-huayang", ["inspector"], grids=ALL_GRIDS)
 RESIDENT = Actor("resident-huasan", ["resident"], [GRID_1])
@@ -167,10 +169,12 @@ def _scald(engine: Engine, clock: FixedClock) -> None:
     _at(clock, 4, 14, 10)
     engine.fire(SCALD, "note", actor=LAWYER, payload={
         "text": "律师提供法律咨询,引导当事人以合法途径表达诉求"})
-    # The restaurant must remove the hazard: a grid case of its own, linked.
+    # The restaurant must remove the hazard: a grid case of its own, linked. The
+    # second grid's system still ran grid_case@1 that day: the case opens on @1 and
+    # the shipped plan moves it to @2 the next morning, mid-handling.
     _at(clock, 4, 14, 11)
     engine.open("grid_case", case_id=SCALD_FIX, actor=SECRETARY_2, grid=GRID_2, links=[SCALD],
-                version=2, data={"title": "火锅店炭炉锅底未做完全防护,存在烫伤隐患",
+                version=1, data={"title": "火锅店炭炉锅底未做完全防护,存在烫伤隐患",
                                  "source": "other", "area": "沿街商铺"})
     _at(clock, 4, 14, 14)
     engine.fire(SCALD_FIX, "triage", actor=SECRETARY_2,
@@ -178,9 +182,11 @@ def _scald(engine: Engine, clock: FixedClock) -> None:
     _at(clock, 4, 14, 14, 30)
     engine.fire(SCALD_FIX, "dispatch", actor=SECRETARY_2, payload={
         "departments": ["综合执法队"], "plan": "督促商家为炭炉加装防护并设置安全提示"})
-    _at(clock, 4, 14, 14, 50)  # urgent: 签收 within 30 working minutes
-    engine.fire(SCALD_FIX, "acknowledge", actor=DEPARTMENTS["综合执法队"],
-                payload={"department": "综合执法队"})
+    _at(clock, 4, 15, 8, 30)
+    # A department dispatched under @1 counts as having acknowledged (签收) its task.
+    from gridflow.migrate import GRID_CASE_V1_TO_V2  # (imported when used: see __init__)
+
+    engine.migrate(GRID_CASE_V1_TO_V2, actor=OPERATOR, cases=[SCALD_FIX])
     _at(clock, 4, 15, 10)
     engine.fire(SCALD_FIX, "report_done", actor=DEPARTMENTS["综合执法队"], payload={
         "department": "综合执法队", "result": "商家已为炭炉加装防护罩并张贴安全提示"})
@@ -226,29 +232,12 @@ def _timer(engine: Engine, clock: FixedClock, month: int, day: int) -> None:
     engine.tick()
 
 
-#: The plugin that registers ``grid_case@2`` where it is not built in (``--plugin``).
-V2_PLUGIN = "gridflow.workflows.grid_case_v2:PLUGIN"
-
-
 def _v2(engine: Engine) -> None:
-    """Register ``grid_case@2`` and its recurrence finder (一类事) unless they are."""
+    """Register the recurrence finder of ``grid_case@2`` (一类事) unless it is."""
     from gridflow.workflows import grid_case_v2
 
-    if not has_v2(engine):
-        engine.register(grid_case_v2.PLUGIN)
     if not any(isinstance(p, grid_case_v2.Recurrence) for p in engine.plugins.get_plugins()):
         engine.register(grid_case_v2.Recurrence(engine.store))
-
-
-def has_v2(engine: Engine) -> bool:
-    """Whether ``grid_case@2`` is registered on ``engine``.
-
-    Example:
-        >>> from gridflow.workflows import grid_case_v2
-        >>> has_v2(Engine(plugins=[grid_case_v2.PLUGIN], entry_points=False))
-        True
-    """
-    return "grid_case@2" in [spec.key for spec in engine.workflows]
 
 
 def play(engine: Engine, clock: FixedClock, *, mediation: bool = True,

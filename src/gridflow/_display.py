@@ -41,6 +41,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "link": ("Linked to a case", "关联案件"),
     "overdue": ("Overdue", "超时"),
     "upgrade": ("Upgraded to gridflow 0.2", "升级到 gridflow 0.2"),
+    "migrate": ("Migrated to a new version", "迁移到新版本"),
+    "migrated": ("{label} @{source} → @{target} (plan {plan})", "{label} @{source} → @{target}"),
     "case": ("Case", "案件"),
     "state": ("state", "状态"),
     "grid": ("grid", "网格"),
@@ -235,7 +237,7 @@ class Labels:
 
     def trigger(self, spec: WorkflowSpec | None, trigger: str) -> str:
         """A trigger's label (the engine's own ``open``, ``link``, ``overdue`` too)."""
-        if trigger in ("open", "link", "overdue", "upgrade"):
+        if trigger in ("open", "link", "overdue", "upgrade", "migrate"):
             return w(trigger, self.lang)
         for tr in spec.transitions if spec is not None else ():
             if tr.trigger == trigger:
@@ -284,6 +286,12 @@ def event_details(event: Event, labels: Labels, spec: WorkflowSpec | None,
         return str(data.get("title") or data.get("summary") or "")
     if event.trigger == "link":
         return f"↔ {payload.get('case', '')}"
+    if event.trigger == "migrate":
+        # The fingerprints and the state map are for verify; a reader wants the versions.
+        return w("migrated", lang).format(
+            label=labels.workflow(spec.name) if spec is not None else "",
+            plan=payload.get("plan", ""),
+            source=payload.get("source_version", "?"), target=payload.get("target_version", "?"))
     deadline = payload.get("deadline_at")
     parts: list[str] = []
     if event.actor.id == "system" and isinstance(deadline, str) and (

@@ -369,9 +369,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         en, zh = _demo.STORIES[story]
         err.write(f"gridflow demo：{zh}\n" if lang == "zh" else f"gridflow demo: {en}\n")
 
-    # Where grid_case@2 is not built in, the demo registers it: so must the commands it
-    # suggests.
-    plugin = "" if _demo.has_v2(engine) else f" --plugin {_demo.V2_PLUGIN}"
     ids = _demo.play(engine, clock, mediation=mediation, progress=None if args.quiet else say)
     out.write("\n".join(_wrap_line(w("demo_title", lang), columns)) + "\n\n")
     for case_id in ids:
@@ -388,8 +385,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("\n" + "\n".join(_wrap_line(w("stored", lang).format(where=where), columns))
                   + "\n")
         program = _program()
-        for command in (f"{program} history {_demo.ALLEY} {db}{plugin}",
-                        f"{program} report {db} --by grid{plugin}",
+        for command in (f"{program} history {_demo.ALLEY} {db}",
+                        f"{program} report {db} --by grid",
                         f"{program} report {db} --classes",
                         f"{program} diagram grid_case --format mermaid"):
             out.write(_command_lines(command, columns))
