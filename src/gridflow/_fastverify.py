@@ -58,8 +58,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RawSource", "precheck_rows", "verify_cases"]
 
-#: Entries kept in each per-run cache (actors, changes, payload texts) before it is cleared.
+#: Entries kept in each per-run cache (actors, changes, times) before it is cleared.
 _CACHE_LIMIT = 50_000
+#: Payload texts kept (they repeat less, and weigh more).
+_PAYLOAD_LIMIT = 10_000
 
 
 class _Ev:
@@ -272,7 +274,7 @@ class _Checker:
         if found is None:
             value = self.source.read_json(raw)
             found = (_fast_dumps(value), value)
-            if len(self.payloads) >= _CACHE_LIMIT:
+            if len(self.payloads) >= _PAYLOAD_LIMIT:
                 self.payloads.clear()
             self.payloads[raw] = found
         return found
