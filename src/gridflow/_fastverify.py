@@ -39,6 +39,7 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from gridflow._errors import GridflowError
 from gridflow.fold import CASE_FIELDS, SpecIndex, _check_fingerprint, _check_step, _Fold
 from gridflow.model import (
     GENESIS_HASH,
@@ -427,7 +428,7 @@ def _raw_source(store: object) -> RawSource | None:
 
     try:
         log = log_for(store)
-    except Exception:
+    except GridflowError:
         return None
     raw = getattr(log, "raw_source", None)
     return None if raw is None else cast("Callable[[], RawSource | None]", raw)()
@@ -449,8 +450,14 @@ def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:
             if not passed:
                 engine.verify(cid)
         return count
+    try:
+        log = log_for(store)
+    except GridflowError:
+        raise GridflowError(f"{type(store).__name__} cannot list its cases; verifying every "
+                            "case needs a MemoryStore or a SQLStore (verify(case_id) "
+                            "works on any store)") from None
     checker = _Checker(None, index)
-    for row, events in log_for(store).histories(case_ids):
+    for row, events in log.histories(case_ids):
         count += 1
         if not checker.objects(row, events):
             # `verify` re-reads (a step may have landed between the two reads) and
