@@ -24,9 +24,8 @@ from hypothesis import strategies as st
 
 import gridflow
 from gridflow import Actor, Engine, FixedClock, IntegrityError, SQLStore
-from gridflow._fastverify import precheck_rows
+from gridflow._fastverify import _raw_source, precheck_rows
 from gridflow.fold import audit
-from gridflow.store._log import SQLLog, log_for
 
 GRID = "华三-1"
 WORKER = Actor("网格员-陈", ["grid_worker"], [GRID])
@@ -99,9 +98,7 @@ def _case_ids(sql: SQLStore) -> list[str]:
 
 
 def _check_agreement(engine: Engine, sql: SQLStore) -> None:
-    log = log_for(sql)
-    assert isinstance(log, SQLLog)
-    source = log.raw_source()
+    source = _raw_source(sql)
     assert source is not None
     try:
         pre = dict(precheck_rows(source, engine._spec_index, source.histories(None)))
@@ -308,8 +305,7 @@ def test_a_store_without_the_hot_path_uses_the_full_path(tmp_path: Path) -> None
     store = SQLStore(f"sqlite:///{tmp_path / 'echo.db'}", echo=True)
     store.create_schema()
     engine = _story(store)
-    log = log_for(store)
-    assert isinstance(log, SQLLog) and log.raw_source() is None
+    assert _raw_source(store) is None
     assert engine.verify_all() == 4
     store.close()
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import chain, groupby
@@ -422,16 +424,21 @@ def precheck_rows(source: RawSource, specs: SpecIndex,
         yield cid, checker.case(crow, erows)
 
 
-def _raw_source(store: object) -> RawSource | None:
-    """The raw-row reader of ``store`` (``None``: a store without one)."""
-    from gridflow.store._log import log_for
+#: Each SQLStore's raw-row reader, built once (compiling its statements is not free).
+_SOURCES: weakref.WeakKeyDictionary[Any, RawSource | None] = weakref.WeakKeyDictionary()
 
-    try:
-        log = log_for(store)
-    except GridflowError:
+
+def _raw_source(store: object) -> RawSource | None:
+    """The raw-row reader of ``store`` (``None``: a store without one). Built here,
+    not by the store, so that the store layer never imports verification."""
+    # A SQLStore exists only once its module was imported (it needs SQLAlchemy,
+    # which a MemoryStore-only install lacks).
+    sql = sys.modules.get("gridflow.store.sql")
+    if sql is None or not isinstance(store, sql.SQLStore):
         return None
-    raw = getattr(log, "raw_source", None)
-    return None if raw is None else cast("Callable[[], RawSource | None]", raw)()
+    if store not in _SOURCES:
+        _SOURCES[store] = sql_source(store)
+    return _SOURCES[store]
 
 
 def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:

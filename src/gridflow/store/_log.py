@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
-    from gridflow._fastverify import RawSource
     from gridflow.store.memory import MemoryStore
     from gridflow.store.sql import SQLStore
 
@@ -294,16 +293,6 @@ class SQLLog:
     def __init__(self, store: SQLStore) -> None:
         self.store = store
         self.leaves_t, self.nodes_t, self.cps_t = store.log_tables
-        self._raw: list[RawSource | None] = []
-
-    def raw_source(self) -> RawSource | None:
-        """The raw-row reader of the verification pre-check (`gridflow._fastverify`):
-        every case row and its event rows as the driver returns them, by case id."""
-        if not self._raw:
-            from gridflow._fastverify import sql_source
-
-            self._raw.append(sql_source(self.store))
-        return self._raw[0]
 
     def _fetch(self, conn: Connection, ids: Sequence[merkle.NodeID]) -> dict[merkle.NodeID, bytes]:
         import sqlalchemy as sa
