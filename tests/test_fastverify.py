@@ -376,3 +376,18 @@ def test_the_object_precheck_agrees_with_audit(data: st.DataObject) -> None:
         row, events = store._cases.get(case_id), store._events[case_id]
         full = _full(engine, case_id)
         assert checker.objects(row, events) == (full == "ok"), (case_id, full)
+
+
+def test_verify_all_needs_a_store_that_lists_its_cases() -> None:
+    class Bare:
+        """A store that only stores (no listing of its cases)."""
+
+        def __init__(self) -> None:
+            self.inner = gridflow.MemoryStore()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    engine = Engine(store=Bare(), entry_points=False)
+    with pytest.raises(gridflow.GridflowError, match="MemoryStore or a SQLStore"):
+        engine.verify_all()
