@@ -1024,8 +1024,11 @@ class Privacy:
         if policy is None:
             return outcome
         if trigger != "open" and not opened and _nothing_to_seal(policy, trigger, outcome):
+            # What the full pass below leaves when it seals nothing: no look-alike,
+            # nothing pending for `commit` (not an abandoned step's), no recent values.
             refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
                               trigger=trigger)
+            self._local.pending = None
             self._local.recent = {}
             return outcome
         payload_fields = policy.payload_fields(trigger) if trigger != "open" else ()
@@ -1280,7 +1283,7 @@ class Privacy:
     def show_case(self, case: Case, actor: Actor | None) -> tuple[Case, list[str]]:
         """``case`` as ``actor`` may see it; and the restricted values shown (to record)."""
         policy = self.policies.get(case.workflow)
-        if policy is None or not holds_reference(case.data):  # (the quick test first)
+        if policy is None:
             return case, []
         recent = getattr(self._local, "recent", None)
         self._local.recent = None
@@ -1288,6 +1291,10 @@ class Privacy:
         self._local.prefetched = None
         continued = getattr(self._local, "continued", None)
         self._local.continued = None
+        if not holds_reference(case.data):
+            # The quick test (after the hand-offs are taken, as every path takes them):
+            # no reference, nothing to show otherwise, nothing restricted seen.
+            return case, []
         matches = fetched is not None and fetched[0] == case.id and fetched[1] == case.version
         if continued == (case.id, case.version) and not matches:
             # The step just committed, and this engine knows every value of the case.
