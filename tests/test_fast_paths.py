@@ -348,3 +348,18 @@ def test_showing_a_result_without_references_takes_the_hand_offs_as_every_path_d
     local = engine.privacy._local
     for name in ("recent", "prefetched", "continued"):
         assert getattr(local, name, None) is None, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_WITH_REFS, _VALUES))
+def test_refs_quick_test_is_exact(data: Any) -> None:
+    from gridflow import _sealing
+
+    quick = _sealing._refs(data)
+    original = _sealing._may_hold_reference
+    _sealing._may_hold_reference = lambda _d: True  # type: ignore[assignment]
+    try:
+        slow = _sealing._refs(data)
+    finally:
+        _sealing._may_hold_reference = original
+    assert quick == slow

@@ -58,6 +58,7 @@ from gridflow.personal.paths import find, replace
 from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     Reference,
+    _may_hold_reference,
     holds_reference,
     is_reference,
     map_references,
@@ -791,6 +792,11 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
         ['phone', 'phone']
     """
     found: list[Reference] = [] if out is None else out
+    try:
+        if not _may_hold_reference(node):
+            return found  # the quick test: no "$pii" key anywhere, so no reference
+    except RecursionError:
+        pass
     stack = [node]
     while stack:
         item = stack.pop()
