@@ -6,7 +6,6 @@ optional extra; only sealing, opening and key wrapping need it.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 from gridflow._errors import PersonalDataError
@@ -120,6 +119,8 @@ def hkdf_sha256(key: bytes, info: bytes, length: int = 32) -> bytes:
     # without the cost of its objects): no salt means a zero salt of hash length.
     if not 0 < length <= 255 * 32:
         raise ValueError("HKDF-SHA256 derives 1 to 8160 bytes")
+    import hmac  # hashlib loads OpenSSL: at the first derivation, not by `import gridflow`
+
     prk = hmac.digest(bytes(32), key, "sha256")
     out, block, counter = b"", b"", 1
     while len(out) < length:
