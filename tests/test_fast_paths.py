@@ -363,3 +363,32 @@ def test_refs_quick_test_is_exact(data: Any) -> None:
     finally:
         _sealing._may_hold_reference = original
     assert quick == slow
+
+
+def test_a_committed_row_without_references_is_shown_without_a_second_walk() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator"], ["g"])
+    plain = engine.open("grid_case", actor=worker, grid="g", version=1,
+                        data={"title": "t", "source": "visit"})
+    sealed = engine.open("grid_case", actor=worker, grid="g", version=1,
+                         data={"title": "t", "source": "visit",
+                               "reporter": {"name": "王小明", "phone": "13812345678"}})
+    walks: list[object] = []
+    original = _sealing.holds_reference
+    _sealing.holds_reference = lambda d: walks.append(d) or original(d)  # type: ignore
+    try:
+        shown = engine.fire(plain.id, "note", actor=boss, payload={"text": "到场"})
+        assert walks == [] and shown == engine.store.get(plain.id)
+        shown = engine.fire(sealed.id, "note", actor=boss, payload={"text": "到场"})
+        assert shown.data["reporter"]["name"] == "王小明"  # a coordinator reads it
+        assert engine.privacy._local.bare is None
+    finally:
+        _sealing.holds_reference = original

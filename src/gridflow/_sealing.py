@@ -1098,6 +1098,7 @@ class Privacy:
         self._local.pending = None
         self._local.prefetched = None
         self._local.continued = None
+        self._local.bare = None
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
@@ -1109,9 +1110,11 @@ class Privacy:
         show: list[str] = []
         continued = False
         policy = self.policies.get(first.case.workflow)
+        found: list[Reference] = []
         if policy is not None:
             own = sealer.plain if sealer is not None else {}
-            refs = [r.ref_id for r in _refs(first.case.data) if r.ref_id not in own]
+            found = _refs(first.case.data)
+            refs = [r.ref_id for r in found if r.ref_id not in own]
             # Every event of the case since this engine last knew its values was its own
             # (erasure, restriction and retention append an event to each case they
             # touch): what it holds in clear for the case is still what the vault holds.
@@ -1122,6 +1125,9 @@ class Privacy:
         if sealer is None and not show:
             store.commit(writes)
             self._continue(case_id, first.case.version, continued)
+            if policy is not None and not found:
+                # This very row holds no reference: showing it needs no second walk.
+                self._local.bare = first.case
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
@@ -1297,7 +1303,9 @@ class Privacy:
         self._local.prefetched = None
         continued = getattr(self._local, "continued", None)
         self._local.continued = None
-        if not holds_reference(case.data):
+        bare = getattr(self._local, "bare", None)
+        self._local.bare = None
+        if bare is case or not holds_reference(case.data):
             # The quick test (after the hand-offs are taken, as every path takes them):
             # no reference, nothing to show otherwise, nothing restricted seen.
             return case, []
