@@ -292,3 +292,103 @@ def test_core_run_direct_equals_event_trigger(data: st.DataObject) -> None:
         return (out.dest, dict(out.data), out.payload, out.links, out.effects)
 
     assert outcome(direct) == outcome(dispatched)
+
+
+# -- the quick exits keep the sealing layer's per-thread hand-offs as the full pass does --
+
+
+def _vault_refs(engine: Any) -> set[str]:
+    vault = engine.privacy.vault
+    return set(vault._values) if hasattr(vault, "_values") else set()
+
+
+def test_a_step_that_seals_nothing_does_not_commit_an_abandoned_steps_ciphertexts() -> None:
+    """A step sealed a ``contact`` and then failed before its commit (an event over
+    the size limit): the next step on the case, which seals nothing, must not
+    write that step's ciphertexts with its own commit."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    import gridflow
+    from gridflow import InvalidPayload
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    for store in (gridflow.MemoryStore(),):
+        engine = gridflow.Engine(store=store, clock=gridflow.FixedClock(t), entry_points=False,
+                                 keyring=gridflow.Keyring.generate())
+        worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+        boss = gridflow.Actor("s", ["coordinator"], ["g"])
+        case = engine.open("grid_case", actor=worker, grid="g", version=1,
+                           data={"title": "t", "source": "visit"})
+        before = _vault_refs(engine)
+        with pytest.raises(InvalidPayload, match="bytes"):
+            engine.fire(case.id, "note", actor=boss,
+                        payload={"text": "x" * 1_100_000, "contact": "微信 nana_oy"})
+        engine.fire(case.id, "note", actor=boss, payload={"text": "到场"})
+        assert _vault_refs(engine) == before
+        assert engine.verify(case.id).version == 2
+
+
+def test_showing_a_result_without_references_takes_the_hand_offs_as_every_path_does() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator"], ["g"])
+    case = engine.open("grid_case", actor=worker, grid="g", version=1,
+                       data={"title": "t", "source": "visit"})
+    shown = engine.fire(case.id, "note", actor=boss,
+                        payload={"text": "到场", "contact": "微信 nana_oy"})
+    assert shown == engine.store.get(case.id) or shown.data == engine.store.get(case.id).data
+    local = engine.privacy._local
+    for name in ("recent", "prefetched", "continued"):
+        assert getattr(local, name, None) is None, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_WITH_REFS, _VALUES))
+def test_refs_quick_test_is_exact(data: Any) -> None:
+    from gridflow import _sealing
+
+    quick = _sealing._refs(data)
+    original = _sealing._may_hold_reference
+    _sealing._may_hold_reference = lambda _d: True  # type: ignore[assignment]
+    try:
+        slow = _sealing._refs(data)
+    finally:
+        _sealing._may_hold_reference = original
+    assert quick == slow
+
+
+def test_a_committed_row_without_references_is_shown_without_a_second_walk() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator"], ["g"])
+    plain = engine.open("grid_case", actor=worker, grid="g", version=1,
+                        data={"title": "t", "source": "visit"})
+    sealed = engine.open("grid_case", actor=worker, grid="g", version=1,
+                         data={"title": "t", "source": "visit",
+                               "reporter": {"name": "王小明", "phone": "13812345678"}})
+    walks: list[object] = []
+    original = _sealing.holds_reference
+    _sealing.holds_reference = lambda d: walks.append(d) or original(d)  # type: ignore
+    try:
+        shown = engine.fire(plain.id, "note", actor=boss, payload={"text": "到场"})
+        assert walks == [] and shown == engine.store.get(plain.id)
+        shown = engine.fire(sealed.id, "note", actor=boss, payload={"text": "到场"})
+        assert shown.data["reporter"]["name"] == "王小明"  # a coordinator reads it
+        assert engine.privacy._local.bare is None
+    finally:
+        _sealing.holds_reference = original

@@ -58,6 +58,7 @@ from gridflow.personal.paths import find, replace
 from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     Reference,
+    _may_hold_reference,
     holds_reference,
     is_reference,
     map_references,
@@ -791,6 +792,11 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
         ['phone', 'phone']
     """
     found: list[Reference] = [] if out is None else out
+    try:
+        if not _may_hold_reference(node):
+            return found  # the quick test: no "$pii" key anywhere, so no reference
+    except RecursionError:
+        pass
     stack = [node]
     while stack:
         item = stack.pop()
@@ -1024,8 +1030,11 @@ class Privacy:
         if policy is None:
             return outcome
         if trigger != "open" and not opened and _nothing_to_seal(policy, trigger, outcome):
+            # What the full pass below leaves when it seals nothing: no look-alike,
+            # nothing pending for `commit` (not an abandoned step's), no recent values.
             refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
                               trigger=trigger)
+            self._local.pending = None
             self._local.recent = {}
             return outcome
         payload_fields = policy.payload_fields(trigger) if trigger != "open" else ()
@@ -1089,6 +1098,7 @@ class Privacy:
         self._local.pending = None
         self._local.prefetched = None
         self._local.continued = None
+        self._local.bare = None
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
@@ -1100,9 +1110,11 @@ class Privacy:
         show: list[str] = []
         continued = False
         policy = self.policies.get(first.case.workflow)
+        found: list[Reference] = []
         if policy is not None:
             own = sealer.plain if sealer is not None else {}
-            refs = [r.ref_id for r in _refs(first.case.data) if r.ref_id not in own]
+            found = _refs(first.case.data)
+            refs = [r.ref_id for r in found if r.ref_id not in own]
             # Every event of the case since this engine last knew its values was its own
             # (erasure, restriction and retention append an event to each case they
             # touch): what it holds in clear for the case is still what the vault holds.
@@ -1113,6 +1125,9 @@ class Privacy:
         if sealer is None and not show:
             store.commit(writes)
             self._continue(case_id, first.case.version, continued)
+            if policy is not None and not found:
+                # This very row holds no reference: showing it needs no second walk.
+                self._local.bare = first.case
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
@@ -1280,7 +1295,7 @@ class Privacy:
     def show_case(self, case: Case, actor: Actor | None) -> tuple[Case, list[str]]:
         """``case`` as ``actor`` may see it; and the restricted values shown (to record)."""
         policy = self.policies.get(case.workflow)
-        if policy is None or not holds_reference(case.data):  # (the quick test first)
+        if policy is None:
             return case, []
         recent = getattr(self._local, "recent", None)
         self._local.recent = None
@@ -1288,6 +1303,12 @@ class Privacy:
         self._local.prefetched = None
         continued = getattr(self._local, "continued", None)
         self._local.continued = None
+        bare = getattr(self._local, "bare", None)
+        self._local.bare = None
+        if bare is case or not holds_reference(case.data):
+            # The quick test (after the hand-offs are taken, as every path takes them):
+            # no reference, nothing to show otherwise, nothing restricted seen.
+            return case, []
         matches = fetched is not None and fetched[0] == case.id and fetched[1] == case.version
         if continued == (case.id, case.version) and not matches:
             # The step just committed, and this engine knows every value of the case.
