@@ -314,7 +314,7 @@ class _Checker:
             _check_step(index, event, fold, specs)
             fold.apply(event)
         assert fold is not None
-        return _same(row, fold.case())
+        return _same(row, fold)
 
     def case(self, crow: Any, erows: Sequence[Any]) -> bool:
         """Whether the full path would verify this case (``False``: ask it)."""
@@ -403,9 +403,10 @@ class _Checker:
         return links == fold.links and type(links) is type(fold.links)
 
 
-def _same(row: Case, folded: Case) -> bool:
-    """`audit`'s comparison of the stored row with the fold: every field, equal and of
-    the same type."""
+def _same(row: Case, folded: Case | _Fold) -> bool:
+    """`audit`'s comparison of the stored row with the fold (``folded``: the fold's
+    `Case`, or the fold itself, whose attributes that `Case` is made of): every
+    field, equal and of the same type."""
     if folded.version != row.version:
         return False
     for field in CASE_FIELDS:
