@@ -314,7 +314,7 @@ class _Checker:
             _check_step(index, event, fold, specs)
             fold.apply(event)
         assert fold is not None
-        return _same(row, fold.case())
+        return _same(row, fold)
 
     def case(self, crow: Any, erows: Sequence[Any]) -> bool:
         """Whether the full path would verify this case (``False``: ask it)."""
@@ -403,9 +403,10 @@ class _Checker:
         return links == fold.links and type(links) is type(fold.links)
 
 
-def _same(row: Case, folded: Case) -> bool:
-    """`audit`'s comparison of the stored row with the fold: every field, equal and of
-    the same type."""
+def _same(row: Case, folded: Case | _Fold) -> bool:
+    """`audit`'s comparison of the stored row with the fold (``folded``: the fold's
+    `Case`, or the fold itself, whose attributes that `Case` is made of): every
+    field, equal and of the same type."""
     if folded.version != row.version:
         return False
     for field in CASE_FIELDS:
@@ -496,12 +497,15 @@ def sql_source(store: SQLStore) -> RawSource | None:
         return str(stmt.compile(dialect=dialect))
 
     all_cases, all_events = sql(q_cases), sql(q_events)
-    where = "IN (SELECT value FROM json_each(?))" if sqlite else "= ANY(%s)"
     name = dialect.identifier_preparer.format_table
-    part_cases = (f"{sql(sa.select(cases_t))} WHERE {name(cases_t)}.id {where} "
-                  f"ORDER BY {name(cases_t)}.id")
-    part_events = (f"{sql(sa.select(*cols))} WHERE {name(ev)}.case_id {where} "
-                   f"ORDER BY {name(ev)}.case_id, {name(ev)}.seq")
+    select_cases, select_events = sql(sa.select(cases_t)), sql(sa.select(*cols))
+
+    def part_sql(n: int) -> tuple[str, str]:
+        """The two statements reading ``n`` given cases (their rows, their events)."""
+        where = f"IN ({', '.join('?' * n)})" if sqlite else "= ANY(%s)"
+        return (f"{select_cases} WHERE {name(cases_t)}.id {where} ORDER BY {name(cases_t)}.id",
+                f"{select_events} WHERE {name(ev)}.case_id {where} "
+                f"ORDER BY {name(ev)}.case_id, {name(ev)}.seq")
     read_case = store._hot_case
 
     def histories(case_ids: Sequence[str] | None) -> Iterator[tuple[Any, list[Any]]]:
@@ -523,11 +527,12 @@ def sql_source(store: SQLStore) -> RawSource | None:
         wanted = sorted(set(case_ids))
         for start in range(0, len(wanted), 500):
             part = wanted[start:start + 500]
-            arg = json.dumps(part) if sqlite else part
+            args = tuple(part) if sqlite else (part,)
+            part_cases, part_events = part_sql(len(part))
             with store._failures("reading cases"), store._dbapi() as cur:
-                cur.execute(part_cases, (arg,))
+                cur.execute(part_cases, args)
                 crows = cur.fetchall()
-                cur.execute(part_events, (arg,))
+                cur.execute(part_events, args)
                 erows = cur.fetchall()
             yield from _merge_lists(crows, erows)
 
