@@ -25,7 +25,7 @@ $(BIN)/python:
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-	print('\n'.join(p['dependencies'] + p['optional-dependencies']['sql'] + p['optional-dependencies']['pii']))" > $(DEMO_REQUIREMENTS)
+	print('\n'.join(p['dependencies'] + p['optional-dependencies']['sql'] + p['optional-dependencies']['pii'] + p['optional-dependencies']['china']))" > $(DEMO_REQUIREMENTS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(DEMO_REQUIREMENTS)
 	$(BIN)/python -c "import pathlib, sysconfig; \
 	pathlib.Path(sysconfig.get_path('purelib'), 'gridflow-src.pth').write_text('$(CURDIR)/src\n')"

@@ -157,3 +157,26 @@ def test_two_tick_workers_on_postgresql_urge_and_escalate_exactly_once(
         engine.verify(cid)
     for s in (*stores, setup):
         s.close()
+
+
+def test_without_chinese_calendar_the_default_workflow_still_runs_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # grid_case@2 is what `open` takes by default: a core install (no gridflow[china])
+    # must run it, counting Monday to Friday, with one warning naming the extra.
+    import sys
+
+    monkeypatch.setitem(sys.modules, "chinese_calendar", None)  # import raises ImportError
+    monkeypatch.setattr(grid_case_v2, "_HOURS", None)
+    # 17:15 on Tuesday 30 Sep 2025 (Shanghai), urgent: 30 working minutes of 签收.
+    dispatched = datetime(2025, 9, 30, 9, 15, tzinfo=UTC)
+    with pytest.warns(RuntimeWarning, match=r"gridflow\[china\]"):
+        hours = grid_case_v2._hours()
+    # Without the holiday calendar, 1 October (国庆) counts as a working day: 09:15.
+    assert hours.add(dispatched, grid_case_v2.ACK_LIMIT_URGENT) == datetime(
+        2025, 10, 1, 1, 15, tzinfo=UTC)
+    assert grid_case_v2._hours() is hours  # said once
+    monkeypatch.setattr(grid_case_v2, "_HOURS", None)
+    monkeypatch.delitem(sys.modules, "chinese_calendar")
+    # With it (the dev install), the same limit ends after the holiday, on 9 October.
+    assert grid_case_v2._hours().add(dispatched, grid_case_v2.ACK_LIMIT_URGENT) == datetime(
+        2025, 10, 9, 1, 15, tzinfo=UTC)
