@@ -284,6 +284,14 @@ class _Hot(NamedTuple):
     insert_event: str
     update_case: str
     update_case_light: str
+    #: SQLite: a step that moved the case (its state, maybe its deadline), the
+    #: other indexed columns required unchanged (see `SQLStore._prepare_hot`).
+    update_case_moved: str
+    #: PostgreSQL: a whole step in one statement (the compare-and-set of the case
+    #: row and, only where it applied, the event's insert); ``""`` on SQLite.
+    step: str
+    #: PostgreSQL: an opening step (the case row and its first event) in one statement.
+    open_step: str
     when: Callable[[datetime | None], Any]
     dumps: Callable[[Any], str]
     read_when: Callable[[Any], Any]
@@ -532,6 +540,34 @@ class SQLStore:
 
         case_cols = [col.name for col in self.cases.c if col.name != "claimed_until"]
         changed = ("version", "data", "updated_at", "links", "head")
+        moved = (*changed, "state", "deadline_at")
+        event_cols = [col for col in e if col.name != "leaf"]
+        step = open_step = ""
+        if self.dialect == "postgresql":
+            # One round trip per step: the compare-and-set runs in a data-modifying
+            # CTE and the event is inserted from its RETURNING, so the INSERT's
+            # rowcount is 1 if the step applied and 0 if the case was not at the
+            # expected version (then nothing at all was written). In autocommit
+            # the statement is its own transaction: no BEGIN, no COMMIT.
+            cas = (sa.update(self.cases)
+                   .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
+                   .values({**{name: sa.bindparam(name, type_=self.cases.c[name].type)
+                               for name in case_cols if name != "id"},
+                            "claimed_until": sa.null()})
+                   .returning(c.id).cte("cas"))
+            new_case = (sa.insert(self.cases)
+                        .values({name: sa.bindparam(name, type_=self.cases.c[name].type)
+                                 for name in case_cols})
+                        .returning(c.id).cte("new_case"))
+
+            def event_from(cte: Any) -> str:
+                values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols])
+                return sql(sa.insert(self.events_table)
+                           .from_select([col.name for col in event_cols],
+                                        values.select_from(cte))
+                           .add_cte(cte))
+
+            step, open_step = event_from(cas), event_from(new_case)
         return _Hot(
             get=sql(self._q_get),
             by_key=sql(self._q_key),
@@ -556,6 +592,16 @@ class SQLStore:
                        c.deadline_at.is_not_distinct_from(sa.bindparam("b_deadline_at")))
                 .values({**{name: sa.bindparam(name) for name in changed},
                          "claimed_until": sa.null()})),
+            update_case_moved=sql(
+                sa.update(self.cases)
+                .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"),
+                       c.workflow == sa.bindparam("b_workflow"),
+                       c.workflow_version == sa.bindparam("b_workflow_version"),
+                       c.grid.is_not_distinct_from(sa.bindparam("b_grid")),
+                       c.opened_at == sa.bindparam("b_opened_at"))
+                .values({**{name: sa.bindparam(name) for name in moved},
+                         "claimed_until": sa.null()})),
+            step=step, open_step=open_step,
             when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
         )
 
@@ -979,11 +1025,13 @@ class SQLStore:
                 "deadline_at": when(case.deadline_at), "links": dumps(list(case.links)),
                 "head": case.head, "b_id": case.id, "b_expected": w.expected_version,
             })
+        if self.dialect == "postgresql":
+            self._pg_commit(ordered, case_rows, event_rows, within)
+            return
         with self._dbapi() as cur:
             conn = cur.connection
-            if self.dialect == "sqlite":
-                # As on Core: queue for the write lock up front (see __init__).
-                cur.execute("BEGIN IMMEDIATE")
+            # As on Core: queue for the write lock up front (see __init__).
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 for w, row in zip(ordered, case_rows, strict=True):
                     if w.expected_version == 0:
@@ -1002,22 +1050,71 @@ class SQLStore:
                     conn.rollback()
                 raise
 
+    def _pg_commit(self, ordered: Sequence[Write], case_rows: list[dict[str, Any]],
+                   event_rows: list[dict[str, Any]],
+                   within: Callable[[Callable[..., Any]], None] | None) -> None:
+        """commit on PostgreSQL: each write is one statement (`_Hot.step`).
+
+        A single write with nothing ``within`` runs in autocommit, the statement
+        its own transaction: the whole step is one round trip. Otherwise the
+        statements, then ``within``, run in one transaction.
+        """
+        hot = self._hot
+        assert hot is not None
+        single = within is None and len(ordered) == 1
+        with self._dbapi(autocommit=single) as cur:
+            if single:
+                w = ordered[0]
+                cur.execute(hot.open_step if w.expected_version == 0 else hot.step,
+                            case_rows[0] | event_rows[0])
+                if cur.rowcount != 1:
+                    # The compare-and-set matched no row, so nothing was inserted either.
+                    raise _Conflict(w.case.id, w.expected_version)
+                return
+            conn = cur.connection
+            try:
+                for w, case_row, event_row in zip(ordered, case_rows, event_rows, strict=True):
+                    cur.execute(hot.open_step if w.expected_version == 0 else hot.step,
+                                case_row | event_row)
+                    if cur.rowcount != 1:
+                        raise _Conflict(w.case.id, w.expected_version)
+                if within is not None:
+                    within(cur.execute)
+                conn.commit()
+            except BaseException:
+                with suppress(self._driver_error):
+                    conn.rollback()
+                raise
+
     def _hot_update(self, cur: Any, w: Write, row: dict[str, Any]) -> bool:
-        """`_update_case` on a DBAPI cursor: the light statement first when it can do."""
+        """`_update_case` on a SQLite cursor: the statement that names the fewest
+        indexed columns first (SQLite rewrites every index whose column is in the
+        SET list, changed or not): for a step that did not move the case, the
+        light one; for one that did, the one that sets the state and deadline
+        only; the full statement if the case's workflow, version, grid or
+        opening time changed (then the narrower ones match no row)."""
         hot = self._hot
         assert hot is not None
         source, dest = w.event.source, w.event.dest
+        params = {
+            "b_id": row["id"], "b_expected": row["b_expected"],
+            "b_workflow": row["workflow"], "b_workflow_version": row["workflow_version"],
+            "b_grid": row["grid"], "b_opened_at": row["opened_at"],
+            "version": row["version"], "data": row["data"],
+            "updated_at": row["updated_at"], "links": row["links"], "head": row["head"],
+        }
         if dest is None or dest == source:
-            cur.execute(hot.update_case_light, {
-                "b_id": row["id"], "b_expected": row["b_expected"],
-                "b_workflow": row["workflow"], "b_workflow_version": row["workflow_version"],
-                "b_state": row["state"], "b_grid": row["grid"],
-                "b_opened_at": row["opened_at"], "b_deadline_at": row["deadline_at"],
-                "version": row["version"], "data": row["data"],
-                "updated_at": row["updated_at"], "links": row["links"], "head": row["head"],
-            })
+            params["b_state"] = row["state"]
+            params["b_deadline_at"] = row["deadline_at"]
+            cur.execute(hot.update_case_light, params)
             if cur.rowcount == 1:
                 return True
+            del params["b_state"], params["b_deadline_at"]
+        params["state"] = row["state"]
+        params["deadline_at"] = row["deadline_at"]
+        cur.execute(hot.update_case_moved, params)
+        if cur.rowcount == 1:
+            return True
         cur.execute(hot.update_case, row)
         return bool(cur.rowcount == 1)
 
