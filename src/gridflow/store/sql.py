@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -334,8 +335,13 @@ class SQLStore:
     in memory is for single-threaded experiments only) or
     ``postgresql+psycopg://user@host/db`` (plain ``postgresql://`` means psycopg
     3 too). ``schema`` puts the tables in a PostgreSQL schema (created by
-    `create_schema`). ``synchronous`` is SQLite's durability: ``"FULL"``
-    (default: a committed step survives a power cut) or ``"NORMAL"`` (commits do
+    `create_schema`). ``read_url`` (PostgreSQL) names a streaming replica of
+    this database: ``replica`` is then a read-only `SQLStore` on it, which
+    `gridflow.metrics.compute`, the problem classes and `Engine.verify_all`
+    read from, while every write (and every read of a step) goes to the
+    primary; `wait_for_replica` waits until it has caught up. ``synchronous`` is
+    SQLite's durability: ``"FULL"`` (default: a committed step survives a power
+    cut) or ``"NORMAL"`` (commits do
     not wait for the disk: faster, and a power cut may lose the last commits,
     never corrupt the file; ``"EXTRA"`` is accepted too). ``busy_timeout``
     (seconds) is how long a SQLite writer waits for another one. Other keyword
@@ -366,6 +372,7 @@ class SQLStore:
         url: str | sa.URL,
         *,
         schema: str | None = None,
+        read_url: str | sa.URL | None = None,
         synchronous: str = "FULL",
         busy_timeout: float = 10.0,
         echo: bool = False,
@@ -394,8 +401,14 @@ class SQLStore:
         if schema is not None and backend != "postgresql":
             raise StoreError(f"schema={schema!r} needs PostgreSQL; SQLite keeps one database "
                              "per file (use another file instead)")
+        if read_url is not None and backend != "postgresql":
+            raise StoreError(f"read_url= needs PostgreSQL (a streaming replica of the primary); "
+                             f"{self._where} is {backend}")
         self.schema = schema
         self.synchronous = sync
+        #: The read replica (`read_url`), or ``None``.
+        self.replica: SQLStore | None = None
+        self._read_only = False
         options: dict[str, Any] = {"echo": echo}
         if backend == "sqlite":
             options["json_serializer"] = _sqlite_dumps
@@ -453,6 +466,13 @@ class SQLStore:
         # Echo asks to see every statement: keep everything on Core then.
         self._hot: _Hot | None = None if echo or not self._hot_path else self._prepare_hot()
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        if read_url is not None:
+            replica = type(self)(read_url, schema=schema, echo=echo, **engine_options)
+            if replica.dialect != "postgresql":
+                raise StoreError(f"read_url= must be a PostgreSQL URL (a streaming replica of "
+                                 f"{self._where}), not {replica._where}")
+            replica._read_only = True
+            self.replica = replica
 
     #: Whether commits and reads may take the raw-DBAPI fast path (the sync
     #: drivers); `AsyncSQLStore` keeps everything on Core.
@@ -647,7 +667,8 @@ class SQLStore:
 
     def __repr__(self) -> str:
         schema = f", schema={self.schema!r}" if self.schema else ""
-        return f"SQLStore({self._where!r}{schema})"
+        replica = f", read_url={self.replica._where!r}" if self.replica is not None else ""
+        return f"SQLStore({self._where!r}{schema}{replica})"
 
     def close(self) -> None:
         """Close every pooled connection (the store can be used again afterwards).
@@ -658,6 +679,8 @@ class SQLStore:
             >>> store.close()
         """
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.close()
 
     dispose = close
 
@@ -679,6 +702,64 @@ class SQLStore:
             raise StoreError(f"{what} failed on {self._where}: {type(exc).__name__}: "
                              f"{_first_line(exc)}") from exc
 
+    # -- the read replica ---------------------------------------------------------
+
+    def _refuse_write(self, what: str) -> None:
+        if self._read_only:
+            raise StoreError(f"{what} on {self._where} refused: it is this store's read "
+                             "replica (read_url=), which only serves reads; write through "
+                             "the primary store")
+
+    def wait_for_replica(self, timeout: float = 30.0) -> str:
+        """Wait until the read replica has replayed the primary's WAL up to where it
+        is now (every commit made before the call); returns that WAL position.
+
+        Reports and verification read from the replica (`replica`), which may
+        lag the primary by a few commits: call this first when they must see
+        everything committed so far. Raises `StoreError` if the store has no
+        replica, the replica is not replaying a primary, or it has not caught
+        up within ``timeout`` seconds.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.replica is None
+            True
+            >>> store.wait_for_replica()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: ... has no read replica (read_url=) to wait for
+        """
+        replica = self.replica
+        if replica is None:
+            raise StoreError(f"{self._where} has no read replica (read_url=) to wait for")
+        with self._failures("reading the primary's WAL position"), \
+                self._reader.connect() as conn:
+            # The insert position, not the write one: with synchronous_commit=off a
+            # commit can be in the WAL buffers, not yet written, when it returns.
+            target = str(conn.execute(sa.text("SELECT pg_current_wal_insert_lsn()")).scalar())
+        probe = sa.text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
+                        "pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            with replica._failures("reading the replica's replay position"), \
+                    replica._reader.connect() as conn:
+                recovering, replayed, done = conn.execute(probe, {"lsn": target}).one()
+            if not recovering:
+                raise StoreError(f"{replica._where} is not a replica (it is not in recovery): "
+                                 f"read_url= must name a streaming replica of {self._where}")
+            if done:
+                return target
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"the replica {replica._where} has replayed the WAL up to {replayed}, "
+                    f"not yet to the primary's {target}, after {timeout:g} s; is it "
+                    "streaming (primary_conninfo, pg_stat_replication)? Pass a larger "
+                    "timeout= or read from the primary")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
     # -- schema -------------------------------------------------------------------
 
     def create_schema(self) -> None:
@@ -695,6 +776,7 @@ class SQLStore:
             >>> store.schema_version()
             4
         """
+        self._refuse_write("create_schema")
         with self._failures("create_schema"), self._writer.begin() as conn:
             if self.dialect == "postgresql":
                 # DDL is transactional on PostgreSQL; the advisory lock makes
@@ -963,6 +1045,8 @@ class SQLStore:
         """
         if not writes:
             return
+        if self._read_only:
+            self._refuse_write("commit")
         self._ready()
         # One lock order for every writer: two multi-case commits can never
         # deadlock on PostgreSQL by taking the same rows in opposite order.
@@ -1278,6 +1362,7 @@ class SQLStore:
             >>> store.set_retired("grid_case", 1); store.retired()
             {('grid_case', 1)}
         """
+        self._refuse_write("set_retired")
         self._ready()
         key = f"retired:{workflow}@{version}"
         m = self._meta
@@ -1303,6 +1388,7 @@ class SQLStore:
             >>> store.claim_due(datetime(2026, 1, 5, tzinfo=UTC), limit=10)
             []
         """
+        self._refuse_write("claim_due")
         self._ready()
         if limit <= 0:
             return []
