@@ -114,7 +114,8 @@ class Tables(NamedTuple):
     meta: sa.Table
 
 
-def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+def _tables(metadata: sa.MetaData, partitioned: bool = False
+            ) -> tuple[sa.Table, sa.Table, sa.Table]:
     cases = sa.Table(
         "gridflow_cases", metadata,
         sa.Column("id", _ID, primary_key=True),
@@ -161,12 +162,10 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         # Per-field checksums (Event.field_digests), so verify can name the field
         # of an edited event. Diagnostics only: not hashed, proves nothing.
         sa.Column("digests", sa.String(), nullable=True),
-        # The primary key is the unique (case_id, seq): two writers can never
-        # both store seq n of one case.
-        sa.PrimaryKeyConstraint("case_id", "seq", name="pk_gridflow_events"),
-        sa.UniqueConstraint("idempotency_key", name="uq_gridflow_events_idempotency_key"),
+        *(_event_keys(partitioned)),
         sa.CheckConstraint("seq >= 1", name="ck_gridflow_events_seq"),
         sa.Index("ix_gridflow_events_at", "at"),
+        **_partition_by(partitioned),
     )
     # The Merkle log (schema 3): the event's leaf index, NULL until a checkpoint.
     events.append_column(_log.leaf_column())
@@ -177,6 +176,40 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("value", sa.String(), nullable=False),
     )
     return cases, events, meta
+
+
+def _event_keys(partitioned: bool) -> list[Any]:
+    if not partitioned:
+        return [
+            # The primary key is the unique (case_id, seq): two writers can never
+            # both store seq n of one case.
+            sa.PrimaryKeyConstraint("case_id", "seq", name="pk_gridflow_events"),
+            sa.UniqueConstraint("idempotency_key", name="uq_gridflow_events_idempotency_key"),
+        ]
+    # Range-partitioned by month (PostgreSQL): a key must hold the partition
+    # column, so the primary key is (case_id, seq, at) and the keys' uniqueness
+    # is kept by gridflow_event_keys (`_event_keys_table`). seq n of a case is
+    # still stored once: the step's compare-and-set on the case row admits one.
+    return [sa.PrimaryKeyConstraint("case_id", "seq", "at", name="pk_gridflow_events"),
+            sa.Index("ix_gridflow_events_idempotency_key", "idempotency_key")]
+
+
+def _partition_by(partitioned: bool) -> dict[str, Any]:
+    return {"postgresql_partition_by": "RANGE (at)"} if partitioned else {}
+
+
+def _event_keys_table(metadata: sa.MetaData) -> sa.Table:
+    """The idempotency keys of a partitioned events table, unique across partitions."""
+    return sa.Table(
+        "gridflow_event_keys", metadata,
+        sa.Column("idempotency_key", sa.String(), primary_key=True),
+        sa.Column("case_id", _ID, nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+    )
+
+
+#: ``partition=`` values and the `gridflow_meta` record of each.
+_PARTITIONS = ("month",)
 
 
 # -- JSON ----------------------------------------------------------------------------
@@ -373,6 +406,7 @@ class SQLStore:
         *,
         schema: str | None = None,
         read_url: str | sa.URL | None = None,
+        partition: str | None = None,
         synchronous: str = "FULL",
         busy_timeout: float = 10.0,
         echo: bool = False,
@@ -404,7 +438,13 @@ class SQLStore:
         if read_url is not None and backend != "postgresql":
             raise StoreError(f"read_url= needs PostgreSQL (a streaming replica of the primary); "
                              f"{self._where} is {backend}")
+        if partition is not None and (partition not in _PARTITIONS or backend != "postgresql"):
+            raise StoreError(f"partition={partition!r} is not supported on {self._where}: "
+                             "partition='month' range-partitions the events table by month, "
+                             "on PostgreSQL only")
         self.schema = schema
+        #: ``"month"``: the events table is range-partitioned by month (PostgreSQL).
+        self.partition = partition
         self.synchronous = sync
         #: The read replica (`read_url`), or ``None``.
         self.replica: SQLStore | None = None
@@ -434,7 +474,10 @@ class SQLStore:
         #: ``"sqlite"`` or ``"postgresql"``.
         self.dialect: str = engine.dialect.name
         self.metadata = sa.MetaData(schema=schema)
-        tables = Tables(*_tables(self.metadata))
+        tables = Tables(*_tables(self.metadata, partition is not None))
+        #: ``gridflow_event_keys`` of a partitioned store (``None`` otherwise).
+        self.event_keys: sa.Table | None = (
+            _event_keys_table(self.metadata) if partition is not None else None)
         #: The Merkle log's tables (leaves, nodes, checkpoints; see gridflow.store._log).
         self.log_tables = _log.log_tables(self.metadata, tables.cases)
         self._log_backend: Any = None
@@ -467,7 +510,8 @@ class SQLStore:
         self._hot: _Hot | None = None if echo or not self._hot_path else self._prepare_hot()
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         if read_url is not None:
-            replica = type(self)(read_url, schema=schema, echo=echo, **engine_options)
+            replica = type(self)(read_url, schema=schema, partition=partition, echo=echo,
+                                 **engine_options)
             if replica.dialect != "postgresql":
                 raise StoreError(f"read_url= must be a PostgreSQL URL (a streaming replica of "
                                  f"{self._where}), not {replica._where}")
@@ -582,10 +626,22 @@ class SQLStore:
 
             def event_from(cte: Any) -> str:
                 values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols])
-                return sql(sa.insert(self.events_table)
-                           .from_select([col.name for col in event_cols],
-                                        values.select_from(cte))
-                           .add_cte(cte))
+                stmt = (sa.insert(self.events_table)
+                        .from_select([col.name for col in event_cols], values.select_from(cte))
+                        .add_cte(cte))
+                keys = self.event_keys
+                if keys is not None:
+                    # Partitioned: the key is stored once across partitions (its own
+                    # table's primary key), in the same statement.
+                    key = sa.bindparam("idempotency_key", type_=keys.c.idempotency_key.type)
+                    stmt = stmt.add_cte(
+                        sa.insert(keys).from_select(
+                            ["idempotency_key", "case_id", "seq"],
+                            sa.select(key, sa.bindparam("case_id", type_=e.case_id.type),
+                                      sa.bindparam("seq", type_=e.seq.type))
+                            .select_from(cte).where(key.is_not(None)))
+                        .cte("new_key"))
+                return sql(stmt)
 
             step, open_step = event_from(cas), event_from(new_case)
         return _Hot(
@@ -760,6 +816,156 @@ class SQLStore:
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
+    # -- monthly partitions (PostgreSQL) -------------------------------------------
+
+    def _check_layout(self, conn: Connection) -> None:
+        m = self._meta.c
+        stored = conn.execute(sa.select(m.value).where(m.key == "events_partition")).scalar()
+        if stored != self.partition:
+            has = f"partition={stored!r}" if stored else "no partition="
+            raise StoreError(
+                f"the events table of {self._where} was created with {has}, and this store "
+                f"is opened with partition={self.partition!r}; open it as it was created "
+                "(a store cannot be partitioned after the fact by create_schema)")
+
+    def _partition_names(self) -> tuple[str, str]:
+        prep = self.engine.dialect.identifier_preparer
+        parent = prep.format_table(self.events_table)
+        prefix = f"{prep.quote_schema(self.schema)}." if self.schema else ""
+        return parent, prefix
+
+    @staticmethod
+    def _month(value: datetime) -> tuple[int, int]:
+        utc = value.astimezone(UTC)
+        return utc.year, utc.month
+
+    def _create_partitions(self, conn: Connection, start: datetime, *, months: int) -> list[str]:
+        parent, prefix = self._partition_names()
+        conn.execute(sa.text(f"CREATE TABLE IF NOT EXISTS {prefix}gridflow_events_default "
+                             f"PARTITION OF {parent} DEFAULT"))
+        created = []
+        year, month = self._month(start)
+        existing = {name for name, _ in self._partition_list(conn)}
+        for _ in range(months):
+            name = f"gridflow_events_y{year:04d}m{month:02d}"
+            lo = datetime(year, month, 1, tzinfo=UTC)
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            hi = datetime(year, month, 1, tzinfo=UTC)
+            if name in existing:
+                continue
+            # Made beside the table, filled with the month's rows the default
+            # partition caught meanwhile, then attached: adding a month never fails
+            # because steps landed in it before it existed.
+            conn.execute(sa.text(f"CREATE TABLE {prefix}{name} (LIKE {parent} "
+                                 "INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+            conn.execute(sa.text(
+                f"WITH moved AS (DELETE FROM {prefix}gridflow_events_default "
+                f"WHERE at >= :lo AND at < :hi RETURNING *) "
+                f"INSERT INTO {prefix}{name} SELECT * FROM moved"), {"lo": lo, "hi": hi})
+            conn.execute(sa.text(f"ALTER TABLE {parent} ATTACH PARTITION {prefix}{name} "
+                                 f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"))
+            created.append(name)
+        return created
+
+    def _partition_list(self, conn: Connection) -> list[tuple[str, datetime]]:
+        """The monthly partitions attached to the events table: (name, first day)."""
+        parent, _ = self._partition_names()
+        rows = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:parent AS regclass)"), {"parent": parent}).scalars()
+        out = []
+        for name in rows:
+            tail = name.removeprefix("gridflow_events_y")
+            if len(tail) == 7 and tail[4] == "m" and tail.replace("m", "", 1).isdigit():
+                out.append((name, datetime(int(tail[:4]), int(tail[5:]), 1, tzinfo=UTC)))
+        return sorted(out, key=lambda p: p[1])
+
+    def _partitioned(self, what: str) -> None:
+        self._refuse_write(what)
+        if self.partition is None:
+            raise StoreError(f"{what}: the events table of {self._where} is not partitioned; "
+                             "create the store with SQLStore(url, partition='month') on "
+                             "PostgreSQL")
+        self._ready()
+
+    def add_partitions(self, since: datetime, *, months: int = 3) -> list[str]:
+        """Create the monthly partitions of the events table for ``months`` months
+        from the month of ``since`` (UTC) where missing; returns the names created.
+
+        Needs ``partition="month"`` (PostgreSQL). `create_schema` makes the
+        current month and the next two; run this ahead of time (a scheduled job,
+        say monthly). A step at a time no month partition covers is stored all
+        the same, in the default partition, and moved into its month when the
+        month is added here: results never depend on it.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> from datetime import datetime, UTC
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.add_partitions(datetime(2026, 1, 1, tzinfo=UTC))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: add_partitions: ... is not partitioned; ...
+        """
+        self._partitioned("add_partitions")
+        with self._failures("adding monthly partitions"), self._writer.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"gridflow.partitions:{self.schema or ''}"})
+            return self._create_partitions(conn, since, months=months)
+
+    def partitions(self) -> list[tuple[str, datetime]]:
+        """The monthly partitions of the events table, oldest first: ``(table name,
+        first instant of its month in UTC)``. Needs ``partition="month"``.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.partitions()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: partitions: the events table of ... is not partitioned; ...
+        """
+        if self.partition is None:
+            self._partitioned("partitions")
+        self._ready()
+        with self._failures("listing monthly partitions"), self.engine.connect() as conn:
+            return self._partition_list(conn)
+
+    def detach_partitions(self, before: datetime) -> list[str]:
+        """Detach every monthly partition whose month ends at or before ``before``, for
+        archiving; returns their (schema-qualified) table names, oldest first.
+
+        A detached partition is an ordinary table holding that month's events
+        (dump it with ``pg_dump -t``, then drop it). Its events are no longer
+        the store's: detach only months whose cases are closed and archived
+        (reports, `history` and `verify` of a case need all of its events), and
+        verify them (`Engine.verify_all`) before. Needs ``partition="month"``.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> from datetime import datetime, UTC
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.detach_partitions(datetime(2025, 1, 1, tzinfo=UTC))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: detach_partitions: the events table of ... is not ...
+        """
+        self._partitioned("detach_partitions")
+        parent, prefix = self._partition_names()
+        done = []
+        with self._failures("detaching monthly partitions"), self._writer.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"gridflow.partitions:{self.schema or ''}"})
+            for name, first in self._partition_list(conn):
+                year, month = first.year, first.month
+                end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else \
+                    datetime(year, month + 1, 1, tzinfo=UTC)
+                if end <= before:
+                    conn.execute(sa.text(f"ALTER TABLE {parent} DETACH PARTITION "
+                                         f"{prefix}{name}"))
+                    done.append(f"{prefix}{name}")
+        return done
+
     # -- schema -------------------------------------------------------------------
 
     def create_schema(self) -> None:
@@ -790,8 +996,13 @@ class SQLStore:
             if found is None:
                 conn.execute(sa.insert(self._meta), [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+                if self.partition is not None:
+                    conn.execute(sa.insert(self._meta), [
+                        {"key": "events_partition", "value": self.partition}])
+                    self._create_partitions(conn, datetime.now(UTC), months=3)
                 _log.ensure_log_state(conn, self)
             else:
+                self._check_layout(conn)
                 stored = self._parse_version(found)
                 if stored > SCHEMA_VERSION:
                     raise self._too_new(stored)
@@ -856,6 +1067,10 @@ class SQLStore:
                 raise SchemaVersionError(
                     f"the gridflow schema in {self._where} is version {stored}, older than this "
                     f"gridflow's {SCHEMA_VERSION}; run store.create_schema() once to migrate it")
+            if self.dialect == "postgresql":
+                with self._failures("reading the events table's layout"), \
+                        self.engine.connect() as conn:
+                    self._check_layout(conn)
             self._checked = True
 
     # -- reading ------------------------------------------------------------------
@@ -1069,6 +1284,11 @@ class SQLStore:
                             raise _Conflict(w.case.id, w.expected_version)
                     conn.execute(self._i_event, event_rows[0] if len(event_rows) == 1
                                  else event_rows)
+                    keyed = [{"idempotency_key": r["idempotency_key"], "case_id": r["case_id"],
+                              "seq": r["seq"]} for r in event_rows
+                             if r["idempotency_key"] is not None]
+                    if self.event_keys is not None and keyed:
+                        conn.execute(sa.insert(self.event_keys), keyed)
                     if within is not None:
                         within(conn.exec_driver_sql)
                 return
