@@ -878,6 +878,23 @@ def bare_pg_case(conn: Any, cid: str, steps: list[tuple[Event, Case]]) -> float:
     return time.perf_counter() - started
 
 
+def round_trips(pgconn: Any, work: Callable[[], Any]) -> int:
+    """How many round trips ``work`` makes on the libpq connection ``pgconn``: the
+    server's ReadyForQuery messages (one answers each Sync or simple query), as
+    libpq's trace of the connection shows them."""
+    from psycopg import pq
+
+    with tempfile.TemporaryFile("w+") as out:
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            work()
+        finally:
+            pgconn.untrace()
+        out.seek(0)
+        return sum(1 for line in out if "\tReadyForQuery" in line)  # only a server sends it
+
+
 def bench_durable_pg(cfg: Config) -> None:
     pg_available(cfg)
     import psycopg
@@ -892,25 +909,39 @@ def bench_durable_pg(cfg: Config) -> None:
     g: list[float] = []
     b: list[float] = []
     with pg_schemas(cfg, g_schema, b_schema):
-        g_ids = pg_seed(cfg, g_schema, n, "g")
-        b_ids = pg_seed(cfg, b_schema, n, "b")
+        g_ids = pg_seed(cfg, g_schema, n + 2, "g")  # the last ones: counting round trips
+        b_ids = pg_seed(cfg, b_schema, n + 1, "b")
         store = SQLStore(cfg.pg_url, schema=g_schema)
         engine = new_engine(store)
         with psycopg.connect(pg_conninfo(cfg.pg_url)) as bare:
             bare.execute(f'SET search_path TO "{b_schema}"')
             bare.commit()
-            for g_rep, b_rep in zip(chunks(g_ids, reps), chunks(b_ids, reps), strict=True):
+            for g_rep, b_rep in zip(chunks(g_ids[:n], reps), chunks(b_ids[:n], reps),
+                                    strict=True):
                 g_step, b_step = case_by_case(g_rep, b_rep, lambda c: fire_case(engine, c),
                                               lambda c: bare_pg_case(bare, c, steps))
                 g.append(g_step)
                 b.append(b_step)
+            b_trips = round_trips(bare.pgconn, lambda: bare_pg_case(bare, b_ids[-1], steps))
         store.close()
+        # The round trips of one lifecycle on a store with a single pooled connection.
+        counted = SQLStore(cfg.pg_url, schema=g_schema, pool_size=1, max_overflow=0)
+        engine = new_engine(counted)
+        fire_case(engine, g_ids[-2])  # the engine's first reads (fingerprints, retired)
+        raw = counted.engine.raw_connection()
+        pgconn = raw.driver_connection.pgconn  # type: ignore[union-attr]
+        raw.close()
+        g_trips = round_trips(pgconn, lambda: fire_case(engine, g_ids[-1]))
+        counted.close()
     ratio = median(g) / median(b)
     cfg.add(Row("4c", "PostgreSQL fire (SQLStore, psycopg 3)", ms(median(g)) + "/fire",
                 f"{times(ratio)} bare psycopg", "≤ 1.0×", cfg.judge(ratio, 1.0),
                 {"seconds": g}))
     cfg.add(Row("4d", "bare psycopg transaction, same writes", ms(median(b)) + "/step",
                 "", "", "", {"seconds": b}))
+    cfg.add(Row("4g", "PostgreSQL round trips per fire (SQLStore)",
+                f"{g_trips / STEPS:.1f}", f"{b_trips / STEPS:.1f} naive", "", "",
+                {"round_trips": g_trips, "naive": b_trips, "steps": STEPS}))
 
 
 def _pg_writer(url: str, schema: str, ids: list[str], barrier: Any, seconds: float,

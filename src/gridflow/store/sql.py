@@ -256,9 +256,12 @@ def _jsonb_encode(value: Any) -> str:
 
 def _pg_dumps(value: Any) -> str:
     """JSON text that PostgreSQL's JSONB gives back exactly (see `_jsonb_encode`)."""
-    if _float_trouble(value):
+    text = _plain_dumps(value)
+    # Only a float of 1e16 or more (written with "e+") or -0.0 needs the walk; a
+    # string that merely holds these characters takes it too, and finds nothing.
+    if ("e+" in text or "-0.0" in text) and _float_trouble(value):
         return _jsonb_encode(value)
-    return _plain_dumps(value)
+    return text
 
 
 # -- hand-bound values for the hot statements ----------------------------------------
