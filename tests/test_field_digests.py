@@ -53,7 +53,7 @@ def test_quick_texts_are_the_exact_texts(
 
 def test_unusual_fields_take_the_exact_path() -> None:
     t = datetime(2026, 1, 5, tzinfo=UTC)
-    odd = Event("c-1", True, "note", None, None, Actor.system(), t, {}, None,  # type: ignore[arg-type]
-                GENESIS_HASH, "0" * 64, Changes(workflow_version=True))  # type: ignore[arg-type]
+    odd = Event("c-1", True, "note", None, None, Actor.system(), t, {}, None,
+                GENESIS_HASH, "0" * 64, Changes(workflow_version=True))
     assert model._field_texts(odd) == model._field_texts_exact(odd)
     assert len(odd.field_digests()) == 4 * len(model.EVENT_FIELDS)

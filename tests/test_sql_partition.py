@@ -40,13 +40,13 @@ def two(pg_url: str, pg_schema: str) -> Iterator[tuple[SQLStore, SQLStore]]:
     drop_pg_schema(pg_url, plain_schema)
 
 
-def _populate(store: SQLStore, months: list[datetime]) -> Engine:
+def _populate(store: SQLStore, months: list[datetime], tag: str = "c") -> Engine:
     clock = FixedClock(months[0])
     engine = Engine(store=store, clock=clock, entry_points=False)
     for m, first in enumerate(months):
         for i in range(6):
             clock.set(first + timedelta(days=2 + i, hours=1))
-            cid = engine.open("grid_case", version=1, actor=RESIDENT, case_id=f"c{m}-{i}",
+            cid = engine.open("grid_case", version=1, actor=RESIDENT, case_id=f"{tag}{m}-{i}",
                               grid=f"华三-{1 + i % 2}",
                               data={"title": "弄堂违规堆物", "source": "resident"}).id
             if i % 3 == 0:
@@ -164,3 +164,19 @@ def test_partition_needs_postgresql_and_the_layout_it_was_created_with(
             SQLStore(pg_url, schema=other).get("x")
     finally:
         drop_pg_schema(pg_url, other)
+
+
+def test_the_merkle_log_spans_the_partitions(two: tuple[SQLStore, SQLStore]) -> None:
+    import gridflow
+
+    skey, vkey = gridflow.generate_key("example.org/gridflow-partitions")
+    parted, _ = two
+    parted.add_partitions(JAN, months=1)
+    engine = _populate(parted, [JAN])
+    trusted = engine.checkpoint(skey)
+    _populate(parted, [FEB], tag="f")  # February: the default partition
+    latest = engine.checkpoint(skey)
+    assert engine.verify_log(trusted=trusted, key=vkey) == latest
+    parted.add_partitions(FEB, months=1)  # moves February's logged events into its month
+    assert engine.verify_log(trusted=trusted, key=vkey) == latest
+    assert engine.verify_log(trusted=trusted, key=vkey, incremental=True) == latest
