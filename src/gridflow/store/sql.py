@@ -1364,7 +1364,8 @@ class SQLStore:
 
         A single write with nothing ``within`` runs in autocommit, the statement
         its own transaction: the whole step is one round trip. Otherwise the
-        statements, then ``within``, run in one transaction.
+        statements, then ``within``, run in one transaction (a single write's
+        ``BEGIN`` and statement pipelined in one round trip).
         """
         hot = self._hot
         assert hot is not None
@@ -1381,8 +1382,14 @@ class SQLStore:
             conn = cur.connection
             try:
                 for w, case_row, event_row in zip(ordered, case_rows, event_rows, strict=True):
-                    cur.execute(hot.open_step if w.expected_version == 0 else hot.step,
-                                case_row | event_row)
+                    stmt = hot.open_step if w.expected_version == 0 else hot.step
+                    if len(ordered) == 1:
+                        # BEGIN and the step's statement in one round trip (pipeline
+                        # mode); ``within`` then runs in the open transaction.
+                        with conn.pipeline():
+                            cur.execute(stmt, case_row | event_row)
+                    else:
+                        cur.execute(stmt, case_row | event_row)
                     if cur.rowcount != 1:
                         raise _Conflict(w.case.id, w.expected_version)
                 if within is not None:
