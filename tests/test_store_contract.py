@@ -147,6 +147,26 @@ def test_every_column_of_a_write_is_stored(store: Store, trigger: str, dest: str
         store.commit([w3])
 
 
+@pytest.mark.parametrize("dest", [None, "triaged"])
+@pytest.mark.parametrize("deadline", [None, T0 + timedelta(days=3)])
+def test_state_and_deadline_changes_are_stored(
+    store: Store, dest: str | None, deadline: datetime | None
+) -> None:
+    # SQLStore picks the UPDATE naming the fewest indexed columns (state and
+    # deadline only for a step that moved the case): every mix must be stored.
+    w1 = open_write("c-1", deadline=T0 + timedelta(days=1))
+    store.commit([w1])
+    w2 = next_write(w1.case, trigger="triage" if dest else "note", dest=dest,
+                    deadline=deadline, at=T0 + timedelta(hours=1))
+    store.commit([w2])
+    assert store.get("c-1") == w2.case
+    stale = next_write(w1.case, dest=dest, deadline=deadline)
+    with pytest.raises(ConcurrencyError):
+        store.commit([stale])
+    assert store.get("c-1") == w2.case
+    assert store.events("c-1") == [w1.event, w2.event]
+
+
 def test_empty_commit_does_nothing(store: Store) -> None:
     store.commit([])
     assert store.query().items == []

@@ -448,7 +448,9 @@ def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:
     raises the full path's `IntegrityError` for the first bad case (by id)."""
     from gridflow.store._log import log_for
 
-    store = engine.store
+    # SQLStore(read_url=): the rows are read from the replica; a case they do not
+    # pass is verified again on the primary (`verify`), which names the problem.
+    store = getattr(engine.store, "replica", None) or engine.store
     index = engine._spec_index
     source = _raw_source(store)
     count = 0

@@ -111,6 +111,7 @@ def compute(store: Any, since: datetime, until: datetime, min_cases: int) -> lis
 
 
 def _sql_tables(store: Any) -> tuple[Any, Any, Any] | None:
+    store = getattr(store, "replica", None) or store  # SQLStore(read_url=): read the replica
     events = getattr(store, "events_table", None)
     cases = getattr(store, "cases", None)
     engine = getattr(store, "engine", None)

@@ -427,6 +427,7 @@ def _py_compute(
 
 def _sql_tables(store: Store) -> tuple[Any, sa.Table, sa.Table, str] | None:
     """``(engine, cases, events, dialect)`` of a SQL store, or ``None``."""
+    store = getattr(store, "replica", None) or store  # SQLStore(read_url=): read the replica
     events = getattr(store, "events_table", None)
     cases = getattr(store, "cases", None)
     engine = getattr(store, "engine", None)

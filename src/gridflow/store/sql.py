@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,8 @@ class Tables(NamedTuple):
     meta: sa.Table
 
 
-def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+def _tables(metadata: sa.MetaData, partitioned: bool = False
+            ) -> tuple[sa.Table, sa.Table, sa.Table]:
     cases = sa.Table(
         "gridflow_cases", metadata,
         sa.Column("id", _ID, primary_key=True),
@@ -160,12 +162,10 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         # Per-field checksums (Event.field_digests), so verify can name the field
         # of an edited event. Diagnostics only: not hashed, proves nothing.
         sa.Column("digests", sa.String(), nullable=True),
-        # The primary key is the unique (case_id, seq): two writers can never
-        # both store seq n of one case.
-        sa.PrimaryKeyConstraint("case_id", "seq", name="pk_gridflow_events"),
-        sa.UniqueConstraint("idempotency_key", name="uq_gridflow_events_idempotency_key"),
+        *(_event_keys(partitioned)),
         sa.CheckConstraint("seq >= 1", name="ck_gridflow_events_seq"),
         sa.Index("ix_gridflow_events_at", "at"),
+        **_partition_by(partitioned),
     )
     # The Merkle log (schema 3): the event's leaf index, NULL until a checkpoint.
     events.append_column(_log.leaf_column())
@@ -176,6 +176,40 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("value", sa.String(), nullable=False),
     )
     return cases, events, meta
+
+
+def _event_keys(partitioned: bool) -> list[Any]:
+    if not partitioned:
+        return [
+            # The primary key is the unique (case_id, seq): two writers can never
+            # both store seq n of one case.
+            sa.PrimaryKeyConstraint("case_id", "seq", name="pk_gridflow_events"),
+            sa.UniqueConstraint("idempotency_key", name="uq_gridflow_events_idempotency_key"),
+        ]
+    # Range-partitioned by month (PostgreSQL): a key must hold the partition
+    # column, so the primary key is (case_id, seq, at) and the keys' uniqueness
+    # is kept by gridflow_event_keys (`_event_keys_table`). seq n of a case is
+    # still stored once: the step's compare-and-set on the case row admits one.
+    return [sa.PrimaryKeyConstraint("case_id", "seq", "at", name="pk_gridflow_events"),
+            sa.Index("ix_gridflow_events_idempotency_key", "idempotency_key")]
+
+
+def _partition_by(partitioned: bool) -> dict[str, Any]:
+    return {"postgresql_partition_by": "RANGE (at)"} if partitioned else {}
+
+
+def _event_keys_table(metadata: sa.MetaData) -> sa.Table:
+    """The idempotency keys of a partitioned events table, unique across partitions."""
+    return sa.Table(
+        "gridflow_event_keys", metadata,
+        sa.Column("idempotency_key", sa.String(), primary_key=True),
+        sa.Column("case_id", _ID, nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+    )
+
+
+#: ``partition=`` values and the `gridflow_meta` record of each.
+_PARTITIONS = ("month",)
 
 
 # -- JSON ----------------------------------------------------------------------------
@@ -222,9 +256,12 @@ def _jsonb_encode(value: Any) -> str:
 
 def _pg_dumps(value: Any) -> str:
     """JSON text that PostgreSQL's JSONB gives back exactly (see `_jsonb_encode`)."""
-    if _float_trouble(value):
+    text = _plain_dumps(value)
+    # Only a float of 1e16 or more (written with "e+") or -0.0 needs the walk; a
+    # string that merely holds these characters takes it too, and finds nothing.
+    if ("e+" in text or "-0.0" in text) and _float_trouble(value):
         return _jsonb_encode(value)
-    return _plain_dumps(value)
+    return text
 
 
 # -- hand-bound values for the hot statements ----------------------------------------
@@ -284,6 +321,14 @@ class _Hot(NamedTuple):
     insert_event: str
     update_case: str
     update_case_light: str
+    #: SQLite: a step that moved the case (its state, maybe its deadline), the
+    #: other indexed columns required unchanged (see `SQLStore._prepare_hot`).
+    update_case_moved: str
+    #: PostgreSQL: a whole step in one statement (the compare-and-set of the case
+    #: row and, only where it applied, the event's insert); ``""`` on SQLite.
+    step: str
+    #: PostgreSQL: an opening step (the case row and its first event) in one statement.
+    open_step: str
     when: Callable[[datetime | None], Any]
     dumps: Callable[[Any], str]
     read_when: Callable[[Any], Any]
@@ -326,8 +371,13 @@ class SQLStore:
     in memory is for single-threaded experiments only) or
     ``postgresql+psycopg://user@host/db`` (plain ``postgresql://`` means psycopg
     3 too). ``schema`` puts the tables in a PostgreSQL schema (created by
-    `create_schema`). ``synchronous`` is SQLite's durability: ``"FULL"``
-    (default: a committed step survives a power cut) or ``"NORMAL"`` (commits do
+    `create_schema`). ``read_url`` (PostgreSQL) names a streaming replica of
+    this database: ``replica`` is then a read-only `SQLStore` on it, which
+    `gridflow.metrics.compute`, the problem classes and `Engine.verify_all`
+    read from, while every write (and every read of a step) goes to the
+    primary; `wait_for_replica` waits until it has caught up. ``synchronous`` is
+    SQLite's durability: ``"FULL"`` (default: a committed step survives a power
+    cut) or ``"NORMAL"`` (commits do
     not wait for the disk: faster, and a power cut may lose the last commits,
     never corrupt the file; ``"EXTRA"`` is accepted too). ``busy_timeout``
     (seconds) is how long a SQLite writer waits for another one. Other keyword
@@ -358,6 +408,8 @@ class SQLStore:
         url: str | sa.URL,
         *,
         schema: str | None = None,
+        read_url: str | sa.URL | None = None,
+        partition: str | None = None,
         synchronous: str = "FULL",
         busy_timeout: float = 10.0,
         echo: bool = False,
@@ -386,8 +438,20 @@ class SQLStore:
         if schema is not None and backend != "postgresql":
             raise StoreError(f"schema={schema!r} needs PostgreSQL; SQLite keeps one database "
                              "per file (use another file instead)")
+        if read_url is not None and backend != "postgresql":
+            raise StoreError(f"read_url= needs PostgreSQL (a streaming replica of the primary); "
+                             f"{self._where} is {backend}")
+        if partition is not None and (partition not in _PARTITIONS or backend != "postgresql"):
+            raise StoreError(f"partition={partition!r} is not supported on {self._where}: "
+                             "partition='month' range-partitions the events table by month, "
+                             "on PostgreSQL only")
         self.schema = schema
+        #: ``"month"``: the events table is range-partitioned by month (PostgreSQL).
+        self.partition = partition
         self.synchronous = sync
+        #: The read replica (`read_url`), or ``None``.
+        self.replica: SQLStore | None = None
+        self._read_only = False
         options: dict[str, Any] = {"echo": echo}
         if backend == "sqlite":
             options["json_serializer"] = _sqlite_dumps
@@ -413,7 +477,10 @@ class SQLStore:
         #: ``"sqlite"`` or ``"postgresql"``.
         self.dialect: str = engine.dialect.name
         self.metadata = sa.MetaData(schema=schema)
-        tables = Tables(*_tables(self.metadata))
+        tables = Tables(*_tables(self.metadata, partition is not None))
+        #: ``gridflow_event_keys`` of a partitioned store (``None`` otherwise).
+        self.event_keys: sa.Table | None = (
+            _event_keys_table(self.metadata) if partition is not None else None)
         #: The Merkle log's tables (leaves, nodes, checkpoints; see gridflow.store._log).
         self.log_tables = _log.log_tables(self.metadata, tables.cases)
         self._log_backend: Any = None
@@ -445,6 +512,14 @@ class SQLStore:
         # Echo asks to see every statement: keep everything on Core then.
         self._hot: _Hot | None = None if echo or not self._hot_path else self._prepare_hot()
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        if read_url is not None:
+            replica = type(self)(read_url, schema=schema, partition=partition, echo=echo,
+                                 **engine_options)
+            if replica.dialect != "postgresql":
+                raise StoreError(f"read_url= must be a PostgreSQL URL (a streaming replica of "
+                                 f"{self._where}), not {replica._where}")
+            replica._read_only = True
+            self.replica = replica
 
     #: Whether commits and reads may take the raw-DBAPI fast path (the sync
     #: drivers); `AsyncSQLStore` keeps everything on Core.
@@ -532,6 +607,46 @@ class SQLStore:
 
         case_cols = [col.name for col in self.cases.c if col.name != "claimed_until"]
         changed = ("version", "data", "updated_at", "links", "head")
+        moved = (*changed, "state", "deadline_at")
+        event_cols = [col for col in e if col.name != "leaf"]
+        step = open_step = ""
+        if self.dialect == "postgresql":
+            # One round trip per step: the compare-and-set runs in a data-modifying
+            # CTE and the event is inserted from its RETURNING, so the INSERT's
+            # rowcount is 1 if the step applied and 0 if the case was not at the
+            # expected version (then nothing at all was written). In autocommit
+            # the statement is its own transaction: no BEGIN, no COMMIT.
+            cas = (sa.update(self.cases)
+                   .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
+                   .values({**{name: sa.bindparam(name, type_=self.cases.c[name].type)
+                               for name in case_cols if name != "id"},
+                            "claimed_until": sa.null()})
+                   .returning(c.id).cte("cas"))
+            new_case = (sa.insert(self.cases)
+                        .values({name: sa.bindparam(name, type_=self.cases.c[name].type)
+                                 for name in case_cols})
+                        .returning(c.id).cte("new_case"))
+
+            def event_from(cte: Any) -> str:
+                values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols])
+                stmt = (sa.insert(self.events_table)
+                        .from_select([col.name for col in event_cols], values.select_from(cte))
+                        .add_cte(cte))
+                keys = self.event_keys
+                if keys is not None:
+                    # Partitioned: the key is stored once across partitions (its own
+                    # table's primary key), in the same statement.
+                    key = sa.bindparam("idempotency_key", type_=keys.c.idempotency_key.type)
+                    stmt = stmt.add_cte(
+                        sa.insert(keys).from_select(
+                            ["idempotency_key", "case_id", "seq"],
+                            sa.select(key, sa.bindparam("case_id", type_=e.case_id.type),
+                                      sa.bindparam("seq", type_=e.seq.type))
+                            .select_from(cte).where(key.is_not(None)))
+                        .cte("new_key"))
+                return sql(stmt)
+
+            step, open_step = event_from(cas), event_from(new_case)
         return _Hot(
             get=sql(self._q_get),
             by_key=sql(self._q_key),
@@ -556,6 +671,16 @@ class SQLStore:
                        c.deadline_at.is_not_distinct_from(sa.bindparam("b_deadline_at")))
                 .values({**{name: sa.bindparam(name) for name in changed},
                          "claimed_until": sa.null()})),
+            update_case_moved=sql(
+                sa.update(self.cases)
+                .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"),
+                       c.workflow == sa.bindparam("b_workflow"),
+                       c.workflow_version == sa.bindparam("b_workflow_version"),
+                       c.grid.is_not_distinct_from(sa.bindparam("b_grid")),
+                       c.opened_at == sa.bindparam("b_opened_at"))
+                .values({**{name: sa.bindparam(name) for name in moved},
+                         "claimed_until": sa.null()})),
+            step=step, open_step=open_step,
             when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
         )
 
@@ -601,7 +726,8 @@ class SQLStore:
 
     def __repr__(self) -> str:
         schema = f", schema={self.schema!r}" if self.schema else ""
-        return f"SQLStore({self._where!r}{schema})"
+        replica = f", read_url={self.replica._where!r}" if self.replica is not None else ""
+        return f"SQLStore({self._where!r}{schema}{replica})"
 
     def close(self) -> None:
         """Close every pooled connection (the store can be used again afterwards).
@@ -612,6 +738,8 @@ class SQLStore:
             >>> store.close()
         """
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.close()
 
     dispose = close
 
@@ -633,6 +761,214 @@ class SQLStore:
             raise StoreError(f"{what} failed on {self._where}: {type(exc).__name__}: "
                              f"{_first_line(exc)}") from exc
 
+    # -- the read replica ---------------------------------------------------------
+
+    def _refuse_write(self, what: str) -> None:
+        if self._read_only:
+            raise StoreError(f"{what} on {self._where} refused: it is this store's read "
+                             "replica (read_url=), which only serves reads; write through "
+                             "the primary store")
+
+    def wait_for_replica(self, timeout: float = 30.0) -> str:
+        """Wait until the read replica has replayed the primary's WAL up to where it
+        is now (every commit made before the call); returns that WAL position.
+
+        Reports and verification read from the replica (`replica`), which may
+        lag the primary by a few commits: call this first when they must see
+        everything committed so far. Raises `StoreError` if the store has no
+        replica, the replica is not replaying a primary, or it has not caught
+        up within ``timeout`` seconds.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.replica is None
+            True
+            >>> store.wait_for_replica()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: ... has no read replica (read_url=) to wait for
+        """
+        replica = self.replica
+        if replica is None:
+            raise StoreError(f"{self._where} has no read replica (read_url=) to wait for")
+        with self._failures("reading the primary's WAL position"), \
+                self._reader.connect() as conn:
+            # The insert position, not the write one: with synchronous_commit=off a
+            # commit can be in the WAL buffers, not yet written, when it returns.
+            target = str(conn.execute(sa.text("SELECT pg_current_wal_insert_lsn()")).scalar())
+        probe = sa.text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
+                        "pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            with replica._failures("reading the replica's replay position"), \
+                    replica._reader.connect() as conn:
+                recovering, replayed, done = conn.execute(probe, {"lsn": target}).one()
+            if not recovering:
+                raise StoreError(f"{replica._where} is not a replica (it is not in recovery): "
+                                 f"read_url= must name a streaming replica of {self._where}")
+            if done:
+                return target
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"the replica {replica._where} has replayed the WAL up to {replayed}, "
+                    f"not yet to the primary's {target}, after {timeout:g} s; is it "
+                    "streaming (primary_conninfo, pg_stat_replication)? Pass a larger "
+                    "timeout= or read from the primary")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    # -- monthly partitions (PostgreSQL) -------------------------------------------
+
+    def _check_layout(self, conn: Connection) -> None:
+        m = self._meta.c
+        stored = conn.execute(sa.select(m.value).where(m.key == "events_partition")).scalar()
+        if stored != self.partition:
+            has = f"partition={stored!r}" if stored else "no partition="
+            raise StoreError(
+                f"the events table of {self._where} was created with {has}, and this store "
+                f"is opened with partition={self.partition!r}; open it as it was created "
+                "(a store cannot be partitioned after the fact by create_schema)")
+
+    def _partition_names(self) -> tuple[str, str]:
+        prep = self.engine.dialect.identifier_preparer
+        parent = prep.format_table(self.events_table)
+        prefix = f"{prep.quote_schema(self.schema)}." if self.schema else ""
+        return parent, prefix
+
+    @staticmethod
+    def _month(value: datetime) -> tuple[int, int]:
+        utc = value.astimezone(UTC)
+        return utc.year, utc.month
+
+    def _create_partitions(self, conn: Connection, start: datetime, *, months: int) -> list[str]:
+        parent, prefix = self._partition_names()
+        conn.execute(sa.text(f"CREATE TABLE IF NOT EXISTS {prefix}gridflow_events_default "
+                             f"PARTITION OF {parent} DEFAULT"))
+        created = []
+        year, month = self._month(start)
+        existing = {name for name, _ in self._partition_list(conn)}
+        for _ in range(months):
+            name = f"gridflow_events_y{year:04d}m{month:02d}"
+            lo = datetime(year, month, 1, tzinfo=UTC)
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            hi = datetime(year, month, 1, tzinfo=UTC)
+            if name in existing:
+                continue
+            # Made beside the table, filled with the month's rows the default
+            # partition caught meanwhile, then attached: adding a month never fails
+            # because steps landed in it before it existed.
+            conn.execute(sa.text(f"CREATE TABLE {prefix}{name} (LIKE {parent} "
+                                 "INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+            conn.execute(sa.text(
+                f"WITH moved AS (DELETE FROM {prefix}gridflow_events_default "
+                f"WHERE at >= :lo AND at < :hi RETURNING *) "
+                f"INSERT INTO {prefix}{name} SELECT * FROM moved"), {"lo": lo, "hi": hi})
+            conn.execute(sa.text(f"ALTER TABLE {parent} ATTACH PARTITION {prefix}{name} "
+                                 f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"))
+            created.append(name)
+        return created
+
+    def _partition_list(self, conn: Connection) -> list[tuple[str, datetime]]:
+        """The monthly partitions attached to the events table: (name, first day)."""
+        parent, _ = self._partition_names()
+        rows = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:parent AS regclass)"), {"parent": parent}).scalars()
+        out = []
+        for name in rows:
+            tail = name.removeprefix("gridflow_events_y")
+            if len(tail) == 7 and tail[4] == "m" and tail.replace("m", "", 1).isdigit():
+                out.append((name, datetime(int(tail[:4]), int(tail[5:]), 1, tzinfo=UTC)))
+        return sorted(out, key=lambda p: p[1])
+
+    def _partitioned(self, what: str) -> None:
+        self._refuse_write(what)
+        if self.partition is None:
+            raise StoreError(f"{what}: the events table of {self._where} is not partitioned; "
+                             "create the store with SQLStore(url, partition='month') on "
+                             "PostgreSQL")
+        self._ready()
+
+    def add_partitions(self, since: datetime, *, months: int = 3) -> list[str]:
+        """Create the monthly partitions of the events table for ``months`` months
+        from the month of ``since`` (UTC) where missing; returns the names created.
+
+        Needs ``partition="month"`` (PostgreSQL). `create_schema` makes the
+        current month and the next two; run this ahead of time (a scheduled job,
+        say monthly). A step at a time no month partition covers is stored all
+        the same, in the default partition, and moved into its month when the
+        month is added here: results never depend on it.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> from datetime import datetime, UTC
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.add_partitions(datetime(2026, 1, 1, tzinfo=UTC))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: add_partitions: ... is not partitioned; ...
+        """
+        self._partitioned("add_partitions")
+        with self._failures("adding monthly partitions"), self._writer.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"gridflow.partitions:{self.schema or ''}"})
+            return self._create_partitions(conn, since, months=months)
+
+    def partitions(self) -> list[tuple[str, datetime]]:
+        """The monthly partitions of the events table, oldest first: ``(table name,
+        first instant of its month in UTC)``. Needs ``partition="month"``.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.partitions()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: partitions: the events table of ... is not partitioned; ...
+        """
+        if self.partition is None:
+            self._partitioned("partitions")
+        self._ready()
+        with self._failures("listing monthly partitions"), self.engine.connect() as conn:
+            return self._partition_list(conn)
+
+    def detach_partitions(self, before: datetime) -> list[str]:
+        """Detach every monthly partition whose month ends at or before ``before``, for
+        archiving; returns their (schema-qualified) table names, oldest first.
+
+        A detached partition is an ordinary table holding that month's events
+        (dump it with ``pg_dump -t``, then drop it). Its events are no longer
+        the store's: detach only months whose cases are closed and archived
+        (reports, `history` and `verify` of a case need all of its events), and
+        verify them (`Engine.verify_all`) before. Needs ``partition="month"``.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> from datetime import datetime, UTC
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.detach_partitions(datetime(2025, 1, 1, tzinfo=UTC))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gridflow._errors.StoreError: detach_partitions: the events table of ... is not ...
+        """
+        self._partitioned("detach_partitions")
+        parent, prefix = self._partition_names()
+        done = []
+        with self._failures("detaching monthly partitions"), self._writer.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"gridflow.partitions:{self.schema or ''}"})
+            for name, first in self._partition_list(conn):
+                year, month = first.year, first.month
+                end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else \
+                    datetime(year, month + 1, 1, tzinfo=UTC)
+                if end <= before:
+                    conn.execute(sa.text(f"ALTER TABLE {parent} DETACH PARTITION "
+                                         f"{prefix}{name}"))
+                    done.append(f"{prefix}{name}")
+        return done
+
     # -- schema -------------------------------------------------------------------
 
     def create_schema(self) -> None:
@@ -649,6 +985,7 @@ class SQLStore:
             >>> store.schema_version()
             4
         """
+        self._refuse_write("create_schema")
         with self._failures("create_schema"), self._writer.begin() as conn:
             if self.dialect == "postgresql":
                 # DDL is transactional on PostgreSQL; the advisory lock makes
@@ -662,8 +999,13 @@ class SQLStore:
             if found is None:
                 conn.execute(sa.insert(self._meta), [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+                if self.partition is not None:
+                    conn.execute(sa.insert(self._meta), [
+                        {"key": "events_partition", "value": self.partition}])
+                    self._create_partitions(conn, datetime.now(UTC), months=3)
                 _log.ensure_log_state(conn, self)
             else:
+                self._check_layout(conn)
                 stored = self._parse_version(found)
                 if stored > SCHEMA_VERSION:
                     raise self._too_new(stored)
@@ -728,6 +1070,10 @@ class SQLStore:
                 raise SchemaVersionError(
                     f"the gridflow schema in {self._where} is version {stored}, older than this "
                     f"gridflow's {SCHEMA_VERSION}; run store.create_schema() once to migrate it")
+            if self.dialect == "postgresql":
+                with self._failures("reading the events table's layout"), \
+                        self.engine.connect() as conn:
+                    self._check_layout(conn)
             self._checked = True
 
     # -- reading ------------------------------------------------------------------
@@ -917,6 +1263,8 @@ class SQLStore:
         """
         if not writes:
             return
+        if self._read_only:
+            self._refuse_write("commit")
         self._ready()
         # One lock order for every writer: two multi-case commits can never
         # deadlock on PostgreSQL by taking the same rows in opposite order.
@@ -939,6 +1287,11 @@ class SQLStore:
                             raise _Conflict(w.case.id, w.expected_version)
                     conn.execute(self._i_event, event_rows[0] if len(event_rows) == 1
                                  else event_rows)
+                    keyed = [{"idempotency_key": r["idempotency_key"], "case_id": r["case_id"],
+                              "seq": r["seq"]} for r in event_rows
+                             if r["idempotency_key"] is not None]
+                    if self.event_keys is not None and keyed:
+                        conn.execute(sa.insert(self.event_keys), keyed)
                     if within is not None:
                         within(conn.exec_driver_sql)
                 return
@@ -979,11 +1332,13 @@ class SQLStore:
                 "deadline_at": when(case.deadline_at), "links": dumps(list(case.links)),
                 "head": case.head, "b_id": case.id, "b_expected": w.expected_version,
             })
+        if self.dialect == "postgresql":
+            self._pg_commit(ordered, case_rows, event_rows, within)
+            return
         with self._dbapi() as cur:
             conn = cur.connection
-            if self.dialect == "sqlite":
-                # As on Core: queue for the write lock up front (see __init__).
-                cur.execute("BEGIN IMMEDIATE")
+            # As on Core: queue for the write lock up front (see __init__).
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 for w, row in zip(ordered, case_rows, strict=True):
                     if w.expected_version == 0:
@@ -1002,22 +1357,78 @@ class SQLStore:
                     conn.rollback()
                 raise
 
+    def _pg_commit(self, ordered: Sequence[Write], case_rows: list[dict[str, Any]],
+                   event_rows: list[dict[str, Any]],
+                   within: Callable[[Callable[..., Any]], None] | None) -> None:
+        """commit on PostgreSQL: each write is one statement (`_Hot.step`).
+
+        A single write with nothing ``within`` runs in autocommit, the statement
+        its own transaction: the whole step is one round trip. Otherwise the
+        statements, then ``within``, run in one transaction (a single write's
+        ``BEGIN`` and statement pipelined in one round trip).
+        """
+        hot = self._hot
+        assert hot is not None
+        single = within is None and len(ordered) == 1
+        with self._dbapi(autocommit=single) as cur:
+            if single:
+                w = ordered[0]
+                cur.execute(hot.open_step if w.expected_version == 0 else hot.step,
+                            case_rows[0] | event_rows[0])
+                if cur.rowcount != 1:
+                    # The compare-and-set matched no row, so nothing was inserted either.
+                    raise _Conflict(w.case.id, w.expected_version)
+                return
+            conn = cur.connection
+            try:
+                for w, case_row, event_row in zip(ordered, case_rows, event_rows, strict=True):
+                    stmt = hot.open_step if w.expected_version == 0 else hot.step
+                    if len(ordered) == 1:
+                        # BEGIN and the step's statement in one round trip (pipeline
+                        # mode); ``within`` then runs in the open transaction.
+                        with conn.pipeline():
+                            cur.execute(stmt, case_row | event_row)
+                    else:
+                        cur.execute(stmt, case_row | event_row)
+                    if cur.rowcount != 1:
+                        raise _Conflict(w.case.id, w.expected_version)
+                if within is not None:
+                    within(cur.execute)
+                conn.commit()
+            except BaseException:
+                with suppress(self._driver_error):
+                    conn.rollback()
+                raise
+
     def _hot_update(self, cur: Any, w: Write, row: dict[str, Any]) -> bool:
-        """`_update_case` on a DBAPI cursor: the light statement first when it can do."""
+        """`_update_case` on a SQLite cursor: the statement that names the fewest
+        indexed columns first (SQLite rewrites every index whose column is in the
+        SET list, changed or not): for a step that did not move the case, the
+        light one; for one that did, the one that sets the state and deadline
+        only; the full statement if the case's workflow, version, grid or
+        opening time changed (then the narrower ones match no row)."""
         hot = self._hot
         assert hot is not None
         source, dest = w.event.source, w.event.dest
+        params = {
+            "b_id": row["id"], "b_expected": row["b_expected"],
+            "b_workflow": row["workflow"], "b_workflow_version": row["workflow_version"],
+            "b_grid": row["grid"], "b_opened_at": row["opened_at"],
+            "version": row["version"], "data": row["data"],
+            "updated_at": row["updated_at"], "links": row["links"], "head": row["head"],
+        }
         if dest is None or dest == source:
-            cur.execute(hot.update_case_light, {
-                "b_id": row["id"], "b_expected": row["b_expected"],
-                "b_workflow": row["workflow"], "b_workflow_version": row["workflow_version"],
-                "b_state": row["state"], "b_grid": row["grid"],
-                "b_opened_at": row["opened_at"], "b_deadline_at": row["deadline_at"],
-                "version": row["version"], "data": row["data"],
-                "updated_at": row["updated_at"], "links": row["links"], "head": row["head"],
-            })
+            params["b_state"] = row["state"]
+            params["b_deadline_at"] = row["deadline_at"]
+            cur.execute(hot.update_case_light, params)
             if cur.rowcount == 1:
                 return True
+            del params["b_state"], params["b_deadline_at"]
+        params["state"] = row["state"]
+        params["deadline_at"] = row["deadline_at"]
+        cur.execute(hot.update_case_moved, params)
+        if cur.rowcount == 1:
+            return True
         cur.execute(hot.update_case, row)
         return bool(cur.rowcount == 1)
 
@@ -1181,6 +1592,7 @@ class SQLStore:
             >>> store.set_retired("grid_case", 1); store.retired()
             {('grid_case', 1)}
         """
+        self._refuse_write("set_retired")
         self._ready()
         key = f"retired:{workflow}@{version}"
         m = self._meta
@@ -1206,6 +1618,7 @@ class SQLStore:
             >>> store.claim_due(datetime(2026, 1, 5, tzinfo=UTC), limit=10)
             []
         """
+        self._refuse_write("claim_due")
         self._ready()
         if limit <= 0:
             return []

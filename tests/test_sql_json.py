@@ -1,0 +1,50 @@
+"""The JSON text SQLStore sends to PostgreSQL's JSONB: the quick path is the walk's.
+
+`_pg_dumps` walks a value for floats JSONB would not give back as written
+(1e16 and more, -0.0) only when the plain text shows one may be there; the
+result must be what the full walk gives, for every value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridflow.store import sql
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6)
+    | st.sampled_from(["e+", "-0.0", "1e+16"])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e16, -1e16, 1.5e300, 12345678901234567.0, -0.0, 0.0, 9.99e15]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+def _walked(value: Any) -> str:
+    if sql._float_trouble(value):
+        return sql._jsonb_encode(value)
+    return sql._plain_dumps(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=values)
+def test_quick_text_is_the_walked_text(value: Any) -> None:
+    try:
+        want = _walked(value)
+    except ValueError:
+        with pytest.raises(ValueError):
+            sql._pg_dumps(value)
+        return
+    assert sql._pg_dumps(value) == want
+
+
+def test_big_floats_and_negative_zero_take_the_walk() -> None:
+    assert sql._pg_dumps({"n": 1e16}) == '{"n":10000000000000000.0}'
+    with pytest.raises(ValueError, match=r"-0\.0 cannot be stored"):
+        sql._pg_dumps([1, {"x": -0.0}])
+    assert sql._pg_dumps({"t": "e+ -0.0"}) == '{"t":"e+ -0.0"}'
