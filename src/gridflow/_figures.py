@@ -480,3 +480,15 @@ def _assemble(partial: _Partial, since: datetime, until: datetime, by: str | Non
                         median_seconds_in_state=in_state,
                         score=None if score is None else score(counts)))
     return Report(since, until, by, workflow, tuple(rows))
+
+
+def sql_tables(store: Any) -> tuple[Any, Any, Any, str] | None:
+    """``(engine, cases, events, dialect)`` of a SQL store (its read replica when it has
+    one: ``SQLStore(read_url=)``), or ``None`` for a store the figures read in Python."""
+    store = getattr(store, "replica", None) or store
+    events = getattr(store, "events_table", None)
+    cases = getattr(store, "cases", None)
+    engine = getattr(store, "engine", None)
+    if events is None or cases is None or engine is None:
+        return None
+    return engine, cases, events, str(engine.dialect.name)

@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from gridflow._figures import _median, _micros, _Partial
+from gridflow._figures import _median, _micros, _Partial, sql_tables
 from gridflow.model import Case, Event
 
 __all__ = ["ProblemClass"]
@@ -105,19 +105,9 @@ def _key_of(case: Case) -> str | None:
 
 def compute(store: Any, since: datetime, until: datetime, min_cases: int) -> list[ProblemClass]:
     """The classes of ``store`` (arguments already checked), sorted: most cases first."""
-    tables = _sql_tables(store)
-    found = _sql(*tables, since, until) if tables is not None else _py(store, since, until)
+    tables = sql_tables(store)
+    found = _sql(*tables[:3], since, until) if tables is not None else _py(store, since, until)
     return sorted((c for c in found if c.cases >= min_cases), key=_order)
-
-
-def _sql_tables(store: Any) -> tuple[Any, Any, Any] | None:
-    store = getattr(store, "replica", None) or store  # SQLStore(read_url=): read the replica
-    events = getattr(store, "events_table", None)
-    cases = getattr(store, "cases", None)
-    engine = getattr(store, "engine", None)
-    if events is None or cases is None or engine is None:
-        return None
-    return engine, cases, events
 
 
 # -- Python: any store ------------------------------------------------------------------

@@ -94,6 +94,7 @@ from gridflow._figures import (
     _median,
     _micros,
     _Partial,
+    sql_tables,
 )
 from gridflow._problem_classes import ProblemClass
 from gridflow.model import Case, Event
@@ -203,7 +204,7 @@ def compute(
     until = _instant(until, "until", zone, end=True)
     _check(since, until, by)
     weights = check_weights(weights, "metrics.compute")
-    tables = _sql_tables(store)
+    tables = sql_tables(store)
     if tables is not None:
         partial = _sql_compute(*tables, since, until, by, workflow, time_in_state)
     else:
@@ -423,17 +424,6 @@ def _py_compute(
 
 
 # -- SQL: SQLStore --------------------------------------------------------------------------
-
-
-def _sql_tables(store: Store) -> tuple[Any, sa.Table, sa.Table, str] | None:
-    """``(engine, cases, events, dialect)`` of a SQL store, or ``None``."""
-    store = getattr(store, "replica", None) or store  # SQLStore(read_url=): read the replica
-    events = getattr(store, "events_table", None)
-    cases = getattr(store, "cases", None)
-    engine = getattr(store, "engine", None)
-    if events is None or cases is None or engine is None:
-        return None
-    return engine, cases, events, str(engine.dialect.name)
 
 
 def _sql_compute(
