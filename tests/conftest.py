@@ -99,6 +99,24 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gridflow.db'}"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each SQL store in turn, schema created: a SQLite file, a PostgreSQL schema (the
+    tampering tests edit their rows with raw SQL)."""
+    from gridflow import SQLStore
+
+    if request.param == "sqlite":
+        sql_store = SQLStore(f"sqlite:///{tmp_path / 'tamper.db'}")
+    else:
+        sql_store = SQLStore(request.getfixturevalue("pg_url"),
+                             schema=request.getfixturevalue("pg_schema"))
+    sql_store.create_schema()
+    try:
+        yield sql_store
+    finally:
+        sql_store.close()
+
+
 @pytest.fixture(params=["memory", "sqlite",
                         pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:

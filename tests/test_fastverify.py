@@ -12,7 +12,6 @@ exactly the error `verify` raises for the first bad case.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,20 +31,6 @@ WORKER = Actor("网格员-陈", ["grid_worker"], [GRID])
 BOSS = Actor("书记-王", ["coordinator"], [GRID])
 DEPT = Actor("城运中心", ["department"], [GRID])
 SKEY, VKEY = gridflow.generate_key("example.org/fastverify")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
-    if request.param == "sqlite":
-        store = SQLStore(f"sqlite:///{tmp_path / 'fast.db'}")
-    else:
-        store = SQLStore(request.getfixturevalue("pg_url"),
-                         schema=request.getfixturevalue("pg_schema"))
-    store.create_schema()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _story(store: Any) -> Engine:

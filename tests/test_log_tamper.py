@@ -8,9 +8,7 @@ signed checkpoint is not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,20 +25,6 @@ GRID = "华三-1"
 WORKER = Actor("网格员-陈", ["grid_worker"], [GRID])
 BOSS = Actor("书记-王", ["coordinator"], [GRID])
 SKEY, VKEY = gridflow.generate_key("example.org/street-log")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
-    if request.param == "sqlite":
-        store = SQLStore(f"sqlite:///{tmp_path / 'tamper.db'}")
-    else:
-        store = SQLStore(request.getfixturevalue("pg_url"),
-                         schema=request.getfixturevalue("pg_schema"))
-    store.create_schema()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture

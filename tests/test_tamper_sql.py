@@ -10,9 +10,7 @@ case, the field, and the first event where stored and recomputed values part.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,20 +29,6 @@ GRID = "华三-1"
 WORKER = Actor("网格员-陈", ["grid_worker"], [GRID])
 BOSS = Actor("书记-王", ["coordinator"], [GRID])
 DEPT = Actor("城运中心", ["department"], [GRID])
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
-    if request.param == "sqlite":
-        store = SQLStore(f"sqlite:///{tmp_path / 'tamper.db'}")
-    else:
-        store = SQLStore(request.getfixturevalue("pg_url"),
-                         schema=request.getfixturevalue("pg_schema"))
-    store.create_schema()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture
