@@ -392,3 +392,98 @@ def test_a_committed_row_without_references_is_shown_without_a_second_walk() -> 
         assert engine.privacy._local.bare is None
     finally:
         _sealing.holds_reference = original
+
+
+# -- pii-speed: the reference checks' quick paths -----------------------------------------
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+_HEXISH = st.one_of(st.sampled_from(["0" * 32, "a" * 64, "f" * 32, "0" * 64, "A" * 32,
+                                     "0" * 31, "g" * 32, "0" * 32 + "\n", "b" * 64]),
+                    st.text("0123456789abcdefA", min_size=31, max_size=65),
+                    st.builds(_Str, st.sampled_from(["0" * 32, "a" * 64])),
+                    st.integers(0, 3), st.none(), st.lists(st.none(), max_size=1))
+_KIND = st.one_of(st.sampled_from(["phone", "name", "email", "mobile", "", "PHONE"]),
+                  st.builds(_Str, st.just("phone")), st.none(), st.lists(st.none(), max_size=1))
+_REF_LIKE = st.one_of(
+    st.fixed_dictionaries({"$pii": _HEXISH, "kind": _KIND, "c": _HEXISH}),
+    st.fixed_dictionaries({"$pii": _HEXISH, "kind": _KIND, "c": _HEXISH},
+                          optional={"v": st.just(1), "d": st.just(2)}),
+    st.fixed_dictionaries({"$pii": _HEXISH, "kind": _KIND}, optional={"x": _HEXISH}),
+    _REF)
+_WITH_REF_LIKES = st.recursive(st.one_of(_LEAF, _REF_LIKE), lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_REF_LIKE, min_size=1, max_size=6))
+def test_problem_quick_test_is_exact(values: list[dict[str, Any]]) -> None:
+    # Checked twice: the second time the strings checked good the first time are known.
+    for _ in range(2):
+        for value in values:
+            assert ref_mod._problem(value) == ref_mod._full_problem(value)
+            assert ref_mod.is_reference(value) == (ref_mod._full_problem(value) is None)
+
+
+def _old_holds_reference(data: Any) -> bool:
+    return any(True for _ in ref_mod.references(data))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS, _VALUES))
+def test_holds_reference_is_references_yielding_one(data: Any) -> None:
+    assert ref_mod.holds_reference(data) == _old_holds_reference(data)
+
+
+def _old_map_refs(node: Any, fn: Any) -> Any:
+    """`_sealing._map_refs` as it was (the oracle of the copying-only-what-changes walk)."""
+    if isinstance(node, dict):
+        if "$pii" in node and ref_mod.is_reference(node):
+            return fn("", ref_mod.Reference(node["$pii"], node["kind"], node["c"]))
+        out = {k: _old_map_refs(v, fn) for k, v in node.items()}
+        return node if all(out[k] is v for k, v in node.items()) else out
+    if isinstance(node, list):
+        items = [_old_map_refs(v, fn) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
+
+
+def _same_sharing(a: Any, b: Any, given: Any) -> None:
+    """``a`` (new result) and ``b`` (old result) alike, sharing the same parts of ``given``."""
+    assert (a is given) == (b is given)
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            if isinstance(given, dict) and k in given:
+                _same_sharing(a[k], b[k], given[k])
+    elif isinstance(a, list) and isinstance(given, list) and len(a) == len(given):
+        for x, y, g in zip(a, b, given, strict=True):
+            _same_sharing(x, y, g)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS, _VALUES))
+def test_map_refs_equals_the_copying_walk(data: Any) -> None:
+    from gridflow import _sealing
+
+    seen_new: list[Any] = []
+    seen_old: list[Any] = []
+    new = _sealing._map_refs(data, lambda p, r: seen_new.append((p, r)) or f"<{r.kind}>")
+    old = _old_map_refs(data, lambda p, r: seen_old.append((p, r)) or f"<{r.kind}>")
+    assert seen_new == seen_old  # the same references, in the same order
+    assert new == old
+    _same_sharing(new, old, data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS))
+def test_refs_walk_equals_references(data: Any) -> None:
+    from gridflow import _sealing
+
+    assert sorted(map(repr, _sealing._refs(data))) == sorted(
+        repr(r) for _, r in ref_mod.references(data))

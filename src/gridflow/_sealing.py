@@ -57,6 +57,7 @@ from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
 from gridflow.personal.paths import find, replace
 from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
+    _LEAVES,
     Reference,
     _may_hold_reference,
     holds_reference,
@@ -798,28 +799,60 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
     except RecursionError:
         pass
     stack = [node]
+    leaves = _LEAVES
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             if "$pii" in item and is_reference(item):
                 found.append(Reference(item["$pii"], item["kind"], item["c"]))
             else:
-                stack.extend(item.values())
+                for child in item.values():
+                    if child.__class__ not in leaves:  # nothing inside a leaf
+                        stack.append(child)
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return found
 
 
 def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
-    """`map_references` without building paths (``fn`` gets ``""``): for reads."""
+    """`map_references` without building paths (``fn`` gets ``""``): for reads.
+
+    Objects and lists without references are shared, not copied; a copy keeps
+    the order of the keys.
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> doc = {"a": {"b": ref, "n": 1}, "l": [ref, 2], "k": {"x": [1]}}
+        >>> out = _map_refs(doc, lambda _p, r: r.kind)
+        >>> out, out["k"] is doc["k"]
+        ({'a': {'b': 'phone', 'n': 1}, 'l': ['phone', 2], 'k': {'x': [1]}}, True)
+    """
     if isinstance(node, dict):
         if "$pii" in node and is_reference(node):
             return fn("", Reference(node["$pii"], node["kind"], node["c"]))
-        out = {k: _map_refs(v, fn) for k, v in node.items()}
-        return node if all(out[k] is v for k, v in node.items()) else out
+        changed: dict[Any, Any] | None = None
+        for k, v in node.items():
+            if v.__class__ in _LEAVES:
+                continue  # a leaf maps to itself
+            new = _map_refs(v, fn)
+            if new is not v:
+                if changed is None:
+                    changed = {}
+                changed[k] = new
+        if changed is None:
+            return node
+        return {k: changed.get(k, v) for k, v in node.items()}
     if isinstance(node, list):
-        items = [_map_refs(v, fn) for v in node]
-        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+        items: list[Any] | None = None
+        for n, v in enumerate(node):
+            if v.__class__ in _LEAVES:
+                continue
+            new = _map_refs(v, fn)
+            if new is not v:
+                if items is None:
+                    items = list(node)
+                items[n] = new
+        return node if items is None else items
     return node
 
 
