@@ -487,3 +487,63 @@ def test_refs_walk_equals_references(data: Any) -> None:
 
     assert sorted(map(repr, _sealing._refs(data))) == sorted(
         repr(r) for _, r in ref_mod.references(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS, _VALUES))
+def test_ref_ids_are_the_refs_ids(data: Any) -> None:
+    from gridflow import _sealing
+
+    assert _sealing._ref_ids(data) == [r.ref_id for r in _sealing._refs(data)]
+
+
+def test_with_data_is_evolve_over_every_field_of_case() -> None:
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from gridflow import _sealing
+
+    # _with_data names Case's fields positionally: it must name all of them, in order.
+    assert [f.name for f in attrs.fields(model.Case)] == [
+        "id", "workflow", "workflow_version", "state", "version", "data", "grid",
+        "opened_at", "updated_at", "deadline_at", "links", "head"]
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = model.Case("c-1", "grid_case", 2, "reported", 3, {"a": 1}, "g", t, t,
+                      deadline_at=t, links=("c-2",), head="f" * 64)
+    for data in ({}, {"b": [1]}):
+        made, want = _sealing._with_data(case, data), attrs.evolve(case, data=data)
+        assert made == want and made.data is data
+        assert [getattr(made, f.name) for f in attrs.fields(model.Case)] == [
+            getattr(want, f.name) for f in attrs.fields(model.Case)]
+
+
+def test_a_committed_row_with_references_is_shown_without_a_second_walk() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator"], ["g"])
+    sealed = engine.open("grid_case", actor=worker, grid="g", version=1,
+                         data={"title": "t", "source": "visit",
+                               "reporter": {"name": "王小明", "phone": "13812345678"}})
+    walks: list[object] = []
+    original = _sealing.holds_reference
+    _sealing.holds_reference = lambda d: walks.append(d) or original(d)  # type: ignore
+    try:
+        for payload in ({"text": "到场"}, {"text": "到场", "contact": "微信 nana_oy"}):
+            shown = engine.fire(sealed.id, "note", actor=boss, payload=payload)
+            assert walks == []
+            assert shown.data["reporter"] == {"name": "王小明", "phone": "13812345678"}
+            assert engine.privacy._local.held is None
+        # Shown to someone else (not the committed row): the walk decides.
+        assert engine.privacy.show_case(engine.store.get(sealed.id), worker)[0].data[
+            "reporter"]["name"] != "王小明"
+        assert len(walks) == 1
+    finally:
+        _sealing.holds_reference = original

@@ -814,6 +814,54 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
     return found
 
 
+def _ref_ids(node: Any) -> list[str]:
+    """The reference ids of `_refs` (``[r.ref_id for r in _refs(node)]``), without
+    making a `Reference` of each.
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> _ref_ids({"reporter": {"phone": ref}, "n": [1]})
+        ['00000000000000000000000000000000']
+    """
+    found: list[str] = []
+    try:
+        if not _may_hold_reference(node):
+            return found
+    except RecursionError:
+        pass
+    stack = [node]
+    leaves = _LEAVES
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "$pii" in item and is_reference(item):
+                found.append(item["$pii"])
+            else:
+                for child in item.values():
+                    if child.__class__ not in leaves:
+                        stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
+
+
+def _with_data(case: Case, data: dict[str, Any]) -> Case:
+    """``attrs.evolve(case, data=data)``, without looking up the fields each time.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> c = Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t)
+        >>> _with_data(c, {"a": 1}) == attrs.evolve(c, data={"a": 1})
+        True
+    """
+    if case.__class__ is not Case:
+        return attrs.evolve(case, data=data)
+    return Case(case.id, case.workflow, case.workflow_version, case.state, case.version,
+                data, case.grid, case.opened_at, case.updated_at, case.deadline_at,
+                case.links, case.head)
+
+
 def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
     """`map_references` without building paths (``fn`` gets ``""``): for reads.
 
@@ -1132,6 +1180,7 @@ class Privacy:
         self._local.prefetched = None
         self._local.continued = None
         self._local.bare = None
+        self._local.held = None
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
@@ -1143,11 +1192,11 @@ class Privacy:
         show: list[str] = []
         continued = False
         policy = self.policies.get(first.case.workflow)
-        found: list[Reference] = []
+        found: list[str] = []
         if policy is not None:
             own = sealer.plain if sealer is not None else {}
-            found = _refs(first.case.data)
-            refs = [r.ref_id for r in found if r.ref_id not in own]
+            found = _ref_ids(first.case.data)
+            refs = [r for r in found if r not in own]
             # Every event of the case since this engine last knew its values was its own
             # (erasure, restriction and retention append an event to each case they
             # touch): what it holds in clear for the case is still what the vault holds.
@@ -1158,9 +1207,12 @@ class Privacy:
         if sealer is None and not show:
             store.commit(writes)
             self._continue(case_id, first.case.version, continued)
-            if policy is not None and not found:
-                # This very row holds no reference: showing it needs no second walk.
-                self._local.bare = first.case
+            if policy is not None:
+                # Whether this very row holds a reference: showing it needs no second walk.
+                if found:
+                    self._local.held = first.case
+                else:
+                    self._local.bare = first.case
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
@@ -1198,6 +1250,8 @@ class Privacy:
                 value, state = sealer.plain[sealed.ref_id]
                 self._plain[sealed.ref_id] = (value, sealed.subject, sealed.case_id, state)
         self._continue(case_id, first.case.version, continued)
+        if found:
+            self._local.held = first.case  # holds a reference: no second walk to tell
 
     def _continue(self, case_id: str, version: int, continued: bool) -> None:
         """Record whether this engine's plaintexts of ``case_id`` hold at ``version``."""
@@ -1338,7 +1392,9 @@ class Privacy:
         self._local.continued = None
         bare = getattr(self._local, "bare", None)
         self._local.bare = None
-        if bare is case or not holds_reference(case.data):
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if bare is case or (held is not case and not holds_reference(case.data)):
             # The quick test (after the hand-offs are taken, as every path takes them):
             # no reference, nothing to show otherwise, nothing restricted seen.
             return case, []
@@ -1362,8 +1418,7 @@ class Privacy:
             except KeyError:  # dropped from the bounded cache meanwhile: read the vault
                 pass
             else:
-                return (attrs.evolve(case, data=_unmap(data) if policy.refers_to else data),
-                        shown)
+                return _with_data(case, _unmap(data) if policy.refers_to else data), shown
         prefetched = (fetched[2], fetched[3]) if matches and fetched is not None else None
         # With what the step's commit read, no walk to collect the references first.
         refs = [] if prefetched is not None else _refs(case.data)
@@ -1373,7 +1428,7 @@ class Privacy:
         fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent,
                             prefetched=prefetched)
         data = _map_refs(case.data, fn)
-        return attrs.evolve(case, data=_unmap(data) if policy.refers_to else data), seen
+        return _with_data(case, _unmap(data) if policy.refers_to else data), seen
 
     def show_events(self, workflow: str, events: list[Event],
                     actor: Actor | None) -> tuple[list[Event], list[str]]:
