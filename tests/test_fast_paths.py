@@ -547,3 +547,25 @@ def test_a_committed_row_with_references_is_shown_without_a_second_walk() -> Non
         assert len(walks) == 1
     finally:
         _sealing.holds_reference = original
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=6), min_size=4, max_size=4))
+def test_commitment_and_context_encode_every_part_as_before(parts: list[str]) -> None:
+    import hmac
+
+    from gridflow.personal._canonical import encode_parts
+    from gridflow.personal.cipher import context
+    from gridflow.personal.commitment import commit
+
+    key = bytes(range(32))
+    subject, path, value, ref_id = parts
+    assert commit(key, subject, path, value) == hmac.digest(
+        key, encode_parts("gridflow-commit-v1", subject, path, value), "sha256").hex()
+    assert context(case_id=value, path=path, subject=subject, ref_id=ref_id) == encode_parts(
+        "gridflow-pii-v1", value, path, subject, ref_id)
+
+
+def test_a_fresh_reference_id_is_32_hex_digits_each_time() -> None:
+    ids = {ref_mod.new_ref_id() for _ in range(200)}
+    assert len(ids) == 200 and all(ref_mod._REF_ID.fullmatch(i) for i in ids)

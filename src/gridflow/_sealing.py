@@ -662,7 +662,8 @@ class _InCommit:
     """
 
     def __init__(self, vault: SQLVault, new_keys: Sequence[SubjectKey],
-                 keys: Mapping[str, tuple[bytes, str]], stored: Sequence[VaultEntry],
+                 keys: Mapping[str, tuple[bytes, str]],
+                 stored: Sequence[VaultEntry | Sealed],
                  show: Sequence[str], case_id: str, expected: int) -> None:
         self.vault, self.new_keys, self.key_of, self.stored = vault, new_keys, keys, stored
         self.show, self.case_id, self.expected = show, case_id, expected
@@ -1217,7 +1218,7 @@ class Privacy:
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
                              sealer.key_states() if sealer else {},
-                             sealer.entries() if sealer else (),
+                             sealer.sealed if sealer else (),  # the rows' fields, as is
                              show, case_id, expected)
             try:
                 store.commit(writes, within=hook)  # type: ignore[call-arg]

@@ -22,6 +22,7 @@ case's value, or a lookalike could pass as protected while holding plaintext).
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -86,9 +87,9 @@ def new_ref_id() -> str:
         >>> len(ref_id), ref_id != new_ref_id()
         (32, True)
     """
-    import secrets  # loads `random`: at the first reference, not at import
-
-    return secrets.token_hex(16)
+    # What secrets.token_hex(16) returns (os.urandom's bytes in hex), without importing
+    # `secrets` (which loads `random`) or its two calls in between.
+    return os.urandom(16).hex()
 
 
 #: Reference ids and commitments already found well-formed (strings are immutable, so
