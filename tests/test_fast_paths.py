@@ -569,3 +569,44 @@ def test_commitment_and_context_encode_every_part_as_before(parts: list[str]) ->
 def test_a_fresh_reference_id_is_32_hex_digits_each_time() -> None:
     ids = {ref_mod.new_ref_id() for _ in range(200)}
     assert len(ids) == 200 and all(ref_mod._REF_ID.fullmatch(i) for i in ids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(st.sampled_from(["contact", "text", "subject", "note", "x"]),
+                           st.one_of(st.none(), st.text(max_size=4), st.integers(0, 3),
+                                     st.dictionaries(st.sampled_from(["subject", "a"]),
+                                                     st.text(max_size=3), max_size=2)),
+                           max_size=4),
+       top=st.sampled_from(["contact", "text", "note", "x"]))
+def test_a_top_level_fields_subject_is_none_without_a_subject_key(
+        doc: dict[str, Any], top: str) -> None:
+    # seal_doc skips subject_of for a top-level field when the document holds no subject.
+    from gridflow.personal.fields import PersonalField, subject_of
+
+    if doc.get("subject") is None:
+        assert subject_of(doc, top, PersonalField(top, "free_text")) is None
+
+
+def test_evolved_outcome_is_attrs_evolve() -> None:
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from gridflow import _sealing
+    from gridflow.core import Outcome
+
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    for o in (Outcome("done", {"a": 1}, {"p": 0}, ("c-2",), t, False),
+              Outcome(None, {}, {}, (), None)):
+        made = _sealing._evolved(o, {"b": [2]}, {"q": 1})
+        want = attrs.evolve(o, data={"b": [2]}, payload={"q": 1})
+        assert type(made) is type(want) and made == want
+
+    @attrs.frozen
+    class Other:
+        data: dict[str, Any]
+        payload: dict[str, Any]
+        dest: str | None = None
+
+    assert _sealing._evolved(Other({}, {}, "x"), {"a": 1}, {"b": 2}) == Other(
+        {"a": 1}, {"b": 2}, "x")

@@ -51,7 +51,7 @@ from gridflow._errors import (
 from gridflow.model import Actor, Case, Changes, Event
 from gridflow.personal._crypto import forget_cipher
 from gridflow.personal.commitment import commitment_key
-from gridflow.personal.fields import PersonalField, case_subject, subject_of
+from gridflow.personal.fields import SUBJECT_KEY, PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
 from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
 from gridflow.personal.paths import find, replace
@@ -863,6 +863,33 @@ def _with_data(case: Case, data: dict[str, Any]) -> Case:
                 case.links, case.head)
 
 
+# Per outcome class: whether its attrs __init__ takes exactly these fields, in order.
+_OUTCOME_FIELDS: Final = ("dest", "data", "payload", "links", "deadline_at", "effects")
+_PLAIN_OUTCOME: dict[type, bool] = {}
+
+
+def _evolved(outcome: Any, data: Any, payload: Any) -> Any:
+    """``attrs.evolve(outcome, data=data, payload=payload)`` for the engine's `Outcome`,
+    without looking its fields up each time.
+
+    Example:
+        >>> from gridflow.core import Outcome
+        >>> o = Outcome("done", {"a": 1}, {}, (), None)
+        >>> _evolved(o, {"b": 2}, {"p": 1}) == attrs.evolve(o, data={"b": 2}, payload={"p": 1})
+        True
+    """
+    cls = outcome.__class__
+    plain = _PLAIN_OUTCOME.get(cls)
+    if plain is None:
+        fields = attrs.fields(cls)
+        plain = _PLAIN_OUTCOME[cls] = tuple(f.name for f in fields) == _OUTCOME_FIELDS and all(
+            f.init and f.alias == f.name and f.converter is None for f in fields)
+    if not plain:
+        return attrs.evolve(outcome, data=data, payload=payload)
+    return cls(outcome.dest, data, payload, outcome.links, outcome.deadline_at,
+               outcome.effects)
+
+
 def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
     """`map_references` without building paths (``fn`` gets ``""``): for reads.
 
@@ -1160,7 +1187,7 @@ class Privacy:
         self._local.recent = sealer.plain
         if payload is outcome.payload and not sealer.sealed:
             return outcome
-        return attrs.evolve(outcome, data=data, payload=payload)
+        return _evolved(outcome, data, payload)
 
     def commit(self, writes: Sequence[Write]) -> None:
         """``store.commit(writes)`` with the vault rows of the step just sealed, at once.
@@ -1675,7 +1702,10 @@ class _Sealer:
                 if value is None or (isinstance(value, Mapping) and (
                         "$pii" in value or MAP_KEY in value)):
                     continue
-                own = subject_of(doc, top, field) or case_subject(self.case_id)
+                # subject_of of a top-level key is the document's own "subject" (None:
+                # the case's), so without one there is nothing to look up.
+                own = (subject_of(doc, top, field) if doc.get(SUBJECT_KEY) is not None
+                       else None) or case_subject(self.case_id)
                 new[top] = self._seal(value, field.kind, field.path, own)
                 continue
             for concrete, value in find(doc, steps):
