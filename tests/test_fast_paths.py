@@ -610,3 +610,35 @@ def test_evolved_outcome_is_attrs_evolve() -> None:
 
     assert _sealing._evolved(Other({}, {}, "x"), {"a": 1}, {"b": 2}) == Other(
         {"a": 1}, {"b": 2}, "x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=100), message=st.binary(max_size=200))
+def test_kept_hmac_states_give_hmac_digest(key: bytes, message: bytes) -> None:
+    import hmac
+
+    from gridflow.personal._crypto import hmac_sha256
+
+    for _ in range(2):  # made, then kept
+        assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
+
+
+def test_an_erased_subjects_commitment_key_is_not_kept() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow.personal import _crypto
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator", "privacy_officer"], ["g"])
+    engine.open("grid_case", actor=worker, grid="g", version=1,
+                data={"title": "t", "source": "visit",
+                      "reporter": {"subject": "p-9", "name": "王小明"}})
+    stored = engine.privacy._key_rows["p-9"]
+    raw, ck = engine.privacy._opened[stored.wrapped]
+    assert ck in _crypto._MACS and raw in _crypto._CIPHERS
+    engine.erase("p-9", actor=boss, reason="request")
+    assert ck not in _crypto._MACS and raw not in _crypto._CIPHERS

@@ -49,7 +49,7 @@ from gridflow._errors import (
     KeyringError,
 )
 from gridflow.model import Actor, Case, Changes, Event
-from gridflow.personal._crypto import forget_cipher
+from gridflow.personal._crypto import forget_cipher, forget_mac
 from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import SUBJECT_KEY, PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
@@ -1075,6 +1075,7 @@ class Privacy:
         opened = self._opened.pop(wrapped, None)
         if opened is not None:
             forget_cipher(opened[0])
+            forget_mac(opened[1])  # the commitment key's kept HMAC states
 
     def _forget_cached(self, subjects: Iterable[str] = (), case_id: str | None = None) -> None:
         """Drop cached key rows and plaintexts of ``subjects`` (and of ``case_id``)."""
