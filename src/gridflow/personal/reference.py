@@ -94,7 +94,8 @@ def new_ref_id() -> str:
 
 #: Reference ids and commitments already found well-formed (strings are immutable, so
 #: a string once checked stays so): `_problem` of a stored reference read again skips
-#: the two regular expressions. Bounded; exact ``str`` only.
+#: the two regular expressions. Not secret (both sit in every event); bounded (4096),
+#: exact ``str`` only.
 _GOOD_IDS: set[str] = set()
 _GOOD_CS: set[str] = set()
 
@@ -110,7 +111,7 @@ def _problem(value: object) -> str | None:
     if problem is None:
         ref_id, c = value[REF_KEY], value["c"]  # type: ignore[index]
         if ref_id.__class__ is str and c.__class__ is str:
-            if len(_GOOD_IDS) >= 65536:
+            if len(_GOOD_IDS) >= 4096:
                 _GOOD_IDS.clear()
                 _GOOD_CS.clear()
             _GOOD_IDS.add(ref_id)
