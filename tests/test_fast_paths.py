@@ -392,3 +392,253 @@ def test_a_committed_row_without_references_is_shown_without_a_second_walk() -> 
         assert engine.privacy._local.bare is None
     finally:
         _sealing.holds_reference = original
+
+
+# -- pii-speed: the reference checks' quick paths -----------------------------------------
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+_HEXISH = st.one_of(st.sampled_from(["0" * 32, "a" * 64, "f" * 32, "0" * 64, "A" * 32,
+                                     "0" * 31, "g" * 32, "0" * 32 + "\n", "b" * 64]),
+                    st.text("0123456789abcdefA", min_size=31, max_size=65),
+                    st.builds(_Str, st.sampled_from(["0" * 32, "a" * 64])),
+                    st.integers(0, 3), st.none(), st.lists(st.none(), max_size=1))
+_KIND = st.one_of(st.sampled_from(["phone", "name", "email", "mobile", "", "PHONE"]),
+                  st.builds(_Str, st.just("phone")), st.none(), st.lists(st.none(), max_size=1))
+_REF_LIKE = st.one_of(
+    st.fixed_dictionaries({"$pii": _HEXISH, "kind": _KIND, "c": _HEXISH}),
+    st.fixed_dictionaries({"$pii": _HEXISH, "kind": _KIND, "c": _HEXISH},
+                          optional={"v": st.just(1), "d": st.just(2)}),
+    st.fixed_dictionaries({"$pii": _HEXISH, "kind": _KIND}, optional={"x": _HEXISH}),
+    _REF)
+_WITH_REF_LIKES = st.recursive(st.one_of(_LEAF, _REF_LIKE), lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_REF_LIKE, min_size=1, max_size=6))
+def test_problem_quick_test_is_exact(values: list[dict[str, Any]]) -> None:
+    # Checked twice: the second time the strings checked good the first time are known.
+    for _ in range(2):
+        for value in values:
+            assert ref_mod._problem(value) == ref_mod._full_problem(value)
+            assert ref_mod.is_reference(value) == (ref_mod._full_problem(value) is None)
+
+
+def _old_holds_reference(data: Any) -> bool:
+    return any(True for _ in ref_mod.references(data))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS, _VALUES))
+def test_holds_reference_is_references_yielding_one(data: Any) -> None:
+    assert ref_mod.holds_reference(data) == _old_holds_reference(data)
+
+
+def _old_map_refs(node: Any, fn: Any) -> Any:
+    """`_sealing._map_refs` as it was (the oracle of the copying-only-what-changes walk)."""
+    if isinstance(node, dict):
+        if "$pii" in node and ref_mod.is_reference(node):
+            return fn("", ref_mod.Reference(node["$pii"], node["kind"], node["c"]))
+        out = {k: _old_map_refs(v, fn) for k, v in node.items()}
+        return node if all(out[k] is v for k, v in node.items()) else out
+    if isinstance(node, list):
+        items = [_old_map_refs(v, fn) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
+
+
+def _same_sharing(a: Any, b: Any, given: Any) -> None:
+    """``a`` (new result) and ``b`` (old result) alike, sharing the same parts of ``given``."""
+    assert (a is given) == (b is given)
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            if isinstance(given, dict) and k in given:
+                _same_sharing(a[k], b[k], given[k])
+    elif isinstance(a, list) and isinstance(given, list) and len(a) == len(given):
+        for x, y, g in zip(a, b, given, strict=True):
+            _same_sharing(x, y, g)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS, _VALUES))
+def test_map_refs_equals_the_copying_walk(data: Any) -> None:
+    from gridflow import _sealing
+
+    seen_new: list[Any] = []
+    seen_old: list[Any] = []
+    new = _sealing._map_refs(data, lambda p, r: seen_new.append((p, r)) or f"<{r.kind}>")
+    old = _old_map_refs(data, lambda p, r: seen_old.append((p, r)) or f"<{r.kind}>")
+    assert seen_new == seen_old  # the same references, in the same order
+    assert new == old
+    _same_sharing(new, old, data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS))
+def test_refs_walk_equals_references(data: Any) -> None:
+    from gridflow import _sealing
+
+    assert sorted(map(repr, _sealing._refs(data))) == sorted(
+        repr(r) for _, r in ref_mod.references(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_WITH_REF_LIKES, _WITH_REFS, _VALUES))
+def test_ref_ids_are_the_refs_ids(data: Any) -> None:
+    from gridflow import _sealing
+
+    assert _sealing._ref_ids(data) == [r.ref_id for r in _sealing._refs(data)]
+
+
+def test_with_data_is_evolve_over_every_field_of_case() -> None:
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from gridflow import _sealing
+
+    # _with_data names Case's fields positionally: it must name all of them, in order.
+    assert [f.name for f in attrs.fields(model.Case)] == [
+        "id", "workflow", "workflow_version", "state", "version", "data", "grid",
+        "opened_at", "updated_at", "deadline_at", "links", "head"]
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = model.Case("c-1", "grid_case", 2, "reported", 3, {"a": 1}, "g", t, t,
+                      deadline_at=t, links=("c-2",), head="f" * 64)
+    for data in ({}, {"b": [1]}):
+        made, want = _sealing._with_data(case, data), attrs.evolve(case, data=data)
+        assert made == want and made.data is data
+        assert [getattr(made, f.name) for f in attrs.fields(model.Case)] == [
+            getattr(want, f.name) for f in attrs.fields(model.Case)]
+
+
+def test_a_committed_row_with_references_is_shown_without_a_second_walk() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator"], ["g"])
+    sealed = engine.open("grid_case", actor=worker, grid="g", version=1,
+                         data={"title": "t", "source": "visit",
+                               "reporter": {"name": "王小明", "phone": "13812345678"}})
+    walks: list[object] = []
+    original = _sealing.holds_reference
+    _sealing.holds_reference = lambda d: walks.append(d) or original(d)  # type: ignore
+    try:
+        for payload in ({"text": "到场"}, {"text": "到场", "contact": "微信 nana_oy"}):
+            shown = engine.fire(sealed.id, "note", actor=boss, payload=payload)
+            assert walks == []
+            assert shown.data["reporter"] == {"name": "王小明", "phone": "13812345678"}
+            assert engine.privacy._local.held is None
+        # Shown to someone else (not the committed row): the walk decides.
+        assert engine.privacy.show_case(engine.store.get(sealed.id), worker)[0].data[
+            "reporter"]["name"] != "王小明"
+        assert len(walks) == 1
+    finally:
+        _sealing.holds_reference = original
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=6), min_size=4, max_size=4))
+def test_commitment_and_context_encode_every_part_as_before(parts: list[str]) -> None:
+    import hmac
+
+    from gridflow.personal._canonical import encode_parts
+    from gridflow.personal.cipher import context
+    from gridflow.personal.commitment import commit
+
+    key = bytes(range(32))
+    subject, path, value, ref_id = parts
+    assert commit(key, subject, path, value) == hmac.digest(
+        key, encode_parts("gridflow-commit-v1", subject, path, value), "sha256").hex()
+    assert context(case_id=value, path=path, subject=subject, ref_id=ref_id) == encode_parts(
+        "gridflow-pii-v1", value, path, subject, ref_id)
+
+
+def test_a_fresh_reference_id_is_32_hex_digits_each_time() -> None:
+    ids = {ref_mod.new_ref_id() for _ in range(200)}
+    assert len(ids) == 200 and all(ref_mod._REF_ID.fullmatch(i) for i in ids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(st.sampled_from(["contact", "text", "subject", "note", "x"]),
+                           st.one_of(st.none(), st.text(max_size=4), st.integers(0, 3),
+                                     st.dictionaries(st.sampled_from(["subject", "a"]),
+                                                     st.text(max_size=3), max_size=2)),
+                           max_size=4),
+       top=st.sampled_from(["contact", "text", "note", "x"]))
+def test_a_top_level_fields_subject_is_none_without_a_subject_key(
+        doc: dict[str, Any], top: str) -> None:
+    # seal_doc skips subject_of for a top-level field when the document holds no subject.
+    from gridflow.personal.fields import PersonalField, subject_of
+
+    if doc.get("subject") is None:
+        assert subject_of(doc, top, PersonalField(top, "free_text")) is None
+
+
+def test_evolved_outcome_is_attrs_evolve() -> None:
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from gridflow import _sealing
+    from gridflow.core import Outcome
+
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    for o in (Outcome("done", {"a": 1}, {"p": 0}, ("c-2",), t, False),
+              Outcome(None, {}, {}, (), None)):
+        made = _sealing._evolved(o, {"b": [2]}, {"q": 1})
+        want = attrs.evolve(o, data={"b": [2]}, payload={"q": 1})
+        assert type(made) is type(want) and made == want
+
+    @attrs.frozen
+    class Other:
+        data: dict[str, Any]
+        payload: dict[str, Any]
+        dest: str | None = None
+
+    assert _sealing._evolved(Other({}, {}, "x"), {"a": 1}, {"b": 2}) == Other(
+        {"a": 1}, {"b": 2}, "x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=100), message=st.binary(max_size=200))
+def test_kept_hmac_states_give_hmac_digest(key: bytes, message: bytes) -> None:
+    import hmac
+
+    from gridflow.personal._crypto import hmac_sha256
+
+    for _ in range(2):  # made, then kept
+        assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
+
+
+def test_an_erased_subjects_commitment_key_is_not_kept() -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow.personal import _crypto
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    engine = gridflow.Engine(clock=gridflow.FixedClock(t), entry_points=False,
+                             keyring=gridflow.Keyring.generate())
+    worker = gridflow.Actor("w", ["grid_worker"], ["g"])
+    boss = gridflow.Actor("s", ["coordinator", "privacy_officer"], ["g"])
+    engine.open("grid_case", actor=worker, grid="g", version=1,
+                data={"title": "t", "source": "visit",
+                      "reporter": {"subject": "p-9", "name": "王小明"}})
+    stored = engine.privacy._key_rows["p-9"]
+    raw, ck = engine.privacy._opened[stored.wrapped]
+    assert ck in _crypto._MACS and raw in _crypto._CIPHERS
+    engine.erase("p-9", actor=boss, reason="request")
+    assert ck not in _crypto._MACS and raw not in _crypto._CIPHERS

@@ -49,14 +49,15 @@ from gridflow._errors import (
     KeyringError,
 )
 from gridflow.model import Actor, Case, Changes, Event
-from gridflow.personal._crypto import forget_cipher
+from gridflow.personal._crypto import forget_cipher, forget_mac
 from gridflow.personal.commitment import commitment_key
-from gridflow.personal.fields import PersonalField, case_subject, subject_of
+from gridflow.personal.fields import SUBJECT_KEY, PersonalField, case_subject, subject_of
 from gridflow.personal.keyring import Keyring, MasterKey, new_subject_key
 from gridflow.personal.masks import RESTRICTED, TOMBSTONE, mask
 from gridflow.personal.paths import find, replace
 from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
+    _LEAVES,
     Reference,
     _may_hold_reference,
     holds_reference,
@@ -661,7 +662,8 @@ class _InCommit:
     """
 
     def __init__(self, vault: SQLVault, new_keys: Sequence[SubjectKey],
-                 keys: Mapping[str, tuple[bytes, str]], stored: Sequence[VaultEntry],
+                 keys: Mapping[str, tuple[bytes, str]],
+                 stored: Sequence[VaultEntry | Sealed],
                  show: Sequence[str], case_id: str, expected: int) -> None:
         self.vault, self.new_keys, self.key_of, self.stored = vault, new_keys, keys, stored
         self.show, self.case_id, self.expected = show, case_id, expected
@@ -798,28 +800,135 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
     except RecursionError:
         pass
     stack = [node]
+    leaves = _LEAVES
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             if "$pii" in item and is_reference(item):
                 found.append(Reference(item["$pii"], item["kind"], item["c"]))
             else:
-                stack.extend(item.values())
+                for child in item.values():
+                    if child.__class__ not in leaves:  # nothing inside a leaf
+                        stack.append(child)
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return found
 
 
+def _ref_ids(node: Any) -> list[str]:
+    """The reference ids of `_refs` (``[r.ref_id for r in _refs(node)]``), without
+    making a `Reference` of each.
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> _ref_ids({"reporter": {"phone": ref}, "n": [1]})
+        ['00000000000000000000000000000000']
+    """
+    found: list[str] = []
+    try:
+        if not _may_hold_reference(node):
+            return found
+    except RecursionError:
+        pass
+    stack = [node]
+    leaves = _LEAVES
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "$pii" in item and is_reference(item):
+                found.append(item["$pii"])
+            else:
+                for child in item.values():
+                    if child.__class__ not in leaves:
+                        stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
+
+
+def _with_data(case: Case, data: dict[str, Any]) -> Case:
+    """``attrs.evolve(case, data=data)``, without looking up the fields each time.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> c = Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t)
+        >>> _with_data(c, {"a": 1}) == attrs.evolve(c, data={"a": 1})
+        True
+    """
+    if case.__class__ is not Case:
+        return attrs.evolve(case, data=data)
+    return Case(case.id, case.workflow, case.workflow_version, case.state, case.version,
+                data, case.grid, case.opened_at, case.updated_at, case.deadline_at,
+                case.links, case.head)
+
+
+# Per outcome class: whether its attrs __init__ takes exactly these fields, in order.
+_OUTCOME_FIELDS: Final = ("dest", "data", "payload", "links", "deadline_at", "effects")
+_PLAIN_OUTCOME: dict[type, bool] = {}
+
+
+def _evolved(outcome: Any, data: Any, payload: Any) -> Any:
+    """``attrs.evolve(outcome, data=data, payload=payload)`` for the engine's `Outcome`,
+    without looking its fields up each time.
+
+    Example:
+        >>> from gridflow.core import Outcome
+        >>> o = Outcome("done", {"a": 1}, {}, (), None)
+        >>> _evolved(o, {"b": 2}, {"p": 1}) == attrs.evolve(o, data={"b": 2}, payload={"p": 1})
+        True
+    """
+    cls = outcome.__class__
+    plain = _PLAIN_OUTCOME.get(cls)
+    if plain is None:
+        fields = attrs.fields(cls)
+        plain = _PLAIN_OUTCOME[cls] = tuple(f.name for f in fields) == _OUTCOME_FIELDS and all(
+            f.init and f.alias == f.name and f.converter is None for f in fields)
+    if not plain:
+        return attrs.evolve(outcome, data=data, payload=payload)
+    return cls(outcome.dest, data, payload, outcome.links, outcome.deadline_at,
+               outcome.effects)
+
+
 def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
-    """`map_references` without building paths (``fn`` gets ``""``): for reads."""
+    """`map_references` without building paths (``fn`` gets ``""``): for reads.
+
+    Objects and lists without references are shared, not copied; a copy keeps
+    the order of the keys.
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> doc = {"a": {"b": ref, "n": 1}, "l": [ref, 2], "k": {"x": [1]}}
+        >>> out = _map_refs(doc, lambda _p, r: r.kind)
+        >>> out, out["k"] is doc["k"]
+        ({'a': {'b': 'phone', 'n': 1}, 'l': ['phone', 2], 'k': {'x': [1]}}, True)
+    """
     if isinstance(node, dict):
         if "$pii" in node and is_reference(node):
             return fn("", Reference(node["$pii"], node["kind"], node["c"]))
-        out = {k: _map_refs(v, fn) for k, v in node.items()}
-        return node if all(out[k] is v for k, v in node.items()) else out
+        changed: dict[Any, Any] | None = None
+        for k, v in node.items():
+            if v.__class__ in _LEAVES:
+                continue  # a leaf maps to itself
+            new = _map_refs(v, fn)
+            if new is not v:
+                if changed is None:
+                    changed = {}
+                changed[k] = new
+        if changed is None:
+            return node
+        return {k: changed.get(k, v) for k, v in node.items()}
     if isinstance(node, list):
-        items = [_map_refs(v, fn) for v in node]
-        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+        items: list[Any] | None = None
+        for n, v in enumerate(node):
+            if v.__class__ in _LEAVES:
+                continue
+            new = _map_refs(v, fn)
+            if new is not v:
+                if items is None:
+                    items = list(node)
+                items[n] = new
+        return node if items is None else items
     return node
 
 
@@ -966,6 +1075,7 @@ class Privacy:
         opened = self._opened.pop(wrapped, None)
         if opened is not None:
             forget_cipher(opened[0])
+            forget_mac(opened[1])  # the commitment key's kept HMAC states
 
     def _forget_cached(self, subjects: Iterable[str] = (), case_id: str | None = None) -> None:
         """Drop cached key rows and plaintexts of ``subjects`` (and of ``case_id``)."""
@@ -1078,7 +1188,7 @@ class Privacy:
         self._local.recent = sealer.plain
         if payload is outcome.payload and not sealer.sealed:
             return outcome
-        return attrs.evolve(outcome, data=data, payload=payload)
+        return _evolved(outcome, data, payload)
 
     def commit(self, writes: Sequence[Write]) -> None:
         """``store.commit(writes)`` with the vault rows of the step just sealed, at once.
@@ -1099,6 +1209,7 @@ class Privacy:
         self._local.prefetched = None
         self._local.continued = None
         self._local.bare = None
+        self._local.held = None
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
@@ -1110,11 +1221,11 @@ class Privacy:
         show: list[str] = []
         continued = False
         policy = self.policies.get(first.case.workflow)
-        found: list[Reference] = []
+        found: list[str] = []
         if policy is not None:
             own = sealer.plain if sealer is not None else {}
-            found = _refs(first.case.data)
-            refs = [r.ref_id for r in found if r.ref_id not in own]
+            found = _ref_ids(first.case.data)
+            refs = [r for r in found if r not in own]
             # Every event of the case since this engine last knew its values was its own
             # (erasure, restriction and retention append an event to each case they
             # touch): what it holds in clear for the case is still what the vault holds.
@@ -1125,14 +1236,17 @@ class Privacy:
         if sealer is None and not show:
             store.commit(writes)
             self._continue(case_id, first.case.version, continued)
-            if policy is not None and not found:
-                # This very row holds no reference: showing it needs no second walk.
-                self._local.bare = first.case
+            if policy is not None:
+                # Whether this very row holds a reference: showing it needs no second walk.
+                if found:
+                    self._local.held = first.case
+                else:
+                    self._local.bare = first.case
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
                              sealer.key_states() if sealer else {},
-                             sealer.entries() if sealer else (),
+                             sealer.sealed if sealer else (),  # the rows' fields, as is
                              show, case_id, expected)
             try:
                 store.commit(writes, within=hook)  # type: ignore[call-arg]
@@ -1165,6 +1279,8 @@ class Privacy:
                 value, state = sealer.plain[sealed.ref_id]
                 self._plain[sealed.ref_id] = (value, sealed.subject, sealed.case_id, state)
         self._continue(case_id, first.case.version, continued)
+        if found:
+            self._local.held = first.case  # holds a reference: no second walk to tell
 
     def _continue(self, case_id: str, version: int, continued: bool) -> None:
         """Record whether this engine's plaintexts of ``case_id`` hold at ``version``."""
@@ -1305,7 +1421,9 @@ class Privacy:
         self._local.continued = None
         bare = getattr(self._local, "bare", None)
         self._local.bare = None
-        if bare is case or not holds_reference(case.data):
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if bare is case or (held is not case and not holds_reference(case.data)):
             # The quick test (after the hand-offs are taken, as every path takes them):
             # no reference, nothing to show otherwise, nothing restricted seen.
             return case, []
@@ -1329,8 +1447,7 @@ class Privacy:
             except KeyError:  # dropped from the bounded cache meanwhile: read the vault
                 pass
             else:
-                return (attrs.evolve(case, data=_unmap(data) if policy.refers_to else data),
-                        shown)
+                return _with_data(case, _unmap(data) if policy.refers_to else data), shown
         prefetched = (fetched[2], fetched[3]) if matches and fetched is not None else None
         # With what the step's commit read, no walk to collect the references first.
         refs = [] if prefetched is not None else _refs(case.data)
@@ -1340,7 +1457,7 @@ class Privacy:
         fn = self._resolver(refs, self._shower(actor, policy, seen), recent=recent,
                             prefetched=prefetched)
         data = _map_refs(case.data, fn)
-        return attrs.evolve(case, data=_unmap(data) if policy.refers_to else data), seen
+        return _with_data(case, _unmap(data) if policy.refers_to else data), seen
 
     def show_events(self, workflow: str, events: list[Event],
                     actor: Actor | None) -> tuple[list[Event], list[str]]:
@@ -1586,7 +1703,10 @@ class _Sealer:
                 if value is None or (isinstance(value, Mapping) and (
                         "$pii" in value or MAP_KEY in value)):
                     continue
-                own = subject_of(doc, top, field) or case_subject(self.case_id)
+                # subject_of of a top-level key is the document's own "subject" (None:
+                # the case's), so without one there is nothing to look up.
+                own = (subject_of(doc, top, field) if doc.get(SUBJECT_KEY) is not None
+                       else None) or case_subject(self.case_id)
                 new[top] = self._seal(value, field.kind, field.path, own)
                 continue
             for concrete, value in find(doc, steps):

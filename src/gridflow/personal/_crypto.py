@@ -6,14 +6,15 @@ optional extra; only sealing, opening and key wrapping need it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import PersonalDataError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["aes_gcm", "forget_cipher", "hkdf_sha256", "key_unwrap", "key_wrap", "missing_extra"]
+__all__ = ["aes_gcm", "forget_cipher", "forget_mac", "hkdf_sha256", "hmac_sha256", "key_unwrap",
+           "key_wrap", "missing_extra"]
 
 
 class _MissingCryptography(PersonalDataError, ImportError):
@@ -68,6 +69,46 @@ def forget_cipher(key: bytes) -> None:
         False
     """
     _CIPHERS.pop(bytes(key), None)
+
+
+_MACS: dict[bytes, tuple[Any, Any]] = {}
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 (RFC 2104) of ``message`` under ``key``: ``hmac.digest(key, message,
+    "sha256")``, with the keyed inner and outer hash states of the last few thousand
+    keys kept (setting a key up costs more than a short message).
+
+    Example:
+        >>> import hmac
+        >>> hmac_sha256(b"k" * 32, b"m") == hmac.digest(b"k" * 32, b"m", "sha256")
+        True
+    """
+    states = _MACS.get(key)
+    if states is None:
+        import hashlib  # loads OpenSSL: at the first commitment, not by `import gridflow`
+
+        raw = bytes(key)
+        block = (hashlib.sha256(raw).digest() if len(raw) > 64 else raw).ljust(64, b"\0")
+        if len(_MACS) >= 4096:
+            _MACS.clear()
+        states = _MACS[raw] = (hashlib.sha256(bytes(b ^ 0x36 for b in block)),
+                               hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+    inner = states[0].copy()
+    inner.update(message)
+    outer = states[1].copy()
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def forget_mac(key: bytes) -> None:
+    """Drop the kept hash states of HMAC key ``key`` (its subject was erased).
+
+    Example:
+        >>> _ = hmac_sha256(b"e" * 32, b"m"); forget_mac(b"e" * 32); b"e" * 32 in _MACS
+        False
+    """
+    _MACS.pop(bytes(key), None)
 
 
 def key_wrap(kek: bytes, key: bytes) -> bytes:

@@ -23,6 +23,8 @@ __all__ = ["FORMAT", "context", "decrypt", "encrypt"]
 FORMAT: Final = b"\x01"
 _NONCE = 12
 _TAG = 16
+#: ``encode_parts("gridflow-pii-v1")``, the first part of every context (see `context`).
+_CONTEXT_TAG: Final = encode_parts("gridflow-pii-v1")
 
 
 def context(*, case_id: str, path: str, subject: str, ref_id: str) -> bytes:
@@ -37,7 +39,7 @@ def context(*, case_id: str, path: str, subject: str, ref_id: str) -> bytes:
         >>> context(case_id="c-1", path="reporter.name", subject="p-17", ref_id="ab")[:22]
         b'\\x00\\x00\\x00\\x0fgridflow-pii-v1\\x00\\x00\\x00'
     """
-    return encode_parts("gridflow-pii-v1", case_id, path, subject, ref_id)
+    return _CONTEXT_TAG + encode_parts(case_id, path, subject, ref_id)
 
 
 def _check_key(subject_key: bytes) -> None:

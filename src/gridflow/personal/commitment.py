@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from gridflow._errors import KeyringError
 from gridflow.personal._canonical import encode_parts
-from gridflow.personal._crypto import hkdf_sha256
+from gridflow.personal._crypto import hkdf_sha256, hmac_sha256
 
 __all__ = ["commit", "commitment_key", "verify_commitment"]
 
 _INFO = b"gridflow/commitment/v1"
+#: ``encode_parts("gridflow-commit-v1")``: the first part of every committed message
+#: (the encoding is a concatenation, so the rest is encoded on its own).
+_TAG = encode_parts("gridflow-commit-v1")
 
 
 def commitment_key(subject_key: bytes) -> bytes:
@@ -54,10 +57,7 @@ def commit(commit_key: bytes, subject: str, path: str, value: str) -> str:
     """
     if not isinstance(commit_key, bytes | bytearray) or len(commit_key) != 32:
         raise KeyringError("a commitment key is 32 bytes, from commitment_key(subject_key)")
-    message = encode_parts("gridflow-commit-v1", subject, path, value)
-    import hmac  # hashlib loads OpenSSL: at the first commitment, not at import
-
-    return hmac.digest(bytes(commit_key), message, "sha256").hex()
+    return hmac_sha256(commit_key, _TAG + encode_parts(subject, path, value)).hex()
 
 
 def verify_commitment(commit_key: bytes, subject: str, path: str, value: str,

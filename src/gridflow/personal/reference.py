@@ -22,6 +22,7 @@ case's value, or a lookalike could pass as protected while holding plaintext).
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -86,12 +87,39 @@ def new_ref_id() -> str:
         >>> len(ref_id), ref_id != new_ref_id()
         (32, True)
     """
-    import secrets  # loads `random`: at the first reference, not at import
+    # What secrets.token_hex(16) returns (os.urandom's bytes in hex), without importing
+    # `secrets` (which loads `random`) or its two calls in between.
+    return os.urandom(16).hex()
 
-    return secrets.token_hex(16)
+
+#: Reference ids and commitments already found well-formed (strings are immutable, so
+#: a string once checked stays so): `_problem` of a stored reference read again skips
+#: the two regular expressions. Not secret (both sit in every event); bounded (4096),
+#: exact ``str`` only.
+_GOOD_IDS: set[str] = set()
+_GOOD_CS: set[str] = set()
 
 
 def _problem(value: object) -> str | None:
+    if value.__class__ is dict and len(value) == 3:
+        # The quick test: a reference read before (same strings, same kind).
+        ref_id, c = value.get(REF_KEY), value.get("c")
+        if ref_id.__class__ is str and c.__class__ is str and ref_id in _GOOD_IDS \
+                and c in _GOOD_CS and value.get("kind") in KINDS:
+            return None
+    problem = _full_problem(value)
+    if problem is None:
+        ref_id, c = value[REF_KEY], value["c"]  # type: ignore[index]
+        if ref_id.__class__ is str and c.__class__ is str:
+            if len(_GOOD_IDS) >= 4096:
+                _GOOD_IDS.clear()
+                _GOOD_CS.clear()
+            _GOOD_IDS.add(ref_id)
+            _GOOD_CS.add(c)
+    return problem
+
+
+def _full_problem(value: object) -> str | None:
     if not isinstance(value, Mapping):
         return "it is not an object"
     if set(value) != _KEYS:
@@ -274,7 +302,17 @@ def holds_reference(data: Any) -> bool:
             return False
     except RecursionError:
         pass
-    return any(True for _ in references(data))
+    # `references`' walk, without building paths or references: stops at the first.
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            if REF_KEY in node and _problem(node) is None:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return False
 
 
 def _may_hold_reference(node: Any) -> bool:
