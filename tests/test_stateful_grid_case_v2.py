@@ -5,7 +5,10 @@ A Hypothesis `RuleBasedStateMachine` opens cases and fires random triggers of
 invalid values; it advances the clock (across lunch, nights and weekends) and
 runs the timer. After every step it checks:
 
-1. a refused step stores nothing (the case and its history are unchanged);
+1. a refused step stores nothing (the case and its history are unchanged), and is
+   refused with the error the spec predicts (`expected_refusal`: an unknown trigger for
+   the state, then the role, then a missing or unoffered payload field, then a guard),
+   while a step the spec does not refuse before its guards is never refused otherwise;
 2. ``verify`` passes (the row is the fold of the events, the hash chain holds);
 3. the rules of the closed loop hold in every history: ``report_done`` only by
    a department that acknowledged since its dispatch; ``closed`` only through
@@ -24,7 +27,20 @@ from hypothesis import event as hyp_event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gridflow import ALL_GRIDS, Actor, Engine, Event, FixedClock, GridflowError, MemoryStore
+from gridflow import (
+    ALL_GRIDS,
+    Actor,
+    Engine,
+    Event,
+    FixedClock,
+    GridflowError,
+    GuardRejected,
+    InvalidPayload,
+    InvalidTransition,
+    MemoryStore,
+    MissingPayload,
+    PermissionDenied,
+)
 from gridflow.workflows import grid_case_v2
 from gridflow.workflows.grid_case_v2 import GRID_CASE_V2
 
@@ -102,12 +118,21 @@ class GridCaseV2Machine(RuleBasedStateMachine):
                 payload = {**payload, "result": "ok", "reason": "r", "department": data.draw(
                     st.sampled_from(case.data["departments"]))}
         before, history = self.engine.get(cid), self.engine.history(cid)
+        expected = expected_refusal(before.state, trigger, role, payload)
         try:
             self.engine.fire(cid, trigger, actor=Actor(role, [role], grids=ALL_GRIDS),
                              payload=payload)
-        except GridflowError:
+        except GridflowError as exc:
             assert self.engine.get(cid) == before
             assert self.engine.history(cid) == history
+            # The spec's own order of refusals: what is refused before the guards is
+            # refused with that error, and only guards refuse what passes those checks.
+            want = expected or GuardRejected
+            assert isinstance(exc, want), (trigger, before.state, role, payload, exc)
+            if want is InvalidPayload:
+                assert not isinstance(exc, MissingPayload), exc
+        else:
+            assert expected is None, (trigger, before.state, role, payload, expected)
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
@@ -167,6 +192,27 @@ class GridCaseV2Machine(RuleBasedStateMachine):
         for cid in self.ids:
             self.engine.verify(cid)
             check_history(self.engine.history(cid))
+
+
+def expected_refusal(state: str, trigger: str, role: str,
+                     payload: dict[str, Any]) -> type[GridflowError] | None:
+    """The error the spec alone predicts for firing ``trigger`` in ``state`` as ``role``
+    with ``payload`` (``None``: nothing before the guards refuses it), read off
+    `GRID_CASE_V2` independently of the engine's compiled rules."""
+    rules = [t for t in GRID_CASE_V2.transitions
+             if t.trigger == trigger and state in t.sources(GRID_CASE_V2.non_terminal)]
+    if not rules:
+        return InvalidTransition
+    if all(t.roles for t in rules) and not any(role in t.roles for t in rules):
+        return PermissionDenied
+    required = {f for t in rules for f in t.requires}
+    if any(payload.get(f) in (None, "", [], {}) for f in required):
+        return MissingPayload
+    for t in rules:
+        for field, options in t.choices.items():
+            if field in payload and payload[field] not in options:
+                return InvalidPayload
+    return None
 
 
 def check_history(events: list[Event]) -> None:
