@@ -180,3 +180,46 @@ def test_the_merkle_log_spans_the_partitions(two: tuple[SQLStore, SQLStore]) -> 
     parted.add_partitions(FEB, months=1)  # moves February's logged events into its month
     assert engine.verify_log(trusted=trusted, key=vkey) == latest
     assert engine.verify_log(trusted=trusted, key=vkey, incremental=True) == latest
+
+
+def test_an_async_store_on_a_partitioned_schema(pg_url: str, pg_schema: str) -> None:
+    # AsyncSQLStore takes the same partition= (it is a SQLStore on the async driver):
+    # the same steps, a keyed retry, the layout check, and verification through it.
+    import asyncio
+
+    from gridflow import AsyncEngine, AsyncSQLStore
+
+    async def main() -> None:
+        store = AsyncSQLStore(pg_url, schema=pg_schema, partition="month")
+        await store.prepare()
+        clock = FixedClock(FEB + timedelta(days=3))
+        engine = AsyncEngine(store, clock=clock, entry_points=False)
+        case = await engine.open("grid_case", version=1, actor=RESIDENT, grid="华三-1",
+                                 data={"title": "井盖缺失", "source": "resident"})
+        clock.advance(timedelta(hours=1))
+        first = await engine.fire(case.id, "triage", actor=COORDINATOR, idempotency_key="k-1",
+                                  payload={"category": "市政设施", "priority": "urgent"})
+        again = await engine.fire(case.id, "triage", actor=COORDINATOR, idempotency_key="k-1",
+                                  payload={"category": "市政设施", "priority": "urgent"})
+        assert again == first and first.state == "triaged"
+        assert (await engine.verify(case.id)) == first
+        assert [e.trigger for e in await engine.history(case.id)] == ["open", "triage"]
+        # The schema made partitions from this month on, so February 2026's steps went to
+        # the default partition; adding February moves them into it.
+        await engine.run(store.add_partitions, FEB, months=1)
+        names = [name for name, first in await engine.run(store.partitions) if first == FEB]
+        assert len(names) == 1
+
+        def in_february() -> int:
+            with store.engine.connect() as conn:
+                return int(conn.execute(sa.text(
+                    f'SELECT count(*) FROM "{pg_schema}"."{names[0]}"')).scalar_one())
+
+        assert await engine.run(in_february) == 2
+        await store.aclose()
+        plain = AsyncSQLStore(pg_url, schema=pg_schema)  # opened without its layout
+        with pytest.raises(StoreError, match="partition="):
+            await plain.prepare()
+        await plain.aclose()
+
+    asyncio.run(main())
