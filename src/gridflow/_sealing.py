@@ -785,15 +785,16 @@ def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
-    """Every reference in ``node`` (`references` without building their paths).
+def _ref_nodes(node: Any) -> list[dict[str, Any]]:
+    """Every reference mapping in ``node``, in the order `_refs` gives them: the one walk
+    behind `_refs` and `_ref_ids`.
 
     Example:
         >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
-        >>> [r.kind for r in _refs({"reporter": {"phone": ref}, "n": [ref, 1]})]
-        ['phone', 'phone']
+        >>> _ref_nodes({"reporter": {"phone": ref}, "n": [1]}) == [ref]
+        True
     """
-    found: list[Reference] = [] if out is None else out
+    found: list[dict[str, Any]] = []
     try:
         if not _may_hold_reference(node):
             return found  # the quick test: no "$pii" key anywhere, so no reference
@@ -805,13 +806,26 @@ def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
         item = stack.pop()
         if isinstance(item, dict):
             if "$pii" in item and is_reference(item):
-                found.append(Reference(item["$pii"], item["kind"], item["c"]))
+                found.append(item)
             else:
                 for child in item.values():
                     if child.__class__ not in leaves:  # nothing inside a leaf
                         stack.append(child)
         elif isinstance(item, list | tuple):
             stack.extend(item)
+    return found
+
+
+def _refs(node: Any, out: list[Reference] | None = None) -> list[Reference]:
+    """Every reference in ``node`` (`references` without building their paths).
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> [r.kind for r in _refs({"reporter": {"phone": ref}, "n": [ref, 1]})]
+        ['phone', 'phone']
+    """
+    found: list[Reference] = [] if out is None else out
+    found.extend(Reference(d["$pii"], d["kind"], d["c"]) for d in _ref_nodes(node))
     return found
 
 
@@ -824,26 +838,7 @@ def _ref_ids(node: Any) -> list[str]:
         >>> _ref_ids({"reporter": {"phone": ref}, "n": [1]})
         ['00000000000000000000000000000000']
     """
-    found: list[str] = []
-    try:
-        if not _may_hold_reference(node):
-            return found
-    except RecursionError:
-        pass
-    stack = [node]
-    leaves = _LEAVES
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "$pii" in item and is_reference(item):
-                found.append(item["$pii"])
-            else:
-                for child in item.values():
-                    if child.__class__ not in leaves:
-                        stack.append(child)
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return found
+    return [d["$pii"] for d in _ref_nodes(node)]
 
 
 def _with_data(case: Case, data: dict[str, Any]) -> Case:
