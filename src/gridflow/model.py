@@ -697,8 +697,8 @@ def event_text(
 # UTF-8, the same escapes), and an aware UTC datetime exactly as its
 # ``isoformat()``. Floats it writes differently (``1e16`` for ``1e+16``), so a
 # value holding a float, or anything else (a subclass, a big integer, a
-# non-UTC time), takes the exact path. `tests/test_event_hash.py` holds the
-# vectors that the two agree byte for byte.
+# non-UTC time), takes the exact path. `tests/test_event_hash.py` and
+# `tests/test_canonical_vectors.py` hold the vectors that the two agree byte for byte.
 
 _ORJSON_NOT_LOADED: Any = object()
 _orjson: Any = _ORJSON_NOT_LOADED
