@@ -717,12 +717,18 @@ def bare_sqlite_connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+# The event row with every field its hash covers (``changes`` included); not the
+# per-field digests, which are gridflow's own diagnostics and so its own cost.
 _BARE_I_EVENT = ("INSERT INTO gridflow_events (case_id, seq, trigger, source, dest, actor_id, "
-                 "actor, at, payload, idempotency_key, prev_hash, hash) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                 "actor, at, payload, idempotency_key, prev_hash, hash, changes) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _BARE_U_CASE = ("UPDATE gridflow_cases SET state = ?, version = ?, data = ?, updated_at = ?, "
                 "deadline_at = ?, links = ?, head = ?, claimed_until = NULL "
                 "WHERE id = ? AND version = ?")
+
+
+def _changes_json(event: Event) -> Any:
+    return None if event.changes is None else event.changes.to_json()
 
 
 def bare_sqlite_case(conn: sqlite3.Connection, cid: str, steps: list[tuple[Event, Case]]) -> float:
@@ -737,7 +743,8 @@ def bare_sqlite_case(conn: sqlite3.Connection, cid: str, steps: list[tuple[Event
         conn.execute(_BARE_I_EVENT, (cid, version + 1, event.trigger, event.source, event.dest,
                                      event.actor.id, _json_text(event.actor.to_json()),
                                      _sqlite_time(now), _json_text(event.payload), None,
-                                     event.prev_hash, event.hash))
+                                     event.prev_hash, event.hash,
+                                     _json_text(_changes_json(event))))
         cur = conn.execute(_BARE_U_CASE, (case.state, version + 1, _json_text(case.data),
                                           _sqlite_time(now),
                                           None if case.deadline_at is None
@@ -854,8 +861,8 @@ def bare_pg_case(conn: Any, cid: str, steps: list[tuple[Event, Case]]) -> float:
     from psycopg.types.json import Jsonb
 
     i_event = ("INSERT INTO gridflow_events (case_id, seq, trigger, source, dest, "
-               "actor_id, actor, at, payload, idempotency_key, prev_hash, hash) "
-               "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+               "actor_id, actor, at, payload, idempotency_key, prev_hash, hash, changes) "
+               "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
     u_case = ("UPDATE gridflow_cases SET state = %s, version = %s, data = %s, "
               "updated_at = %s, deadline_at = %s, links = %s, head = %s, "
               "claimed_until = NULL WHERE id = %s AND version = %s")
@@ -868,7 +875,8 @@ def bare_pg_case(conn: Any, cid: str, steps: list[tuple[Event, Case]]) -> float:
         conn.execute(i_event, (cid, version + 1, event.trigger, event.source,
                                event.dest, event.actor.id,
                                Jsonb(event.actor.to_json()), now, Jsonb(event.payload),
-                               None, event.prev_hash, event.hash))
+                               None, event.prev_hash, event.hash,
+                               Jsonb(_changes_json(event))))
         cur = conn.execute(u_case, (case.state, version + 1, Jsonb(case.data), now,
                                     case.deadline_at, Jsonb(list(case.links)),
                                     event.hash, cid, version))

@@ -38,6 +38,7 @@ except ImportError as _missing:  # pragma: no cover - exercised in a test with s
     ) from _missing
 
 from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
+from gridflow import model as _model
 from gridflow.model import Actor, Case, Changes, Event
 from gridflow.store import Page, Store, Write, _log, check_count_columns, cursor, parse_cursor
 
@@ -218,8 +219,27 @@ _plain_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
                                 separators=(",", ":")).encode
 
 
+def _orjson_text(value: Any) -> str | None:
+    """``value``'s JSON text by orjson where it is byte-identical to `_plain_dumps`
+    (a dict or list of str, bool, None, 64-bit ints, lists and str-keyed dicts,
+    keys in insertion order as the standard encoder keeps them); else ``None``."""
+    orjson = _model._orjson
+    if orjson is _model._ORJSON_NOT_LOADED:
+        orjson = _model._load_orjson()
+    if orjson is None or not (value.__class__ is dict or value.__class__ is list):
+        return None
+    if value and not _model._orjson_exact(value, 0):
+        return None
+    try:
+        text: str = orjson.dumps(value).decode()
+    except TypeError:  # e.g. a lone surrogate: not UTF-8, the standard encoder's job
+        return None
+    return text
+
+
 def _sqlite_dumps(value: Any) -> str:
-    return _plain_dumps(value)
+    text = _orjson_text(value)
+    return _plain_dumps(value) if text is None else text
 
 
 def _float_trouble(value: Any) -> bool:
@@ -256,6 +276,9 @@ def _jsonb_encode(value: Any) -> str:
 
 def _pg_dumps(value: Any) -> str:
     """JSON text that PostgreSQL's JSONB gives back exactly (see `_jsonb_encode`)."""
+    quick = _orjson_text(value)
+    if quick is not None:
+        return quick  # no float in it: nothing JSONB would give back differently
     text = _plain_dumps(value)
     # Only a float of 1e16 or more (written with "e+") or -0.0 needs the walk; a
     # string that merely holds these characters takes it too, and finds nothing.
