@@ -37,8 +37,8 @@ except ImportError as _missing:  # pragma: no cover - exercised in a test with s
         "pip install 'gridflow[sql]' (for PostgreSQL: pip install 'gridflow[postgres]')"
     ) from _missing
 
-from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
 from gridflow import model as _model
+from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
 from gridflow.model import Actor, Case, Changes, Event
 from gridflow.store import Page, Store, Write, _log, check_count_columns, cursor, parse_cursor
 
