@@ -164,3 +164,26 @@ def test_bad_personal_sections_are_reported(section: dict[str, Any],
     with pytest.raises(SpecError) as caught:
         WorkflowSpec.from_dict(data)
     assert expected in [(p.where, p.what) for p in caught.value.problems]
+
+
+def test_reader_and_auditor_roles_must_be_registered(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A misspelt reader role would show masks to everyone who should read; a
+    # misspelt auditor role would leave restricted values unreadable to all.
+    from gridflow.cli import main
+
+    text = HOTLINE.replace("readers: [caseworker]",
+                           "readers: [casewroker]\n  auditors: [auditer]")
+    path = _write(tmp_path, text, "typo.yaml")
+    spec = WorkflowSpec.load(path)
+    with pytest.raises(SpecError) as caught:
+        Engine(entry_points=False).register_workflow(spec)
+    whats = {(p.where, p.what) for p in caught.value.problems}
+    assert whats == {("personal.readers", "role 'casewroker' is not registered"),
+                     ("personal.auditors", "role 'auditer' is not registered")}
+    assert main(["validate", str(path), "--no-project", "--no-plugins"]) == 1
+    out = capsys.readouterr().out
+    assert "personal.readers: role 'casewroker' is not registered" in out
+    assert "personal.auditors: role 'auditer' is not registered" in out
+    # The default auditor role is a built-in one: a spec that names none is fine.
+    Engine(entry_points=False).register_workflow(WorkflowSpec.load(_write(tmp_path, HOTLINE)))

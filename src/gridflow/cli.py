@@ -809,6 +809,10 @@ def _unregistered(data: Any, engine: Engine) -> list[SpecProblem]:
     for i, item in enumerate(transitions if isinstance(transitions, list) else ()):
         trigger = item.get("trigger") if isinstance(item, dict) else None
         check(f"transitions[{i}] ({trigger})", item)
+    personal = data.get("personal")
+    if isinstance(personal, dict):
+        for key in ("readers", "auditors"):
+            check(f"personal.{key}", {"roles": personal.get(key)})
     return out
 
 

@@ -222,6 +222,11 @@ def compile_workflow(
     open_guards = resolve("guard", spec.open_guards, guards, "open_guards")
     open_effects = resolve("effect", spec.open_effects, effects, "open_effects")
     check_roles(spec.open_roles, "open_roles")
+    if spec.personal is not None:
+        # A misspelt reader role would silently show masks to everyone; a misspelt
+        # auditor role would leave restricted values unreadable even to the auditor.
+        check_roles(tuple(sorted(spec.personal.readers)), "personal.readers")
+        check_roles(tuple(sorted(spec.personal.auditors)), "personal.auditors")
 
     machine = Machine(
         model=None, states=list(spec.state_names), initial=spec.initial,

@@ -33,6 +33,8 @@ ROLES: Mapping[str, tuple[str, str]] = {
     "judicial_office": ("司法所", "Judicial office"),
     "lawyer": ("律师", "Lawyer"),
     "inspector": ("监督员", "Inspector"),
+    # The default reader of restricted personal data (PIPL art. 47(2); `Engine.restrict`).
+    "auditor": ("审计员", "Auditor (reads restricted personal data)"),
 }
 
 #: Every guard of the built-in workflows, by name.
