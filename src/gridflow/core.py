@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -35,6 +35,7 @@ from gridflow._errors import (
     MissingPayload,
     PermissionDenied,
 )
+from gridflow._speccheck import OVERDUE_KEY
 from gridflow.calendar import Calendar
 from gridflow.machine import CompiledWorkflow, Rule
 from gridflow.model import (
@@ -47,9 +48,11 @@ from gridflow.model import (
     event_text,
     has_link,
 )
-from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
 from gridflow.values import MAX_EVENT_BYTES, PLAIN, check, check_kind, detach
+
+if TYPE_CHECKING:
+    from gridflow.spec import StateSpec
 
 __all__ = [
     "Lookup",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from gridflow import core, workflows
+from gridflow import core
 from gridflow._bridge import committing, settle
 from gridflow._errors import (
     CaseNotFound,
@@ -36,22 +36,22 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
-from gridflow._sealing import Privacy
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
 from gridflow.machine import CompiledWorkflow, compile_workflow
 from gridflow.model import Actor, Case, Event, has_link
-from gridflow.personal.keyring import MasterKey
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
-from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
 from gridflow.telemetry import Telemetry, committed, traced
 from gridflow.values import check, check_text, detach
 
 if TYPE_CHECKING:
+    from gridflow._sealing import Privacy
     from gridflow.migrate import MigrationPlan, MigrationReport
+    from gridflow.personal.keyring import MasterKey
+    from gridflow.spec import WorkflowSpec
 
 __all__ = ["Engine", "HookError", "TickError"]
 
@@ -211,8 +211,13 @@ class Engine:
             store = MemoryStore()
         self.store: Store = store
         self.clock: Clock = clock or SystemClock()
+        # Imported here, not with the module: the sealing layer and the built-in
+        # workflows are a third of `import gridflow`, and only an engine needs them.
+        from gridflow import workflows
+        from gridflow._sealing import Privacy
+
         #: Personal values (PIPL): policies, keyring, vault (`gridflow._sealing.Privacy`).
-        self.privacy = Privacy(store, keyring)
+        self.privacy: Privacy = Privacy(store, keyring)
         self.calendar: Calendar = calendar or CalendarDays()
         self.on_hook_error = on_hook_error
         #: Re-verify a case from its events before each step on it (`verify`):

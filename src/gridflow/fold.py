@@ -33,11 +33,15 @@ schema migration to 0.2, then states the whole row as it was at the upgrade.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import IntegrityError, UnknownWorkflow
 from gridflow.model import GENESIS_HASH, Case, Event, extend_links
-from gridflow.spec import WorkflowSpec
+
+if TYPE_CHECKING:
+    from gridflow.spec import WorkflowSpec
+
+    SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
 
 __all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecIndex", "SpecSource", "audit", "evolve",
            "replay"]
@@ -54,9 +58,18 @@ CASE_FIELDS: tuple[str, ...] = (
     "updated_at", "deadline_at", "links", "head",
 )
 
-#: What `replay` and `audit` accept as "the spec": one spec, several versions
-#: of it, or a look-up ``(name, version) -> WorkflowSpec``.
-SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
+
+
+def __getattr__(name: str) -> Any:
+    # `SpecSource`: what `replay` and `audit` accept as "the spec": one spec,
+    # several versions of it, or a look-up ``(name, version) -> WorkflowSpec``.
+    # Built when first asked for, so that the fold does not load the spec classes.
+    if name == "SpecSource":
+        from gridflow.spec import WorkflowSpec
+
+        alias = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
+        return globals().setdefault(name, alias)
+    raise AttributeError(f"module 'gridflow.fold' has no attribute {name!r}")
 
 
 class _Fold:
@@ -196,6 +209,8 @@ class SpecIndex:
     def __init__(self, source: SpecSource) -> None:
         self._edges: dict[tuple[str, int], frozenset[tuple[str, str, str | None]]] = {}
         self._fingerprints: dict[tuple[str, int], str] = {}
+        from gridflow.spec import WorkflowSpec
+
         if isinstance(source, WorkflowSpec):
             source = [source]
         if callable(source):
