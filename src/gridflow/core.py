@@ -45,8 +45,9 @@ from gridflow.model import (
     Changes,
     Event,
     _fast_bytes,
+    case_has_link,
     event_text,
-    has_link,
+    links_count,
 )
 from gridflow.step import Step
 from gridflow.values import MAX_EVENT_BYTES, PLAIN, check, check_kind, detach
@@ -281,7 +282,7 @@ def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ..
         if other == case.id:
             raise InvalidPayload(f"case {case.id!r} cannot be linked to itself",
                                  case_id=case.id, trigger=trigger)
-        if not has_link(case.links, other) and other not in out:
+        if not case_has_link(case, other) and other not in out:
             out.append(other)
     return tuple(out)
 
@@ -340,7 +341,7 @@ def run(
     except AttributeError:
         links: tuple[str, ...] = ()  # never read, so never changed
     else:
-        links = _new_links(case, wanted, trigger) if len(wanted) != len(case.links) else ()
+        links = _new_links(case, wanted, trigger) if len(wanted) != links_count(case) else ()
     return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
                    bool(fired.effects))
 
@@ -403,6 +404,7 @@ def entering_deadline(
 
     Example:
         >>> from gridflow.calendar import CalendarDays
+        >>> from gridflow.spec import StateSpec
         >>> from datetime import datetime, UTC, timedelta
         >>> t = datetime(2026, 1, 5, tzinfo=UTC)
         >>> s = StateSpec("triaged", deadline=timedelta(days=1))

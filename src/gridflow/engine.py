@@ -40,7 +40,7 @@ from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
 from gridflow.machine import CompiledWorkflow, compile_workflow
-from gridflow.model import Actor, Case, Event, has_link
+from gridflow.model import Actor, Case, Event, case_has_link
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
 from gridflow.store import Store, Write
@@ -956,7 +956,7 @@ class Engine:
             other = lookup(other_id)
             if other is None:
                 raise CaseNotVisible(other_id, actor.id, no_grids=not actor.grids)
-            if has_link(other.links, case.id):
+            if case_has_link(other, case.id):
                 continue
             event = core.link_event(other, case.id, actor, now, via)
             writes.append(Write(evolve(other, event), event, other.version))
