@@ -22,6 +22,10 @@ NOT_AT_IMPORT = (
     "gridflow.metrics", "gridflow.interop", "gridflow.cli", "gridflow.worker",
     "gridflow.migrate", "gridflow.spec_diff", "gridflow.log",
     "gridflow._sealing", "gridflow.spec", "gridflow.workflows", "gridflow.personal",
+    # Loaded by the first engine (compiling its workflows, counting its deadlines),
+    # spec or store: the state-machine library and the converter with them.
+    "gridflow.machine", "gridflow.calendar", "gridflow.convert", "gridflow._speccheck",
+    "gridflow.store.memory", "transitions", "cattrs",
 )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import SpecProblem
 from gridflow.convert import describe, shorten
+from gridflow.model import OVERDUE_KEY
 
 if TYPE_CHECKING:
     from gridflow.spec import TransitionSpec, WorkflowSpec
@@ -42,12 +43,6 @@ MAX_DEADLINE = timedelta(days=3660)
 #: Most (transition, source state) pairs once ``"*"`` sources are expanded: the
 #: engine compiles one per pair (``states x "*" transitions`` grows fast).
 MAX_EXPANDED_TRANSITIONS = 50_000
-#: The ``data`` key where the timer keeps the deadline a case missed in a state
-#: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step
-#: replaces that deadline (the case enters a state, or an extension moves it).
-#: Here, not in `gridflow.spec`, so that the step core reads it without loading
-#: the spec classes (`gridflow.spec` re-exports it).
-OVERDUE_KEY = "overdue_since"
 #: The role of the actor the timer fires ``on_breach`` triggers as.
 TIMER_ROLE = "system"
 #: How many names a message lists before "and N more".

@@ -35,11 +35,9 @@ from gridflow._errors import (
     MissingPayload,
     PermissionDenied,
 )
-from gridflow._speccheck import OVERDUE_KEY
-from gridflow.calendar import Calendar
-from gridflow.machine import CompiledWorkflow, Rule
 from gridflow.model import (
     GENESIS_HASH,
+    OVERDUE_KEY,
     Actor,
     Case,
     Changes,
@@ -53,6 +51,8 @@ from gridflow.step import Step
 from gridflow.values import MAX_EVENT_BYTES, PLAIN, check, check_kind, detach
 
 if TYPE_CHECKING:
+    from gridflow.calendar import Calendar
+    from gridflow.machine import CompiledWorkflow, Rule
     from gridflow.spec import StateSpec
 
 __all__ = [

@@ -36,10 +36,8 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
-from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
-from gridflow.machine import CompiledWorkflow, compile_workflow
 from gridflow.model import Actor, Case, Event, case_has_link
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
@@ -49,6 +47,8 @@ from gridflow.values import check, check_text, detach
 
 if TYPE_CHECKING:
     from gridflow._sealing import Privacy
+    from gridflow.calendar import Calendar
+    from gridflow.machine import CompiledWorkflow
     from gridflow.migrate import MigrationPlan, MigrationReport
     from gridflow.personal.keyring import MasterKey
     from gridflow.spec import WorkflowSpec
@@ -218,7 +218,11 @@ class Engine:
 
         #: Personal values (PIPL): policies, keyring, vault (`gridflow._sealing.Privacy`).
         self.privacy: Privacy = Privacy(store, keyring)
-        self.calendar: Calendar = calendar or CalendarDays()
+        if calendar is None:
+            from gridflow.calendar import CalendarDays
+
+            calendar = CalendarDays()
+        self.calendar: Calendar = calendar
         self.on_hook_error = on_hook_error
         #: Re-verify a case from its events before each step on it (`verify`):
         #: a row edited behind gridflow's back is then refused (`IntegrityError`)
@@ -343,6 +347,8 @@ class Engine:
                 "bump the version: cases keep running on the version they were opened with")])
         if self._recorded is not None:
             self._check_recorded(spec)
+        from gridflow.machine import compile_workflow  # with the first spec: transitions too
+
         self._compiled[key] = compile_workflow(spec, self.guards, self.effects, self.roles)
         if spec.personal is not None and spec.version >= self._latest.get(spec.name, 0):
             # A spec's declared personal fields; the latest version's apply to the workflow.

@@ -26,6 +26,7 @@ __all__ = [
     "ALL_GRIDS",
     "EVENT_FIELDS",
     "GENESIS_HASH",
+    "OVERDUE_KEY",
     "Actor",
     "AllGrids",
     "Case",
@@ -39,6 +40,12 @@ __all__ = [
 
 #: ``prev_hash`` of a case's first event.
 GENESIS_HASH = "0" * 64
+#: The ``data`` key where the timer keeps the deadline a case missed in a state
+#: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step
+#: replaces that deadline (the case enters a state, or an extension moves it).
+#: Here, the lowest layer, so that the step core reads it without loading the
+#: spec layer (`gridflow.spec` re-exports it).
+OVERDUE_KEY = "overdue_since"
 
 
 @final
