@@ -386,8 +386,10 @@ class _Links:
     with thousands of links would pay for all of them on each new one. Along one
     history each row's links are its predecessor's plus the new ids: the rows
     share one list and one index (id -> first position), and each row counts
-    only its first ``n``. Extending the newest row appends in place; extending an
-    older one (a fork: two writers raced from the same version) copies once.
+    only its first ``n``. A history takes this form when its links grow past
+    64 (`_grow`); rows read back from a database hold plain tuples. Extending
+    the newest row appends in place; extending an older one (a fork: two
+    writers raced from the same version) copies once.
 
     Never seen outside gridflow: `Case.links` reads it as the tuple it always was
     (made once per row, when first read) through `_LinksField`.
@@ -434,7 +436,10 @@ def _grow(links: tuple[str, ...] | _Links, more: tuple[str, ...]) -> tuple[str, 
         return _Links(items, n + len(more), index)
     assert isinstance(links, tuple)
     n = len(links) + len(more)
-    if n < _INDEXED_LINKS:
+    if n < _INDEXED_LINKS or len(links) >= _INDEXED_LINKS:
+        # Short; or long already and read back from a database, where the next
+        # step reads a fresh tuple again: building the shared form would cost
+        # more than the copy it saves once.
         return links + more
     items = [*links, *more]
     first: dict[str, int] = {}
