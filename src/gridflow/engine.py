@@ -211,14 +211,15 @@ class Engine:
             store = MemoryStore()
         self.store: Store = store
         self.clock: Clock = clock or SystemClock()
-        # Imported here, not with the module: the sealing layer and the built-in
-        # workflows are a third of `import gridflow`, and only an engine needs them.
+        # Imported here, not with the module: the sealing layer (and the personal
+        # package under it) and the built-in workflows were over a third of
+        # `import gridflow`, and only an engine needs them.
         from gridflow import workflows
         from gridflow._sealing import Privacy
 
         #: Personal values (PIPL): policies, keyring, vault (`gridflow._sealing.Privacy`).
         self.privacy: Privacy = Privacy(store, keyring)
-        if calendar is None:
+        if not calendar:  # as `calendar or CalendarDays()`, importing only when needed
             from gridflow.calendar import CalendarDays
 
             calendar = CalendarDays()

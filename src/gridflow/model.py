@@ -475,13 +475,27 @@ setattr(Case, "links", _LinksField(_CASE_LINKS))  # noqa: B010 (mypy: a slot sta
 
 def stored_links(case: Case) -> tuple[str, ...] | _Links:
     """``case.links`` as the row holds them (a tuple, or the shared form of long
-    links), for the engine's own link path: nothing is copied."""
+    links), for the engine's own link path: nothing is copied.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> stored_links(Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",)))
+        ('c-2',)
+    """
     value: tuple[str, ...] | _Links = _CASE_LINKS.__get__(case, Case)
     return value
 
 
 def links_count(case: Case) -> int:
-    """``len(case.links)``, without making the tuple."""
+    """``len(case.links)``, without making the tuple.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> links_count(Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",)))
+        1
+    """
     value = _CASE_LINKS.__get__(case, Case)
     return value.n if value.__class__ is _Links else len(value)
 
