@@ -217,3 +217,115 @@ def test_read_url_needs_postgresql(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="read_url= needs PostgreSQL"):
         SQLStore(f"sqlite:///{tmp_path / 'x.db'}", read_url=f"sqlite:///{tmp_path / 'y.db'}")
     assert gridflow.SQLStore(f"sqlite:///{tmp_path / 'x.db'}").replica is None
+
+
+# -- AsyncSQLStore(read_url=...): the same replica, on the async driver ---------------------
+
+
+def test_an_async_store_reads_its_replica_and_waits_without_blocking_the_loop(
+    clusters: Clusters,
+) -> None:
+    import asyncio
+
+    from gridflow import AsyncEngine, AsyncSQLStore
+
+    schema = f"gf_{os.urandom(6).hex()}"
+    primary, standby = clusters.url(clusters.primary_port), clusters.url(clusters.replica_port)
+    alone = SQLStore(primary, schema=schema)  # the reference: the primary, sync driver
+
+    async def main() -> None:
+        store = AsyncSQLStore(primary, schema=schema, read_url=standby)
+        replica = store.replica
+        assert isinstance(replica, AsyncSQLStore) and replica.replica is None
+        assert repr(store).startswith("AsyncSQLStore(") and "read_url=" in repr(store)
+        await store.prepare()
+        await store.run(store.wait_for_replica, timeout=60)
+        clock = FixedClock(T0)
+        engine = AsyncEngine(store, clock=clock, entry_points=False)
+        for i in range(6):
+            clock.set(T0 + timedelta(hours=i))
+            cid = (await engine.open("grid_case", version=1, actor=RESIDENT,
+                                     grid=f"华三-{1 + i % 2}",
+                                     data={"title": "弄堂违规堆物", "source": "resident"})).id
+            if i % 3:
+                await engine.fire(cid, "triage", actor=COORDINATOR,
+                                  payload={"category": "违规堆物", "priority": "normal"})
+        assert (await store.run(store.wait_for_replica, timeout=60)).count("/") == 1
+        figures = await store.run(metrics.compute, store, since=SINCE, until=UNTIL, by="grid")
+        assert figures == metrics.compute(alone, since=SINCE, until=UNTIL, by="grid")
+        assert await engine.verify_all() == 6
+
+        def replica_sql(sql: str) -> None:
+            with replica.engine.connect() as conn:
+                conn.exec_driver_sql(sql)
+
+        # Replay paused: the primary's new case is not on the replica, whose figures
+        # the store reports; waiting with timeout=0 says how far the replica got.
+        await store.run(replica_sql, "SELECT pg_wal_replay_pause()")
+        try:
+            await engine.open("grid_case", version=1, actor=RESIDENT, grid="华三-1",
+                              data={"title": "井盖缺失", "source": "resident"})
+            assert len((await store.run(store.query, limit=100)).items) == 7
+            assert len((await replica.run(replica.query, limit=100)).items) == 6
+            assert await store.run(metrics.compute, store, since=SINCE, until=UNTIL,
+                                   by="grid") == figures
+            with pytest.raises(StoreError, match="has replayed the WAL up to"):
+                await store.run(store.wait_for_replica, timeout=0)
+
+            # The wait yields to the loop between polls: another task resumes replay
+            # while it waits, and the wait then returns (a blocking sleep would hold
+            # the loop until the timeout, and raise).
+            async def resume() -> None:
+                await asyncio.sleep(0.2)
+                await store.run(replica_sql, "SELECT pg_wal_replay_resume()")
+
+            waited, _ = await asyncio.gather(
+                store.run(store.wait_for_replica, timeout=30), resume())
+            assert waited.count("/") == 1
+            # Between two polls, too: another task runs while one pause lasts.
+            ran: list[bool] = []
+
+            async def other() -> None:
+                ran.append(True)
+
+            def pause_then_look() -> bool:
+                store._pause(0.05)
+                return bool(ran)
+
+            assert (await asyncio.gather(store.run(pause_then_look), other()))[0]
+        finally:
+            await store.run(replica_sql, "SELECT pg_wal_replay_resume()")
+        assert await store.run(metrics.compute, store, since=SINCE, until=UNTIL, by="grid") \
+            == metrics.compute(alone, since=SINCE, until=UNTIL, by="grid")
+        assert await engine.verify_all() == 7
+
+        # The replica refuses writes through the async engine as through the sync one.
+        on_replica = AsyncEngine(replica, clock=clock, entry_points=False)
+        with pytest.raises(StoreError, match="read replica"):
+            await on_replica.open("grid_case", version=1, actor=RESIDENT, grid="华三-1",
+                                  data={"title": "井盖缺失", "source": "resident"})
+        with pytest.raises(StoreError, match="read replica"):
+            await replica.prepare()
+
+        # aclose closes the replica's pooled connections with the primary's.
+        assert replica.async_engine.sync_engine.pool.checkedin() > 0
+        await store.aclose()
+        assert replica.async_engine.sync_engine.pool.checkedin() == 0
+        assert store.async_engine.sync_engine.pool.checkedin() == 0
+
+    try:
+        asyncio.run(main())
+    finally:
+        alone.close()
+
+
+def test_async_read_url_needs_postgresql_on_both_sides(tmp_path: Path,
+                                                       clusters: Clusters) -> None:
+    from gridflow import AsyncSQLStore
+
+    with pytest.raises(StoreError, match="read_url= needs PostgreSQL"):
+        AsyncSQLStore(f"sqlite:///{tmp_path / 'x.db'}", read_url=f"sqlite:///{tmp_path / 'y.db'}")
+    with pytest.raises(StoreError, match="read_url= must be a PostgreSQL URL"):
+        AsyncSQLStore(clusters.url(clusters.primary_port),
+                      read_url=f"sqlite:///{tmp_path / 'y.db'}")
+    assert AsyncSQLStore(f"sqlite:///{tmp_path / 'x.db'}").replica is None

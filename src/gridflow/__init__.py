@@ -40,26 +40,26 @@ from gridflow._errors import (
     UnknownWorkflow,
     WorkerError,
 )
-from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
 from gridflow.clock import Clock, FixedClock, SystemClock
 from gridflow.engine import Engine, HookError, TickError
 from gridflow.fold import replay
 from gridflow.model import ALL_GRIDS, Actor, Case, Changes, Event
 from gridflow.plugins import hookimpl
-from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
 from gridflow.step import Step
 from gridflow.store import Page, Store, Write
-from gridflow.store.memory import MemoryStore
 from gridflow.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from gridflow._tlog import verify_bundle
     from gridflow.async_engine import AsyncEngine
+    from gridflow.calendar import Calendar, CalendarDays, WorkingDays, WorkingHours
     from gridflow.log.note import generate_key
     from gridflow.migrate import GRID_CASE_V1_TO_V2, MigrationPlan, MigrationReport, fingerprint
     from gridflow.personal.keyring import Keyring
+    from gridflow.spec import RoleSpec, StateSpec, TransitionSpec, WorkflowSpec
     from gridflow.spec_diff import SpecDiff, diff
     from gridflow.store.async_sql import AsyncSQLStore
+    from gridflow.store.memory import MemoryStore
     from gridflow.store.sql import SQLStore
     from gridflow.worker import Worker
 
@@ -134,10 +134,15 @@ __all__ = [
 ]
 
 
-#: Names loaded on first use (migrations and spec diffs are for upgrades, not every step).
+#: Names loaded on first use (migrations and spec diffs are for upgrades, not every
+#: step; the spec classes, calendars and the memory store load with the first
+#: engine, spec or store).
 _LAZY = {"GRID_CASE_V1_TO_V2": "migrate", "MigrationPlan": "migrate",
          "MigrationReport": "migrate", "fingerprint": "migrate", "SpecDiff": "spec_diff",
-         "diff": "spec_diff"}
+         "diff": "spec_diff", "RoleSpec": "spec", "StateSpec": "spec",
+         "TransitionSpec": "spec", "WorkflowSpec": "spec", "Calendar": "calendar",
+         "CalendarDays": "calendar", "WorkingDays": "calendar", "WorkingHours": "calendar",
+         "MemoryStore": "store.memory"}
 
 
 def __getattr__(name: str) -> Any:
@@ -189,3 +194,8 @@ def __getattr__(name: str) -> Any:
 
         return importlib.import_module(f"gridflow.{name}")
     raise AttributeError(f"module 'gridflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazily loaded names too: `dir(gridflow)` lists the whole public API.
+    return sorted({*globals(), *__all__})

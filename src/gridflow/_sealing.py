@@ -37,7 +37,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import attrs
 
@@ -48,7 +48,7 @@ from gridflow._errors import (
     InvalidPayload,
     KeyringError,
 )
-from gridflow.model import Actor, Case, Changes, Event
+from gridflow.model import Actor, Case, Changes, Event, stored_links
 from gridflow.personal._crypto import forget_cipher, forget_mac
 from gridflow.personal.commitment import commitment_key
 from gridflow.personal.fields import SUBJECT_KEY, PersonalField, case_subject, subject_of
@@ -855,7 +855,7 @@ def _with_data(case: Case, data: dict[str, Any]) -> Case:
         return attrs.evolve(case, data=data)
     return Case(case.id, case.workflow, case.workflow_version, case.state, case.version,
                 data, case.grid, case.opened_at, case.updated_at, case.deadline_at,
-                case.links, case.head)
+                cast("tuple[str, ...]", stored_links(case)), case.head)
 
 
 # Per outcome class: whether its attrs __init__ takes exactly these fields, in order.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridflow._errors import SpecProblem
 from gridflow.convert import describe, shorten
+from gridflow.model import OVERDUE_KEY
 
 if TYPE_CHECKING:
     from gridflow.spec import TransitionSpec, WorkflowSpec
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_DEADLINE",
     "MAX_EXPANDED_TRANSITIONS",
     "MAX_VERSION",
+    "OVERDUE_KEY",
     "RESERVED_TRIGGERS",
     "TIMER_ROLE",
     "check",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import cattrs
 
@@ -50,6 +50,7 @@ class ShapeError(ValueError):
     indexes and keys), ``hint`` says how to write it instead.
 
     Example:
+        >>> from gridflow.convert import converter
         >>> try:
         ...     converter.structure("reason", tuple[str, ...])
         ... except ShapeError as exc:
@@ -302,5 +303,14 @@ def _make() -> cattrs.Converter:
     return conv
 
 
-#: The converter gridflow uses for specs, cases and events.
-converter: cattrs.Converter = _make()
+if TYPE_CHECKING:
+    #: The converter gridflow uses for specs, cases and events.
+    converter: cattrs.Converter
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use (PEP 562): registering the hooks is a tenth of
+    # `import gridflow`, and only specs read from or written to data need them.
+    if name == "converter":
+        return globals().setdefault("converter", _make())
+    raise AttributeError(f"module 'gridflow.convert' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -35,21 +35,25 @@ from gridflow._errors import (
     MissingPayload,
     PermissionDenied,
 )
-from gridflow.calendar import Calendar
-from gridflow.machine import CompiledWorkflow, Rule
 from gridflow.model import (
     GENESIS_HASH,
+    OVERDUE_KEY,
     Actor,
     Case,
     Changes,
     Event,
     _fast_bytes,
+    case_has_link,
     event_text,
-    has_link,
+    links_count,
 )
-from gridflow.spec import OVERDUE_KEY, StateSpec
 from gridflow.step import Step
 from gridflow.values import MAX_EVENT_BYTES, PLAIN, check, check_kind, detach
+
+if TYPE_CHECKING:
+    from gridflow.calendar import Calendar
+    from gridflow.machine import CompiledWorkflow, Rule
+    from gridflow.spec import StateSpec
 
 __all__ = [
     "Lookup",
@@ -278,7 +282,7 @@ def _new_links(case: Case, wanted: Iterable[str], trigger: str) -> tuple[str, ..
         if other == case.id:
             raise InvalidPayload(f"case {case.id!r} cannot be linked to itself",
                                  case_id=case.id, trigger=trigger)
-        if not has_link(case.links, other) and other not in out:
+        if not case_has_link(case, other) and other not in out:
             out.append(other)
     return tuple(out)
 
@@ -337,7 +341,7 @@ def run(
     except AttributeError:
         links: tuple[str, ...] = ()  # never read, so never changed
     else:
-        links = _new_links(case, wanted, trigger) if len(wanted) != len(case.links) else ()
+        links = _new_links(case, wanted, trigger) if len(wanted) != links_count(case) else ()
     return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
                    bool(fired.effects))
 
@@ -400,6 +404,7 @@ def entering_deadline(
 
     Example:
         >>> from gridflow.calendar import CalendarDays
+        >>> from gridflow.spec import StateSpec
         >>> from datetime import datetime, UTC, timedelta
         >>> t = datetime(2026, 1, 5, tzinfo=UTC)
         >>> s = StateSpec("triaged", deadline=timedelta(days=1))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from gridflow import core, workflows
+from gridflow import core
 from gridflow._bridge import committing, settle
 from gridflow._errors import (
     CaseNotFound,
@@ -36,22 +36,22 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
-from gridflow._sealing import Privacy
-from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
-from gridflow.machine import CompiledWorkflow, compile_workflow
-from gridflow.model import Actor, Case, Event, has_link
-from gridflow.personal.keyring import MasterKey
+from gridflow.model import Actor, Case, Event, case_has_link
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
-from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
 from gridflow.telemetry import Telemetry, committed, traced
 from gridflow.values import check, check_text, detach
 
 if TYPE_CHECKING:
+    from gridflow._sealing import Privacy
+    from gridflow.calendar import Calendar
+    from gridflow.machine import CompiledWorkflow
     from gridflow.migrate import MigrationPlan, MigrationReport
+    from gridflow.personal.keyring import MasterKey
+    from gridflow.spec import WorkflowSpec
 
 __all__ = ["Engine", "HookError", "TickError"]
 
@@ -211,9 +211,19 @@ class Engine:
             store = MemoryStore()
         self.store: Store = store
         self.clock: Clock = clock or SystemClock()
+        # Imported here, not with the module: the sealing layer (and the personal
+        # package under it) and the built-in workflows were over a third of
+        # `import gridflow`, and only an engine needs them.
+        from gridflow import workflows
+        from gridflow._sealing import Privacy
+
         #: Personal values (PIPL): policies, keyring, vault (`gridflow._sealing.Privacy`).
-        self.privacy = Privacy(store, keyring)
-        self.calendar: Calendar = calendar or CalendarDays()
+        self.privacy: Privacy = Privacy(store, keyring)
+        if not calendar:  # as `calendar or CalendarDays()`, importing only when needed
+            from gridflow.calendar import CalendarDays
+
+            calendar = CalendarDays()
+        self.calendar: Calendar = calendar
         self.on_hook_error = on_hook_error
         #: Re-verify a case from its events before each step on it (`verify`):
         #: a row edited behind gridflow's back is then refused (`IntegrityError`)
@@ -338,6 +348,8 @@ class Engine:
                 "bump the version: cases keep running on the version they were opened with")])
         if self._recorded is not None:
             self._check_recorded(spec)
+        from gridflow.machine import compile_workflow  # with the first spec: transitions too
+
         self._compiled[key] = compile_workflow(spec, self.guards, self.effects, self.roles)
         if spec.personal is not None and spec.version >= self._latest.get(spec.name, 0):
             # A spec's declared personal fields; the latest version's apply to the workflow.
@@ -951,7 +963,7 @@ class Engine:
             other = lookup(other_id)
             if other is None:
                 raise CaseNotVisible(other_id, actor.id, no_grids=not actor.grids)
-            if has_link(other.links, case.id):
+            if case_has_link(other, case.id):
                 continue
             event = core.link_event(other, case.id, actor, now, via)
             writes.append(Write(evolve(other, event), event, other.version))

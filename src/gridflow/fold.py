@@ -33,11 +33,15 @@ schema migration to 0.2, then states the whole row as it was at the upgrade.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gridflow._errors import IntegrityError, UnknownWorkflow
-from gridflow.model import GENESIS_HASH, Case, Event, extend_links
-from gridflow.spec import WorkflowSpec
+from gridflow.model import GENESIS_HASH, Case, Event, _grow, _Links, stored_links
+
+if TYPE_CHECKING:
+    from gridflow.spec import WorkflowSpec
+
+    SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
 
 __all__ = ["CASE_FIELDS", "INTERNAL_TRIGGERS", "SpecIndex", "SpecSource", "audit", "evolve",
            "replay"]
@@ -54,9 +58,18 @@ CASE_FIELDS: tuple[str, ...] = (
     "updated_at", "deadline_at", "links", "head",
 )
 
-#: What `replay` and `audit` accept as "the spec": one spec, several versions
-#: of it, or a look-up ``(name, version) -> WorkflowSpec``.
-SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
+
+
+def __getattr__(name: str) -> Any:
+    # `SpecSource`: what `replay` and `audit` accept as "the spec": one spec,
+    # several versions of it, or a look-up ``(name, version) -> WorkflowSpec``.
+    # Built when first asked for, so that the fold does not load the spec classes.
+    if name == "SpecSource":
+        from gridflow.spec import WorkflowSpec
+
+        alias = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
+        return globals().setdefault(name, alias)
+    raise AttributeError(f"module 'gridflow.fold' has no attribute {name!r}")
 
 
 class _Fold:
@@ -93,7 +106,8 @@ class _Fold:
         self.opened_at = case.opened_at
         self.updated_at = case.updated_at
         self.deadline_at = case.deadline_at
-        self.links = case.links
+        # As the row holds them: long links are not copied into a tuple here.
+        self.links: tuple[str, ...] | _Links = stored_links(case)
         self.head = case.head
         self.index_links = False
 
@@ -141,16 +155,19 @@ class _Fold:
                 data.pop(key, None)
             self.data = data
         if changes.links:
-            # The engine's new rows carry the links index on (`extend_links`);
-            # a replay's throw-away rows do not.
+            # The engine's new rows share their long links along the history
+            # (`gridflow.model._grow`: O(1) per link step); a replay's throw-away
+            # rows are plain tuples.
             more = tuple(changes.links)
-            self.links = extend_links(self.links, more) if self.index_links \
-                else self.links + more
+            links = self.links
+            self.links = _grow(links, more) if self.index_links or links.__class__ is _Links \
+                else cast("tuple[str, ...]", links) + more
 
     def case(self) -> Case:
+        # `_Links` stands in for the tuple in the row's slot: `Case.links` reads the tuple.
         return Case(self.case_id, self.workflow, self.workflow_version, self.state, self.version,
                     self.data, self.grid, self.opened_at, self.updated_at, self.deadline_at,
-                    self.links, self.head)
+                    cast("tuple[str, ...]", self.links), self.head)
 
 
 def evolve(case: Case | None, event: Event) -> Case:
@@ -196,6 +213,8 @@ class SpecIndex:
     def __init__(self, source: SpecSource) -> None:
         self._edges: dict[tuple[str, int], frozenset[tuple[str, str, str | None]]] = {}
         self._fingerprints: dict[tuple[str, int], str] = {}
+        from gridflow.spec import WorkflowSpec
+
         if isinstance(source, WorkflowSpec):
             source = [source]
         if callable(source):

@@ -12,7 +12,7 @@ so transitions does not resolve them with ``getattr`` on every step.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 from transitions import Machine
@@ -20,8 +20,10 @@ from transitions import Machine
 from gridflow._errors import SpecError, SpecProblem
 from gridflow._speccheck import listing
 from gridflow.plugins import Effect, Guard
-from gridflow.spec import TransitionSpec, WorkflowSpec
 from gridflow.step import Step
+
+if TYPE_CHECKING:
+    from gridflow.spec import TransitionSpec, WorkflowSpec
 
 __all__ = ["CompiledWorkflow", "Rule", "Step", "compile_workflow"]
 

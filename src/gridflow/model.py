@@ -26,6 +26,7 @@ __all__ = [
     "ALL_GRIDS",
     "EVENT_FIELDS",
     "GENESIS_HASH",
+    "OVERDUE_KEY",
     "Actor",
     "AllGrids",
     "Case",
@@ -39,6 +40,12 @@ __all__ = [
 
 #: ``prev_hash`` of a case's first event.
 GENESIS_HASH = "0" * 64
+#: The ``data`` key where the timer keeps the deadline a case missed in a state
+#: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step
+#: replaces that deadline (the case enters a state, or an extension moves it).
+#: Here, the lowest layer, so that the step core reads it without loading the
+#: spec layer (`gridflow.spec` re-exports it).
+OVERDUE_KEY = "overdue_since"
 
 
 @final
@@ -366,6 +373,147 @@ class Case:
     deadline_at: datetime | None = None
     links: tuple[str, ...] = ()
     head: str = GENESIS_HASH
+
+
+# -- long links: O(1) to extend, a tuple to every reader --------------------------------------
+
+
+class _Links:
+    """The links of an engine-made row with many of them: the first ``n`` ids of a
+    list shared by the rows of one history, each link step appending to it.
+
+    A tuple of n links costs O(n) to extend (the copy touches every id), so a case
+    with thousands of links would pay for all of them on each new one. Along one
+    history each row's links are its predecessor's plus the new ids: the rows
+    share one list and one index (id -> first position), and each row counts
+    only its first ``n``. A history takes this form when its links grow past
+    64 (`_grow`); rows read back from a database hold plain tuples. Extending
+    the newest row appends in place; extending an older one (a fork: two
+    writers raced from the same version) copies once.
+
+    Never seen outside gridflow: `Case.links` reads it as the tuple it always was
+    (made once per row, when first read) through `_LinksField`.
+    """
+
+    __slots__ = ("index", "items", "n", "tuple")
+
+    def __init__(self, items: list[str], n: int, index: dict[str, int]) -> None:
+        self.items = items
+        self.n = n
+        self.index = index
+        self.tuple: tuple[str, ...] | None = None
+
+    def as_tuple(self) -> tuple[str, ...]:
+        found = self.tuple
+        if found is None:
+            found = self.tuple = tuple(self.items[:self.n])
+        return found
+
+    def has(self, case_id: str) -> bool:
+        at = self.index.get(case_id)
+        return at is not None and at < self.n
+
+
+_grow_lock = threading.Lock()
+
+
+def _grow(links: tuple[str, ...] | _Links, more: tuple[str, ...]) -> tuple[str, ...] | _Links:
+    """``links`` (a row's stored links) with ``more`` appended, as the next row stores them."""
+    if links.__class__ is _Links:
+        assert isinstance(links, _Links)
+        n = links.n
+        with _grow_lock:
+            items, index = links.items, links.index
+            if len(items) == n:  # the newest row of its history: append in place
+                items.extend(more)
+            else:  # a fork: this history goes on in a copy of its own
+                items = items[:n] + list(more)
+                index = {}
+                for at, case_id in enumerate(items[:n]):
+                    index.setdefault(case_id, at)
+            for at, case_id in enumerate(more, n):
+                index.setdefault(case_id, at)
+        return _Links(items, n + len(more), index)
+    assert isinstance(links, tuple)
+    n = len(links) + len(more)
+    if n < _INDEXED_LINKS or len(links) >= _INDEXED_LINKS:
+        # Short; or long already and read back from a database, where the next
+        # step reads a fresh tuple again: building the shared form would cost
+        # more than the copy it saves once.
+        return links + more
+    items = [*links, *more]
+    first: dict[str, int] = {}
+    for at, case_id in enumerate(items):
+        first.setdefault(case_id, at)
+    return _Links(items, n, first)
+
+
+class _LinksField:
+    """`Case.links` as stored (the slot attrs made): a tuple, or `_Links`, which
+    every read turns into its tuple (the same object each time)."""
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, case: Any, owner: Any = None) -> Any:
+        if case is None:
+            return self
+        value = self.slot.__get__(case, owner)
+        return value.as_tuple() if value.__class__ is _Links else value
+
+    def __set__(self, case: Any, value: Any) -> None:
+        self.slot.__set__(case, value)
+
+    def __delete__(self, case: Any) -> None:
+        self.slot.__delete__(case)
+
+
+#: The slot of `Case.links`, read without turning `_Links` into a tuple.
+_CASE_LINKS: Any = Case.__dict__["links"]
+setattr(Case, "links", _LinksField(_CASE_LINKS))  # noqa: B010 (mypy: a slot stays typed)
+
+
+def stored_links(case: Case) -> tuple[str, ...] | _Links:
+    """``case.links`` as the row holds them (a tuple, or the shared form of long
+    links), for the engine's own link path: nothing is copied.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> stored_links(Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",)))
+        ('c-2',)
+    """
+    value: tuple[str, ...] | _Links = _CASE_LINKS.__get__(case, Case)
+    return value
+
+
+def links_count(case: Case) -> int:
+    """``len(case.links)``, without making the tuple.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> links_count(Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",)))
+        1
+    """
+    value = _CASE_LINKS.__get__(case, Case)
+    return value.n if value.__class__ is _Links else len(value)
+
+
+def case_has_link(case: Case, case_id: str) -> bool:
+    """``case_id in case.links``, in constant time for the long links the engine made.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> c = Case("c-1", "grid_case", 1, "reported", 1, {}, "g", t, t, links=("c-2",))
+        >>> case_has_link(c, "c-2"), case_has_link(c, "c-3")
+        (True, False)
+    """
+    value = _CASE_LINKS.__get__(case, Case)
+    if value.__class__ is _Links:
+        return bool(value.has(case_id))
+    return has_link(value, case_id)
 
 
 @attrs.frozen(slots=True)

@@ -19,15 +19,17 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+import gridflow.convert as _convert
 from gridflow._errors import SpecError, SpecProblem
 from gridflow._speccheck import (
     MAX_DEADLINE,
     MAX_EXPANDED_TRANSITIONS,
     MAX_VERSION,
+    OVERDUE_KEY,
     RESERVED_TRIGGERS,
     check,
 )
@@ -39,8 +41,10 @@ from gridflow._specload import (
     personal_to_dict,
     read_spec,
 )
-from gridflow.convert import ShapeError, converter, describe, shorten
-from gridflow.personal.policy import PersonalPolicy
+from gridflow.convert import ShapeError, describe, shorten
+
+if TYPE_CHECKING:
+    from gridflow.personal.policy import PersonalPolicy
 
 __all__ = [
     "MAX_DEADLINE",
@@ -56,11 +60,6 @@ __all__ = [
     "TransitionSpec",
     "WorkflowSpec",
 ]
-
-#: The ``data`` key where the timer keeps the deadline a case missed in a state
-#: without ``on_breach`` (ISO 8601, UTC); the engine removes it when a step
-#: replaces that deadline (the case enters a state, or an extension moves it).
-OVERDUE_KEY = "overdue_since"
 
 #: Set while `WorkflowSpec.from_dict` builds a spec it validates itself.
 _UNCHECKED: ContextVar[bool] = ContextVar("gridflow_spec_unchecked", default=False)
@@ -356,7 +355,8 @@ class WorkflowSpec:
                 bare = attrs.evolve(self, personal=None)
             finally:
                 _UNCHECKED.reset(token)
-        out: dict[str, Any] = converter.unstructure(bare)
+        _resolved()  # the converter reads the resolved annotations
+        out: dict[str, Any] = _convert.converter.unstructure(bare)
         # A spec without personal fields keeps the canonical form (and fingerprint) it
         # had before specs could declare them.
         del out["personal"]
@@ -406,7 +406,19 @@ _STAND_IN: dict[str, Any] = {"name": "", "version": 1, "initial": "", "trigger":
 
 def _fields(cls: type[Any]) -> dict[str, Any]:
     """The attrs fields of a spec class by name, with their types resolved."""
-    return _FIELDS[cls]
+    return _resolved()[cls]
+
+
+@functools.cache
+def _resolved() -> dict[type[Any], dict[str, Any]]:
+    # On first use, not at import: only specs built from data or written out need
+    # resolved annotations, and resolving them loads the personal-data policy.
+    from gridflow.personal.policy import PersonalPolicy
+
+    # Module globals too, where cattrs and typing.get_type_hints look the name up.
+    globals().setdefault("PersonalPolicy", PersonalPolicy)
+    return {cls: {f.name: f for f in attrs.fields(attrs.resolve_types(cls))}
+            for cls in (RoleSpec, StateSpec, TransitionSpec, WorkflowSpec)}
 
 
 class _Builder:
@@ -500,7 +512,7 @@ class _Builder:
                 kwargs[name] = data[name]
                 continue
             try:
-                kwargs[name] = converter.structure(data[name], field.type)
+                kwargs[name] = _convert.converter.structure(data[name], field.type)
             except ShapeError as exc:
                 path = "".join(f"[{step}]" if isinstance(step, int) else f"[{step!r}]"
                                for step in exc.path)
@@ -526,8 +538,3 @@ class _Builder:
         prefix = problem.where.split(" ", 1)[0]
         return prefix in self.hidden or (prefix, problem.what) in self.caused
 
-
-_FIELDS: dict[type[Any], dict[str, Any]] = {
-    cls: {f.name: f for f in attrs.fields(attrs.resolve_types(cls))}
-    for cls in (RoleSpec, StateSpec, TransitionSpec, WorkflowSpec)
-}

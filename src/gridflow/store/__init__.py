@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from gridflow._errors import InvalidPayload
-from gridflow.convert import parse_datetime
 from gridflow.model import Case, Event
 
 if TYPE_CHECKING:
@@ -84,6 +83,8 @@ def parse_cursor(after: str) -> tuple[datetime, str]:
         >>> parse_cursor("2026-01-05T09:00:00+00:00|c-1")
         (datetime.datetime(2026, 1, 5, 9, 0, tzinfo=datetime.timezone.utc), 'c-1')
     """
+    from gridflow.convert import parse_datetime  # cursors only: not at import
+
     at, sep, last_id = after.partition("|")
     try:
         if not sep:

@@ -64,6 +64,9 @@ class AsyncSQLStore(SQLStore):
 
     Takes the same arguments as `SQLStore`; a sync URL is given its backend's
     async driver (`async_url`). Needs ``pip install 'gridflow[async]'``.
+    With ``read_url=`` (PostgreSQL) the read replica is an `AsyncSQLStore` too;
+    ``await store.run(store.wait_for_replica)`` waits for it without blocking
+    the event loop, and `aclose` closes it with the primary.
 
     Example:
         >>> import asyncio, os, tempfile, gridflow
@@ -93,6 +96,16 @@ class AsyncSQLStore(SQLStore):
         self.async_engine = create_async_engine(url, **options)
         # Core's sync API on the async driver: valid inside AsyncEngine's greenlet.
         return self.async_engine.sync_engine
+
+    def _pause(self, seconds: float) -> None:
+        # Called inside the greenlet (`wait_for_replica` through `run`): a
+        # time.sleep here would stop every other task of the event loop, the one
+        # that resumes the replica's replay included.
+        import asyncio
+
+        from sqlalchemy.util import await_only
+
+        await_only(asyncio.sleep(seconds))
 
     def __repr__(self) -> str:
         return "Async" + super().__repr__()
@@ -124,10 +137,12 @@ class AsyncSQLStore(SQLStore):
         await self.run(self.create_schema)
 
     async def aclose(self) -> None:
-        """Close every pooled connection.
+        """Close every pooled connection, the read replica's (``read_url=``) too.
 
         Example:
             >>> import asyncio, gridflow
             >>> asyncio.run(gridflow.AsyncSQLStore("sqlite://").aclose())
         """
         await self.async_engine.dispose()
+        if isinstance(self.replica, AsyncSQLStore):
+            await self.replica.aclose()

@@ -551,6 +551,10 @@ class SQLStore:
     def _create_engine(self, url: sa.URL, options: dict[str, Any]) -> Engine:
         return sa.create_engine(url, **options)
 
+    def _pause(self, seconds: float) -> None:
+        """Wait between two polls (`wait_for_replica`); `AsyncSQLStore` yields to its loop."""
+        time.sleep(seconds)
+
     @staticmethod
     def _setup_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> None:
         timeout_ms = int(busy_timeout * 1000)
@@ -839,7 +843,7 @@ class SQLStore:
                     f"not yet to the primary's {target}, after {timeout:g} s; is it "
                     "streaming (primary_conninfo, pg_stat_replication)? Pass a larger "
                     "timeout= or read from the primary")
-            time.sleep(pause)
+            self._pause(pause)
             pause = min(pause * 2, 0.1)
 
     # -- monthly partitions (PostgreSQL) -------------------------------------------
