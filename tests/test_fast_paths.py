@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -691,3 +692,85 @@ def test_evolve_of_a_step_equals_the_fold(
             outcomes.append(("refused", str(exc)))
     assert outcomes[0] == outcomes[1]
     assert case.data == data  # the stored row is never edited
+
+
+# -- the frozen rows' faster __init__ builds what attrs' own does -------------------------
+
+
+def _attrs_built(cls: type, *args: Any, **kwargs: Any) -> Any:
+    from gridflow._fastinit import ATTRS_INIT
+
+    made = object.__new__(cls)
+    ATTRS_INIT[cls](made, *args, **kwargs)
+    return made
+
+
+def _every_field(obj: Any) -> tuple[Any, ...]:
+    import attrs
+
+    return tuple((f.name, getattr(obj, f.name)) for f in attrs.fields(type(obj)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_faster_init_builds_what_attrs_init_builds(data: st.DataObject) -> None:
+    import inspect
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from gridflow import Actor, core, model
+    from gridflow._fastinit import ATTRS_INIT
+    from gridflow.store import Write
+
+    assert {model.Case, model.Event, model.Changes, core.Outcome, Write} <= ATTRS_INIT.keys()
+    value = st.one_of(st.none(), st.integers(0, 3), st.text(max_size=2),
+                      st.just(datetime(2026, 1, 5, tzinfo=UTC)), st.just(Actor.system()),
+                      st.dictionaries(st.text(max_size=1), st.integers(0, 2), max_size=2))
+    for cls, original in ATTRS_INIT.items():
+        if cls.__module__.startswith("gridflow._fastinit"):
+            continue  # a doctest's class
+        fields = attrs.fields(cls)
+        assert inspect.signature(cls.__init__) == inspect.signature(original)
+        required = [f for f in fields if f.default is attrs.NOTHING]
+        given_ = data.draw(st.integers(len(required), len(fields)))
+        args = [data.draw(value) for _ in fields[:given_]]
+        by_name = data.draw(st.booleans())
+        if by_name:
+            kwargs = {f.name: a for f, a in zip(fields, args, strict=False)}
+            fast, slow = cls(**kwargs), _attrs_built(cls, **kwargs)
+        else:
+            fast, slow = cls(*args), _attrs_built(cls, *args)
+        assert type(fast) is cls and _every_field(fast) == _every_field(slow)
+        assert fast == slow
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            fast.__setattr__(fields[0].name, None)
+    # A factory default is called per instance, never shared.
+    assert model.Changes().set is not model.Changes().set
+
+
+def test_a_class_the_faster_init_does_not_reproduce_keeps_attrs_init() -> None:
+    import attrs
+
+    from gridflow._fastinit import ATTRS_INIT, frozen_init
+
+    @attrs.frozen(slots=True)
+    class Checked:
+        x: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    @attrs.define(slots=True)
+    class Mutable:
+        x: int
+
+    @attrs.frozen(slots=True)
+    class Posted:
+        x: int
+
+        def __attrs_post_init__(self) -> None:
+            pass
+
+    for cls in (Checked, Mutable, Posted):
+        before = cls.__init__
+        assert frozen_init(cls).__init__ is before and cls not in ATTRS_INIT
+    with pytest.raises(TypeError):
+        Checked("1")

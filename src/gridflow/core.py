@@ -35,6 +35,7 @@ from gridflow._errors import (
     MissingPayload,
     PermissionDenied,
 )
+from gridflow._fastinit import frozen_init, maker
 from gridflow.calendar import Calendar
 from gridflow.machine import CompiledWorkflow, Rule
 from gridflow.model import (
@@ -79,6 +80,8 @@ _EMPTY_DATA: Mapping[str, Any] = {}
 _MISSING: tuple[object, ...] = (None, "", [], {})
 
 
+@frozen_init
+@frozen_init
 @attrs.frozen(slots=True)
 class Outcome:
     """What the transitions machine decided for one step.
@@ -96,6 +99,9 @@ class Outcome:
     deadline_at: datetime | None
     #: Whether effects ran (and so may have added to the payload).
     effects: bool = True
+
+
+_make_outcome = maker(Outcome)
 
 
 # -- 1. admission ---------------------------------------------------------------------
@@ -138,6 +144,10 @@ def admit(wf: CompiledWorkflow, case: Case, trigger: str, actor: Actor) -> Rule:
 
 
 _EMPTY: Mapping[str, Rule] = {}
+
+#: The rows a step builds, without ``type.__call__`` (`gridflow._fastinit.maker`).
+_make_event = maker(Event)
+_make_changes = maker(Changes)
 
 
 def admit_open(wf: CompiledWorkflow, actor: Actor, grid: str | None) -> Rule:
@@ -338,7 +348,7 @@ def run(
         links: tuple[str, ...] = ()  # never read, so never changed
     else:
         links = _new_links(case, wanted, trigger) if len(wanted) != len(case.links) else ()
-    return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
+    return _make_outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
                    bool(fired.effects))
 
 
@@ -484,7 +494,7 @@ def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str 
                              f"{len(data):,} bytes; at most {MAX_EVENT_BYTES:,} bytes are stored "
                              "per step (keep documents outside gridflow and store a reference)",
                              case_id=case_id, trigger=trigger)
-    return Event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
+    return _make_event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
                  _model._sha256(data).hexdigest(), changes)
 
 
@@ -517,7 +527,7 @@ def record(
     # Checked, not copied: the values are the step's own (copied from the
     # payload on the way in, or made by an effect).
     kind = check_kind(changed, "data", trigger=trigger, case_id=case.id) if changed else PLAIN
-    changes = Changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
+    changes = _make_changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
     return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
                    outcome.payload, key, case.head, changes, kind == PLAIN)
 

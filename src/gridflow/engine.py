@@ -36,6 +36,7 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
+from gridflow._fastinit import maker
 from gridflow._sealing import Privacy
 from gridflow.calendar import Calendar, CalendarDays
 from gridflow.clock import Clock, SystemClock
@@ -60,6 +61,8 @@ log = logging.getLogger("gridflow")
 #: The most cases one `Engine.tick` takes (a larger ``limit`` is refused).
 MAX_TICK_LIMIT = 100_000
 _MAX_ID = 200
+#: A step's write, built without ``type.__call__`` (`gridflow._fastinit.maker`).
+_make_write = maker(Write)
 
 
 @attrs.frozen
@@ -846,7 +849,7 @@ class Engine:
             outcome = self._checked_payload(outcome, case)
         event = core.record(case, trigger, actor, now, outcome, deadline, key)
         new_case = evolve(case, event)
-        write = Write(new_case, event, case.version)
+        write = _make_write(new_case, event, case.version)
         writes: Sequence[Write] = (write,)
         if outcome.links:
             writes = [write, *self._link_writes(new_case, outcome.links, actor, now, trigger)]

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gridflow._errors import IntegrityError, UnknownWorkflow
+from gridflow._fastinit import maker
 from gridflow.model import GENESIS_HASH, Case, Event, extend_links
 from gridflow.spec import WorkflowSpec
 
@@ -57,6 +58,9 @@ CASE_FIELDS: tuple[str, ...] = (
 #: What `replay` and `audit` accept as "the spec": one spec, several versions
 #: of it, or a look-up ``(name, version) -> WorkflowSpec``.
 SpecSource = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
+
+#: A row built without ``type.__call__`` (`gridflow._fastinit.maker`), for `evolve`.
+_make_case = maker(Case)
 
 
 class _Fold:
@@ -190,7 +194,7 @@ def evolve(case: Case | None, event: Event) -> Case:
         if changes.links:
             links = extend_links(links, tuple(changes.links))
         dest = event.dest
-        return Case(case.id, case.workflow, changes.workflow_version,
+        return _make_case(case.id, case.workflow, changes.workflow_version,
                     case.state if dest is None else dest, event.seq, data, case.grid,
                     case.opened_at, event.at, changes.deadline_at, links, event.hash)
     fold = _Fold(case)

@@ -21,6 +21,7 @@ from typing import Any, Final, final
 import attrs
 
 from gridflow._errors import InvalidArgument
+from gridflow._fastinit import frozen_init
 
 __all__ = [
     "ALL_GRIDS",
@@ -217,6 +218,7 @@ def _utc_iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Changes:
     """What one step changed in its case row, recorded inside the event's hash.
@@ -337,6 +339,7 @@ def extend_links(links: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ..
     return new
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Case:
     """A frozen snapshot of one case: the fold of its events (`gridflow.replay`).
@@ -368,6 +371,7 @@ class Case:
     head: str = GENESIS_HASH
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Event:
     """One stored step of a case's history (append-only).
