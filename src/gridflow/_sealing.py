@@ -59,6 +59,7 @@ from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     _LEAVES,
     Reference,
+    _any_marked,
     _may_hold_reference,
     holds_reference,
     is_reference,
@@ -975,6 +976,13 @@ def _nothing_to_seal(policy: PersonalPolicy, trigger: str, outcome: Any) -> bool
     return written.isdisjoint(keys) or not any(k in written and k in data for k in keys)
 
 
+#: The per-thread hand-offs `Privacy.commit` and `Privacy.show_case` take and clear.
+_COMMIT_CLEARS: Final = {"pending": None, "prefetched": None, "continued": None,
+                         "bare": None, "held": None}
+_SHOW_CLEARS: Final = {"recent": None, "prefetched": None, "continued": None,
+                       "bare": None, "held": None}
+
+
 def _same(a: Any, b: Any) -> bool:
     if a.__class__ is not b.__class__:
         return False
@@ -1137,10 +1145,18 @@ class Privacy:
         if trigger != "open" and not opened and _nothing_to_seal(policy, trigger, outcome):
             # What the full pass below leaves when it seals nothing: no look-alike,
             # nothing pending for `commit` (not an abandoned step's), no recent values.
-            refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
-                              trigger=trigger)
-            self._local.pending = None
-            self._local.recent = {}
+            payload = outcome.payload
+            if payload:
+                try:
+                    marked = _any_marked(payload)  # `refuse_lookalikes`' own quick test
+                except RecursionError:
+                    marked = True
+                if marked:
+                    refuse_lookalikes(payload, where="payload", case_id=case.id,
+                                      trigger=trigger)
+            handoffs = self._local.__dict__  # the thread's attributes (see `commit`)
+            handoffs["pending"] = None
+            handoffs["recent"] = {}
             return outcome
         payload_fields = policy.payload_fields(trigger) if trigger != "open" else ()
         if trigger == "open":
@@ -1199,12 +1215,11 @@ class Privacy:
         On a `MemoryStore` the rows are put before the commit and taken back if it
         fails.
         """
-        pending = getattr(self._local, "pending", None)
-        self._local.pending = None
-        self._local.prefetched = None
-        self._local.continued = None
-        self._local.bare = None
-        self._local.held = None
+        # The thread's own attributes, as one dict: one look-up of the thread instead
+        # of one per hand-off read or cleared (a step reads and clears them all).
+        handoffs = self._local.__dict__
+        pending = handoffs.get("pending")
+        handoffs.update(_COMMIT_CLEARS)
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
@@ -1408,16 +1423,11 @@ class Privacy:
         policy = self.policies.get(case.workflow)
         if policy is None:
             return case, []
-        recent = getattr(self._local, "recent", None)
-        self._local.recent = None
-        fetched = getattr(self._local, "prefetched", None)
-        self._local.prefetched = None
-        continued = getattr(self._local, "continued", None)
-        self._local.continued = None
-        bare = getattr(self._local, "bare", None)
-        self._local.bare = None
-        held = getattr(self._local, "held", None)
-        self._local.held = None
+        handoffs = self._local.__dict__  # the thread's attributes (see `commit`)
+        get = handoffs.get
+        recent, fetched, continued = get("recent"), get("prefetched"), get("continued")
+        bare, held = get("bare"), get("held")
+        handoffs.update(_SHOW_CLEARS)
         if bare is case or (held is not case and not holds_reference(case.data)):
             # The quick test (after the hand-offs are taken, as every path takes them):
             # no reference, nothing to show otherwise, nothing restricted seen.
