@@ -774,3 +774,29 @@ def test_a_class_the_faster_init_does_not_reproduce_keeps_attrs_init() -> None:
         assert frozen_init(cls).__init__ is before and cls not in ATTRS_INIT
     with pytest.raises(TypeError):
         Checked("1")
+
+
+# -- a payload the engine found PLAIN is hashed without a second walk, to the same bytes --
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _ANY, max_size=4))
+def test_a_plain_payload_skips_the_orjson_walk_with_the_same_bytes(payload: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    from gridflow import Actor
+    from gridflow.model import GENESIS_HASH, Changes, _fast_bytes, event_text
+    from gridflow.values import PLAIN, check_kind
+
+    try:
+        plain = check_kind(payload, "payload") == PLAIN
+    except Exception:
+        return
+    if not plain:
+        return
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    args = ("c-1", 2, "note", "s", None, Actor.system(), t, payload, None, GENESIS_HASH,
+            Changes({"a": 1}, (), None, (), 1))
+    fast = _fast_bytes(*args, payload_plain=True)
+    assert fast is None or fast == event_text(*args).encode()
+    assert fast == _fast_bytes(*args)

@@ -1235,12 +1235,12 @@ class Privacy:
         if policy is not None:
             own = sealer.plain if sealer is not None else {}
             found = _ref_ids(first.case.data)
-            refs = [r for r in found if r not in own]
+            refs = [r for r in found if r not in own] if found else found
             # Every event of the case since this engine last knew its values was its own
             # (erasure, restriction and retention append an event to each case they
             # touch): what it holds in clear for the case is still what the vault holds.
-            continued = (expected == 0 or self._seen.get(case_id) == expected) and all(
-                r in self._plain for r in refs)
+            continued = (expected == 0 or self._seen.get(case_id) == expected) and (
+                not refs or all(r in self._plain for r in refs))
             if not continued and isinstance(vault, SQLVault):
                 show = sorted(set(refs))
         if sealer is None and not show:

@@ -477,9 +477,9 @@ _NOTHING: Any = object()
 
 def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
             actor: Actor, at: datetime, payload: dict[str, Any], key: str | None, prev: str,
-            changes: Changes, set_plain: bool = False) -> Event:
+            changes: Changes, set_plain: bool = False, payload_plain: bool = False) -> Event:
     data = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                       changes, set_plain)
+                       changes, set_plain, payload_plain)
     if data is None:
         try:
             text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key,
@@ -500,7 +500,7 @@ def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str 
 
 def record(
     case: Case, trigger: str, actor: Actor, now: datetime, outcome: Outcome,
-    deadline_at: datetime | None, key: str | None,
+    deadline_at: datetime | None, key: str | None, *, payload_plain: bool = False,
 ) -> Event:
     """The event of a decided step on ``case``, its `Changes` included.
 
@@ -524,12 +524,14 @@ def record(
         # The timer's overdue mark was about the deadline this step replaces.
         data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
     changed, removed = _diff(case.data, data)
+    # ``payload_plain``: the caller found the payload `gridflow.values.PLAIN`
+    # (`check_kind`), so the hashed text does not walk it again.
     # Checked, not copied: the values are the step's own (copied from the
     # payload on the way in, or made by an effect).
     kind = check_kind(changed, "data", trigger=trigger, case_id=case.id) if changed else PLAIN
     changes = _make_changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
     return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
-                   outcome.payload, key, case.head, changes, kind == PLAIN)
+                   outcome.payload, key, case.head, changes, kind == PLAIN, payload_plain)
 
 
 def record_open(

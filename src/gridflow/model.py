@@ -758,16 +758,19 @@ def _fast_bytes(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
     prev_hash: str, changes: Changes | None, set_plain: bool = False,
+    payload_plain: bool = False,
 ) -> bytes | None:
     """`event_text` encoded, by orjson; ``None`` where it is not exact (the caller
-    then encodes `event_text`). ``set_plain``: the caller checked that
-    ``changes.set`` is `gridflow.values.PLAIN` (no float), so it is not walked again."""
+    then encodes `event_text`). ``set_plain`` (``payload_plain``): the caller checked
+    that ``changes.set`` (``payload``) is `gridflow.values.PLAIN` (no float), so it is
+    not walked again."""
     orjson = _orjson
     if orjson is _ORJSON_NOT_LOADED:
         orjson = _load_orjson()
     if orjson is None or changes is None or seq.__class__ is not int:
         return None
-    if payload.__class__ is not dict or (payload and not _orjson_exact(payload, 0)):
+    if payload.__class__ is not dict or (payload and not payload_plain
+                                         and not _orjson_exact(payload, 0)):
         return None
     data = changes.set
     if data.__class__ is not dict or (data and not set_plain and not _orjson_exact(data, 0)):
