@@ -800,3 +800,47 @@ def test_a_plain_payload_skips_the_orjson_walk_with_the_same_bytes(payload: dict
     fast = _fast_bytes(*args, payload_plain=True)
     assert fast is None or fast == event_text(*args).encode()
     assert fast == _fast_bytes(*args)
+
+
+@pytest.mark.parametrize("held", [(), ("c-2",)], ids=["no links", "links"])
+def test_every_way_an_effect_touches_links_is_recorded_with_or_without_links(
+    held: tuple[str, ...],
+) -> None:
+    from datetime import UTC, datetime
+
+    from gridflow import Actor, Case, GuardRejected, core
+    from gridflow.machine import compile_workflow
+    from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+
+    def assign(step: Any) -> None:
+        step.links = [*held, "c-7"]
+
+    def delete(step: Any) -> None:
+        del step.links
+
+    effects: dict[str, Any] = {
+        "read": lambda step: len(step.links),
+        "append": lambda step: step.links.append("c-5"),
+        "assign": assign,
+        "delete": delete,
+        "delete_append": lambda step: (delete(step), step.links.append("c-6")),
+    }
+    expected: dict[str, Any] = {"read": (), "append": ("c-5",), "assign": ("c-7",),
+                                "delete": (), "delete_append": ("c-6",)}
+    if held:
+        # Unread, the lazy slot is unset: deleting it first raises, as it always did
+        # (a case without links hands the step a list of its own from the start).
+        expected["delete"] = expected["delete_append"] = "refused"
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    for name, want in expected.items():
+        spec = WorkflowSpec("l", 1, "a", [StateSpec("a"), StateSpec("b", terminal=True)],
+                            [TransitionSpec("go", "a", "b", effects=[name])])
+        wf = compile_workflow(spec, {}, effects)
+        case = Case("c-1", "l", 1, "a", 1, {}, None, t, t, links=held)
+        try:
+            out = core.run(wf, case, "go", Actor.system(), {}, {}, t, lambda _: None)
+        except GuardRejected:
+            assert want == "refused", name
+        else:
+            assert out.links == want, name
+        assert case.links == held

@@ -325,10 +325,13 @@ def run(
     """
     state = case.state
     working = data if data.__class__ is WorkingData else WorkingData(data)
-    step = Step(case, trigger, actor, payload, working, _NO_LINKS, now, state, lookup,
-                hooks=hooks)
-    # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
-    _STEP_LINKS.__delete__(step)
+    known = case.links
+    # A case without links: the step's own empty list, what reading it would make.
+    step = Step(case, trigger, actor, payload, working, _NO_LINKS if known else [], now,
+                state, lookup, hooks=hooks)
+    if known:
+        # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
+        _STEP_LINKS.__delete__(step)
     try:
         ok = wf.run(step)
     except GridflowError:
@@ -342,14 +345,21 @@ def run(
     fired = step.fired
     assert fired is not None
     # Links only grow (a step cannot unlink): nothing appended, nothing to check.
-    try:
-        wanted = _STEP_LINKS.__get__(step)
-    except AttributeError:
-        links: tuple[str, ...] = ()  # never read, so never changed
+    links: tuple[str, ...] = ()
+    if not known:
+        wanted = step.links  # set from the start (no probe that raises, ~5k instructions)
+        if len(wanted) != 0:
+            links = _new_links(case, wanted, trigger)
     else:
-        links = _new_links(case, wanted, trigger) if len(wanted) != len(case.links) else ()
+        try:
+            wanted = _STEP_LINKS.__get__(step)
+        except AttributeError:
+            pass  # never read, so never changed
+        else:
+            if len(wanted) != len(known):
+                links = _new_links(case, wanted, trigger)
     return _make_outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
-                   bool(fired.effects))
+                         bool(fired.effects))
 
 
 def run_open(
