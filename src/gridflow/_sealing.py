@@ -839,6 +839,11 @@ def _ref_ids(node: Any) -> list[str]:
         >>> _ref_ids({"reporter": {"phone": ref}, "n": [1]})
         ['00000000000000000000000000000000']
     """
+    try:
+        if not _may_hold_reference(node):
+            return []  # `_ref_nodes`' own quick test, without its frame and this list's
+    except RecursionError:
+        pass
     return [d["$pii"] for d in _ref_nodes(node)]
 
 

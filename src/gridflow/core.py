@@ -193,10 +193,11 @@ def check_fields(
         ...
         gridflow._errors.MissingPayload: ... trigger 'reject' needs payload field(s) reason; ...
     """
-    if rule.requires:
-        # `in` tests each like "missing" means (identity, then ==), minus a call per field.
-        missing = [f for f in rule.requires if payload.get(f) in _MISSING]
-        if missing:
+    # `in` tests each like "missing" means (identity, then ==), minus a call per field;
+    # a loop, not a comprehension: the list is made only for the refusal.
+    for f in rule.requires:
+        if payload.get(f) in _MISSING:
+            missing = [f for f in rule.requires if payload.get(f) in _MISSING]
             raise MissingPayload(case_id, state, trigger, missing, rule.requires)
     for field, options in rule.choices.items():
         if field in payload and payload[field] not in options:
@@ -471,11 +472,20 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any
         written = new.written
         if not written:
             return {}, ()
-        changed = {k: new[k] for k in written
-                   if k in new and ((o := old.get(k, missing)) is missing or not _same(o, new[k]))}
+        # One loop, not a comprehension and a generator (each a frame of its own).
+        changed: dict[str, Any] = {}
+        gone: list[str] | None = None
+        for k in written:
+            if k in new:
+                v = new[k]
+                if (o := old.get(k, missing)) is missing or not _same(o, v):
+                    changed[k] = v
+            elif k in old:
+                if gone is None:
+                    gone = []
+                gone.append(k)
         # Sorted: the hashed list must not depend on a set's or a store's order.
-        removed = tuple(sorted(k for k in written if k in old and k not in new))
-        return changed, removed
+        return changed, (tuple(sorted(gone)) if gone is not None else ())
     changed = {k: v for k, v in new.items()
                if (o := old.get(k, missing)) is not v and (o is missing or not _same(o, v))}
     removed = tuple(sorted(old.keys() - new.keys()))
