@@ -1250,13 +1250,18 @@ class Privacy:
                 show = sorted(set(refs))
         if sealer is None and not show:
             store.commit(writes)
-            self._continue(case_id, first.case.version, continued)
+            version = first.case.version
+            if continued:  # `_continue`, inline (every step of a case ends here)
+                seen = self._seen
+                if len(seen) >= 8192:
+                    seen.clear()
+                seen[case_id] = version
+                handoffs["continued"] = (case_id, version)
+            else:
+                self._seen.pop(case_id, None)
             if policy is not None:
                 # Whether this very row holds a reference: showing it needs no second walk.
-                if found:
-                    self._local.held = first.case
-                else:
-                    self._local.bare = first.case
+                handoffs["held" if found else "bare"] = first.case
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),

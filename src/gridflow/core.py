@@ -328,8 +328,9 @@ def run(
     working = data if data.__class__ is WorkingData else WorkingData(data)
     known = case.links
     # A case without links: the step's own empty list, what reading it would make.
+    # Positional (fired, rejected, failed, then hooks): no keyword matching per step.
     step = Step(case, trigger, actor, payload, working, _NO_LINKS if known else [], now,
-                state, lookup, hooks=hooks)
+                state, lookup, None, None, None, hooks)
     if known:
         # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
         _STEP_LINKS.__delete__(step)

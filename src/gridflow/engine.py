@@ -832,7 +832,8 @@ class Engine:
         if wf is None:
             wf = self._get_compiled(case.workflow, case.workflow_version)
         rule = core.admit(wf, case, trigger, actor)
-        if payload_in is not None and not isinstance(payload_in, Mapping):
+        if payload_in is not None and payload_in.__class__ is not dict \
+                and not isinstance(payload_in, Mapping):  # a dict: no ABC check
             raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the payload must be "
                                  f"a JSON object (a dict), got {type(payload_in).__name__}",
                                  case_id=case_id, trigger=trigger)
@@ -871,12 +872,19 @@ class Engine:
         writes: Sequence[Write] = (write,)
         if outcome.links:
             writes = [write, *self._link_writes(new_case, outcome.links, actor, now, trigger)]
-        replayed = self._commit(writes, key, case_id, trigger)
-        if replayed is not None:
-            return replayed
+        privacy = self.privacy
+        try:  # `_commit`, inline
+            committing()
+            privacy.commit(writes)  # the store's commit, with the step's vault rows
+        except ConcurrencyError:
+            replayed = self._raced(writes, key, case_id, trigger)
+            if replayed is not None:
+                return replayed
+            raise
+        if _telemetry_call.get() is not None:
+            committed(new_case, event)
         if self._after_impls:
             self._after(new_case, event)
-        privacy = self.privacy
         if not privacy.policies:
             return new_case
         # `_shown`, inline.
@@ -994,14 +1002,24 @@ class Engine:
             committing()
             self.privacy.commit(writes)  # the store's commit, with the step's vault rows
         except ConcurrencyError:
-            if key is not None:
-                done = self.store.event_by_key(key)
-                if done is not None:
-                    return self._replay_key(done, key, case_id, trigger, writes[0].event.actor,
-                                            writes[0].case.workflow if trigger == "open" else None)
+            replayed = self._raced(writes, key, case_id, trigger)
+            if replayed is not None:
+                return replayed
             raise
         if _telemetry_call.get() is not None:  # `committed`'s own first test, inline
             committed(writes[0].case, writes[0].event)
+        return None
+
+    def _raced(
+        self, writes: Sequence[Write], key: str | None, case_id: str, trigger: str
+    ) -> Case | None:
+        """After a lost race: the stored result if the racing writer landed this very
+        idempotency key (the step happened once), else ``None`` (the race is raised)."""
+        if key is not None:
+            done = self.store.event_by_key(key)
+            if done is not None:
+                return self._replay_key(done, key, case_id, trigger, writes[0].event.actor,
+                                        writes[0].case.workflow if trigger == "open" else None)
         return None
 
     def _replay_key(
