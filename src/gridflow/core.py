@@ -210,6 +210,10 @@ def check_fields(
 # -- 3. running the transition ----------------------------------------------------------
 
 
+_dict_init = dict.__init__
+_dict_setitem = dict.__setitem__
+
+
 class WorkingData(dict[str, Any]):
     """The step's own copy of the case data: a plain dict that remembers which
     keys were written, so recording the step's changes costs what it wrote,
@@ -229,13 +233,15 @@ class WorkingData(dict[str, Any]):
 
     __slots__ = ("written",)
 
+    # `dict`'s own methods called by name, not through ``super()``: a step makes one
+    # and writes through it several times, and each ``super()`` is an object made.
     def __init__(self, data: Mapping[str, Any] = _EMPTY_DATA) -> None:
-        super().__init__(data)
+        _dict_init(self, data)
         self.written: set[str] = set()
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.written.add(key)
-        super().__setitem__(key, value)
+        _dict_setitem(self, key, value)
 
     def __delitem__(self, key: str) -> None:
         self.written.add(key)

@@ -48,7 +48,8 @@ from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
 from gridflow.spec import WorkflowSpec
 from gridflow.store import Store, Write
-from gridflow.telemetry import Telemetry, committed, traced
+from gridflow.telemetry import _API as _OTEL_API
+from gridflow.telemetry import Telemetry, _modules, committed, traced
 from gridflow.telemetry import _current as _telemetry_call
 from gridflow.values import PLAIN, check, check_kind, check_text, detach
 
@@ -749,7 +750,6 @@ class Engine:
 
     # -- firing -----------------------------------------------------------------------
 
-    @traced("fire", case_arg=True, trigger_arg=True)
     def fire(
         self,
         case_id: str,
@@ -785,6 +785,27 @@ class Engine:
             >>> c.state, c.version
             ('triaged', 2)
         """
+        telemetry = self.telemetry
+        if telemetry._explicit or _OTEL_API in _modules:
+            # Maybe traced: through `traced`, as every operation is. Otherwise the same
+            # steps without its wrapper (and its repacked keyword arguments).
+            return self._fire_traced(case_id, trigger, actor, payload, idempotency_key,
+                                     expected_version, retries)
+        return self._fire_checked(case_id, trigger, actor, payload, idempotency_key,
+                                  expected_version, retries)
+
+    @traced("fire", case_arg=True, trigger_arg=True)
+    def _fire_traced(
+        self, case_id: str, trigger: str, actor: Actor, payload: Mapping[str, Any] | None,
+        idempotency_key: str | None, expected_version: int | None, retries: int,
+    ) -> Case:
+        return self._fire_checked(case_id, trigger, actor, payload, idempotency_key,
+                                  expected_version, retries)
+
+    def _fire_checked(
+        self, case_id: str, trigger: str, actor: Actor, payload: Mapping[str, Any] | None,
+        idempotency_key: str | None, expected_version: int | None, retries: int,
+    ) -> Case:
         # The checks of `_check_actor` and `_check_id`, inline for the common values
         # (each function decides, and words the refusal, for anything else).
         if actor.__class__ is not Actor:
