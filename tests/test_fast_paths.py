@@ -844,3 +844,60 @@ def test_every_way_an_effect_touches_links_is_recorded_with_or_without_links(
         else:
             assert out.links == want, name
         assert case.links == held
+
+
+# -- Engine.fire's inline argument checks refuse exactly what the helpers refuse ---------
+
+
+@settings(max_examples=300, deadline=None)
+@given(case_id=st.one_of(st.text(max_size=4), st.sampled_from([" a", "a ", "a" * 200,
+                                                                "a" * 201, "\x00", "\ud800"]),
+                         st.integers(0, 2), st.none()),
+       retries=st.one_of(st.integers(-2, 2), st.none(), st.booleans(), st.just(1.0)),
+       expected=st.one_of(st.none(), st.integers(-1, 2), st.just("1")))
+def test_fire_refuses_its_arguments_as_the_helpers_do(case_id: Any, retries: Any,
+                                                      expected: Any) -> None:
+    import gridflow
+    from gridflow import engine as engine_mod
+
+    engine = gridflow.Engine(entry_points=False)
+    actor = gridflow.Actor("s", ["coordinator"], ["g"])
+
+    def want() -> str:
+        # The rules as the helpers state them, in `fire`'s order.
+        try:
+            engine_mod._check_id(case_id, "case_id", "")
+        except gridflow.InvalidArgument as exc:
+            return f"InvalidArgument: {exc}"
+        for name, value in (("expected_version", expected), ("retries", retries)):
+            if value is not None and (value.__class__ is not int or value < 0):
+                return f"InvalidArgument: {name} must be a non-negative int, got {value!r}"
+        return "CaseNotVisible"
+
+    try:
+        engine.fire(case_id, "triage", actor=actor, retries=retries,
+                    expected_version=expected)
+    except gridflow.InvalidArgument as exc:
+        got = f"InvalidArgument: {exc}"
+    except gridflow.CaseNotVisible:
+        got = "CaseNotVisible"
+    assert got == want()
+
+
+def test_fire_asks_an_actor_subclass_its_own_scope() -> None:
+    import gridflow
+
+    class Everywhere(gridflow.Actor):
+        def can_touch(self, grid: str | None) -> bool:
+            return True
+
+    engine = gridflow.Engine(entry_points=False)
+    case = engine.open("grid_case", version=1, actor=gridflow.Actor("r", ["resident"], ["g"]),
+                       grid="g", data={"title": "t", "source": "visit"})
+    boss = Everywhere("s", ["coordinator"], ["elsewhere"])
+    fired = engine.fire(case.id, "triage", actor=boss,
+                        payload={"category": "违规堆物", "priority": "normal"})
+    assert fired.state == "triaged"
+    with pytest.raises(gridflow.CaseNotVisible):
+        engine.fire(case.id, "note", actor=gridflow.Actor("x", ["coordinator"], ["elsewhere"]),
+                    payload={"text": "t"})
