@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -642,3 +643,261 @@ def test_an_erased_subjects_commitment_key_is_not_kept() -> None:
     assert ck in _crypto._MACS and raw in _crypto._CIPHERS
     engine.erase("p-9", actor=boss, reason="request")
     assert ck not in _crypto._MACS and raw not in _crypto._CIPHERS
+
+
+# -- evolve: a step's row written out directly equals the fold's rule ---------------------
+
+_DATA = st.dictionaries(st.sampled_from(["a", "b", "c", "done"]),
+                        st.one_of(st.integers(-3, 3), st.text(max_size=2),
+                                  st.lists(st.integers(0, 3), max_size=2)), max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=_DATA, set_=_DATA, unset=st.lists(st.sampled_from(["a", "b", "x"]), max_size=2),
+       dest=st.sampled_from([None, "s1", "s2"]), links=st.lists(
+           st.sampled_from(["c-2", "c-3", "c-4"]), max_size=2),
+       more=st.lists(st.sampled_from(["c-3", "c-5"]), max_size=2),
+       deadline=st.sampled_from([None, 0, 3]), version=st.integers(1, 3),
+       seq_shift=st.sampled_from([1, 1, 1, 0, 2]), rebind=st.booleans())
+def test_evolve_of_a_step_equals_the_fold(
+    data: dict[str, Any], set_: dict[str, Any], unset: list[str], dest: str | None,
+    links: list[str], more: list[str], deadline: int | None, version: int, seq_shift: int,
+    rebind: bool,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gridflow import Actor, Case, IntegrityError
+    from gridflow.fold import _Fold, evolve
+    from gridflow.model import Changes, Event
+
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    case = Case("c-1", "w", 1, "s0", 4, dict(data), "g", t, t, t, tuple(links), "h" * 64)
+    changes = Changes(dict(set_), tuple(unset),
+                      None if deadline is None else t + timedelta(days=deadline),
+                      tuple(more), version, *(("w2", "g2") if rebind else ()))
+    event = Event("c-1", 4 + seq_shift, "x", "s0", dest, Actor.system(),
+                  t + timedelta(hours=1), {}, None, "h" * 64, "e" * 64, changes)
+
+    def folded() -> Any:
+        fold = _Fold(case)
+        fold.index_links = True
+        fold.apply(event)
+        return fold.case()
+
+    outcomes = []
+    for run in (lambda: evolve(case, event), folded):
+        try:
+            outcomes.append(run())
+        except IntegrityError as exc:
+            outcomes.append(("refused", str(exc)))
+    assert outcomes[0] == outcomes[1]
+    assert case.data == data  # the stored row is never edited
+
+
+# -- the frozen rows' faster __init__ builds what attrs' own does -------------------------
+
+
+def _attrs_built(cls: type, *args: Any, **kwargs: Any) -> Any:
+    from gridflow._fastinit import ATTRS_INIT
+
+    made = object.__new__(cls)
+    ATTRS_INIT[cls](made, *args, **kwargs)
+    return made
+
+
+def _every_field(obj: Any) -> tuple[Any, ...]:
+    import attrs
+
+    return tuple((f.name, getattr(obj, f.name)) for f in attrs.fields(type(obj)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_faster_init_builds_what_attrs_init_builds(data: st.DataObject) -> None:
+    import inspect
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from gridflow import Actor, core, model
+    from gridflow._fastinit import ATTRS_INIT
+    from gridflow.store import Write
+
+    assert {model.Case, model.Event, model.Changes, core.Outcome, Write} <= ATTRS_INIT.keys()
+    value = st.one_of(st.none(), st.integers(0, 3), st.text(max_size=2),
+                      st.just(datetime(2026, 1, 5, tzinfo=UTC)), st.just(Actor.system()),
+                      st.dictionaries(st.text(max_size=1), st.integers(0, 2), max_size=2))
+    for cls, original in ATTRS_INIT.items():
+        if cls.__module__.startswith("gridflow._fastinit"):
+            continue  # a doctest's class
+        fields = attrs.fields(cls)
+        assert inspect.signature(cls.__init__) == inspect.signature(original)
+        required = [f for f in fields if f.default is attrs.NOTHING]
+        given_ = data.draw(st.integers(len(required), len(fields)))
+        args = [data.draw(value) for _ in fields[:given_]]
+        by_name = data.draw(st.booleans())
+        if by_name:
+            kwargs = {f.name: a for f, a in zip(fields, args, strict=False)}
+            fast, slow = cls(**kwargs), _attrs_built(cls, **kwargs)
+        else:
+            fast, slow = cls(*args), _attrs_built(cls, *args)
+        assert type(fast) is cls and _every_field(fast) == _every_field(slow)
+        assert fast == slow
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            fast.__setattr__(fields[0].name, None)
+    # A factory default is called per instance, never shared.
+    assert model.Changes().set is not model.Changes().set
+
+
+def test_a_class_the_faster_init_does_not_reproduce_keeps_attrs_init() -> None:
+    import attrs
+
+    from gridflow._fastinit import ATTRS_INIT, frozen_init
+
+    @attrs.frozen(slots=True)
+    class Checked:
+        x: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    @attrs.define(slots=True)
+    class Mutable:
+        x: int
+
+    @attrs.frozen(slots=True)
+    class Posted:
+        x: int
+
+        def __attrs_post_init__(self) -> None:
+            pass
+
+    for cls in (Checked, Mutable, Posted):
+        before = cls.__init__
+        assert frozen_init(cls).__init__ is before and cls not in ATTRS_INIT
+    with pytest.raises(TypeError):
+        Checked("1")
+
+
+# -- a payload the engine found PLAIN is hashed without a second walk, to the same bytes --
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _ANY, max_size=4))
+def test_a_plain_payload_skips_the_orjson_walk_with_the_same_bytes(payload: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    from gridflow import Actor
+    from gridflow.model import GENESIS_HASH, Changes, _fast_bytes, event_text
+    from gridflow.values import PLAIN, check_kind
+
+    try:
+        plain = check_kind(payload, "payload") == PLAIN
+    except Exception:
+        return
+    if not plain:
+        return
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    args = ("c-1", 2, "note", "s", None, Actor.system(), t, payload, None, GENESIS_HASH,
+            Changes({"a": 1}, (), None, (), 1))
+    fast = _fast_bytes(*args, payload_plain=True)
+    assert fast is None or fast == event_text(*args).encode()
+    assert fast == _fast_bytes(*args)
+
+
+@pytest.mark.parametrize("held", [(), ("c-2",)], ids=["no links", "links"])
+def test_every_way_an_effect_touches_links_is_recorded_with_or_without_links(
+    held: tuple[str, ...],
+) -> None:
+    from datetime import UTC, datetime
+
+    from gridflow import Actor, Case, GuardRejected, core
+    from gridflow.machine import compile_workflow
+    from gridflow.spec import StateSpec, TransitionSpec, WorkflowSpec
+
+    def assign(step: Any) -> None:
+        step.links = [*held, "c-7"]
+
+    def delete(step: Any) -> None:
+        del step.links
+
+    effects: dict[str, Any] = {
+        "read": lambda step: len(step.links),
+        "append": lambda step: step.links.append("c-5"),
+        "assign": assign,
+        "delete": delete,
+        "delete_append": lambda step: (delete(step), step.links.append("c-6")),
+    }
+    expected: dict[str, Any] = {"read": (), "append": ("c-5",), "assign": ("c-7",),
+                                "delete": (), "delete_append": ("c-6",)}
+    if held:
+        # Unread, the lazy slot is unset: deleting it first raises, as it always did
+        # (a case without links hands the step a list of its own from the start).
+        expected["delete"] = expected["delete_append"] = "refused"
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    for name, want in expected.items():
+        spec = WorkflowSpec("l", 1, "a", [StateSpec("a"), StateSpec("b", terminal=True)],
+                            [TransitionSpec("go", "a", "b", effects=[name])])
+        wf = compile_workflow(spec, {}, effects)
+        case = Case("c-1", "l", 1, "a", 1, {}, None, t, t, links=held)
+        try:
+            out = core.run(wf, case, "go", Actor.system(), {}, {}, t, lambda _: None)
+        except GuardRejected:
+            assert want == "refused", name
+        else:
+            assert out.links == want, name
+        assert case.links == held
+
+
+# -- Engine.fire's inline argument checks refuse exactly what the helpers refuse ---------
+
+
+@settings(max_examples=300, deadline=None)
+@given(case_id=st.one_of(st.text(max_size=4), st.sampled_from([" a", "a ", "a" * 200,
+                                                                "a" * 201, "\x00", "\ud800"]),
+                         st.integers(0, 2), st.none()),
+       retries=st.one_of(st.integers(-2, 2), st.none(), st.booleans(), st.just(1.0)),
+       expected=st.one_of(st.none(), st.integers(-1, 2), st.just("1")))
+def test_fire_refuses_its_arguments_as_the_helpers_do(case_id: Any, retries: Any,
+                                                      expected: Any) -> None:
+    import gridflow
+    from gridflow import engine as engine_mod
+
+    engine = gridflow.Engine(entry_points=False)
+    actor = gridflow.Actor("s", ["coordinator"], ["g"])
+
+    def want() -> str:
+        # The rules as the helpers state them, in `fire`'s order.
+        try:
+            engine_mod._check_id(case_id, "case_id", "")
+        except gridflow.InvalidArgument as exc:
+            return f"InvalidArgument: {exc}"
+        for name, value in (("expected_version", expected), ("retries", retries)):
+            if value is not None and (value.__class__ is not int or value < 0):
+                return f"InvalidArgument: {name} must be a non-negative int, got {value!r}"
+        return "CaseNotVisible"
+
+    try:
+        engine.fire(case_id, "triage", actor=actor, retries=retries,
+                    expected_version=expected)
+    except gridflow.InvalidArgument as exc:
+        got = f"InvalidArgument: {exc}"
+    except gridflow.CaseNotVisible:
+        got = "CaseNotVisible"
+    assert got == want()
+
+
+def test_fire_asks_an_actor_subclass_its_own_scope() -> None:
+    import gridflow
+
+    class Everywhere(gridflow.Actor):
+        def can_touch(self, grid: str | None) -> bool:
+            return True
+
+    engine = gridflow.Engine(entry_points=False)
+    case = engine.open("grid_case", version=1, actor=gridflow.Actor("r", ["resident"], ["g"]),
+                       grid="g", data={"title": "t", "source": "visit"})
+    boss = Everywhere("s", ["coordinator"], ["elsewhere"])
+    fired = engine.fire(case.id, "triage", actor=boss,
+                        payload={"category": "违规堆物", "priority": "normal"})
+    assert fired.state == "triaged"
+    with pytest.raises(gridflow.CaseNotVisible):
+        engine.fire(case.id, "note", actor=gridflow.Actor("x", ["coordinator"], ["elsewhere"]),
+                    payload={"text": "t"})

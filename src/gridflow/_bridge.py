@@ -76,7 +76,13 @@ def committing() -> None:
     Example:
         >>> committing()  # in the sync engine: nothing to tell
     """
-    run = current_run()
+    # `current_run`, inline: asked once per step.
+    getcurrent = _getcurrent
+    if getcurrent is _UNKNOWN:
+        getcurrent = _find_getcurrent()
+    if getcurrent is None:
+        return
+    run: Run | None = getattr(getcurrent(), "gridflow_run", None)
     if run is not None:
         run.committing = True
 

@@ -59,6 +59,7 @@ from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     _LEAVES,
     Reference,
+    _any_marked,
     _may_hold_reference,
     holds_reference,
     is_reference,
@@ -838,6 +839,11 @@ def _ref_ids(node: Any) -> list[str]:
         >>> _ref_ids({"reporter": {"phone": ref}, "n": [1]})
         ['00000000000000000000000000000000']
     """
+    try:
+        if not _may_hold_reference(node):
+            return []  # `_ref_nodes`' own quick test, without its frame and this list's
+    except RecursionError:
+        pass
     return [d["$pii"] for d in _ref_nodes(node)]
 
 
@@ -973,6 +979,13 @@ def _nothing_to_seal(policy: PersonalPolicy, trigger: str, outcome: Any) -> bool
     if written is None:
         return False
     return written.isdisjoint(keys) or not any(k in written and k in data for k in keys)
+
+
+#: The per-thread hand-offs `Privacy.commit` and `Privacy.show_case` take and clear.
+_COMMIT_CLEARS: Final = {"pending": None, "prefetched": None, "continued": None,
+                         "bare": None, "held": None}
+_SHOW_CLEARS: Final = {"recent": None, "prefetched": None, "continued": None,
+                       "bare": None, "held": None}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1137,10 +1150,18 @@ class Privacy:
         if trigger != "open" and not opened and _nothing_to_seal(policy, trigger, outcome):
             # What the full pass below leaves when it seals nothing: no look-alike,
             # nothing pending for `commit` (not an abandoned step's), no recent values.
-            refuse_lookalikes(outcome.payload, where="payload", case_id=case.id,
-                              trigger=trigger)
-            self._local.pending = None
-            self._local.recent = {}
+            payload = outcome.payload
+            if payload:
+                try:
+                    marked = _any_marked(payload)  # `refuse_lookalikes`' own quick test
+                except RecursionError:
+                    marked = True
+                if marked:
+                    refuse_lookalikes(payload, where="payload", case_id=case.id,
+                                      trigger=trigger)
+            handoffs = self._local.__dict__  # the thread's attributes (see `commit`)
+            handoffs["pending"] = None
+            handoffs["recent"] = {}
             return outcome
         payload_fields = policy.payload_fields(trigger) if trigger != "open" else ()
         if trigger == "open":
@@ -1199,12 +1220,11 @@ class Privacy:
         On a `MemoryStore` the rows are put before the commit and taken back if it
         fails.
         """
-        pending = getattr(self._local, "pending", None)
-        self._local.pending = None
-        self._local.prefetched = None
-        self._local.continued = None
-        self._local.bare = None
-        self._local.held = None
+        # The thread's own attributes, as one dict: one look-up of the thread instead
+        # of one per hand-off read or cleared (a step reads and clears them all).
+        handoffs = self._local.__dict__
+        pending = handoffs.get("pending")
+        handoffs.update(_COMMIT_CLEARS)
         store, vault = self.store, self.vault
         if not writes or vault is None or self.keyring is None:
             store.commit(writes)
@@ -1220,23 +1240,28 @@ class Privacy:
         if policy is not None:
             own = sealer.plain if sealer is not None else {}
             found = _ref_ids(first.case.data)
-            refs = [r for r in found if r not in own]
+            refs = [r for r in found if r not in own] if found else found
             # Every event of the case since this engine last knew its values was its own
             # (erasure, restriction and retention append an event to each case they
             # touch): what it holds in clear for the case is still what the vault holds.
-            continued = (expected == 0 or self._seen.get(case_id) == expected) and all(
-                r in self._plain for r in refs)
+            continued = (expected == 0 or self._seen.get(case_id) == expected) and (
+                not refs or all(r in self._plain for r in refs))
             if not continued and isinstance(vault, SQLVault):
                 show = sorted(set(refs))
         if sealer is None and not show:
             store.commit(writes)
-            self._continue(case_id, first.case.version, continued)
+            version = first.case.version
+            if continued:  # `_continue`, inline (every step of a case ends here)
+                seen = self._seen
+                if len(seen) >= 8192:
+                    seen.clear()
+                seen[case_id] = version
+                handoffs["continued"] = (case_id, version)
+            else:
+                self._seen.pop(case_id, None)
             if policy is not None:
                 # Whether this very row holds a reference: showing it needs no second walk.
-                if found:
-                    self._local.held = first.case
-                else:
-                    self._local.bare = first.case
+                handoffs["held" if found else "bare"] = first.case
             return
         if isinstance(vault, SQLVault):
             hook = _InCommit(vault, sealer._new_keys if sealer else (),
@@ -1408,16 +1433,11 @@ class Privacy:
         policy = self.policies.get(case.workflow)
         if policy is None:
             return case, []
-        recent = getattr(self._local, "recent", None)
-        self._local.recent = None
-        fetched = getattr(self._local, "prefetched", None)
-        self._local.prefetched = None
-        continued = getattr(self._local, "continued", None)
-        self._local.continued = None
-        bare = getattr(self._local, "bare", None)
-        self._local.bare = None
-        held = getattr(self._local, "held", None)
-        self._local.held = None
+        handoffs = self._local.__dict__  # the thread's attributes (see `commit`)
+        get = handoffs.get
+        recent, fetched, continued = get("recent"), get("prefetched"), get("continued")
+        bare, held = get("bare"), get("held")
+        handoffs.update(_SHOW_CLEARS)
         if bare is case or (held is not case and not holds_reference(case.data)):
             # The quick test (after the hand-offs are taken, as every path takes them):
             # no reference, nothing to show otherwise, nothing restricted seen.

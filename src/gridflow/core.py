@@ -35,6 +35,7 @@ from gridflow._errors import (
     MissingPayload,
     PermissionDenied,
 )
+from gridflow._fastinit import frozen_init, maker
 from gridflow.model import (
     GENESIS_HASH,
     OVERDUE_KEY,
@@ -83,6 +84,8 @@ _EMPTY_DATA: Mapping[str, Any] = {}
 _MISSING: tuple[object, ...] = (None, "", [], {})
 
 
+@frozen_init
+@frozen_init
 @attrs.frozen(slots=True)
 class Outcome:
     """What the transitions machine decided for one step.
@@ -100,6 +103,9 @@ class Outcome:
     deadline_at: datetime | None
     #: Whether effects ran (and so may have added to the payload).
     effects: bool = True
+
+
+_make_outcome = maker(Outcome)
 
 
 # -- 1. admission ---------------------------------------------------------------------
@@ -142,6 +148,10 @@ def admit(wf: CompiledWorkflow, case: Case, trigger: str, actor: Actor) -> Rule:
 
 
 _EMPTY: Mapping[str, Rule] = {}
+
+#: The rows a step builds, without ``type.__call__`` (`gridflow._fastinit.maker`).
+_make_event = maker(Event)
+_make_changes = maker(Changes)
 
 
 def admit_open(wf: CompiledWorkflow, actor: Actor, grid: str | None) -> Rule:
@@ -187,10 +197,11 @@ def check_fields(
         ...
         gridflow._errors.MissingPayload: ... trigger 'reject' needs payload field(s) reason; ...
     """
-    if rule.requires:
-        # `in` tests each like "missing" means (identity, then ==), minus a call per field.
-        missing = [f for f in rule.requires if payload.get(f) in _MISSING]
-        if missing:
+    # `in` tests each like "missing" means (identity, then ==), minus a call per field;
+    # a loop, not a comprehension: the list is made only for the refusal.
+    for f in rule.requires:
+        if payload.get(f) in _MISSING:
+            missing = [f for f in rule.requires if payload.get(f) in _MISSING]
             raise MissingPayload(case_id, state, trigger, missing, rule.requires)
     for field, options in rule.choices.items():
         if field in payload and payload[field] not in options:
@@ -201,6 +212,10 @@ def check_fields(
 
 
 # -- 3. running the transition ----------------------------------------------------------
+
+
+_dict_init = dict.__init__
+_dict_setitem = dict.__setitem__
 
 
 class WorkingData(dict[str, Any]):
@@ -222,13 +237,15 @@ class WorkingData(dict[str, Any]):
 
     __slots__ = ("written",)
 
+    # `dict`'s own methods called by name, not through ``super()``: a step makes one
+    # and writes through it several times, and each ``super()`` is an object made.
     def __init__(self, data: Mapping[str, Any] = _EMPTY_DATA) -> None:
-        super().__init__(data)
+        _dict_init(self, data)
         self.written: set[str] = set()
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.written.add(key)
-        super().__setitem__(key, value)
+        _dict_setitem(self, key, value)
 
     def __delitem__(self, key: str) -> None:
         self.written.add(key)
@@ -319,10 +336,15 @@ def run(
     """
     state = case.state
     working = data if data.__class__ is WorkingData else WorkingData(data)
-    step = Step(case, trigger, actor, payload, working, _NO_LINKS, now, state, lookup,
-                hooks=hooks)
-    # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
-    _STEP_LINKS.__delete__(step)
+    # How many links the case holds, without making the tuple of a long shared form.
+    known = links_count(case)
+    # A case without links: the step's own empty list, what reading it would make.
+    # Positional (fired, rejected, failed, then hooks): no keyword matching per step.
+    step = Step(case, trigger, actor, payload, working, _NO_LINKS if known else [], now,
+                state, lookup, None, None, None, hooks)
+    if known:
+        # Unset: `Step.links` copies ``case.links`` when first read (O(links) otherwise).
+        _STEP_LINKS.__delete__(step)
     try:
         ok = wf.run(step)
     except GridflowError:
@@ -336,14 +358,21 @@ def run(
     fired = step.fired
     assert fired is not None
     # Links only grow (a step cannot unlink): nothing appended, nothing to check.
-    try:
-        wanted = _STEP_LINKS.__get__(step)
-    except AttributeError:
-        links: tuple[str, ...] = ()  # never read, so never changed
+    links: tuple[str, ...] = ()
+    if not known:
+        wanted = step.links  # set from the start (no probe that raises, ~5k instructions)
+        if len(wanted) != 0:
+            links = _new_links(case, wanted, trigger)
     else:
-        links = _new_links(case, wanted, trigger) if len(wanted) != links_count(case) else ()
-    return Outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
-                   bool(fired.effects))
+        try:
+            wanted = _STEP_LINKS.__get__(step)
+        except AttributeError:
+            pass  # never read, so never changed
+        else:
+            if len(wanted) != known:
+                links = _new_links(case, wanted, trigger)
+    return _make_outcome(fired.dest, step.data, step.payload, links, step.deadline_at,
+                         bool(fired.effects))
 
 
 def run_open(
@@ -456,11 +485,20 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, Any
         written = new.written
         if not written:
             return {}, ()
-        changed = {k: new[k] for k in written
-                   if k in new and ((o := old.get(k, missing)) is missing or not _same(o, new[k]))}
+        # One loop, not a comprehension and a generator (each a frame of its own).
+        changed: dict[str, Any] = {}
+        gone: list[str] | None = None
+        for k in written:
+            if k in new:
+                v = new[k]
+                if (o := old.get(k, missing)) is missing or not _same(o, v):
+                    changed[k] = v
+            elif k in old:
+                if gone is None:
+                    gone = []
+                gone.append(k)
         # Sorted: the hashed list must not depend on a set's or a store's order.
-        removed = tuple(sorted(k for k in written if k in old and k not in new))
-        return changed, removed
+        return changed, (tuple(sorted(gone)) if gone is not None else ())
     changed = {k: v for k, v in new.items()
                if (o := old.get(k, missing)) is not v and (o is missing or not _same(o, v))}
     removed = tuple(sorted(old.keys() - new.keys()))
@@ -472,9 +510,9 @@ _NOTHING: Any = object()
 
 def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
             actor: Actor, at: datetime, payload: dict[str, Any], key: str | None, prev: str,
-            changes: Changes, set_plain: bool = False) -> Event:
+            changes: Changes, set_plain: bool = False, payload_plain: bool = False) -> Event:
     data = _fast_bytes(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                       changes, set_plain)
+                       changes, set_plain, payload_plain)
     if data is None:
         try:
             text = event_text(case_id, seq, trigger, source, dest, actor, at, payload, key,
@@ -489,13 +527,13 @@ def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str 
                              f"{len(data):,} bytes; at most {MAX_EVENT_BYTES:,} bytes are stored "
                              "per step (keep documents outside gridflow and store a reference)",
                              case_id=case_id, trigger=trigger)
-    return Event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
+    return _make_event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
                  _model._sha256(data).hexdigest(), changes)
 
 
 def record(
     case: Case, trigger: str, actor: Actor, now: datetime, outcome: Outcome,
-    deadline_at: datetime | None, key: str | None,
+    deadline_at: datetime | None, key: str | None, *, payload_plain: bool = False,
 ) -> Event:
     """The event of a decided step on ``case``, its `Changes` included.
 
@@ -519,12 +557,14 @@ def record(
         # The timer's overdue mark was about the deadline this step replaces.
         data = {k: v for k, v in data.items() if k != OVERDUE_KEY}
     changed, removed = _diff(case.data, data)
+    # ``payload_plain``: the caller found the payload `gridflow.values.PLAIN`
+    # (`check_kind`), so the hashed text does not walk it again.
     # Checked, not copied: the values are the step's own (copied from the
     # payload on the way in, or made by an effect).
     kind = check_kind(changed, "data", trigger=trigger, case_id=case.id) if changed else PLAIN
-    changes = Changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
+    changes = _make_changes(changed, removed, deadline_at, outcome.links, case.workflow_version)
     return _hashed(case.id, case.version + 1, trigger, case.state, outcome.dest, actor, now,
-                   outcome.payload, key, case.head, changes, kind == PLAIN)
+                   outcome.payload, key, case.head, changes, kind == PLAIN, payload_plain)
 
 
 def record_open(

@@ -36,14 +36,17 @@ from gridflow._errors import (
     StoreError,
     UnknownWorkflow,
 )
+from gridflow._fastinit import maker
 from gridflow.clock import Clock, SystemClock
 from gridflow.fold import SpecIndex, audit, evolve
-from gridflow.model import Actor, Case, Event, case_has_link
+from gridflow.model import ALL_GRIDS, Actor, Case, Event, case_has_link
 from gridflow.plugins import DeadlineRule, Effect, Guard, make_plugin_manager
 from gridflow.plugins import register as register_plugin
 from gridflow.store import Store, Write
-from gridflow.telemetry import Telemetry, committed, traced
-from gridflow.values import check, check_text, detach
+from gridflow.telemetry import _API as _OTEL_API
+from gridflow.telemetry import Telemetry, _modules, committed, traced
+from gridflow.telemetry import _current as _telemetry_call
+from gridflow.values import PLAIN, check, check_kind, check_text, detach
 
 if TYPE_CHECKING:
     from gridflow._sealing import Privacy
@@ -60,6 +63,8 @@ log = logging.getLogger("gridflow")
 #: The most cases one `Engine.tick` takes (a larger ``limit`` is refused).
 MAX_TICK_LIMIT = 100_000
 _MAX_ID = 200
+#: A step's write, built without ``type.__call__`` (`gridflow._fastinit.maker`).
+_make_write = maker(Write)
 
 
 @attrs.frozen
@@ -757,7 +762,6 @@ class Engine:
 
     # -- firing -----------------------------------------------------------------------
 
-    @traced("fire", case_arg=True, trigger_arg=True)
     def fire(
         self,
         case_id: str,
@@ -793,15 +797,42 @@ class Engine:
             >>> c.state, c.version
             ('triaged', 2)
         """
-        actor = _check_actor(actor)
-        _check_id(case_id, "case_id", "")
+        telemetry = self.telemetry
+        if telemetry._explicit or _OTEL_API in _modules:
+            # Maybe traced: through `traced`, as every operation is. Otherwise the same
+            # steps without its wrapper (and its repacked keyword arguments).
+            return self._fire_traced(case_id, trigger, actor, payload, idempotency_key,
+                                     expected_version, retries)
+        return self._fire_checked(case_id, trigger, actor, payload, idempotency_key,
+                                  expected_version, retries)
+
+    @traced("fire", case_arg=True, trigger_arg=True)
+    def _fire_traced(
+        self, case_id: str, trigger: str, actor: Actor, payload: Mapping[str, Any] | None,
+        idempotency_key: str | None, expected_version: int | None, retries: int,
+    ) -> Case:
+        return self._fire_checked(case_id, trigger, actor, payload, idempotency_key,
+                                  expected_version, retries)
+
+    def _fire_checked(
+        self, case_id: str, trigger: str, actor: Actor, payload: Mapping[str, Any] | None,
+        idempotency_key: str | None, expected_version: int | None, retries: int,
+    ) -> Case:
+        # The checks of `_check_actor` and `_check_id`, inline for the common values
+        # (each function decides, and words the refusal, for anything else).
+        if actor.__class__ is not Actor:
+            actor = _check_actor(actor)
+        if not (case_id.__class__ is str and 0 < len(case_id) <= _MAX_ID
+                and case_id.isprintable() and case_id[0] != " " and case_id[-1] != " "):
+            _check_id(case_id, "case_id", "")
         if not isinstance(trigger, str):
             raise InvalidArgument(f"trigger must be a string, got {type(trigger).__name__}")
         key = None if idempotency_key is None else _check_id(idempotency_key,
                                                               "idempotency_key", trigger)
-        for name, value in (("expected_version", expected_version), ("retries", retries)):
-            if value is not None and (value.__class__ is not int or value < 0):
-                raise InvalidArgument(f"{name} must be a non-negative int, got {value!r}")
+        if retries.__class__ is not int or retries < 0 or expected_version is not None:
+            for name, value in (("expected_version", expected_version), ("retries", retries)):
+                if value is not None and (value.__class__ is not int or value < 0):
+                    raise InvalidArgument(f"{name} must be a non-negative int, got {value!r}")
         attempt = 0
         while True:
             try:
@@ -821,7 +852,11 @@ class Engine:
             done = self.store.event_by_key(key)
             if done is not None:
                 return self._replay_key(done, key, case_id, trigger, actor)
-        case = self._load(case_id, actor, checked=True)
+        # `_load(case_id, actor, checked=True)`, inline.
+        case = self.store.get(case_id)
+        if case is None or not (actor.can_touch(case.grid) if actor.__class__ is not Actor
+                                else actor.grids is ALL_GRIDS or case.grid in actor.grids):
+            raise CaseNotVisible(case_id, actor.id, no_grids=not actor.grids)
         if self.verify_steps:
             case = self.verify(case_id)
         if expected_version is not None and case.version != expected_version:
@@ -830,7 +865,8 @@ class Engine:
         if wf is None:
             wf = self._get_compiled(case.workflow, case.workflow_version)
         rule = core.admit(wf, case, trigger, actor)
-        if payload_in is not None and not isinstance(payload_in, Mapping):
+        if payload_in is not None and payload_in.__class__ is not dict \
+                and not isinstance(payload_in, Mapping):  # a dict: no ABC check
             raise InvalidPayload(f"case {case_id!r}: trigger {trigger!r}: the payload must be "
                                  f"a JSON object (a dict), got {type(payload_in).__name__}",
                                  case_id=case_id, trigger=trigger)
@@ -839,7 +875,10 @@ class Engine:
         payload = detach(payload_in, "payload", trigger=trigger, case_id=case_id) \
             if payload_in else {}
         now = self.clock.now()
-        data = self._pre_hooks(case, trigger, actor, payload, now)
+        if self._veto_impls or self._before_impls:
+            data = self._pre_hooks(case, trigger, actor, payload, now)
+        else:
+            data = core.WorkingData(case.data)  # what `_pre_hooks` starts from, with no hook
         data, opened = self.privacy.open_for_step(case, data)
         try:
             outcome = core.run(wf, case, trigger, actor, payload, data, now,
@@ -854,20 +893,38 @@ class Engine:
             deadline = case.deadline_at  # an internal step: the clock keeps running
         else:
             deadline = self._deadline(case, wf, outcome, now)
-        if outcome.effects:
-            outcome = self._checked_payload(outcome, case)
-        event = core.record(case, trigger, actor, now, outcome, deadline, key)
+        plain = False
+        if outcome.effects and outcome.payload:
+            # `_checked_payload`, keeping what it found: a plain payload (no float, no
+            # subclass) is what the hashed text's orjson path would walk it to learn.
+            plain = check_kind(outcome.payload, "payload", case_id=case.id) == PLAIN
+        event = core.record(case, trigger, actor, now, outcome, deadline, key,
+                            payload_plain=plain)
         new_case = evolve(case, event)
-        write = Write(new_case, event, case.version)
+        write = _make_write(new_case, event, case.version)
         writes: Sequence[Write] = (write,)
         if outcome.links:
             writes = [write, *self._link_writes(new_case, outcome.links, actor, now, trigger)]
-        replayed = self._commit(writes, key, case_id, trigger)
-        if replayed is not None:
-            return replayed
+        privacy = self.privacy
+        try:  # `_commit`, inline
+            committing()
+            privacy.commit(writes)  # the store's commit, with the step's vault rows
+        except ConcurrencyError:
+            replayed = self._raced(writes, key, case_id, trigger)
+            if replayed is not None:
+                return replayed
+            raise
+        if _telemetry_call.get() is not None:
+            committed(new_case, event)
         if self._after_impls:
             self._after(new_case, event)
-        return self._shown(new_case, actor)
+        if not privacy.policies:
+            return new_case
+        # `_shown`, inline.
+        shown, seen = privacy.show_case(new_case, actor)
+        if seen:
+            self._record_read(new_case.id, actor, seen)
+        return shown
 
     # -- the stages of a step -------------------------------------------------------------
 
@@ -978,13 +1035,24 @@ class Engine:
             committing()
             self.privacy.commit(writes)  # the store's commit, with the step's vault rows
         except ConcurrencyError:
-            if key is not None:
-                done = self.store.event_by_key(key)
-                if done is not None:
-                    return self._replay_key(done, key, case_id, trigger, writes[0].event.actor,
-                                            writes[0].case.workflow if trigger == "open" else None)
+            replayed = self._raced(writes, key, case_id, trigger)
+            if replayed is not None:
+                return replayed
             raise
-        committed(writes[0].case, writes[0].event)
+        if _telemetry_call.get() is not None:  # `committed`'s own first test, inline
+            committed(writes[0].case, writes[0].event)
+        return None
+
+    def _raced(
+        self, writes: Sequence[Write], key: str | None, case_id: str, trigger: str
+    ) -> Case | None:
+        """After a lost race: the stored result if the racing writer landed this very
+        idempotency key (the step happened once), else ``None`` (the race is raised)."""
+        if key is not None:
+            done = self.store.event_by_key(key)
+            if done is not None:
+                return self._replay_key(done, key, case_id, trigger, writes[0].event.actor,
+                                        writes[0].case.workflow if trigger == "open" else None)
         return None
 
     def _replay_key(

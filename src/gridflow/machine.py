@@ -121,7 +121,8 @@ class CompiledWorkflow:
         found = table.get((step.state, step.trigger))
         if found is None:
             return self.run_trigger(step)  # transitions raises MachineError, as before
-        event = _Event(step)
+        event = _new_event(_Event)  # no __init__ to run: the one slot is set here
+        event.model = step
         for conditions, dest, after in found:
             for check, target in conditions:
                 if check(event) != target:
@@ -144,8 +145,10 @@ class _Event:
 
     __slots__ = ("model",)
 
-    def __init__(self, model: Step) -> None:
-        self.model = model
+    model: Step
+
+
+_new_event = object.__new__
 
 
 _Direct = dict[tuple[str, str], list[tuple[list[tuple[Any, Any]], "str | None", list[Any]]]]

@@ -21,6 +21,7 @@ from typing import Any, Final, final
 import attrs
 
 from gridflow._errors import InvalidArgument
+from gridflow._fastinit import frozen_init
 
 __all__ = [
     "ALL_GRIDS",
@@ -224,6 +225,7 @@ def _utc_iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Changes:
     """What one step changed in its case row, recorded inside the event's hash.
@@ -344,6 +346,7 @@ def extend_links(links: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ..
     return new
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Case:
     """A frozen snapshot of one case: the fold of its events (`gridflow.replay`).
@@ -516,6 +519,7 @@ def case_has_link(case: Case, case_id: str) -> bool:
     return has_link(value, case_id)
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Event:
     """One stored step of a case's history (append-only).
@@ -902,16 +906,19 @@ def _fast_bytes(
     case_id: str, seq: int, trigger: str, source: str | None, dest: str | None,
     actor: Actor, at: datetime, payload: Mapping[str, Any], idempotency_key: str | None,
     prev_hash: str, changes: Changes | None, set_plain: bool = False,
+    payload_plain: bool = False,
 ) -> bytes | None:
     """`event_text` encoded, by orjson; ``None`` where it is not exact (the caller
-    then encodes `event_text`). ``set_plain``: the caller checked that
-    ``changes.set`` is `gridflow.values.PLAIN` (no float), so it is not walked again."""
+    then encodes `event_text`). ``set_plain`` (``payload_plain``): the caller checked
+    that ``changes.set`` (``payload``) is `gridflow.values.PLAIN` (no float), so it is
+    not walked again."""
     orjson = _orjson
     if orjson is _ORJSON_NOT_LOADED:
         orjson = _load_orjson()
     if orjson is None or changes is None or seq.__class__ is not int:
         return None
-    if payload.__class__ is not dict or (payload and not _orjson_exact(payload, 0)):
+    if payload.__class__ is not dict or (payload and not payload_plain
+                                         and not _orjson_exact(payload, 0)):
         return None
     data = changes.set
     if data.__class__ is not dict or (data and not set_plain and not _orjson_exact(data, 0)):

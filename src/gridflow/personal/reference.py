@@ -192,14 +192,20 @@ def _any_marked(node: Any) -> bool:
     casefold leave ASCII ASCII, and cannot make a ``$``); every other key is
     asked `_marks_reference`, exactly."""
     cls = node.__class__
-    if cls is dict or (cls is not str and isinstance(node, Mapping)):
+    # An exact list or tuple is asked first: it is never a Mapping, and the ABC's
+    # isinstance test is most of the walk's cost on it.
+    if cls is list or cls is tuple:
+        for child in node:
+            if child.__class__ not in _LEAVES and _any_marked(child):
+                return True
+    elif cls is dict or (cls is not str and isinstance(node, Mapping)):
         for key, child in node.items():
             if not (key.__class__ is str and key.isascii() and "$" not in key) \
                     and _marks_reference(key):
                 return True
             if child.__class__ not in _LEAVES and _any_marked(child):
                 return True
-    elif cls is list or cls is tuple or (cls is not str and isinstance(node, list | tuple)):
+    elif cls is not str and isinstance(node, list | tuple):
         for child in node:
             if child.__class__ not in _LEAVES and _any_marked(child):
                 return True
@@ -319,13 +325,17 @@ def _may_hold_reference(node: Any) -> bool:
     """False only if ``node`` holds no object with a ``$pii`` key (so no reference):
     the quick test before `references` walks with paths."""
     cls = node.__class__
-    if cls is dict or (cls is not str and isinstance(node, Mapping)):
+    if cls is list or cls is tuple:  # first: never a Mapping (see `_any_marked`)
+        for child in node:
+            if child.__class__ not in _LEAVES and _may_hold_reference(child):
+                return True
+    elif cls is dict or (cls is not str and isinstance(node, Mapping)):
         if REF_KEY in node:
             return True
         for child in node.values():
             if child.__class__ not in _LEAVES and _may_hold_reference(child):
                 return True
-    elif cls is list or cls is tuple or (cls is not str and isinstance(node, list | tuple)):
+    elif cls is not str and isinstance(node, list | tuple):
         for child in node:
             if child.__class__ not in _LEAVES and _may_hold_reference(child):
                 return True

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from gridflow._errors import InvalidPayload
+from gridflow._fastinit import frozen_init
 from gridflow.model import Case, Event
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
 COUNT_COLUMNS = ("workflow", "workflow_version", "state", "grid")
 
 
+@frozen_init
 @attrs.frozen(slots=True)
 class Write:
     """One case write inside a `Store.commit`.
