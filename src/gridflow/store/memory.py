@@ -3,20 +3,357 @@
 from __future__ import annotations
 
 import heapq
+import json
+import struct
 import threading
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, overload
 
-from gridflow._errors import ConcurrencyError
-from gridflow.model import Case, Event
+from gridflow import model as _model
+from gridflow._errors import ConcurrencyError, IntegrityError
+from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event
 from gridflow.store import Page, Write, check_count_columns, cursor, parse_cursor
+from gridflow.values import PLAIN, _plain
 
 if TYPE_CHECKING:
     from gridflow.store._log import MemoryLog
 
 __all__ = ["MemoryStore"]
+
+
+# -- the stored form of an event ------------------------------------------------------------
+#
+# A case's history is a `_Log`: one row per event. A row is normally one bytes object
+# holding the canonical text its hash covers (`gridflow.model.event_text`), less what
+# the store already knows or shares between events:
+#
+#   [0:32)   the hash (raw SHA-256; ``Event.hash`` is its hex);
+#   [32:48)  seq, actor index, step index, ``cut`` (4 little-endian uint32s);
+#   [48:cut) ``"at",payload,key`` as canonical JSON (the hashed text between actor and
+#            prev_hash);
+#   [cut:)   the changes record as canonical JSON (the hashed text after prev_hash).
+#
+# The case id is the log's; prev_hash is the previous row's hash (GENESIS_HASH first);
+# trigger, source and dest (a "step") and the actor are kept once per store, with their
+# canonical text. So the canonical text is a concatenation of stored bytes and the hash
+# is checked without decoding anything (gridflow._fastverify), and reading an event
+# decodes its two JSON parts (sorted keys, as they were hashed). Bytes are not tracked
+# by the garbage collector: a large store costs it nothing.
+#
+# An event a row could not give back exactly (see `_encode`: values other than plain
+# JSON, a time not in UTC, a prev_hash that is not the previous row's hash, kept
+# digests, a subclass) stays the `Event` itself: rows of both kinds mix.
+
+_HEAD: Final = struct.Struct("<IIII")
+_BODY: Final = 32 + _HEAD.size
+_U32: Final = 2**32
+
+
+def _first_loads(data: Any) -> Any:
+    # orjson when installed (the ``fast`` extra), chosen by the first read.
+    global _loads
+    orjson = _orjson_module()
+    _loads = json.loads if orjson is None else orjson.loads
+    return _loads(data)
+
+
+_loads: Callable[[Any], Any] = _first_loads
+
+
+def _orjson_module() -> Any:
+    found = _model._orjson
+    if found is _model._ORJSON_NOT_LOADED:
+        found = _model._load_orjson()
+    return found
+
+
+class _Tables:
+    """What many events share, kept once per store: actors and steps, each with the
+    canonical text it contributes to an event's hashed text."""
+
+    __slots__ = ("actor_by_id", "actor_index", "actors", "step_index", "steps")
+
+    def __init__(self) -> None:
+        #: (actor, b',' + its hashed fields + b',')
+        self.actors: list[tuple[Actor, bytes]] = []
+        self.actor_index: dict[Actor, int] = {}
+        # By identity first (hosts fire as the same few Actor objects); the entry
+        # holds the actor, so its id stays its own.
+        self.actor_by_id: dict[int, tuple[Actor, int]] = {}
+        #: (trigger, source, dest, b'"trigger",source,dest')
+        self.steps: list[tuple[str, str | None, str | None, bytes]] = []
+        self.step_index: dict[tuple[str, str | None, str | None], int] = {}
+
+    def actor(self, actor: Actor) -> int:
+        entry = self.actor_by_id.get(id(actor))
+        if entry is not None and entry[0] is actor:
+            return entry[1]
+        index = self.actor_index.get(actor)
+        if index is None:
+            index = len(self.actors)
+            self.actors.append((actor, b"," + _model._actor_part(actor).encode() + b","))
+            self.actor_index[actor] = index
+        if len(self.actor_by_id) >= 4096:
+            self.actor_by_id.clear()
+        self.actor_by_id[id(actor)] = (actor, index)
+        return index
+
+    def step(self, trigger: str, source: str | None, dest: str | None) -> int:
+        key = (trigger, source, dest)
+        index = self.step_index.get(key)
+        if index is None:
+            q = _model._quote
+            text = (f"{q(trigger)},{'null' if source is None else q(source)},"
+                    f"{'null' if dest is None else q(dest)}").encode()
+            index = len(self.steps)
+            self.steps.append((trigger, source, dest, text))
+            self.step_index[key] = index
+        return index
+
+
+def _exact_str(value: object) -> bool:
+    return value is None or value.__class__ is str
+
+
+def _all_str(items: object) -> bool:
+    return items.__class__ is tuple and all(
+        item.__class__ is str for item in items)
+
+
+def _utc(value: datetime | None) -> bool:
+    return value is None or (value.__class__ is datetime and value.tzinfo is UTC
+                             and not value.fold)
+
+
+def _encode(tables: _Tables, event: Event) -> bytes | None:
+    """The row of ``event`` (whose prev_hash and case id the caller checked), or
+    ``None`` when the row could not give it back exactly (it is then kept as is)."""
+    changes = event.changes
+    payload = event.payload
+    at, seq, digest = event.at, event.seq, event.hash
+    if (event.__class__ is not Event or changes.__class__ is not Changes
+            or payload.__class__ is not dict or event.digests is not None
+            or seq.__class__ is not int or not 0 < seq < _U32 or not _utc(at)
+            or digest.__class__ is not str or len(digest) != 64 or not digest.islower()):
+        return None
+    assert changes is not None
+    data = changes.set
+    version, workflow, grid = changes.workflow_version, changes.workflow, changes.grid
+    deadline, links, unset = changes.deadline_at, changes.links, changes.unset
+    key, trigger, source, dest = event.idempotency_key, event.trigger, event.source, event.dest
+    if (data.__class__ is not dict or version.__class__ is not int or not _utc(deadline)
+            or not (links == () or _all_str(links)) or not (unset == () or _all_str(unset))
+            or not _exact_str(workflow) or not _exact_str(grid)
+            or (workflow is None and grid is not None) or not _exact_str(key)
+            or trigger.__class__ is not str or not _exact_str(source) or not _exact_str(dest)
+            or event.actor.__class__ is not Actor):
+        return None
+    # Only values JSON gives back as they are (no subclass, no tuple, 64-bit ints).
+    p_kind = _plain(payload, 0) if payload else PLAIN
+    s_kind = _plain(data, 0) if data else PLAIN
+    if not p_kind or not s_kind:
+        return None
+    try:
+        raw = bytes.fromhex(digest)
+        if len(raw) != 32:
+            return None  # spaces between the digits
+        orjson = _orjson_module()
+        if orjson is not None and p_kind == PLAIN and s_kind == PLAIN:
+            # orjson writes these exactly as the canonical encoder does (model.py).
+            sort = orjson.OPT_SORT_KEYS
+            mid = orjson.dumps([at, payload, key], option=sort)[1:-1]
+            record: dict[str, Any] = {
+                "deadline_at": deadline, "links": list(links), "set": data,
+                "unset": list(unset), "workflow_version": version}
+            if workflow is not None:
+                record["workflow"] = workflow
+                record["grid"] = grid
+            tail = orjson.dumps(record, option=sort)
+        else:
+            q = _model._quote
+            mid = (f"{q(at.isoformat())},{_model._dumps(payload)},"
+                   f"{'null' if key is None else q(key)}").encode()
+            tail = _model._changes_text(changes).encode()
+    except (TypeError, ValueError, UnicodeError, OverflowError):
+        return None  # e.g. a lone surrogate: kept as it is
+    head = _HEAD.pack(seq, tables.actor(event.actor), tables.step(trigger, source, dest),
+                      _BODY + len(mid))
+    return b"".join((raw, head, mid, tail))
+
+
+def _decode(tables: _Tables, case_id: str, row: bytes, prev: str) -> Event:
+    """The event of a row (``prev``: the previous row's hash)."""
+    try:
+        seq, actor_at, step_at, cut = _HEAD.unpack_from(row, 32)
+        trigger, source, dest, _ = tables.steps[step_at]
+        actor = tables.actors[actor_at][0]
+        when, payload, key = _loads(b"[" + row[_BODY:cut] + b"]")
+        record = _loads(row[cut:])
+        deadline = record["deadline_at"]
+        changes = Changes(record["set"], tuple(record["unset"]),
+                          None if deadline is None else datetime.fromisoformat(deadline),
+                          tuple(record["links"]), record["workflow_version"],
+                          record.get("workflow"), record.get("grid"))
+        return Event(case_id, seq, trigger, source, dest, actor, datetime.fromisoformat(when),
+                     payload, key, prev, row[:32].hex(), changes)
+    except Exception as exc:  # only an edited row: the store's own rows decode
+        raise IntegrityError(case_id, None, f"a stored event cannot be read back "
+                             f"({type(exc).__name__})", field="hash") from None
+
+
+def _row_hash(row: bytes | Event) -> str:
+    return row[:32].hex() if isinstance(row, bytes) else row.hash
+
+
+def _row_seq(row: bytes | Event) -> int:
+    if isinstance(row, bytes):
+        seq: int = _HEAD.unpack_from(row, 32)[0]
+        return seq
+    return row.seq
+
+
+class _Log(MutableSequence[Event]):
+    """One case's events, as rows (see above); reads give `Event` objects.
+
+    Rows are appended by `MemoryStore.commit`. Any other edit (which only a test
+    that tampers with history makes) first turns every row into its `Event`, so
+    that no row's prev_hash comes to depend on an edited neighbour.
+    """
+
+    __slots__ = ("case_id", "head", "rows", "tables")
+
+    def __init__(self, case_id: str, tables: _Tables) -> None:
+        self.case_id = case_id
+        self.tables = tables
+        self.rows: list[bytes | Event] = []
+        #: The last row's hash (GENESIS_HASH for none): the next compact row's prev_hash.
+        self.head = GENESIS_HASH
+
+    def append(self, event: Event) -> None:
+        row: bytes | Event | None = None
+        if event.prev_hash == self.head and event.case_id == self.case_id:
+            row = _encode(self.tables, event)
+        self.rows.append(event if row is None else row)
+        self.head = event.hash
+
+    def events(self) -> list[Event]:
+        """Every event, oldest first."""
+        rows = list(self.rows)  # one consistent snapshot, as `list(...)` was
+        out: list[Event] = []
+        prev = GENESIS_HASH
+        tables, case_id = self.tables, self.case_id
+        for row in rows:
+            event = _decode(tables, case_id, row, prev) if isinstance(row, bytes) else row
+            out.append(event)
+            prev = event.hash
+        return out
+
+    def _materialize(self) -> list[bytes | Event]:
+        rows: list[bytes | Event] = list(self.events())
+        self.rows = rows
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events())
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        return self.events()[index]
+
+    @overload
+    def __setitem__(self, index: int, value: Event) -> None: ...
+
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Event]) -> None: ...
+
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        rows = self._materialize()
+        rows[index] = value
+        self.head = _row_hash(rows[-1]) if rows else GENESIS_HASH
+
+    def __delitem__(self, index: int | slice) -> None:
+        rows = self._materialize()
+        del rows[index]
+        self.head = _row_hash(rows[-1]) if rows else GENESIS_HASH
+
+    def insert(self, index: int, value: Event) -> None:
+        rows = self._materialize()
+        rows.insert(index, value)
+        self.head = _row_hash(rows[-1])
+
+    def pop(self, index: int = -1) -> Event:
+        if index in (-1, len(self.rows) - 1):
+            # The last row: no other row's prev_hash depends on it.
+            event = self.events()[index]
+            self.rows.pop()
+            self.head = _row_hash(self.rows[-1]) if self.rows else GENESIS_HASH
+            return event
+        event = self[index]
+        del self[index]
+        return event
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Log | list | tuple):
+            return self.events() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list
+
+    def __repr__(self) -> str:
+        return repr(self.events())
+
+    def where(self, triggers: frozenset[str]) -> list[Event]:
+        """The events whose trigger is one of ``triggers`` (the others not decoded)."""
+        rows = list(self.rows)
+        steps = self.tables.steps
+        out: list[Event] = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, bytes):
+                if row.trigger in triggers:
+                    out.append(row)
+            elif steps[_HEAD.unpack_from(row, 32)[2]][0] in triggers:
+                prev = _row_hash(rows[i - 1]) if i else GENESIS_HASH
+                out.append(_decode(self.tables, self.case_id, row, prev))
+        return out
+
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of the event ``seq`` (``None``: no such row)."""
+        rows = self.rows
+        if 0 < seq <= len(rows):
+            return _row_hash(rows[seq - 1])
+        return None
+
+
+_REBINDS: Final = frozenset(("open", "migrate"))
+
+
+def event_seqs(log: _Log | list[Event]) -> list[int]:
+    """The seq of each stored event of a case (a store's ``_events`` entry)."""
+    if log.__class__ is _Log:
+        return [_row_seq(row) for row in log.rows]
+    return [e.seq for e in log]
+
+
+def event_hash_at(log: _Log | list[Event], position: int) -> str | None:
+    """The hash of the ``position``-th stored event of a case (1-based), or ``None``."""
+    if log.__class__ is _Log:
+        return log.hash_at(position)
+    return log[position - 1].hash if 0 < position <= len(log) else None
+
+
+def unlogged_row(case_id: str, row: bytes | Event) -> tuple[str, int, str]:
+    """``(case id, seq, hash)`` of an entry of ``MemoryStore._unlogged``."""
+    return case_id, _row_seq(row), _row_hash(row)
 
 
 def _as_set(value: str | Sequence[str] | None) -> frozenset[str] | None:
@@ -28,8 +365,11 @@ def _as_set(value: str | Sequence[str] | None) -> frozenset[str] | None:
 class MemoryStore:
     """A thread-safe in-memory `Store`. Nothing survives the process.
 
-    Stored objects are handed out as they are (no copies): treat ``Case.data``
-    and ``Event.payload`` as read-only.
+    Case rows are handed out as they are (no copies): treat ``Case.data`` as
+    read-only. Events are kept compactly (their hashed canonical text, less what
+    the store shares between events) and rebuilt on each read, so each read gives
+    new `Event` objects, equal to those committed; their dicts (``payload``,
+    ``changes.set``) come back with their keys in sorted order, as they were hashed.
 
     Example:
         >>> import gridflow
@@ -40,8 +380,11 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._cases: dict[str, Case] = {}
-        self._events: dict[str, list[Event]] = {}
-        self._keys: dict[str, Event] = {}
+        # A case id -> its events (a `_Log`; a plain list of events works too).
+        self._events: dict[str, _Log | list[Event]] = {}
+        self._tables = _Tables()
+        # An idempotency key -> (case id, seq) of its event.
+        self._keys: dict[str, tuple[str, int]] = {}
         self._claims: dict[str, datetime] = {}
         # (deadline_at, case id) of every deadline ever set, stale ones included:
         # claim_due pops only what is due, so a tick where nothing is due costs the
@@ -50,8 +393,10 @@ class MemoryStore:
         self._due_slack = 1024  # stale heap entries tolerated beyond twice the cases
         self._retired: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
-        # The Merkle log (gridflow.store._log): events not yet in a leaf, in commit order.
-        self._unlogged: list[Event] = []
+        # The Merkle log (gridflow.store._log): events not yet in a leaf, in commit
+        # order, as their rows, with their case ids alongside.
+        self._unlogged: list[bytes | Event] = []
+        self._unlogged_ids: list[str] = []
         self._log: MemoryLog | None = None
 
     def __len__(self) -> int:
@@ -64,10 +409,32 @@ class MemoryStore:
         return self._cases.get(case_id)
 
     def events(self, case_id: str) -> list[Event]:
-        return list(self._events.get(case_id, ()))
+        log = self._events.get(case_id)
+        if log is None:
+            return []
+        return log.events() if log.__class__ is _Log else list(log)
 
     def event_by_key(self, idempotency_key: str) -> Event | None:
-        return self._keys.get(idempotency_key)
+        found = self._keys.get(idempotency_key)
+        if found is None:
+            return None
+        case_id, seq = found
+        for event in reversed(self.events(case_id)):
+            if event.seq == seq:
+                return event
+        return None
+
+    def _append(self, case_id: str, event: Event) -> None:
+        # Under the lock: the event's row, and the row as the Merkle log's next leaf.
+        log = self._events.get(case_id)
+        if log is None:
+            log = self._events[case_id] = _Log(case_id, self._tables)
+        log.append(event)
+        self._unlogged.append(log.rows[-1] if log.__class__ is _Log else event)
+        self._unlogged_ids.append(case_id)
+        key = event.idempotency_key
+        if key is not None:
+            self._keys[key] = (case_id, event.seq)
 
     def commit(self, writes: Sequence[Write]) -> None:
         """Apply every write or none; see `Store.commit`.
@@ -118,14 +485,7 @@ class MemoryStore:
                     if before is None or before.deadline_at != deadline:
                         self._push_due(deadline, cid)
                 cases[cid] = w.case
-                log = self._events.get(cid)
-                if log is None:
-                    self._events[cid] = [w.event]
-                else:
-                    log.append(w.event)
-                if w.event.idempotency_key is not None:
-                    self._keys[w.event.idempotency_key] = w.event
-                self._unlogged.append(w.event)
+                self._append(cid, w.event)
                 self._claims.pop(cid, None)
 
     def _push_due(self, deadline: datetime, cid: str) -> None:
@@ -160,14 +520,7 @@ class MemoryStore:
             if deadline is not None and (stored is None or stored.deadline_at != deadline):
                 self._push_due(deadline, cid)
             cases[cid] = case
-            log = self._events.get(cid)
-            if log is None:
-                self._events[cid] = [event]
-            else:
-                log.append(event)
-            if key is not None:
-                self._keys[key] = event
-            self._unlogged.append(event)
+            self._append(cid, event)
             if self._claims:
                 self._claims.pop(cid, None)
 
@@ -235,8 +588,9 @@ class MemoryStore:
         """
         found: set[tuple[str, int, str]] = set()
         for log in list(self._events.values()):
-            for event in log:
-                if event.trigger not in ("open", "migrate"):
+            events = log.where(_REBINDS) if log.__class__ is _Log else log
+            for event in events:
+                if event.trigger not in _REBINDS:
                     continue
                 fp, changes = event.payload.get("fingerprint"), event.changes
                 if isinstance(fp, str) and changes is not None and changes.workflow:
