@@ -359,7 +359,7 @@ class _Checker:
         # The chain: each row's hashed text is stored bytes around the previous hash.
         prev = GENESIS_HASH.encode()
         tails: list[bytes] = []
-        kinds: list[tuple[int, int]] = []
+        kinds: list[int] = []
         for index, blob in enumerate(rows, 1):
             # (An event kept as an Event is no buffer: unpack raises, the pre-check fails.)
             seq, actor_at, step_at, cut = unpack(blob, 32)  # type: ignore[arg-type]
@@ -373,12 +373,12 @@ class _Checker:
                 return False
             prev = hexlify(digest)
             tails.append(tail)
-            kinds.append((step_at, actor_at))
+            kinds.append(step_at << 32 | actor_at)
         # The fold (`_Fold.opened`, `_check_step`, `_Fold.apply`) on the changes records
         # as the rows read them back (decoded in one call).
         records = loads(b"[" + b",".join(tails) + b"]")
         record = records[0]
-        trigger, source, dest, _ = steps[kinds[0][0]]
+        trigger, source, dest, _ = steps[kinds[0] >> 32]
         workflow, grid = record.get("workflow"), record.get("grid")
         if source is not None or dest is None or workflow is None:
             return False
@@ -390,17 +390,18 @@ class _Checker:
         deadline = record["deadline_at"]
         state = dest
         first = rows[0]
-        payload = loads(b"[" + first[_BODY:_memory._HEAD.unpack_from(first, 32)[3]] + b"]")[1]  # type: ignore[index,arg-type]
+        opened, payload, _ = loads(b"[" + first[_BODY:unpack(first, 32)[3]] + b"]")  # type: ignore[index,arg-type]
         _check_fingerprint(case_id, 1, payload.get("fingerprint"), workflow, version,
                            self.specs)
         allowed = self._allowed(workflow, version)
         for index in range(1, len(records)):
-            step_at, actor_at = kinds[index]
-            trigger, source, dest, _ = steps[step_at]
+            kind = kinds[index]
+            trigger, source, dest, _ = steps[kind >> 32]
             if source != state:
                 return False
-            ok = allowed.get(step_at << 32 | actor_at)
+            ok = allowed.get(kind)
             if ok is None:
+                actor_at = kind & 0xFFFFFFFF
                 if trigger == "migrate":
                     return False  # its own rules: the full path decides
                 if trigger in INTERNAL_TRIGGERS:
@@ -409,7 +410,7 @@ class _Checker:
                 else:
                     ok = not workflow or (trigger, state, dest) in self.specs.edges(
                         workflow, version)
-                allowed[step_at << 32 | actor_at] = ok
+                allowed[kind] = ok
             if not ok:
                 return False
             if dest is not None:
@@ -429,18 +430,23 @@ class _Checker:
                     data.pop(key, None)
             if record["links"]:
                 links = links + tuple(record["links"])
-        first_at = datetime.fromisoformat(_row_at(first))  # type: ignore[arg-type]
-        last_at = first_at if len(rows) == 1 else datetime.fromisoformat(_row_at(rows[-1]))  # type: ignore[arg-type]
-        when = None if deadline is None else datetime.fromisoformat(deadline)
+        fromiso = datetime.fromisoformat
+        first_at = fromiso(opened)
+        last_at = first_at if len(rows) == 1 else fromiso(_row_at(rows[-1]))  # type: ignore[arg-type]
+        when = None if deadline is None else fromiso(deadline)
         # `_same`: every field equal and of the same type.
-        for stored, value in (
-                (row.workflow, workflow), (row.workflow_version, version), (row.state, state),
-                (row.data, data), (row.grid, grid), (row.opened_at, first_at),
-                (row.updated_at, last_at), (row.deadline_at, when), (row.links, links),
-                (row.head, prev.decode())):
-            if not (stored == value and type(stored) is type(value)):
-                return False
-        return True
+        head = prev.decode()
+        return (row.workflow == workflow and row.workflow_version == version
+                and row.state == state and row.data == data and row.grid == grid
+                and row.opened_at == first_at and row.updated_at == last_at
+                and row.deadline_at == when and row.links == links and row.head == head
+                and type(row.workflow) is type(workflow)
+                and type(row.workflow_version) is type(version)
+                and type(row.state) is type(state) and type(row.data) is type(data)
+                and type(row.grid) is type(grid) and type(row.opened_at) is type(first_at)
+                and type(row.updated_at) is type(last_at)
+                and type(row.deadline_at) is type(when) and type(row.links) is type(links)
+                and type(row.head) is type(head))
 
     def _allowed(self, workflow: str, version: int) -> dict[int, bool]:
         """(step index << 32 | actor index) -> whether `_check_step` allows that step of a
