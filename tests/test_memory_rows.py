@@ -262,3 +262,36 @@ def test_a_row_turned_into_an_event_still_verifies() -> None:
     with pytest.raises(IntegrityError) as raised:
         engine.verify_all()
     assert (raised.value.seq, raised.value.field) == (3, "hash")
+
+
+def test_the_engine_text_and_the_store_encoding_agree() -> None:
+    """A row is cut from the text the engine hashed (`gridflow.model.last_text`) when it
+    is this event's, else encoded by the store: both give the very same bytes."""
+    from gridflow import model
+    from gridflow.store.memory import _encode
+
+    clock = FixedClock(T0)
+    engine = Engine(store=MemoryStore(), clock=clock, entry_points=False)
+    cid = lifecycle(engine, clock)
+    log = engine.store._events[cid]
+    assert isinstance(log, _Log)
+    for row, event in zip(log.rows, engine.history(cid), strict=True):
+        model.last_text = None
+        assert _encode(engine.store._tables, log.prefix, event) == row
+
+
+@pytest.mark.parametrize("edit", [
+    {"trigger": "close"}, {"seq": 7}, {"case_id": "c-other"}, {"source": "x"},
+    {"dest": None}, {"actor": Actor.system()}, {"at": T0 + timedelta(seconds=1)},
+    {"idempotency_key": "k-2"}, {"prev_hash": "a" * 64}, {"hash": "b" * 64},
+])
+def test_a_text_hashed_for_another_event_is_not_taken(edit: dict[str, Any]) -> None:
+    """An event built from another's payload and changes objects (the engine's last text
+    was written for those): the store keeps what was committed, not that text."""
+    first = Event.create("c-1", 1, "open", None, "reported", RESIDENT, T0, {"a": [1]},
+                         "k-1", GENESIS_HASH, Changes({"b": 2}, workflow="grid_case"))
+    event = attrs.evolve(first, **edit)
+    store = MemoryStore()
+    case = Case(event.case_id, "grid_case", 1, "reported", event.seq, {}, None, T0, T0)
+    store.commit([Write(case, event, 0)])
+    assert all(same(a, b) for a, b in zip(store.events(event.case_id), [event], strict=True))

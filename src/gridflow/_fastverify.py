@@ -353,7 +353,7 @@ class _Checker:
         seqs = self.seqs
         while len(seqs) <= len(rows):
             seqs.append(b"%d," % len(seqs))
-        prefix = b"[" + _quote(case_id).encode() + b","
+        prefix = log.prefix
         unpack, sha, hexlify = _memory._HEAD.unpack_from, hashlib.sha256, binascii.hexlify
         loads = _memory._loads
         # The chain: each row's hashed text is stored bytes around the previous hash.
@@ -362,10 +362,11 @@ class _Checker:
         kinds: list[int] = []
         for index, blob in enumerate(rows, 1):
             # (An event kept as an Event is no buffer: unpack raises, the pre-check fails.)
-            seq, actor_at, step_at, cut = unpack(blob, 32)  # type: ignore[arg-type]
+            seq, actor_at, step_at = unpack(blob, 32)  # type: ignore[arg-type]
             if seq != index:
                 return False
-            tail = blob[cut:]  # type: ignore[index]
+            cut = blob.index(b"\x00", _BODY)  # type: ignore[union-attr]
+            tail = blob[cut + 1:]  # type: ignore[index]
             digest = sha(b"".join((prefix, seqs[seq], steps[step_at][3], actors[actor_at][1],
                                    blob[_BODY:cut], b',"', prev, b'",', tail,  # type: ignore[index]
                                    b"]"))).digest()
@@ -390,7 +391,7 @@ class _Checker:
         deadline = record["deadline_at"]
         state = dest
         first = rows[0]
-        opened, payload, _ = loads(b"[" + first[_BODY:unpack(first, 32)[3]] + b"]")  # type: ignore[index,arg-type]
+        opened, payload, _ = loads(b"[" + first[_BODY:first.index(b"\x00", _BODY)] + b"]")  # type: ignore[index,union-attr]
         _check_fingerprint(case_id, 1, payload.get("fingerprint"), workflow, version,
                            self.specs)
         allowed = self._allowed(workflow, version)

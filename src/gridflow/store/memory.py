@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import struct
 import threading
@@ -30,23 +31,25 @@ __all__ = ["MemoryStore"]
 # the store already knows or shares between events:
 #
 #   [0:32)   the hash (raw SHA-256; ``Event.hash`` is its hex);
-#   [32:48)  seq, actor index, step index, ``cut`` (4 little-endian uint32s);
-#   [48:cut) ``"at",payload,key`` as canonical JSON (the hashed text between actor and
-#            prev_hash);
-#   [cut:)   the changes record as canonical JSON (the hashed text after prev_hash).
+#   [32:44)  seq, actor index, step index (3 little-endian uint32s);
+#   [44:)    the hashed text after the actor (``"at",payload,key,"prev_hash",changes``
+#            without the closing bracket), its ``,"prev_hash",`` replaced by one NUL
+#            byte, which canonical JSON never holds (it writes ``\u0000``).
 #
 # The case id is the log's; prev_hash is the previous row's hash (GENESIS_HASH first);
 # trigger, source and dest (a "step") and the actor are kept once per store, with their
-# canonical text. So the canonical text is a concatenation of stored bytes and the hash
-# is checked without decoding anything (gridflow._fastverify), and reading an event
-# decodes its two JSON parts (sorted keys, as they were hashed). Bytes are not tracked
-# by the garbage collector: a large store costs it nothing.
+# canonical text. So the hashed text is a concatenation of stored bytes, checked
+# without decoding anything (gridflow._fastverify), and reading an event decodes its
+# two JSON parts (sorted keys, as they were hashed). The text is the one the engine
+# hashed (`gridflow.model.last_text`), once checked to be this event's, else encoded
+# here alike. Bytes are not tracked by the garbage collector: a large store costs it
+# nothing.
 #
 # An event a row could not give back exactly (see `_encode`: values other than plain
 # JSON, a time not in UTC, a prev_hash that is not the previous row's hash, kept
 # digests, a subclass) stays the `Event` itself: rows of both kinds mix.
 
-_HEAD: Final = struct.Struct("<IIII")
+_HEAD: Final = struct.Struct("<III")
 _BODY: Final = 32 + _HEAD.size
 _U32: Final = 2**32
 
@@ -113,84 +116,113 @@ class _Tables:
         return index
 
 
-def _exact_str(value: object) -> bool:
-    return value is None or value.__class__ is str
-
-
 def _all_str(items: object) -> bool:
     return items.__class__ is tuple and all(
         item.__class__ is str for item in items)
 
 
-def _utc(value: datetime | None) -> bool:
-    return value is None or (value.__class__ is datetime and value.tzinfo is UTC
-                             and not value.fold)
+#: The classes of (trigger, source, dest, idempotency key, workflow, grid) a row keeps.
+_FIELD_CLASSES: Final = frozenset(
+    (str, *rest) for rest in itertools.product((str, type(None)), repeat=5))
 
 
-def _encode(tables: _Tables, event: Event) -> bytes | None:
-    """The row of ``event`` (whose prev_hash and case id the caller checked), or
-    ``None`` when the row could not give it back exactly (it is then kept as is)."""
+def _encode(tables: _Tables, prefix: bytes, event: Event) -> bytes | None:
+    """The row of ``event`` (``prefix``: ``b'["case id",'``; the caller checked the
+    case id and prev_hash), or ``None`` when the row could not give it back exactly
+    (the event is then kept as it is)."""
     changes = event.changes
     payload = event.payload
-    at, seq, digest = event.at, event.seq, event.hash
+    at, digest, actor = event.at, event.hash, event.actor
+    # What a row gives back as it is (the fields `_fast_bytes` does not check itself).
     if (event.__class__ is not Event or changes.__class__ is not Changes
-            or payload.__class__ is not dict or event.digests is not None
-            or seq.__class__ is not int or not 0 < seq < _U32 or not _utc(at)
-            or digest.__class__ is not str or len(digest) != 64 or not digest.islower()):
+            or event.digests is not None or at.__class__ is not datetime
+            or at.tzinfo is not UTC or at.fold or actor.__class__ is not Actor
+            or digest.__class__ is not str):
         return None
     assert changes is not None
-    data = changes.set
-    version, workflow, grid = changes.workflow_version, changes.workflow, changes.grid
-    deadline, links, unset = changes.deadline_at, changes.links, changes.unset
-    key, trigger, source, dest = event.idempotency_key, event.trigger, event.source, event.dest
-    if (data.__class__ is not dict or version.__class__ is not int or not _utc(deadline)
-            or not (links == () or _all_str(links)) or not (unset == () or _all_str(unset))
-            or not _exact_str(workflow) or not _exact_str(grid)
-            or (workflow is None and grid is not None) or not _exact_str(key)
-            or trigger.__class__ is not str or not _exact_str(source) or not _exact_str(dest)
-            or event.actor.__class__ is not Actor):
+    deadline = changes.deadline_at
+    if (changes.links.__class__ is not tuple or changes.unset.__class__ is not tuple
+            or (changes.workflow is None and changes.grid is not None)
+            or not (deadline is None or (deadline.__class__ is datetime
+                                         and deadline.tzinfo is UTC and not deadline.fold))):
         return None
+    seq, key, prev = event.seq, event.idempotency_key, event.prev_hash
+    trigger, source, dest = event.trigger, event.source, event.dest
+    try:
+        raw = bytes.fromhex(digest)
+        if raw.hex() != digest:
+            return None  # upper case, or spaces between the digits
+        hashed = _model.last_text
+        if (hashed is not None and hashed[0] is payload and hashed[1] is changes
+                and hashed[2] is at and hashed[3] is key and hashed[4] is prev):
+            # The text the engine hashed from these very objects (so plain: checked by
+            # `_fast_bytes`), if it starts with this event's case id, seq, step and actor.
+            step_at = tables.step(trigger, source, dest)
+            actor_at = tables.actor(actor)
+            text = hashed[5]
+            start = b"".join((prefix, b"%d," % seq, tables.steps[step_at][3],
+                              tables.actors[actor_at][1]))
+            if text.startswith(start):
+                sep = b',"' + prev.encode("ascii") + b'",'
+                begin = len(start)
+                end = text.find(sep, begin)
+                if end > 0 and text.find(sep, end + 68) < 0:
+                    return b"".join((raw, _HEAD.pack(seq, actor_at, step_at),
+                                     text[begin:end], b"\x00", text[end + 68:-1]))
+        if (seq.__class__ is not int or not 0 < seq < _U32
+                or changes.workflow_version.__class__ is not int
+                or (trigger.__class__, source.__class__, dest.__class__, key.__class__,
+                    changes.workflow.__class__, changes.grid.__class__) not in _FIELD_CLASSES):
+            return None
+        body = _body(event, changes)
+        if body is None:
+            return None
+        step_at = tables.step(trigger, source, dest)
+        actor_at = tables.actor(actor)
+        return b"".join((raw, _HEAD.pack(seq, actor_at, step_at), body))
+    except (TypeError, ValueError, UnicodeError, OverflowError, struct.error):
+        return None  # e.g. a lone surrogate: kept as it is
+
+
+def _body(event: Event, changes: Changes) -> bytes | None:
+    """The row body of ``event`` encoded here (a text `_fast_bytes` did not write)."""
+    payload, data = event.payload, changes.set
     # Only values JSON gives back as they are (no subclass, no tuple, 64-bit ints).
     p_kind = _plain(payload, 0) if payload else PLAIN
     s_kind = _plain(data, 0) if data else PLAIN
-    if not p_kind or not s_kind:
+    if not p_kind or not s_kind or not (changes.links == () or _all_str(changes.links)) \
+            or not (changes.unset == () or _all_str(changes.unset)):
         return None
-    try:
-        raw = bytes.fromhex(digest)
-        if len(raw) != 32:
-            return None  # spaces between the digits
-        orjson = _orjson_module()
-        if orjson is not None and p_kind == PLAIN and s_kind == PLAIN:
-            # orjson writes these exactly as the canonical encoder does (model.py).
-            sort = orjson.OPT_SORT_KEYS
-            mid = orjson.dumps([at, payload, key], option=sort)[1:-1]
-            record: dict[str, Any] = {
-                "deadline_at": deadline, "links": list(links), "set": data,
-                "unset": list(unset), "workflow_version": version}
-            if workflow is not None:
-                record["workflow"] = workflow
-                record["grid"] = grid
-            tail = orjson.dumps(record, option=sort)
-        else:
-            q = _model._quote
-            mid = (f"{q(at.isoformat())},{_model._dumps(payload)},"
-                   f"{'null' if key is None else q(key)}").encode()
-            tail = _model._changes_text(changes).encode()
-    except (TypeError, ValueError, UnicodeError, OverflowError):
-        return None  # e.g. a lone surrogate: kept as it is
-    head = _HEAD.pack(seq, tables.actor(event.actor), tables.step(trigger, source, dest),
-                      _BODY + len(mid))
-    return b"".join((raw, head, mid, tail))
+    at, key = event.at, event.idempotency_key
+    orjson = _orjson_module()
+    if orjson is not None and p_kind == PLAIN and s_kind == PLAIN:
+        # orjson writes these exactly as the canonical encoder does (model.py).
+        sort = orjson.OPT_SORT_KEYS
+        mid: bytes = orjson.dumps([at, payload, key], option=sort)[1:-1]
+        record: dict[str, Any] = {
+            "deadline_at": changes.deadline_at, "links": list(changes.links), "set": data,
+            "unset": list(changes.unset), "workflow_version": changes.workflow_version}
+        if changes.workflow is not None:
+            record["workflow"] = changes.workflow
+            record["grid"] = changes.grid
+        tail: bytes = orjson.dumps(record, option=sort)
+    else:
+        q = _model._quote
+        mid = (f"{q(at.isoformat())},{_model._dumps(payload)},"
+               f"{'null' if key is None else q(key)}").encode()
+        tail = _model._changes_text(changes).encode()
+    return mid + b"\x00" + tail
 
 
 def _decode(tables: _Tables, case_id: str, row: bytes, prev: str) -> Event:
     """The event of a row (``prev``: the previous row's hash)."""
     try:
-        seq, actor_at, step_at, cut = _HEAD.unpack_from(row, 32)
+        seq, actor_at, step_at = _HEAD.unpack_from(row, 32)
         trigger, source, dest, _ = tables.steps[step_at]
         actor = tables.actors[actor_at][0]
+        cut = row.index(b"\x00", _BODY)
         when, payload, key = _loads(b"[" + row[_BODY:cut] + b"]")
-        record = _loads(row[cut:])
+        record = _loads(row[cut + 1:])
         deadline = record["deadline_at"]
         changes = Changes(record["set"], tuple(record["unset"]),
                           None if deadline is None else datetime.fromisoformat(deadline),
@@ -222,7 +254,7 @@ class _Log(MutableSequence[Event]):
     that no row's prev_hash comes to depend on an edited neighbour.
     """
 
-    __slots__ = ("case_id", "head", "rows", "tables")
+    __slots__ = ("case_id", "head", "prefix", "rows", "tables")
 
     def __init__(self, case_id: str, tables: _Tables) -> None:
         self.case_id = case_id
@@ -230,11 +262,13 @@ class _Log(MutableSequence[Event]):
         self.rows: list[bytes | Event] = []
         #: The last row's hash (GENESIS_HASH for none): the next compact row's prev_hash.
         self.head = GENESIS_HASH
+        #: ``b'["case id",'``, how each of its events' hashed text starts.
+        self.prefix = b"[" + _model._quote(case_id).encode("utf-8", "surrogatepass") + b","
 
     def append(self, event: Event) -> None:
         row: bytes | Event | None = None
         if event.prev_hash == self.head and event.case_id == self.case_id:
-            row = _encode(self.tables, event)
+            row = _encode(self.tables, self.prefix, event)
         self.rows.append(event if row is None else row)
         self.head = event.hash
 
