@@ -121,6 +121,9 @@ def _all_str(items: object) -> bool:
         item.__class__ is str for item in items)
 
 
+#: ``b"<seq>,"``, as an event's hashed text has it after the case id.
+_SEQ_TEXT: Final = [b"%d," % n for n in range(1024)]
+
 #: The classes of (trigger, source, dest, idempotency key, workflow, grid) a row keeps.
 _FIELD_CLASSES: Final = frozenset(
     (str, *rest) for rest in itertools.product((str, type(None)), repeat=5))
@@ -157,11 +160,15 @@ def _encode(tables: _Tables, prefix: bytes, event: Event) -> bytes | None:
                 and hashed[2] is at and hashed[3] is key and hashed[4] is prev):
             # The text the engine hashed from these very objects (so plain: checked by
             # `_fast_bytes`), if it starts with this event's case id, seq, step and actor.
-            step_at = tables.step(trigger, source, dest)
-            actor_at = tables.actor(actor)
+            step_at = tables.step_index.get((trigger, source, dest))
+            if step_at is None:
+                step_at = tables.step(trigger, source, dest)
+            found = tables.actor_by_id.get(id(actor))
+            actor_at = found[1] if found is not None and found[0] is actor \
+                else tables.actor(actor)
             text = hashed[5]
-            start = b"".join((prefix, b"%d," % seq, tables.steps[step_at][3],
-                              tables.actors[actor_at][1]))
+            start = b"".join((prefix, _SEQ_TEXT[seq] if seq < 1024 else b"%d," % seq,
+                              tables.steps[step_at][3], tables.actors[actor_at][1]))
             if text.startswith(start):
                 sep = b',"' + prev.encode("ascii") + b'",'
                 begin = len(start)
@@ -554,7 +561,25 @@ class MemoryStore:
             if deadline is not None and (stored is None or stored.deadline_at != deadline):
                 self._push_due(deadline, cid)
             cases[cid] = case
-            self._append(cid, event)
+            log = self._events.get(cid)
+            if log is None:
+                log = self._events[cid] = _Log(cid, self._tables)
+            if log.__class__ is _Log:
+                # `_Log.append`, inline: a step pays for every call.
+                row: bytes | Event | None = None
+                if event.prev_hash == log.head and event.case_id == cid:
+                    row = _encode(self._tables, log.prefix, event)
+                if row is None:
+                    row = event
+                log.rows.append(row)
+                log.head = event.hash
+            else:
+                log.append(event)
+                row = event
+            self._unlogged.append(row)
+            self._unlogged_ids.append(cid)
+            if key is not None:
+                self._keys[key] = (cid, event.seq)
             if self._claims:
                 self._claims.pop(cid, None)
 
