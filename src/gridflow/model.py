@@ -3,7 +3,7 @@ and what a step changed (`Changes`).
 
 All are frozen attrs classes. ``Case.data`` and ``Event.payload`` are plain
 JSON objects (string keys); treat them as read-only (gridflow hands out the
-stored objects of a `MemoryStore` without copying, for speed).
+stored case rows of a `MemoryStore` without copying, for speed).
 
 A case row is a cache of the fold of its events: every event's `Changes`
 records, inside the event's hash, what its step changed in the row, so that
