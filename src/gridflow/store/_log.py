@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from gridflow._errors import GridflowError, LogError, StoreError
 from gridflow.log import merkle
 from gridflow.model import Case, Event
-from gridflow.store.memory import event_hash_at, event_seqs, unlogged_row
+from gridflow.store.memory import _event_hash_at, _event_seqs, _unlogged_row
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -148,7 +148,7 @@ class MemoryLog:
             with store._lock:
                 rows, ids = store._unlogged, store._unlogged_ids
                 store._unlogged, store._unlogged_ids = [], []
-            pending = sorted((unlogged_row(cid, row) for cid, row in zip(ids, rows, strict=True)),
+            pending = sorted((_unlogged_row(cid, row) for cid, row in zip(ids, rows, strict=True)),
                              key=lambda e: (e[0], e[1]))
             if not pending and self.texts and reusable(self.texts[-1]):
                 return self.texts[-1], 0
@@ -179,7 +179,7 @@ class MemoryLog:
 
     def _event_hash(self, case_id: str, seq: int) -> str | None:
         events = self.store._events.get(case_id)
-        return None if events is None else event_hash_at(events, seq)
+        return None if events is None else _event_hash_at(events, seq)
 
     def leaves(self, begin: int, end: int) -> Iterator[LeafRow]:
         for idx in range(begin, min(end, len(self.leaf_rows))):
@@ -190,7 +190,7 @@ class MemoryLog:
     def unlogged(self, size: int, *, scan: bool = True) -> list[tuple[str, int]]:
         out = []
         for cid, events in list(self.store._events.items()):
-            for seq in event_seqs(events):
+            for seq in _event_seqs(events):
                 leaf = self.leaf_of.get((cid, seq))
                 if leaf is None or leaf >= size:
                     out.append((cid, seq))
@@ -198,12 +198,12 @@ class MemoryLog:
 
     def logged_count(self, size: int) -> int:
         return sum(1 for cid, events in list(self.store._events.items())
-                   for seq in event_seqs(events) if self.leaf_of.get((cid, seq), size) < size)
+                   for seq in _event_seqs(events) if self.leaf_of.get((cid, seq), size) < size)
 
     def case_leaves(self, case_id: str) -> list[tuple[int, int]]:
         events = self.store._events.get(case_id)
         return [(seq, self.leaf_of[(case_id, seq)])
-                for seq in (event_seqs(events) if events is not None else ())
+                for seq in (_event_seqs(events) if events is not None else ())
                 if (case_id, seq) in self.leaf_of]
 
     def histories(self, case_ids: Sequence[str] | None = None

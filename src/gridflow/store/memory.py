@@ -378,21 +378,21 @@ class _Log(MutableSequence[Event]):
 _REBINDS: Final = frozenset(("open", "migrate"))
 
 
-def event_seqs(log: _Log | list[Event]) -> list[int]:
+def _event_seqs(log: _Log | list[Event]) -> list[int]:
     """The seq of each stored event of a case (a store's ``_events`` entry)."""
     if log.__class__ is _Log:
         return [_row_seq(row) for row in log.rows]
     return [e.seq for e in log]
 
 
-def event_hash_at(log: _Log | list[Event], position: int) -> str | None:
+def _event_hash_at(log: _Log | list[Event], position: int) -> str | None:
     """The hash of the ``position``-th stored event of a case (1-based), or ``None``."""
     if log.__class__ is _Log:
         return log.hash_at(position)
     return log[position - 1].hash if 0 < position <= len(log) else None
 
 
-def unlogged_row(case_id: str, row: bytes | Event) -> tuple[str, int, str]:
+def _unlogged_row(case_id: str, row: bytes | Event) -> tuple[str, int, str]:
     """``(case id, seq, hash)`` of an entry of ``MemoryStore._unlogged``."""
     return case_id, _row_seq(row), _row_hash(row)
 
