@@ -17,6 +17,11 @@ themselves (on SQL stores: the columns as the database driver returns them):
   fingerprint check) on the events and the result is compared with the case
   row, field by field, as `audit` compares them.
 
+On a `MemoryStore` the rows are already the hashed text (`gridflow.store.memory`:
+each event's canonical bytes less the case id, prev_hash and the shared step and
+actor texts), so the pre-check hashes a concatenation of stored bytes and folds the
+changes records as the store decodes them (`_Checker.compact`).
+
 A case passes the pre-check only if the full path would pass it; anything
 the pre-check does not recognise, or any disagreement at all, sends that case
 to the full path (`Engine.verify`, which re-reads the case and raises the
@@ -30,6 +35,7 @@ stores.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 import re
@@ -42,7 +48,15 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from gridflow._errors import GridflowError
-from gridflow.fold import CASE_FIELDS, SpecIndex, _check_fingerprint, _check_step, _Fold
+from gridflow.fold import (
+    _TIMER_ONLY,
+    CASE_FIELDS,
+    INTERNAL_TRIGGERS,
+    SpecIndex,
+    _check_fingerprint,
+    _check_step,
+    _Fold,
+)
 from gridflow.model import (
     GENESIS_HASH,
     Actor,
@@ -54,6 +68,8 @@ from gridflow.model import (
     _fast_dumps,
     _quote,
 )
+from gridflow.store import memory as _memory
+from gridflow.store.memory import _BODY, MemoryStore, _Log
 
 if TYPE_CHECKING:
     from gridflow.engine import Engine
@@ -175,6 +191,9 @@ class _Checker:
         self.tails: dict[str, tuple[str, Changes] | Literal[False]] = {}
         self.deadlines: dict[str, tuple[str, datetime | None] | Literal[False]] = {}
         self.payloads: dict[str, tuple[str, Any]] = {}
+        #: (workflow, version) -> `_allowed` steps of MemoryStore rows.
+        self.steps: dict[tuple[str, int], dict[int, bool]] = {}
+        self.seqs: list[bytes] = [b""]
         if source is None:
             return
         self.key: Callable[[Any], Any] = _text_key if source.json_text else _fast_dumps
@@ -316,6 +335,131 @@ class _Checker:
         assert fold is not None
         return _same(row, fold)
 
+    def compact(self, row: Case | None, log: _Log) -> bool:
+        """The pre-check on the rows of a `MemoryStore` (`gridflow.store.memory`): each
+        row's hashed text is a concatenation of stored bytes, so it is hashed as it is
+        stored; the fold reads the changes records (and the first row's payload)."""
+        try:
+            return self._compact(row, log)
+        except Exception:
+            return False
+
+    def _compact(self, row: Case | None, log: _Log) -> bool:
+        rows = list(log.rows)
+        if row is None or not rows or log.case_id != row.id or row.version != len(rows):
+            return False
+        case_id = row.id
+        steps, actors = log.tables.steps, log.tables.actors
+        seqs = self.seqs
+        while len(seqs) <= len(rows):
+            seqs.append(b"%d," % len(seqs))
+        prefix = log.prefix
+        unpack, sha, hexlify = _memory._HEAD.unpack_from, hashlib.sha256, binascii.hexlify
+        loads = _memory._loads
+        # The chain: each row's hashed text is stored bytes around the previous hash.
+        prev = GENESIS_HASH.encode()
+        tails: list[bytes] = []
+        kinds: list[int] = []
+        for index, blob in enumerate(rows, 1):
+            # (An event kept as an Event is no buffer: unpack raises, the pre-check fails.)
+            seq, actor_at, step_at = unpack(blob, 32)  # type: ignore[arg-type]
+            if seq != index:
+                return False
+            cut = blob.index(b"\x00", _BODY)  # type: ignore[union-attr]
+            tail = blob[cut + 1:]  # type: ignore[index]
+            digest = sha(b"".join((prefix, seqs[seq], steps[step_at][3], actors[actor_at][1],
+                                   blob[_BODY:cut], b',"', prev, b'",', tail,  # type: ignore[index]
+                                   b"]"))).digest()
+            if not blob.startswith(digest):  # type: ignore[union-attr]
+                return False
+            prev = hexlify(digest)
+            tails.append(tail)
+            kinds.append(step_at << 32 | actor_at)
+        # The fold (`_Fold.opened`, `_check_step`, `_Fold.apply`) on the changes records
+        # as the rows read them back (decoded in one call).
+        records = loads(b"[" + b",".join(tails) + b"]")
+        record = records[0]
+        trigger, source, dest, _ = steps[kinds[0] >> 32]
+        workflow, grid = record.get("workflow"), record.get("grid")
+        if source is not None or dest is None or workflow is None:
+            return False
+        version = record["workflow_version"]
+        data = dict(record["set"])
+        for key in record["unset"]:
+            data.pop(key, None)
+        links = tuple(record["links"])
+        deadline = record["deadline_at"]
+        state = dest
+        first = rows[0]
+        opened, payload, _ = loads(b"[" + first[_BODY:first.index(b"\x00", _BODY)] + b"]")  # type: ignore[index,union-attr]
+        _check_fingerprint(case_id, 1, payload.get("fingerprint"), workflow, version,
+                           self.specs)
+        allowed = self._allowed(workflow, version)
+        for index in range(1, len(records)):
+            kind = kinds[index]
+            trigger, source, dest, _ = steps[kind >> 32]
+            if source != state:
+                return False
+            ok = allowed.get(kind)
+            if ok is None:
+                actor_at = kind & 0xFFFFFFFF
+                if trigger == "migrate":
+                    return False  # its own rules: the full path decides
+                if trigger in INTERNAL_TRIGGERS:
+                    ok = dest is None and (trigger not in _TIMER_ONLY
+                                           or actors[actor_at][0].id == "system")
+                else:
+                    ok = not workflow or (trigger, state, dest) in self.specs.edges(
+                        workflow, version)
+                allowed[kind] = ok
+            if not ok:
+                return False
+            if dest is not None:
+                state = dest
+            record = records[index]
+            rebind = record.get("workflow")
+            if rebind is not None:
+                workflow, grid = rebind, record.get("grid")
+            if record["workflow_version"] != version or rebind is not None:
+                version = record["workflow_version"]
+                allowed = self._allowed(workflow, version)
+            deadline = record["deadline_at"]
+            changed, removed = record["set"], record["unset"]
+            if changed or removed:
+                data = {**data, **changed}
+                for key in removed:
+                    data.pop(key, None)
+            if record["links"]:
+                links = links + tuple(record["links"])
+        fromiso = datetime.fromisoformat
+        first_at = fromiso(opened)
+        last_at = first_at if len(rows) == 1 else fromiso(_row_at(rows[-1]))  # type: ignore[arg-type]
+        when = None if deadline is None else fromiso(deadline)
+        # `_same`: every field equal and of the same type.
+        head = prev.decode()
+        return (row.workflow == workflow and row.workflow_version == version
+                and row.state == state and row.data == data and row.grid == grid
+                and row.opened_at == first_at and row.updated_at == last_at
+                and row.deadline_at == when and row.links == links and row.head == head
+                and type(row.workflow) is type(workflow)
+                and type(row.workflow_version) is type(version)
+                and type(row.state) is type(state) and type(row.data) is type(data)
+                and type(row.grid) is type(grid) and type(row.opened_at) is type(first_at)
+                and type(row.updated_at) is type(last_at)
+                and type(row.deadline_at) is type(when) and type(row.links) is type(links)
+                and type(row.head) is type(head))
+
+    def _allowed(self, workflow: str, version: int) -> dict[int, bool]:
+        """(step index << 32 | actor index) -> whether `_check_step` allows that step of a
+        MemoryStore row, for a case on ``workflow@version``."""
+        key = (workflow, version)
+        found = self.steps.get(key)
+        if found is None:
+            if len(self.steps) >= _CACHE_LIMIT:
+                self.steps.clear()
+            found = self.steps[key] = {}
+        return found
+
     def case(self, crow: Any, erows: Sequence[Any]) -> bool:
         """Whether the full path would verify this case (``False``: ask it)."""
         try:
@@ -403,6 +547,15 @@ class _Checker:
         return links == fold.links and type(links) is type(fold.links)
 
 
+def _row_at(row: bytes) -> str:
+    """The time of a MemoryStore row, as its decoding reads it (the JSON string first in
+    its ``"at",payload,key`` part, here without escapes)."""
+    end = row.index(b'"', _BODY + 1)
+    if row[_BODY] != 0x22 or row[end + 1] != 0x2C or 0x5C in row[_BODY:end]:
+        raise ValueError("not a plain time")
+    return row[_BODY + 1:end].decode()
+
+
 def _same(row: Case, folded: Case | _Fold) -> bool:
     """`audit`'s comparison of the stored row with the fold (``folded``: the fold's
     `Case`, or the fold itself, whose attributes that `Case` is made of): every
@@ -460,6 +613,8 @@ def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:
             if not passed:
                 engine.verify(cid)
         return count
+    if isinstance(store, MemoryStore):
+        return _verify_memory(engine, store, case_ids)
     try:
         log = log_for(store)
     except GridflowError:
@@ -474,6 +629,26 @@ def verify_cases(engine: Engine, case_ids: Sequence[str] | None = None) -> int:
             # names the problem.
             engine.verify(row.id if row is not None else events[0].case_id)
     return count
+
+
+def _verify_memory(engine: Engine, store: MemoryStore, case_ids: Sequence[str] | None) -> int:
+    """`verify_cases` on a `MemoryStore`: its rows pre-checked as stored (`_Checker.compact`),
+    a case with an event kept as an object by the object pre-check."""
+    checker = _Checker(None, engine._spec_index)
+    cases, histories = store._cases, store._events
+    ids = sorted(set(cases) | set(histories) if case_ids is None else set(case_ids))
+    for cid in ids:
+        row, log = cases.get(cid), histories.get(cid)
+        if log.__class__ is _Log:
+            assert isinstance(log, _Log)
+            passed = checker.compact(row, log) or checker.objects(row, log.events())
+        else:
+            passed = checker.objects(row, list(log or ()))
+        if not passed:
+            # `verify` re-reads (a step may have landed between the two reads) and
+            # names the problem.
+            engine.verify(cid)
+    return len(ids)
 
 
 def sql_source(store: SQLStore) -> RawSource | None:

@@ -3,7 +3,7 @@ and what a step changed (`Changes`).
 
 All are frozen attrs classes. ``Case.data`` and ``Event.payload`` are plain
 JSON objects (string keys); treat them as read-only (gridflow hands out the
-stored objects of a `MemoryStore` without copying, for speed).
+stored case rows of a `MemoryStore` without copying, for speed).
 
 A case row is a cache of the fold of its events: every event's `Changes`
 records, inside the event's hash, what its step changed in the row, so that
@@ -970,7 +970,18 @@ def _fast_bytes(
             option=orjson.OPT_SORT_KEYS)
     except (TypeError, ValueError):
         return None  # e.g. a lone surrogate, which orjson refuses: the exact path decides
+    global last_text
+    last_text = (payload, changes, at, idempotency_key, prev_hash, out)
     return out
+
+
+#: ``(payload, changes, at, idempotency_key, prev_hash, text)`` of the last text
+#: `_fast_bytes` wrote (``None``: none yet): a store that keeps events as their hashed
+#: text (`MemoryStore`) takes it instead of encoding the event again, once it has
+#: checked the text is that of the event it stores (the same objects, and the text
+#: starts with the event's case id, seq, step and actor). One tuple swapped at once, so
+#: threads need no lock (a store that finds another thread's text encodes the event).
+last_text: tuple[Any, Any, Any, Any, Any, bytes] | None = None
 
 
 def event_bytes(

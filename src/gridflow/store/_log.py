@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from gridflow._errors import GridflowError, LogError, StoreError
 from gridflow.log import merkle
 from gridflow.model import Case, Event
+from gridflow.store.memory import _event_hash_at, _event_seqs, _unlogged_row
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -143,16 +144,19 @@ class MemoryLog:
 
     def integrate(self, make: MakeCheckpoint, reusable: Reusable) -> tuple[str, int]:
         with self._seq_lock:
-            with self.store._lock:
-                pending = sorted(self.store._unlogged, key=lambda e: (e.case_id, e.seq))
-                self.store._unlogged = []
+            store = self.store
+            with store._lock:
+                rows, ids = store._unlogged, store._unlogged_ids
+                store._unlogged, store._unlogged_ids = [], []
+            pending = sorted((_unlogged_row(cid, row) for cid, row in zip(ids, rows, strict=True)),
+                             key=lambda e: (e[0], e[1]))
             if not pending and self.texts and reusable(self.texts[-1]):
                 return self.texts[-1], 0
             start = self.tree.size
-            head = self.tree.append([merkle.leaf_hash(bytes.fromhex(e.hash)) for e in pending])
-            for i, e in enumerate(pending):
-                self.leaf_rows.append((e.case_id, e.seq, e.hash))
-                self.leaf_of[(e.case_id, e.seq)] = start + i
+            head = self.tree.append([merkle.leaf_hash(bytes.fromhex(h)) for _, _, h in pending])
+            for i, (cid, seq, h) in enumerate(pending):
+                self.leaf_rows.append((cid, seq, h))
+                self.leaf_of[(cid, seq)] = start + i
             text = make(self.tree.size, head)
             self.texts.append(text)
             return text, len(pending)
@@ -174,8 +178,8 @@ class MemoryLog:
         return out
 
     def _event_hash(self, case_id: str, seq: int) -> str | None:
-        events = self.store._events.get(case_id, [])
-        return events[seq - 1].hash if 0 < seq <= len(events) else None
+        events = self.store._events.get(case_id)
+        return None if events is None else _event_hash_at(events, seq)
 
     def leaves(self, begin: int, end: int) -> Iterator[LeafRow]:
         for idx in range(begin, min(end, len(self.leaf_rows))):
@@ -186,27 +190,28 @@ class MemoryLog:
     def unlogged(self, size: int, *, scan: bool = True) -> list[tuple[str, int]]:
         out = []
         for cid, events in list(self.store._events.items()):
-            for e in events:
-                leaf = self.leaf_of.get((cid, e.seq))
+            for seq in _event_seqs(events):
+                leaf = self.leaf_of.get((cid, seq))
                 if leaf is None or leaf >= size:
-                    out.append((cid, e.seq))
+                    out.append((cid, seq))
         return out
 
     def logged_count(self, size: int) -> int:
-        return sum(1 for cid, events in list(self.store._events.items()) for e in events
-                   if self.leaf_of.get((cid, e.seq), size) < size)
+        return sum(1 for cid, events in list(self.store._events.items())
+                   for seq in _event_seqs(events) if self.leaf_of.get((cid, seq), size) < size)
 
     def case_leaves(self, case_id: str) -> list[tuple[int, int]]:
-        return [(e.seq, self.leaf_of[(case_id, e.seq)])
-                for e in self.store._events.get(case_id, [])
-                if (case_id, e.seq) in self.leaf_of]
+        events = self.store._events.get(case_id)
+        return [(seq, self.leaf_of[(case_id, seq)])
+                for seq in (_event_seqs(events) if events is not None else ())
+                if (case_id, seq) in self.leaf_of]
 
     def histories(self, case_ids: Sequence[str] | None = None
                   ) -> Iterator[tuple[Case | None, list[Event]]]:
         ids = sorted(set(self.store._cases) | set(self.store._events)
                      if case_ids is None else set(case_ids))
         for cid in ids:
-            yield self.store._cases.get(cid), list(self.store._events.get(cid, ()))
+            yield self.store._cases.get(cid), self.store.events(cid)
 
 
 # -- SQL ------------------------------------------------------------------------------
