@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gridflow._facts import micros
 from gridflow._figures import (
     _AGREEMENT_KEY,
     _G,
@@ -97,6 +98,26 @@ def _active(cases: sa.Table, since: datetime, until: datetime, workflow: str | N
     c = cases.c
     where = sa.and_(c.opened_at < until, c.updated_at >= since)
     return where if workflow is None else sa.and_(c.workflow == workflow, where)
+
+
+def _whole(cases: sa.Table, since: datetime, until: datetime) -> _Expr:
+    """The cases all of whose events are in ``[since, until)`` (schema 5's facts say
+    when its first and last event were): the facts on the case row are then exactly
+    the aggregates over its events in the period, and no event need be read."""
+    c = cases.c
+    return sa.and_(c.f_at_min >= micros(since), c.f_at_max < micros(until))
+
+
+def _partly(cases: sa.Table, since: datetime, until: datetime) -> _Expr:
+    """The others (an event before ``since`` or at/after ``until``; or no facts):
+    their figures are aggregated from their events in the period."""
+    c = cases.c
+    return sa.or_(c.f_at_min.is_(None), c.f_at_max.is_(None), c.f_at_min < micros(since),
+                  c.f_at_max >= micros(until))
+
+
+def _in_window(value: _Expr, since: datetime, until: datetime) -> _Expr:
+    return sa.and_(value >= micros(since), value < micros(until))
 
 
 def _group_expr(cases: sa.Table, by: str | None) -> _Expr:
@@ -171,7 +192,7 @@ def _grid_case(
             *_loop_facts(c, e, dialect, since),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
-        .where(_active(c, since, until, g.workflow), e.c.at < until)
+        .where(e.c.case_id.in_(_partly_ids(c, since, until, g.workflow)), e.c.at < until)
         .group_by(e.c.case_id)
         .subquery("facts")
     )
@@ -183,45 +204,75 @@ def _grid_case(
         (sa.or_(f.missed_at.is_(None), f.closed_at <= f.missed_at), f.closed_at),
         else_=f.missed_at,
     ), e.c.at.type)
-    per_case = (
-        sa.select(
-            grp.label("grp"),
-            _one(sa.and_(c.c.opened_at >= since, c.c.opened_at < until)).label("received"),
-            f.triaged, f.escalated, f.reopened, f.extended, f.revisits, f.passed,
-            _one(sa.and_(due_at >= since, due_at < until)).label("due"),
-            _one(f.closed_at.is_not(None)).label("closed"),
-            _one(sa.and_(due_at == f.closed_at, sa.or_(
-                f.late_close_at.is_(None), f.late_close_at != f.closed_at))).label("on_time"),
-            *(f[name] for name in _LOOP_SUMS),
-            *_first_checks(f),
-        )
+    received = sa.and_(c.c.opened_at >= since, c.c.opened_at < until)
+    due = sa.and_(due_at >= since, due_at < until)
+    closed = sa.and_(due, f.closed_at.is_not(None))
+    on_time = sa.and_(closed, due_at == f.closed_at, sa.or_(
+        f.late_close_at.is_(None), f.late_close_at != f.closed_at))
+    partly = (
+        sa.select(grp.label("grp"), *_flags(
+            received, sa.and_(received, f.triaged == 1), due, closed, on_time,
+            sa.and_(due, f.reopened == 1), sa.and_(due, f.extended == 1),
+            sa.and_(closed, f.escalated == 0)),
+            f.revisits, f.passed, *(f[name] for name in _LOOP_SUMS), *_first_checks(f))
         .select_from(facts.join(c, c.c.id == f.case_id))
-        .subquery("per_case")
     )
+    # The cases whose events are all in the period: the same, from their facts.
+    k = c.c
+    w_due_at = sa.case(
+        (k.f_closed_at.is_(None), k.f_missed_at),
+        (sa.or_(k.f_missed_at.is_(None), k.f_closed_at <= k.f_missed_at), k.f_closed_at),
+        else_=k.f_missed_at)
+    w_due = _in_window(w_due_at, since, until)
+    w_closed = sa.and_(w_due, k.f_closed_at.is_not(None))
+    v2 = k.workflow_version >= 2
+    loop = {
+        "acknowledged": k.f_acknowledged, "acknowledged_on_time": k.f_acknowledged_on_time,
+        "returned": k.f_returned, "checks": k.f_checks, "checks_failed": k.f_checks_failed,
+        "rated": k.f_rated, "satisfied": k.f_satisfied,
+        "triages": sa.case((v2, k.f_triage), else_=0),
+        "recurrences": sa.case((v2, k.f_recurrences), else_=0),
+        "parked": k.f_parked, "urged": k.f_urged,
+    }
+    whole = (
+        sa.select(grp.label("grp"), *_flags(
+            received, sa.and_(received, k.f_triage > 0), w_due, w_closed,
+            sa.and_(w_closed, w_due_at == k.f_closed_at, sa.or_(
+                k.f_late_close_at.is_(None), k.f_late_close_at != k.f_closed_at)),
+            sa.and_(w_due, k.f_reopen > 0), sa.and_(w_due, k.f_extension > 0),
+            sa.and_(w_closed, k.f_escalate == 0)),
+            k.f_revisits.label("revisits"), k.f_revisits_passed.label("passed"),
+            *(loop[name].label(name) for name in _LOOP_SUMS),
+            _one(k.f_checks > 0).label("first_checks"),
+            _one(k.f_first_check_passed == 1).label("first_checks_passed"))
+        .where(_active(c, since, until, g.workflow), _whole(c, since, until))
+    )
+    per_case = sa.union_all(partly, whole).subquery("per_case")
     q = per_case.c
-    due = q.due == 1
-    closed = sa.and_(due, q.closed == 1)
     query = sa.select(
-        q.grp,
-        sa.func.sum(q.received),
-        sa.func.sum(_one(sa.and_(q.received == 1, q.triaged == 1))),
-        sa.func.sum(q.due),
-        sa.func.sum(_one(closed)),
-        sa.func.sum(_one(sa.and_(closed, q.on_time == 1))),
-        sa.func.sum(_one(sa.and_(due, q.reopened == 1))),
-        sa.func.sum(_one(sa.and_(due, q.extended == 1))),
-        sa.func.sum(_one(sa.and_(closed, q.escalated == 0))),
-        sa.func.sum(q.revisits),
-        sa.func.sum(q.passed),
-        *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
-        sa.func.sum(q.first_checks),
-        sa.func.sum(q.first_checks_passed),
+        q.grp, *(sa.func.sum(q[name]) for name in _FLAGS), sa.func.sum(q.revisits),
+        sa.func.sum(q.passed), *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
+        sa.func.sum(q.first_checks), sa.func.sum(q.first_checks_passed),
     ).group_by(q.grp)
     names = ("received", "triaged", "due", "closed", "closed_on_time", "reopened", "extended",
              "closed_in_grid", "revisits", "revisits_passed", *_LOOP_SUMS, "first_checks",
              "first_checks_passed")
     for row in conn.execute(query):
         partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+
+
+#: The 0/1 flags of a grid case, in the order of `_flags`.
+_FLAGS = ("received", "triaged", "due", "closed", "on_time", "reopened", "extended",
+          "in_grid")
+
+
+def _flags(*conditions: _Expr) -> list[_Expr]:
+    return [_one(cond).label(name) for name, cond in zip(_FLAGS, conditions, strict=True)]
+
+
+def _partly_ids(c: sa.Table, since: datetime, until: datetime, workflow: str | None) -> Any:
+    """The ids of the cases that can count and whose figures need their events."""
+    return sa.select(c.c.id).where(_active(c, since, until, workflow), _partly(c, since, until))
 
 
 def _json_is(dialect: str, e: sa.Table, key: str, value: str) -> _Expr:
@@ -399,23 +450,32 @@ def _mediation(
             sa.func.max(_one(e.c.dest.in_(m.higher_tiers))).label("higher"),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
-        .where(_active(c, since, until, m.workflow), e.c.at < until)
+        .where(e.c.case_id.in_(_partly_ids(c, since, until, m.workflow)), e.c.at < until)
         .group_by(e.c.case_id)
         .subquery("facts")
     )
     f = facts.c
-    per_case = (
+    # Every time in microseconds: those of the facts (schema 5) are.
+    partly = (
         sa.select(
-            grp.label("grp"), c.c.opened_at, f.ended_at, f.agreed_at, f.resolved, f.tier1,
-            f.higher,
+            grp.label("grp"), us(c.c.opened_at).label("opened"), us(f.ended_at).label("ended"),
+            us(f.agreed_at).label("agreed"), f.resolved, f.tier1, f.higher,
         )
         .select_from(facts.join(c, c.c.id == f.case_id))
-        .subquery("per_case")
     )
+    k = c.c
+    whole = (
+        sa.select(
+            grp.label("grp"), us(k.opened_at).label("opened"), k.f_ended_at, k.f_agreed_at,
+            _one(k.f_resolved > 0), _one(k.f_tier1 > 0), _one(k.f_higher > 0),
+        )
+        .where(_active(c, since, until, m.workflow), _whole(c, since, until))
+    )
+    per_case = sa.union_all(partly, whole).subquery("per_case")
     p = per_case.c
-    ended = sa.and_(p.ended_at >= since, p.ended_at < until)
+    ended = _in_window(p.ended, since, until)
     resolved = sa.and_(ended, p.resolved == 1)
-    agreed = sa.and_(p.agreed_at >= since, p.agreed_at < until)
+    agreed = _in_window(p.agreed, since, until)
     query = sa.select(
         p.grp,
         sa.func.sum(_one(ended)),
@@ -430,7 +490,7 @@ def _mediation(
         sa.select(
             p.grp.label("grp"), sa.literal(m.workflow).label("wf"),
             sa.literal(_AGREEMENT_KEY).label("k"),
-            (us(p.agreed_at) - us(p.opened_at)).label("v"),
+            (p.agreed - p.opened).label("v"),
         )
         .where(agreed)
         .subquery("agreement_times")
@@ -450,17 +510,27 @@ def _stays(
         e.c.case_id.label("case_id"), e.c.dest.label("state"), e.c.at.label("entered"),
         left.label("left_at"),
     ).where(e.c.dest.is_not(None), e.c.at < until,
-            e.c.case_id.in_(sa.select(c.c.id).where(_active(c, since, until, workflow))))
+            e.c.case_id.in_(_partly_ids(c, since, until, workflow)))
     s = stays.subquery("stays")
-    values = (
+    partly = (
         sa.select(
             grp.label("grp"), c.c.workflow.label("wf"), s.c.state.label("k"),
             (us(s.c.left_at) - us(s.c.entered)).label("v"),
         )
         .select_from(s.join(c, c.c.id == s.c.case_id))
         .where(s.c.left_at >= since, s.c.left_at < until)
-        .subquery("stay_times")
     )
+    # A case whose events are all in the period: each stay it ended, as stored on the
+    # event that ended it (its source is the state: the fold checks it is the state
+    # the case was in).
+    whole = (
+        sa.select(grp.label("grp"), c.c.workflow.label("wf"), e.c.source.label("k"),
+                  e.c.stay_us.label("v"))
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(_active(c, since, until, workflow), _whole(c, since, until),
+               e.c.stay_us.is_not(None))
+    )
+    values = sa.union_all(partly, whole).subquery("stay_times")
     _medians(conn, values, partial)
 
 
