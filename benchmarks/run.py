@@ -288,6 +288,13 @@ def event_values(event: Event) -> dict[str, Any]:
             "hash": event.hash}
 
 
+def derive_facts(events: Sequence[Event]) -> tuple[dict[str, Any], list[int | None]]:
+    """The facts a SQLStore keeps for the figures (schema 5), as its writes would."""
+    from gridflow._facts import derive
+
+    return derive(events)
+
+
 def column_order(table: Any, known: dict[str, Any]) -> list[str]:
     names = [c.name for c in table.columns]
     for col in table.columns:
@@ -435,8 +442,10 @@ def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Even
     batch_e: list[tuple[Any, ...]] = []
     for i in range(n):
         case, events = make(i)
-        batch_c.append(sqlite_row(values(case, None), case_cols))
-        batch_e.extend(sqlite_row(values(case, e), event_cols) for e in events)
+        facts, stays = derive_facts(events)
+        batch_c.append(sqlite_row(values(case, None) | facts, case_cols))
+        batch_e.extend(sqlite_row(values(case, e) | {"stay_us": stay}, event_cols)
+                       for e, stay in zip(events, stays, strict=True))
         if len(batch_c) >= 20_000 or i == n - 1:
             conn.executemany(i_case, batch_c)
             conn.executemany(i_event, batch_e)
@@ -830,14 +839,14 @@ def pg_seed(cfg: Config, schema: str, n: int, tag: str) -> list[str]:
         conn.execute(f'SET search_path TO "{schema}"')
         rows = [synth_reported(i, tag) for i in range(n)]
         with conn.cursor().copy(f"COPY gridflow_cases ({', '.join(case_cols)}) FROM STDIN") as cp:
-            for case, _ in rows:
-                cp.write_row(_pg_row(case_values(case), case_cols))
+            for case, events in rows:
+                cp.write_row(_pg_row(case_values(case) | derive_facts(events)[0], case_cols))
                 ids.append(case.id)
         with conn.cursor().copy(
                 f"COPY gridflow_events ({', '.join(event_cols)}) FROM STDIN") as cp:
             for _, events in rows:
-                for event in events:
-                    cp.write_row(_pg_row(event_values(event), event_cols))
+                for event, stay in zip(events, derive_facts(events)[1], strict=True):
+                    cp.write_row(_pg_row(event_values(event) | {"stay_us": stay}, event_cols))
         conn.commit()
     return ids
 
@@ -1040,7 +1049,9 @@ def metrics_available() -> Any:
 
 
 def report_cases(cfg: Config) -> int:
-    return 5_000 if cfg.quick else 1_000_000
+    # GRIDFLOW_BENCH_REPORT_CASES: a smaller full run while working on the figures.
+    return 5_000 if cfg.quick else int(os.environ.get("GRIDFLOW_BENCH_REPORT_CASES",
+                                                      1_000_000))
 
 
 def report_db(cfg: Config) -> Path:
