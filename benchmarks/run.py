@@ -1094,7 +1094,7 @@ def bench_reports_sqlite(cfg: Config) -> None:
 def pg_report_schema(cfg: Config, fresh: str | None = None) -> str:
     """A PostgreSQL schema with the report data, loaded from the SQLite cache by COPY.
 
-    Without ``fresh`` the schema ``gridflow_bench_reports_<n>`` is kept across runs
+    Without ``fresh`` the schema ``gridflow_bench_reports_<n>_s<schema>`` is kept across runs
     (a fingerprint row says which data it holds); with it, that new schema is loaded.
     """
     import psycopg
@@ -1102,7 +1102,7 @@ def pg_report_schema(cfg: Config, fresh: str | None = None) -> str:
     from gridflow.store.sql import SCHEMA_VERSION, SQLStore
 
     n = report_cases(cfg)
-    schema = fresh or f"gridflow_bench_reports_{n}"
+    schema = fresh or f"gridflow_bench_reports_{n}_s{SCHEMA_VERSION}"
     mark = f"{n}-s{SCHEMA_VERSION}-v{SEED_VERSION}"
     conninfo = pg_conninfo(cfg.pg_url)
     with psycopg.connect(conninfo, autocommit=True) as conn:
