@@ -288,11 +288,15 @@ def event_values(event: Event) -> dict[str, Any]:
             "hash": event.hash}
 
 
-def derive_facts(events: Sequence[Event]) -> tuple[dict[str, Any], list[int | None]]:
-    """The facts a SQLStore keeps for the figures (schema 5), as its writes would."""
-    from gridflow._facts import derive
+def derive_facts(events: Sequence[Event]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What a SQLStore derives from the events (schema 5), as its writes would: the
+    case row's facts and district, each event's stay_us and district."""
+    from gridflow._facts import derive, opening_district
 
-    return derive(events)
+    facts, stays = derive(events)
+    district = opening_district(events[0])
+    return {**facts, "district": district}, [{"stay_us": stay, "district": district}
+                                             for stay in stays]
 
 
 def column_order(table: Any, known: dict[str, Any]) -> list[str]:
@@ -442,10 +446,10 @@ def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Even
     batch_e: list[tuple[Any, ...]] = []
     for i in range(n):
         case, events = make(i)
-        facts, stays = derive_facts(events)
+        facts, derived = derive_facts(events)
         batch_c.append(sqlite_row(values(case, None) | facts, case_cols))
-        batch_e.extend(sqlite_row(values(case, e) | {"stay_us": stay}, event_cols)
-                       for e, stay in zip(events, stays, strict=True))
+        batch_e.extend(sqlite_row(values(case, e) | extra, event_cols)
+                       for e, extra in zip(events, derived, strict=True))
         if len(batch_c) >= 20_000 or i == n - 1:
             conn.executemany(i_case, batch_c)
             conn.executemany(i_event, batch_e)
@@ -845,8 +849,8 @@ def pg_seed(cfg: Config, schema: str, n: int, tag: str) -> list[str]:
         with conn.cursor().copy(
                 f"COPY gridflow_events ({', '.join(event_cols)}) FROM STDIN") as cp:
             for _, events in rows:
-                for event, stay in zip(events, derive_facts(events)[1], strict=True):
-                    cp.write_row(_pg_row(event_values(event) | {"stay_us": stay}, event_cols))
+                for event, extra in zip(events, derive_facts(events)[1], strict=True):
+                    cp.write_row(_pg_row(event_values(event) | extra, event_cols))
         conn.commit()
     return ids
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.conftest import drop_schema_5
 
 import gridflow
-from gridflow import Engine, IntegrityError, SQLStore, _facts, metrics
+from gridflow import Engine, FixedClock, IntegrityError, SQLStore, _facts, metrics
 from gridflow._figures import GRID_CASE_TERMS, MEDIATION_TERMS, OVERDUE_TRIGGER, SYSTEM_ACTOR
 from gridflow.model import GENESIS_HASH, Actor, Case, Event
 from gridflow.store import Write
@@ -28,10 +28,12 @@ from test_grid_case_v2 import T0
 def _all_facts_agree(store: SQLStore) -> int:
     ids = [c.id for c in store.query(limit=10_000).items]
     for cid in ids:
-        stored, stays = store.stored_facts(cid)
-        facts, derived = _facts.derive(store.events(cid))
-        assert stored == facts, cid
+        stored, stays, districts = store.stored_facts(cid)
+        events = store.events(cid)
+        facts, derived = _facts.derive(events)
+        assert stored == {**facts, "district": _facts.opening_district(events[0])}, cid
         assert stays == derived, cid
+        assert districts == [stored["district"]] * len(events), cid
     return len(ids)
 
 
@@ -198,7 +200,40 @@ def test_the_stores_writes_are_the_fold(scratch: SQLStore, steps: list[tuple[Any
         scratch.commit([Write(new, e, case.version)])
         case = new
         events.append(e)
-    assert scratch.stored_facts(cid) == _facts.derive(events)
+    facts, stays = _facts.derive(events)
+    assert scratch.stored_facts(cid) == ({**facts, "district": ""}, stays, [""] * len(events))
 
 
 _IDS = itertools.count()
+
+
+def _clock_goes_back(store: Any) -> None:
+    from test_grid_case_v2 import GRID, resident, secretary
+
+    clock = FixedClock(T0)
+    e = Engine(store=store, clock=clock, entry_points=False)
+    for back in (False, True):
+        c = e.open("grid_case", actor=resident, grid=GRID, version=1,
+                   data={"title": "t", "source": "resident"})
+        clock.advance(timedelta(hours=5))
+        e.fire(c.id, "triage", actor=secretary,
+               payload={"category": "违规堆物", "priority": "normal"})
+        if back:
+            clock.set(T0 + timedelta(hours=2))  # a clock set back between two steps
+        clock.advance(timedelta(hours=1))
+        e.fire(c.id, "escalate", actor=secretary, payload={"reason": "需街道协调"})
+        clock.set(T0 + timedelta(days=1))
+
+
+@pytest.mark.parametrize("hours", [(0, 48), (0, 4), (3, 48), (5, 7)])
+def test_stays_of_a_case_whose_times_go_back(sql: SQLStore, hours: tuple[int, int]) -> None:
+    """A case with an event earlier than one before it: its stays come from its
+    events (the window), and the figures equal the MemoryStore's."""
+    memory = gridflow.MemoryStore()
+    for s in (sql, memory):
+        _clock_goes_back(s)
+    assert {sql.stored_facts(c.id)[0][_facts.BACK] for c in sql.query().items} == {0, 1}
+    since, until = T0 + timedelta(hours=hours[0]), T0 + timedelta(hours=hours[1])
+    got, want = (metrics.compute(s, since=since, until=until, by="grid").to_dicts()
+                 for s in (sql, memory))
+    assert got == want

@@ -684,10 +684,11 @@ def test_public_tables_and_columns(sql: SQLStore, target: Target) -> None:
     assert [c.name for c in sql.cases.columns] == [
         "id", "workflow", "workflow_version", "state", "version", "data", "grid",
         "opened_at", "updated_at", "deadline_at", "links", "head", "claimed_until",
-        *gridflow._facts.NAMES]
+        *gridflow._facts.NAMES, "district"]
     assert [c.name for c in sql.events_table.columns] == [
         "case_id", "seq", "trigger", "source", "dest", "actor_id", "actor", "at", "payload",
-        "idempotency_key", "prev_hash", "hash", "changes", "digests", "leaf", "stay_us"]
+        "idempotency_key", "prev_hash", "hash", "changes", "digests", "leaf", "stay_us",
+        "district"]
     inspector = sa.inspect(sql.engine)
     schema = target.options.get("schema")
     assert {"gridflow_cases", "gridflow_events", "gridflow_meta"} <= set(

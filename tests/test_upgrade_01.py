@@ -63,7 +63,8 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
         conn.execute(sa.update(meta).values(value="1"))
         old_events = sa.Table(events.name, sa.MetaData(schema=store.schema),
                               *[c._copy() for c in events.columns
-                                if c.name not in ("changes", "digests", "leaf", "stay_us")])
+                                if c.name not in ("changes", "digests", "leaf", "stay_us",
+                                                   "district")])
         conn.execute(sa.insert(store.cases), [_row(c) for c in HISTORY["cases"]])
         conn.execute(sa.insert(old_events), [_row(e) for e in HISTORY["events"]])
     store.close()

@@ -39,7 +39,8 @@ from typing import Any, Literal
 
 from gridflow.model import Event
 
-__all__ = ["FACTS", "NAMES", "STAY", "derive", "micros", "step_params"]
+__all__ = ["BACK", "FACTS", "NAMES", "STAY", "derive", "district_of", "micros", "opening_district",
+           "step_params"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -150,8 +151,42 @@ FACTS: tuple[tuple[str, Op, Callable[[Event], int | None]], ...] = (
 )
 #: The case row's stay column: set at each event to the length of the stay it ends.
 STAY = "f_stay_us"
+#: How many events are earlier than an event before them (0: the times never go back,
+#: so the stays that end before any ``until`` are those `derive` gives).
+BACK = "f_back"
 #: Every fact column of the case row, in column order.
-NAMES: tuple[str, ...] = (*(name for name, _, _ in FACTS), STAY)
+NAMES: tuple[str, ...] = (*(name for name, _, _ in FACTS), STAY, BACK)
+
+
+def district_of(grid: object) -> str:
+    """The district of a case opened in ``grid``: the grid's name up to its first
+    ``-`` (``"华三-1"`` is in ``"华三"``), the whole name if it has none, ``""`` for a
+    case opened without a grid. Set when the case opens and never changed (a case
+    transferred to another grid stays in its district): the key a sharded store
+    (Citus) distributes the case and its events by.
+
+    Example:
+        >>> district_of("华三-1"), district_of("华三"), district_of(None)
+        ('华三', '华三', '')
+    """
+    if not isinstance(grid, str):
+        return ""
+    return grid.split("-", 1)[0]
+
+
+def opening_district(event: Event) -> str:
+    """The district of the case an ``open`` event opens (its payload's ``grid``).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> from gridflow.model import Actor, Event, GENESIS_HASH
+        >>> e = Event.create("c", 1, "open", None, "reported", Actor.system(),
+        ...                  datetime(2026, 1, 5, tzinfo=UTC), {"grid": "华三-1"}, None,
+        ...                  GENESIS_HASH)
+        >>> opening_district(e)
+        '华三'
+    """
+    return district_of(event.payload.get("grid"))
 
 
 def _combine(op: Op, old: int | None, new: int | None) -> int | None:
@@ -180,7 +215,9 @@ def step_params(event: Event) -> dict[str, Any]:
         >>> step_params(e)["p_f_at_min"], step_params(e)["p_f_triage"]
         (1000000, 0)
     """
-    return {f"p_{name}": value(event) for name, _, value in FACTS}
+    params = {f"p_{name}": value(event) for name, _, value in FACTS}
+    params["p_district"] = opening_district(event) if event.seq == 1 else None
+    return params
 
 
 def derive(events: Sequence[Any]) -> tuple[dict[str, int | None], list[int | None]]:
@@ -193,8 +230,11 @@ def derive(events: Sequence[Any]) -> tuple[dict[str, int | None], list[int | Non
     """
     facts: dict[str, int | None] = {name: None for name in NAMES}
     stays: list[int | None] = []
+    facts[BACK] = 0
     for event in events:
-        entered = facts["f_entered_us"]
+        entered, latest = facts["f_entered_us"], facts["f_at_max"]
+        if latest is not None and micros(event.at) < latest:
+            facts[BACK] = (facts[BACK] or 0) + 1
         for name, op, value in FACTS:
             facts[name] = _combine(op, facts[name], value(event))
         stay = None if event.dest is None or entered is None else micros(event.at) - entered
@@ -204,9 +244,10 @@ def derive(events: Sequence[Any]) -> tuple[dict[str, int | None], list[int | Non
 
 
 def check(case_id: str, stored: dict[str, Any], stored_stays: Sequence[Any],
-          events: Sequence[Event]) -> None:
-    """Raise `IntegrityError` if the stored facts of a case (its row's fact columns,
-    each event's ``stay_us``) are not those `derive` gives for ``events``.
+          events: Sequence[Event], districts: Sequence[Any] | None = None) -> None:
+    """Raise `IntegrityError` if the stored facts of a case (its row's fact columns
+    and ``district``, each event's ``stay_us`` and ``district``) are not those `derive`
+    and `opening_district` give for ``events``.
 
     Example:
         >>> from datetime import datetime, UTC
@@ -224,10 +265,18 @@ def check(case_id: str, stored: dict[str, Any], stored_stays: Sequence[Any],
 
     facts, stays = derive(events)
     last = events[-1].seq if events else None
+    district = opening_district(events[0]) if events else ""
+    if "district" in stored and stored["district"] != district:
+        raise IntegrityError(case_id, 1, "the row's district is not that of the grid the "
+                             "case was opened in", field="district")
     for name in NAMES:
         if stored.get(name) != facts[name]:
             raise IntegrityError(case_id, last, f"the row's {name} is not the fold of its "
                                  "events", field=name)
+    for event, found in zip(events, districts or (), strict=False):
+        if found != district:
+            raise IntegrityError(case_id, event.seq, "the event's district is not its case's",
+                                 field="district")
     for event, found, expected in zip(events, stored_stays, stays, strict=False):
         if found != expected:
             raise IntegrityError(case_id, event.seq, "the event's stay_us is not the length "

@@ -394,8 +394,11 @@ class _Checker:
         events = [_Ev(e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor,
                       read_when(e.at), e.payload, e.hash, None) for e in seen]
         facts, stays = _facts.derive(events)
-        stored = crow[_CASE_COLUMNS:_CASE_COLUMNS + len(_facts.NAMES)]
-        if tuple(facts[n] for n in _facts.NAMES) != tuple(stored):
+        end = _CASE_COLUMNS + len(_facts.NAMES)
+        if tuple(facts[n] for n in _facts.NAMES) != tuple(crow[_CASE_COLUMNS:end]):
+            return False
+        district = _facts.opening_district(events[0])
+        if crow[end] != district or any(erow[14] != district for erow in erows):
             return False
         return [erow[13] for erow in erows] == stays
 
@@ -508,7 +511,8 @@ def sql_source(store: SQLStore) -> RawSource | None:
     cases_t, ev = store.cases, store.events_table
     e = ev.c
     cols = [e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor_id, e.actor, e.at,
-            e.payload, e.idempotency_key, e.prev_hash, e.hash, e.changes, e.stay_us]
+            e.payload, e.idempotency_key, e.prev_hash, e.hash, e.changes, e.stay_us,
+            e.district]
     dialect = store.engine.dialect
     sqlite = store.dialect == "sqlite"
     if sqlite:

@@ -1245,12 +1245,12 @@ class Engine:
             from gridflow import _facts
 
             for _ in range(3):
-                facts, stays = stored_facts(case_id)
+                facts, stays, districts = stored_facts(case_id)
                 if len(stays) == len(events):
                     break
                 events = self.store.events(case_id)  # a step landed meanwhile
                 verified = audit(self.store.get(case_id), events, self._spec_index)
-            _facts.check(case_id, facts, stays, events)
+            _facts.check(case_id, facts, stays, events, districts)
         return verified
 
     @traced("verify_all")

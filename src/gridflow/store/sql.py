@@ -135,6 +135,9 @@ def _tables(metadata: sa.MetaData, partitioned: bool = False
         sa.Column("claimed_until", UTCDateTime(), nullable=True),
         # Schema 5: facts folded from the events for the figures (`gridflow._facts`).
         *_fact_columns(),
+        # Schema 5: the district of the grid the case opened in (`_facts.district_of`),
+        # never changed: the key a sharded store distributes by (docs/storage.md).
+        sa.Column("district", sa.String(), nullable=False, server_default=""),
         sa.CheckConstraint("version >= 1", name="ck_gridflow_cases_version"),
         # Every query orders by (opened_at, id): each filter's index ends with both,
         # so a page is an index range scan, not a sort of every match.
@@ -176,6 +179,8 @@ def _tables(metadata: sa.MetaData, partitioned: bool = False
     # Schema 5: the length of the stay in a state this event ended, in microseconds
     # (NULL: it ended none), as `gridflow._facts.derive` computes it.
     events.append_column(sa.Column("stay_us", sa.BigInteger(), nullable=True))
+    # Schema 5: its case's district (co-located with the case when sharded).
+    events.append_column(sa.Column("district", sa.String(), nullable=False, server_default=""))
     meta = sa.Table(
         "gridflow_meta", metadata,
         sa.Column("key", sa.String(), primary_key=True),
@@ -209,6 +214,10 @@ def _fact_updates(cases: sa.Table) -> dict[str, Any]:
     entered = sa.cast(sa.bindparam("p_f_entered_us"), sa.BigInteger)
     # The old value of f_entered_us (SET reads the row as it was): the stay this event ends.
     out[_facts.STAY] = entered - c.f_entered_us
+    at = sa.cast(sa.bindparam("p_f_at_min"), sa.BigInteger)  # the event's time
+    # (Literal SQL: the hot path's statements are compiled once, without bound constants.)
+    out[_facts.BACK] = c[_facts.BACK] + sa.case((at < c.f_at_max, sa.literal_column("1")),
+                                                else_=sa.literal_column("0"))
     return out
 
 
@@ -220,12 +229,14 @@ def _fact_inserts() -> dict[str, Any]:
     out: dict[str, Any] = {name: sa.cast(sa.bindparam(f"p_{name}"), sa.BigInteger)
                            for name, _, _ in _facts.FACTS}
     out[_facts.STAY] = sa.null()
+    out[_facts.BACK] = sa.literal_column("0")
+    out["district"] = sa.bindparam("p_district", type_=sa.String())
     return out
 
 
-def _stay_of(cases: sa.Table, events: sa.Table) -> Any:
-    """An event's stay_us: the case row's, which its write has just set."""
-    return (sa.select(cases.c[_facts.STAY])
+def _stay_of(cases: sa.Table, events: sa.Table, column: str = _facts.STAY) -> Any:
+    """An event's stay_us (or district): the case row's, which its write has just set."""
+    return (sa.select(cases.c[column])
             .where(cases.c.id == sa.bindparam("stay_case", type_=events.c.case_id.type))
             .scalar_subquery())
 
@@ -608,7 +619,11 @@ class SQLStore:
 
     def _prepare(self) -> None:
         c, e, m = self.cases.c, self.events_table.c, self._meta.c
-        self._q_get = sa.select(self.cases).where(c.id == sa.bindparam("cid"))
+        # The columns a Case is made of (schema 4's): a read of a case does not carry
+        # the facts and district schema 5 derives for the figures and for sharding.
+        derived = {*_facts.NAMES, "district"}
+        self._row_columns = [col for col in self.cases.c if col.name not in derived]
+        self._q_get = sa.select(*self._row_columns).where(c.id == sa.bindparam("cid"))
         self._q_version = sa.select(c.version).where(c.id == sa.bindparam("cid"))
         self._q_events = (sa.select(self.events_table)
                           .where(e.case_id == sa.bindparam("cid")).order_by(e.seq))
@@ -617,7 +632,8 @@ class SQLStore:
         self._q_meta = sa.select(m.value).where(m.key == "schema_version")
         self._i_case = sa.insert(self.cases).values(_fact_inserts())
         self._i_event = sa.insert(self.events_table).values(
-            stay_us=_stay_of(self.cases, self.events_table))
+            stay_us=_stay_of(self.cases, self.events_table),
+            district=_stay_of(self.cases, self.events_table, "district"))
         # Compare-and-set on version. The SET columns come from the execute()
         # parameters named after them; any write of the case ends the timer's lease.
         self._u_case = (
@@ -658,14 +674,15 @@ class SQLStore:
         def sql(stmt: sa.ClauseElement) -> str:
             return str(stmt.compile(dialect=dialect))
 
-        facts = set(_facts.NAMES)
+        facts = {*_facts.NAMES, "district"}
         case_cols = [col.name for col in self.cases.c
                      if col.name != "claimed_until" and col.name not in facts]
         updates, inserts = _fact_updates(self.cases), _fact_inserts()
         stay = _stay_of(self.cases, self.events_table)
+        district = _stay_of(self.cases, self.events_table, "district")
         changed = ("version", "data", "updated_at", "links", "head")
         moved = (*changed, "state", "deadline_at")
-        event_cols = [col for col in e if col.name not in ("leaf", "stay_us")]
+        event_cols = [col for col in e if col.name not in ("leaf", "stay_us", "district")]
         step = open_step = ""
         if self.dialect == "postgresql":
             # One round trip per step: the compare-and-set runs in a data-modifying
@@ -678,17 +695,17 @@ class SQLStore:
                    .values({**{name: sa.bindparam(name, type_=self.cases.c[name].type)
                                for name in case_cols if name != "id"},
                             "claimed_until": sa.null(), **updates})
-                   .returning(c.id, c[_facts.STAY]).cte("cas"))
+                   .returning(c.id, c[_facts.STAY], c.district).cte("cas"))
             new_case = (sa.insert(self.cases)
                         .values({**{name: sa.bindparam(name, type_=self.cases.c[name].type)
                                     for name in case_cols}, **inserts})
-                        .returning(c.id, c[_facts.STAY]).cte("new_case"))
+                        .returning(c.id, c[_facts.STAY], c.district).cte("new_case"))
 
             def event_from(cte: Any) -> str:
                 values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols],
-                                   cte.c[_facts.STAY])
+                                   cte.c[_facts.STAY], cte.c.district)
                 stmt = (sa.insert(self.events_table)
-                        .from_select([*(col.name for col in event_cols), "stay_us"],
+                        .from_select([*(col.name for col in event_cols), "stay_us", "district"],
                                      values.select_from(cte))
                         .add_cte(cte))
                 keys = self.event_keys
@@ -713,7 +730,8 @@ class SQLStore:
             insert_case=sql(sa.insert(self.cases).values(
                 {**{name: sa.bindparam(name) for name in case_cols}, **inserts})),
             insert_event=sql(sa.insert(self.events_table).values(
-                {**{col.name: sa.bindparam(col.name) for col in event_cols}, "stay_us": stay})),
+                {**{col.name: sa.bindparam(col.name) for col in event_cols}, "stay_us": stay,
+                 "district": district})),
             update_case=sql(
                 sa.update(self.cases)
                 .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
@@ -1238,10 +1256,10 @@ class SQLStore:
         with self._failures("rebuild_facts"), self._writer.begin() as conn:
             return _fill_facts(conn, self, case_ids)
 
-    def stored_facts(self, case_id: str) -> tuple[dict[str, Any], list[Any]]:
-        """The facts stored for the figures (schema 5, `gridflow._facts`): the case
-        row's fact columns and each event's ``stay_us`` (by seq), read in one
-        transaction, as stored. `Engine.verify` compares them with the fold of the
+    def stored_facts(self, case_id: str) -> tuple[dict[str, Any], list[Any], list[str]]:
+        """What schema 5 derives from the events, as stored: the case row's fact
+        columns (`gridflow._facts`) and its ``district``, each event's ``stay_us`` and
+        ``district`` (by seq). `Engine.verify` compares them with the fold of the
         events.
 
         Example:
@@ -1249,18 +1267,19 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema()
             >>> store.stored_facts("c-1")
-            ({}, [])
+            ({}, [], [])
         """
         self._ready()
         c, e = self.cases.c, self.events_table.c
+        names = (*_facts.NAMES, "district")
         with self._failures(f"reading the facts of case {case_id!r}"), \
                 self._reader.begin() as conn:
-            row = conn.execute(sa.select(*(c[n] for n in _facts.NAMES))
+            row = conn.execute(sa.select(*(c[n] for n in names))
                                .where(c.id == case_id)).first()
-            stays = conn.execute(sa.select(e.stay_us).where(e.case_id == case_id)
-                                 .order_by(e.seq)).scalars().all()
-        facts = {} if row is None else dict(zip(_facts.NAMES, row, strict=True))
-        return facts, list(stays)
+            rows = conn.execute(sa.select(e.stay_us, e.district).where(e.case_id == case_id)
+                                .order_by(e.seq)).all()
+        facts = {} if row is None else dict(zip(names, row, strict=True))
+        return facts, [r[0] for r in rows], [r[1] for r in rows]
 
     def event_by_key(self, idempotency_key: str) -> Event | None:
         """The event stored with this idempotency key, or ``None``.
@@ -1624,7 +1643,7 @@ class SQLStore:
             where.append(sa.tuple_(c.opened_at, c.id) > sa.tuple_(
                 sa.literal(at, UTCDateTime()), sa.literal(last_id, _ID)))
         limit = max(limit, 0)
-        stmt = (sa.select(self.cases).where(*where).order_by(c.opened_at, c.id)
+        stmt = (sa.select(*self._row_columns).where(*where).order_by(c.opened_at, c.id)
                 .limit(limit + 1))
         with self._failures("query"), self._reader.connect() as conn:
             rows = conn.execute(stmt).all()
@@ -1744,7 +1763,7 @@ class SQLStore:
         c = self.cases.c
         until = now + timedelta(seconds=lease)
         stmt = (
-            sa.select(self.cases)
+            sa.select(*self._row_columns)
             .where(c.deadline_at <= now,
                    sa.or_(c.claimed_until.is_(None), c.claimed_until <= now))
             .order_by(c.deadline_at, c.id)
@@ -1794,8 +1813,7 @@ def _upgrade_1_to_2(conn: Connection, store: SQLStore) -> None:
     system = Actor.system()
     cases = store.cases
     # The columns of schema 1 (the later ones are added by the later upgrades).
-    old = [col for col in cases.c if col.name not in _facts.NAMES]
-    for row in conn.execute(sa.select(*old)).all():
+    for row in conn.execute(sa.select(*store._row_columns)).all():
         case = SQLStore._case(row)
         changes = Changes(dict(case.data), (), case.deadline_at, tuple(case.links),
                           case.workflow_version, case.workflow, case.grid)
@@ -1856,6 +1874,10 @@ def _upgrade_4_to_5(conn: Connection, store: SQLStore) -> None:
     for name in _facts.NAMES:
         _add_column(conn, cases, cases.c[name])
     _add_column(conn, events, events.c.stay_us)
+    for table in (cases, events):
+        name = conn.dialect.identifier_preparer.format_table(table)
+        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN district VARCHAR NOT NULL "
+                             "DEFAULT ''"))
     _fill_facts(conn, store, None)
 
 
@@ -1864,7 +1886,12 @@ def _fill_facts(conn: Connection, store: SQLStore, case_ids: Sequence[str] | Non
     `gridflow._facts.derive` of their stored events; returns how many cases."""
     cases, events = store.cases, store.events_table
     set_facts = (sa.update(cases).where(cases.c.id == sa.bindparam("b_id"))
-                 .values({name: sa.bindparam(f"v_{name}") for name in _facts.NAMES}))
+                 .values({name: sa.bindparam(f"v_{name}")
+                          for name in (*_facts.NAMES, "district")}))
+    set_districts = (sa.update(events).where(events.c.case_id.in_(sa.bindparam("b_ids",
+                                                                                expanding=True)))
+                     .values(district=sa.select(cases.c.district)
+                             .where(cases.c.id == events.c.case_id).scalar_subquery()))
     set_stay = (sa.update(events)
                 .where(events.c.case_id == sa.bindparam("b_case"),
                        events.c.seq == sa.bindparam("b_seq"))
@@ -1892,12 +1919,14 @@ def _fill_facts(conn: Connection, store: SQLStore, case_ids: Sequence[str] | Non
         fact_rows, stay_rows = [], []
         for cid, found in history.items():
             facts, stays = _facts.derive(found)
+            facts["district"] = _facts.opening_district(found[0]) if found else ""
             fact_rows.append({"b_id": cid, **{f"v_{k}": v for k, v in facts.items()}})
             stay_rows.extend({"b_case": cid, "b_seq": e.seq, "v_stay": stay}
                              for e, stay in zip(found, stays, strict=True) if stay is not None)
         conn.execute(set_facts, fact_rows)
         if stay_rows:
             conn.execute(set_stay, stay_rows)
+        conn.execute(set_districts, {"b_ids": ids})
 
 
 #: Schema migrations: ``_MIGRATIONS[v](conn, store)`` upgrades version v to v + 1,
