@@ -39,10 +39,11 @@ def _all_facts_agree(store: SQLStore) -> int:
 
 def test_the_terms_are_those_of_the_figures() -> None:
     g, m = GRID_CASE_TERMS, MEDIATION_TERMS
-    assert (
-        SYSTEM_ACTOR, g.handling, (g.breach, OVERDUE_TRIGGER), g.closed) == (_facts._SYSTEM, _facts._HANDLING, _facts._BREACHES, _facts._CLOSED)
-    assert (
-        g.revisit, (g.revisit_passed, g.revisit_failed)) == (_facts._REVISIT, _facts._REVISIT_ENDS)
+    ours = (_facts._SYSTEM, _facts._HANDLING, _facts._BREACHES, _facts._CLOSED,
+            _facts._REVISIT, _facts._REVISIT_ENDS)
+    theirs = (SYSTEM_ACTOR, g.handling, (g.breach, OVERDUE_TRIGGER), g.closed, g.revisit,
+              (g.revisit_passed, g.revisit_failed))
+    assert ours == theirs
     assert (g.triage, g.escalate, g.reopen, g.extension) == (
         "triage", "escalate", "reopen", "approve_extension")
     assert m.ended == _facts._ENDED and _facts._ENDED[0] == m.resolved
@@ -129,7 +130,7 @@ def test_an_edited_stay_fails_verification(sql: SQLStore) -> None:
     random_population(sql, 4, n=10)
     engine = Engine(store=sql, entry_points=False)
     cid = _case_with_stays(sql)
-    seq = [i + 1 for i, s in enumerate(sql.stored_facts(cid)[1]) if s is not None][0]
+    seq = next(i + 1 for i, s in enumerate(sql.stored_facts(cid)[1]) if s is not None)
     table = sql.engine.dialect.identifier_preparer.format_table(sql.events_table)
     _tamper(sql, f"UPDATE {table} SET stay_us = stay_us - 1 "
                  f"WHERE case_id = '{cid}' AND seq = {seq}")

@@ -392,7 +392,7 @@ class _Checker:
             return True  # a store without facts
         read_when = self.source.read_when
         events = [_Ev(e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor,
-                      read_when(e.at), e.payload, e.hash, None) for e in seen]
+                      cast(datetime, read_when(e.at)), e.payload, e.hash, None) for e in seen]
         facts, stays = _facts.derive(events)
         end = _CASE_COLUMNS + len(_facts.NAMES)
         if tuple(facts[n] for n in _facts.NAMES) != tuple(crow[_CASE_COLUMNS:end]):

@@ -1060,7 +1060,7 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema(); store.create_schema()
             >>> store.schema_version()
-            4
+            5
         """
         self._refuse_write("create_schema")
         with self._failures("create_schema"), self._writer.begin() as conn:
@@ -1916,11 +1916,13 @@ def _fill_facts(conn: Connection, store: SQLStore, case_ids: Sequence[str] | Non
                             .order_by(events.c.case_id, events.c.seq))
         for row in rows:
             history[row.case_id].append(SQLStore._event(row))
-        fact_rows, stay_rows = [], []
+        fact_rows: list[dict[str, Any]] = []
+        stay_rows: list[dict[str, Any]] = []
         for cid, found in history.items():
             facts, stays = _facts.derive(found)
-            facts["district"] = _facts.opening_district(found[0]) if found else ""
-            fact_rows.append({"b_id": cid, **{f"v_{k}": v for k, v in facts.items()}})
+            district = _facts.opening_district(found[0]) if found else ""
+            fact_rows.append({"b_id": cid, "v_district": district,
+                              **{f"v_{k}": v for k, v in facts.items()}})
             stay_rows.extend({"b_case": cid, "b_seq": e.seq, "v_stay": stay}
                              for e, stay in zip(found, stays, strict=True) if stay is not None)
         conn.execute(set_facts, fact_rows)
