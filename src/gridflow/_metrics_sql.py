@@ -223,10 +223,13 @@ def _grid_case(
             sa.func.sum(_one(sa.and_(revisit_end, e.c.trigger == g.revisit_passed)))
             .label("passed"),
             *_loop_facts(c, e, dialect, since),
+            # The case row's columns the counts need, carried here rather than
+            # joined again.
+            grp.label("grp"), c.c.opened_at.label("opened_at"),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
-        .where(e.c.case_id.in_(_partly_ids(c, since, until, g.workflow)), e.c.at < until)
-        .group_by(e.c.case_id)
+        .where(_active(c, since, until, g.workflow), _partly(c, since, until), e.c.at < until)
+        .group_by(e.c.case_id, grp, c.c.opened_at)
         .subquery("facts")
     )
     f = facts.c
@@ -237,19 +240,19 @@ def _grid_case(
         (sa.or_(f.missed_at.is_(None), f.closed_at <= f.missed_at), f.closed_at),
         else_=f.missed_at,
     ), e.c.at.type)
-    received = sa.and_(c.c.opened_at >= since, c.c.opened_at < until)
+    received = sa.and_(f.opened_at >= since, f.opened_at < until)
     due = sa.and_(due_at >= since, due_at < until)
     closed = sa.and_(due, f.closed_at.is_not(None))
     on_time = sa.and_(closed, due_at == f.closed_at, sa.or_(
         f.late_close_at.is_(None), f.late_close_at != f.closed_at))
     partly = (
-        sa.select(grp.label("grp"), *_flags(
+        sa.select(f.grp, *_flags(
             received, sa.and_(received, f.triaged == 1), due, closed, on_time,
             sa.and_(due, f.reopened == 1), sa.and_(due, f.extended == 1),
             sa.and_(closed, f.escalated == 0)),
             f.revisits, f.passed, *(f[name] for name in _LOOP_SUMS), *_first_checks(f))
-        .select_from(facts.join(c, c.c.id == f.case_id))
     )
+    received = sa.and_(c.c.opened_at >= since, c.c.opened_at < until)
     # The cases whose events are all in the period: the same, from their facts.
     k = c.c
     w_due_at = sa.case(
@@ -280,18 +283,21 @@ def _grid_case(
             _one(k.f_first_check_passed == 1).label("first_checks_passed"))
         .where(_active(c, since, until, g.workflow), _whole(c, since, until))
     )
-    per_case = sa.union_all(partly, whole).subquery("per_case")
-    q = per_case.c
-    query = sa.select(
-        q.grp, *(sa.func.sum(q[name]) for name in _FLAGS), sa.func.sum(q.revisits),
-        sa.func.sum(q.passed), *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
-        sa.func.sum(q.first_checks), sa.func.sum(q.first_checks_passed),
-    ).group_by(q.grp)
     names = ("received", "triaged", "due", "closed", "closed_on_time", "reopened", "extended",
              "closed_in_grid", "revisits", "revisits_passed", *_LOOP_SUMS, "first_checks",
              "first_checks_passed")
-    for row in conn.execute(query):
-        partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+    # Two statements whose sums add up (`_Partial.add`), not one over a UNION ALL:
+    # PostgreSQL then reads the case rows in parallel.
+    for part in (whole, partly):
+        q = part.subquery("per_case").c
+        query = sa.select(
+            q.grp, *(sa.func.sum(q[name]) for name in _FLAGS), sa.func.sum(q.revisits),
+            sa.func.sum(q.passed), *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
+            sa.func.sum(q.first_checks), sa.func.sum(q.first_checks_passed),
+        ).group_by(q.grp)
+        for row in conn.execute(query):
+            partial.add(_text(row[0]),
+                        **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
 
 
 #: The 0/1 flags of a grid case, in the order of `_flags`.
