@@ -288,10 +288,21 @@ def event_values(event: Event) -> dict[str, Any]:
             "hash": event.hash}
 
 
+def derive_facts(events: Sequence[Event]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What a SQLStore derives from the events (schema 5), as its writes would: the
+    case row's facts and district, each event's stay_us and district."""
+    from gridflow._facts import derive, opening_district
+
+    facts, stays = derive(events)
+    district = opening_district(events[0])
+    return {**facts, "district": district}, [{"stay_us": stay, "district": district}
+                                             for stay in stays]
+
+
 def column_order(table: Any, known: dict[str, Any]) -> list[str]:
     names = [c.name for c in table.columns]
     for col in table.columns:
-        if col.name not in known and not col.nullable:
+        if col.name not in known and not col.nullable and col.server_default is None:
             raise RuntimeError(f"benchmarks do not know column {table.name}.{col.name}; "
                                "update case_values / event_values in benchmarks/run.py")
     return names
@@ -435,8 +446,10 @@ def build_sqlite(path: Path, n: int, make: Callable[[int], tuple[Case, list[Even
     batch_e: list[tuple[Any, ...]] = []
     for i in range(n):
         case, events = make(i)
-        batch_c.append(sqlite_row(values(case, None), case_cols))
-        batch_e.extend(sqlite_row(values(case, e), event_cols) for e in events)
+        facts, derived = derive_facts(events)
+        batch_c.append(sqlite_row(values(case, None) | facts, case_cols))
+        batch_e.extend(sqlite_row(values(case, e) | extra, event_cols)
+                       for e, extra in zip(events, derived, strict=True))
         if len(batch_c) >= 20_000 or i == n - 1:
             conn.executemany(i_case, batch_c)
             conn.executemany(i_event, batch_e)
@@ -837,14 +850,14 @@ def pg_seed(cfg: Config, schema: str, n: int, tag: str) -> list[str]:
         conn.execute(f'SET search_path TO "{schema}"')
         rows = [synth_reported(i, tag) for i in range(n)]
         with conn.cursor().copy(f"COPY gridflow_cases ({', '.join(case_cols)}) FROM STDIN") as cp:
-            for case, _ in rows:
-                cp.write_row(_pg_row(case_values(case), case_cols))
+            for case, events in rows:
+                cp.write_row(_pg_row(case_values(case) | derive_facts(events)[0], case_cols))
                 ids.append(case.id)
         with conn.cursor().copy(
                 f"COPY gridflow_events ({', '.join(event_cols)}) FROM STDIN") as cp:
             for _, events in rows:
-                for event in events:
-                    cp.write_row(_pg_row(event_values(event), event_cols))
+                for event, extra in zip(events, derive_facts(events)[1], strict=True):
+                    cp.write_row(_pg_row(event_values(event) | extra, event_cols))
         conn.commit()
     return ids
 
@@ -1048,7 +1061,9 @@ def metrics_available() -> Any:
 
 
 def report_cases(cfg: Config) -> int:
-    return 5_000 if cfg.quick else 1_000_000
+    # GRIDFLOW_BENCH_REPORT_CASES: a smaller full run while working on the figures.
+    return 5_000 if cfg.quick else int(os.environ.get("GRIDFLOW_BENCH_REPORT_CASES",
+                                                      1_000_000))
 
 
 def report_db(cfg: Config) -> Path:
@@ -1091,7 +1106,7 @@ def bench_reports_sqlite(cfg: Config) -> None:
 def pg_report_schema(cfg: Config, fresh: str | None = None) -> str:
     """A PostgreSQL schema with the report data, loaded from the SQLite cache by COPY.
 
-    Without ``fresh`` the schema ``gridflow_bench_reports_<n>`` is kept across runs
+    Without ``fresh`` the schema ``gridflow_bench_reports_<n>_s<schema>`` is kept across runs
     (a fingerprint row says which data it holds); with it, that new schema is loaded.
     """
     import psycopg
@@ -1099,7 +1114,7 @@ def pg_report_schema(cfg: Config, fresh: str | None = None) -> str:
     from gridflow.store.sql import SCHEMA_VERSION, SQLStore
 
     n = report_cases(cfg)
-    schema = fresh or f"gridflow_bench_reports_{n}"
+    schema = fresh or f"gridflow_bench_reports_{n}_s{SCHEMA_VERSION}"
     mark = f"{n}-s{SCHEMA_VERSION}-v{SEED_VERSION}"
     conninfo = pg_conninfo(cfg.pg_url)
     with psycopg.connect(conninfo, autocommit=True) as conn:

@@ -192,3 +192,17 @@ def engine(request: pytest.FixtureRequest, store: Store, clock: FixedClock) -> I
         finally:
             if isinstance(inner, gridflow.AsyncSQLStore):
                 runner.run(inner.aclose())
+
+
+def drop_schema_5(conn: Any, store: Any) -> None:
+    """Back to what schema 4 had: no facts for the figures (`gridflow._facts`) and no
+    district on the case rows and events (for the tests that build an older database)."""
+    import sqlalchemy as sa
+
+    from gridflow import _facts
+
+    prep = store.engine.dialect.identifier_preparer
+    for table, columns in ((store.cases, (*_facts.NAMES, "district")),
+                           (store.events_table, ("stay_us", "district"))):
+        for column in columns:
+            conn.execute(sa.text(f"ALTER TABLE {prep.format_table(table)} DROP COLUMN {column}"))

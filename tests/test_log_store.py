@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import drop_schema_5
 
 import gridflow
 from gridflow import Actor, Engine, FixedClock, GridflowError, NoteError, SQLStore
@@ -169,16 +170,17 @@ def test_upgrade_from_schema_2(tmp_path: Path) -> None:
         with store.engine.begin() as conn:  # back to what gridflow 0.2.0.dev0 wrote
             conn.execute(sa.text("DROP INDEX ix_gridflow_events_unlogged"))
             conn.execute(sa.text("ALTER TABLE gridflow_events DROP COLUMN leaf"))
+            drop_schema_5(conn, store)
             for table in ("gridflow_log_leaves", "gridflow_log_nodes",
                           "gridflow_log_checkpoints"):
                 conn.execute(sa.text(f"DROP TABLE {table}"))
             conn.execute(sa.text("DELETE FROM gridflow_meta WHERE key = 'log_size'"))
             conn.execute(sa.text("UPDATE gridflow_meta SET value = '2'"))
     with SQLStore(url) as store:
-        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 4"):
+        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 5"):
             store.get(ids[0])
         store.create_schema()
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         engine = Engine(store=store, clock=FixedClock(), entry_points=False)
         text = engine.checkpoint(SKEY)
         assert note.verify_checkpoint(text, VKEY).size == 4

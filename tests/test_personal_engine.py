@@ -294,6 +294,7 @@ def test_no_plaintext_in_a_pg_dump(pg_url: str, pg_schema: str, clock: FixedCloc
 def test_a_schema_2_database_upgrades_to_the_current_schema(sqlite_url: str,
                                                             clock: FixedClock) -> None:
     import sqlalchemy as sa
+    from tests.conftest import drop_schema_5
 
     with gridflow.SQLStore(sqlite_url) as store:
         store.create_schema()
@@ -303,12 +304,13 @@ def test_a_schema_2_database_upgrades_to_the_current_schema(sqlite_url: str,
         with store.engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE gridflow_pii_values"))
             conn.execute(sa.text("DROP TABLE gridflow_pii_keys"))
+            drop_schema_5(conn, store)
             conn.execute(sa.update(store.tables.meta).values(value="2"))
     with gridflow.SQLStore(sqlite_url) as store:
-        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 4"):
+        with pytest.raises(gridflow.SchemaVersionError, match="older than this gridflow's 5"):
             store.get(old.id)
         store.create_schema()
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         tables = set(sa.inspect(store.engine).get_table_names())
         assert {"gridflow_pii_keys", "gridflow_pii_values"} <= tables
         engine = keyed(store, clock)

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gridflow
+import gridflow._facts
 from gridflow import (
     Actor,
     Case,
@@ -682,10 +683,12 @@ def test_public_tables_and_columns(sql: SQLStore, target: Target) -> None:
     assert sql.events_table is sql.tables.events
     assert [c.name for c in sql.cases.columns] == [
         "id", "workflow", "workflow_version", "state", "version", "data", "grid",
-        "opened_at", "updated_at", "deadline_at", "links", "head", "claimed_until"]
+        "opened_at", "updated_at", "deadline_at", "links", "head", "claimed_until",
+        *gridflow._facts.NAMES, "district"]
     assert [c.name for c in sql.events_table.columns] == [
         "case_id", "seq", "trigger", "source", "dest", "actor_id", "actor", "at", "payload",
-        "idempotency_key", "prev_hash", "hash", "changes", "digests", "leaf"]
+        "idempotency_key", "prev_hash", "hash", "changes", "digests", "leaf", "stay_us",
+        "district"]
     inspector = sa.inspect(sql.engine)
     schema = target.options.get("schema")
     assert {"gridflow_cases", "gridflow_events", "gridflow_meta"} <= set(
@@ -776,13 +779,13 @@ def test_create_schema_is_idempotent(target: Target) -> None:
         store.create_schema()
         store.create_schema()
         store.commit([open_write("c-1")])
-        assert store.schema_version() == gridflow.store.sql.SCHEMA_VERSION == 4
+        assert store.schema_version() == gridflow.store.sql.SCHEMA_VERSION == 5
     with target.open() as again:
         again.create_schema()  # keeps what is stored
         assert again.get("c-1") == open_write("c-1").case
         with again.engine.connect() as conn:
             meta = conn.execute(sa.select(again.tables.meta)).all()
-        assert sorted(tuple(r) for r in meta) == [("log_size", "0"), ("schema_version", "4")]
+        assert sorted(tuple(r) for r in meta) == [("log_size", "0"), ("schema_version", "5")]
 
 
 def test_no_schema_is_a_clear_error(target: Target) -> None:
@@ -807,7 +810,7 @@ def test_a_newer_schema_is_refused(sql: SQLStore, target: Target) -> None:
                           lambda: newer.query(), lambda: newer.claim_due(T0)):
             with pytest.raises(SchemaVersionError) as caught:
                 operation()
-            assert "version 99, newer than this gridflow handles (schema version 4)" in str(
+            assert "version 99, newer than this gridflow handles (schema version 5)" in str(
                 caught.value)
         assert isinstance(caught.value, StoreError)
     _set_version(sql, "3")

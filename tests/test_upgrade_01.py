@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import drop_schema_5
 
 from gridflow import (
     ALL_GRIDS,
@@ -57,11 +58,13 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
         conn.execute(sa.text(f"DROP INDEX {index}"))  # schema 3's Merkle log
         for column in ("changes", "digests", "leaf"):  # the 0.1 table had none of these
             conn.execute(sa.text(f"ALTER TABLE {name} DROP COLUMN {column}"))
+        drop_schema_5(conn, store)
         conn.execute(sa.delete(meta).where(meta.c.key != "schema_version"))
         conn.execute(sa.update(meta).values(value="1"))
         old_events = sa.Table(events.name, sa.MetaData(schema=store.schema),
                               *[c._copy() for c in events.columns
-                                if c.name not in ("changes", "digests", "leaf")])
+                                if c.name not in ("changes", "digests", "leaf", "stay_us",
+                                                   "district")])
         conn.execute(sa.insert(store.cases), [_row(c) for c in HISTORY["cases"]])
         conn.execute(sa.insert(old_events), [_row(e) for e in HISTORY["events"]])
     store.close()
@@ -70,10 +73,10 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
 
 def test_a_0_1_database_upgrades_and_verifies(old_db: dict[str, Any]) -> None:
     with SQLStore(**old_db) as store:
-        with pytest.raises(SchemaVersionError, match="older than this gridflow's 4"):
+        with pytest.raises(SchemaVersionError, match="older than this gridflow's 5"):
             store.get("old-1")
         store.create_schema()
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         engine = Engine(store=store, clock=FixedClock(), entry_points=False)
         for raw in HISTORY["cases"]:
             case = engine.verify(raw["id"])

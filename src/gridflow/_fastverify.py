@@ -47,6 +47,7 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from gridflow import _facts
 from gridflow._errors import GridflowError
 from gridflow.fold import (
     _TIMER_ONLY,
@@ -77,6 +78,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RawSource", "precheck_rows", "verify_cases"]
 
+#: The columns of a case row before the facts of the figures (schema 4).
+_CASE_COLUMNS = 13
 #: Entries kept in each per-run cache (actors, changes, times) before it is cleared.
 _CACHE_LIMIT = 50_000
 #: Payload texts kept (they repeat less, and weigh more).
@@ -481,8 +484,9 @@ class _Checker:
         fold: _Fold | None = None
         deadline: datetime | None = None
         index = 0
+        seen_events: list[_Ev] = []
         for (cid, seq, trigger, source, dest, actor_id, actor_raw, at_raw, payload_raw,
-             key, prev_hash, hash_, changes_raw) in erows:
+             key, prev_hash, hash_, changes_raw, *_) in erows:
             index += 1
             if seq.__class__ is not int or seq != index or cid != case_id \
                     or prev_hash != prev or hash_.__class__ is not str:
@@ -509,6 +513,7 @@ class _Checker:
             # updated_at, which are decoded below (first and last event).
             event: Any = _Ev(cid, seq, trigger, source, dest, actor, at_raw, payload, hash_,
                              changes)
+            seen_events.append(event)
             if fold is None:
                 fold = _Fold.opened(event)
                 if fold.workflow:
@@ -520,7 +525,27 @@ class _Checker:
         assert fold is not None
         # The deadline in force is that of the last event with changes (what the fold's
         # rule leaves): the records the fold read may not carry it.
-        return self._same_row(crow, fold, erows[0][7], erows[-1][7], deadline)
+        return (self._same_row(crow, fold, erows[0][7], erows[-1][7], deadline)
+                and self._same_facts(crow, erows, seen_events))
+
+    def _same_facts(self, crow: Any, erows: Sequence[Any], seen: Sequence[_Ev]) -> bool:
+        """The stored facts of the figures (schema 5: the case row's columns after the
+        13 of schema 4, each event's last column) are the fold `gridflow._facts.derive`
+        of the events (``seen``: as the fold read them, ``at`` as stored)."""
+        if len(crow) <= _CASE_COLUMNS:
+            return True  # a store without facts
+        read_when = self.source.read_when
+        events = [_Ev(e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor,
+                      cast(datetime, read_when(e.at)), e.payload, e.hash, None) for e in seen]
+        facts, stays = _facts.derive(events)
+        end = _CASE_COLUMNS + len(_facts.NAMES)
+        if tuple(facts[n] for n in _facts.NAMES) != tuple(crow[_CASE_COLUMNS:end]):
+            return False
+        district = _facts.opening_district(events[0])
+        if crow[end] != district or any(erow[14] != district for erow in erows):
+            return False
+        return [erow[13] for erow in erows] == stays
+
 
     def _same_row(self, crow: Any, fold: _Fold, first_at: Any, last_at: Any,
                   deadline: datetime | None) -> bool:
@@ -661,7 +686,8 @@ def sql_source(store: SQLStore) -> RawSource | None:
     cases_t, ev = store.cases, store.events_table
     e = ev.c
     cols = [e.case_id, e.seq, e.trigger, e.source, e.dest, e.actor_id, e.actor, e.at,
-            e.payload, e.idempotency_key, e.prev_hash, e.hash, e.changes]
+            e.payload, e.idempotency_key, e.prev_hash, e.hash, e.changes, e.stay_us,
+            e.district]
     dialect = store.engine.dialect
     sqlite = store.dialect == "sqlite"
     if sqlite:

@@ -22,18 +22,22 @@ times are exact on both (timestamptz; fixed-width UTC text on SQLite).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
+from gridflow._facts import BACK, micros
 from gridflow._figures import (
     _AGREEMENT_KEY,
     _G,
     _M,
     OVERDUE_TRIGGER,
     SYSTEM_ACTOR,
+    _median,
     _Partial,
 )
 
@@ -88,6 +92,32 @@ def _json_time(dialect: str, expr: _Expr, like: sa.Column[Any]) -> _Expr:
     return sa.type_coerce(rewritten, like.type)
 
 
+class _Scan(sa.sql.expression.ColumnElement[Any]):
+    """A column SQLite's planner may not search an index on (``+column``).
+
+    SQLStore keeps no statistics, and without them SQLite walks an index of the
+    case rows (by workflow, by opening time) or of the events (by time) for a filter
+    that keeps nearly every row, then looks each row up: several times slower than
+    reading the table through, which is what the figures need. Other databases get
+    the column."""
+
+    inherit_cache = True
+
+    def __init__(self, column: _Expr) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Scan)
+def _scan(element: _Scan, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(_Scan, "sqlite")
+def _scan_sqlite(element: _Scan, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))
+
+
 def _active(cases: sa.Table, since: datetime, until: datetime, workflow: str | None) -> _Expr:
     """The cases that can count in ``[since, until)``: opened before ``until`` and
     touched at or after ``since``. Every figure needs an event in the period
@@ -95,8 +125,28 @@ def _active(cases: sa.Table, since: datetime, until: datetime, workflow: str | N
     agreement, the end of a stay), and ``updated_at`` is the time of a
     case's last event; the rest is skipped without reading its events."""
     c = cases.c
-    where = sa.and_(c.opened_at < until, c.updated_at >= since)
-    return where if workflow is None else sa.and_(c.workflow == workflow, where)
+    where = sa.and_(_Scan(c.opened_at) < until, _Scan(c.updated_at) >= since)
+    return where if workflow is None else sa.and_(_Scan(c.workflow) == workflow, where)
+
+
+def _whole(cases: sa.Table, since: datetime, until: datetime) -> _Expr:
+    """The cases all of whose events are in ``[since, until)`` (schema 5's facts say
+    when its first and last event were): the facts on the case row are then exactly
+    the aggregates over its events in the period, and no event need be read."""
+    c = cases.c
+    return sa.and_(c.f_at_min >= micros(since), c.f_at_max < micros(until))
+
+
+def _partly(cases: sa.Table, since: datetime, until: datetime) -> _Expr:
+    """The others (an event before ``since`` or at/after ``until``; or no facts):
+    their figures are aggregated from their events in the period."""
+    c = cases.c
+    return sa.or_(c.f_at_min.is_(None), c.f_at_max.is_(None), c.f_at_min < micros(since),
+                  c.f_at_max >= micros(until))
+
+
+def _in_window(value: _Expr, since: datetime, until: datetime) -> _Expr:
+    return sa.and_(value >= micros(since), value < micros(until))
 
 
 def _group_expr(cases: sa.Table, by: str | None) -> _Expr:
@@ -123,6 +173,10 @@ def compute(
     """Fill ``partial`` with the figures, computed by the database."""
     us = _micros_of(dialect)
     with engine.connect() as conn:
+        if dialect == "postgresql":
+            # These queries cost enough to be JIT-compiled, which then takes longer
+            # (0.2-0.6 s a query) than the compiled code saves. For this transaction only.
+            conn.exec_driver_sql("SELECT set_config('jit', 'off', true)")
         if by == "department":
             # Only the closed-loop figures are split by department.
             if workflow in (None, _G.workflow):
@@ -169,10 +223,13 @@ def _grid_case(
             sa.func.sum(_one(sa.and_(revisit_end, e.c.trigger == g.revisit_passed)))
             .label("passed"),
             *_loop_facts(c, e, dialect, since),
+            # The case row's columns the counts need, carried here rather than
+            # joined again.
+            grp.label("grp"), c.c.opened_at.label("opened_at"),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
-        .where(_active(c, since, until, g.workflow), e.c.at < until)
-        .group_by(e.c.case_id)
+        .where(_active(c, since, until, g.workflow), _partly(c, since, until), e.c.at < until)
+        .group_by(e.c.case_id, grp, c.c.opened_at)
         .subquery("facts")
     )
     f = facts.c
@@ -183,45 +240,78 @@ def _grid_case(
         (sa.or_(f.missed_at.is_(None), f.closed_at <= f.missed_at), f.closed_at),
         else_=f.missed_at,
     ), e.c.at.type)
-    per_case = (
-        sa.select(
-            grp.label("grp"),
-            _one(sa.and_(c.c.opened_at >= since, c.c.opened_at < until)).label("received"),
-            f.triaged, f.escalated, f.reopened, f.extended, f.revisits, f.passed,
-            _one(sa.and_(due_at >= since, due_at < until)).label("due"),
-            _one(f.closed_at.is_not(None)).label("closed"),
-            _one(sa.and_(due_at == f.closed_at, sa.or_(
-                f.late_close_at.is_(None), f.late_close_at != f.closed_at))).label("on_time"),
-            *(f[name] for name in _LOOP_SUMS),
-            *_first_checks(f),
-        )
-        .select_from(facts.join(c, c.c.id == f.case_id))
-        .subquery("per_case")
+    received = sa.and_(f.opened_at >= since, f.opened_at < until)
+    due = sa.and_(due_at >= since, due_at < until)
+    closed = sa.and_(due, f.closed_at.is_not(None))
+    on_time = sa.and_(closed, due_at == f.closed_at, sa.or_(
+        f.late_close_at.is_(None), f.late_close_at != f.closed_at))
+    partly = (
+        sa.select(f.grp, *_flags(
+            received, sa.and_(received, f.triaged == 1), due, closed, on_time,
+            sa.and_(due, f.reopened == 1), sa.and_(due, f.extended == 1),
+            sa.and_(closed, f.escalated == 0)),
+            f.revisits, f.passed, *(f[name] for name in _LOOP_SUMS), *_first_checks(f))
     )
-    q = per_case.c
-    due = q.due == 1
-    closed = sa.and_(due, q.closed == 1)
-    query = sa.select(
-        q.grp,
-        sa.func.sum(q.received),
-        sa.func.sum(_one(sa.and_(q.received == 1, q.triaged == 1))),
-        sa.func.sum(q.due),
-        sa.func.sum(_one(closed)),
-        sa.func.sum(_one(sa.and_(closed, q.on_time == 1))),
-        sa.func.sum(_one(sa.and_(due, q.reopened == 1))),
-        sa.func.sum(_one(sa.and_(due, q.extended == 1))),
-        sa.func.sum(_one(sa.and_(closed, q.escalated == 0))),
-        sa.func.sum(q.revisits),
-        sa.func.sum(q.passed),
-        *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
-        sa.func.sum(q.first_checks),
-        sa.func.sum(q.first_checks_passed),
-    ).group_by(q.grp)
+    received = sa.and_(c.c.opened_at >= since, c.c.opened_at < until)
+    # The cases whose events are all in the period: the same, from their facts.
+    k = c.c
+    w_due_at = sa.case(
+        (k.f_closed_at.is_(None), k.f_missed_at),
+        (sa.or_(k.f_missed_at.is_(None), k.f_closed_at <= k.f_missed_at), k.f_closed_at),
+        else_=k.f_missed_at)
+    w_due = _in_window(w_due_at, since, until)
+    w_closed = sa.and_(w_due, k.f_closed_at.is_not(None))
+    v2 = k.workflow_version >= 2
+    loop = {
+        "acknowledged": k.f_acknowledged, "acknowledged_on_time": k.f_acknowledged_on_time,
+        "returned": k.f_returned, "checks": k.f_checks, "checks_failed": k.f_checks_failed,
+        "rated": k.f_rated, "satisfied": k.f_satisfied,
+        "triages": sa.case((v2, k.f_triage), else_=0),
+        "recurrences": sa.case((v2, k.f_recurrences), else_=0),
+        "parked": k.f_parked, "urged": k.f_urged,
+    }
+    whole = (
+        sa.select(grp.label("grp"), *_flags(
+            received, sa.and_(received, k.f_triage > 0), w_due, w_closed,
+            sa.and_(w_closed, w_due_at == k.f_closed_at, sa.or_(
+                k.f_late_close_at.is_(None), k.f_late_close_at != k.f_closed_at)),
+            sa.and_(w_due, k.f_reopen > 0), sa.and_(w_due, k.f_extension > 0),
+            sa.and_(w_closed, k.f_escalate == 0)),
+            k.f_revisits.label("revisits"), k.f_revisits_passed.label("passed"),
+            *(loop[name].label(name) for name in _LOOP_SUMS),
+            _one(k.f_checks > 0).label("first_checks"),
+            _one(k.f_first_check_passed == 1).label("first_checks_passed"))
+        .where(_active(c, since, until, g.workflow), _whole(c, since, until))
+    )
     names = ("received", "triaged", "due", "closed", "closed_on_time", "reopened", "extended",
              "closed_in_grid", "revisits", "revisits_passed", *_LOOP_SUMS, "first_checks",
              "first_checks_passed")
-    for row in conn.execute(query):
-        partial.add(_text(row[0]), **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+    # Two statements whose sums add up (`_Partial.add`), not one over a UNION ALL:
+    # PostgreSQL then reads the case rows in parallel.
+    for part in (whole, partly):
+        q = part.subquery("per_case").c
+        query = sa.select(
+            q.grp, *(sa.func.sum(q[name]) for name in _FLAGS), sa.func.sum(q.revisits),
+            sa.func.sum(q.passed), *(sa.func.sum(q[name]) for name in _LOOP_SUMS),
+            sa.func.sum(q.first_checks), sa.func.sum(q.first_checks_passed),
+        ).group_by(q.grp)
+        for row in conn.execute(query):
+            partial.add(_text(row[0]),
+                        **{n: int(v or 0) for n, v in zip(names, row[1:], strict=True)})
+
+
+#: The 0/1 flags of a grid case, in the order of `_flags`.
+_FLAGS = ("received", "triaged", "due", "closed", "on_time", "reopened", "extended",
+          "in_grid")
+
+
+def _flags(*conditions: _Expr) -> list[_Expr]:
+    return [_one(cond).label(name) for name, cond in zip(_FLAGS, conditions, strict=True)]
+
+
+def _partly_ids(c: sa.Table, since: datetime, until: datetime, workflow: str | None) -> Any:
+    """The ids of the cases that can count and whose figures need their events."""
+    return sa.select(c.c.id).where(_active(c, since, until, workflow), _partly(c, since, until))
 
 
 def _json_is(dialect: str, e: sa.Table, key: str, value: str) -> _Expr:
@@ -399,23 +489,32 @@ def _mediation(
             sa.func.max(_one(e.c.dest.in_(m.higher_tiers))).label("higher"),
         )
         .select_from(e.join(c, c.c.id == e.c.case_id))
-        .where(_active(c, since, until, m.workflow), e.c.at < until)
+        .where(e.c.case_id.in_(_partly_ids(c, since, until, m.workflow)), e.c.at < until)
         .group_by(e.c.case_id)
         .subquery("facts")
     )
     f = facts.c
-    per_case = (
+    # Every time in microseconds: those of the facts (schema 5) are.
+    partly = (
         sa.select(
-            grp.label("grp"), c.c.opened_at, f.ended_at, f.agreed_at, f.resolved, f.tier1,
-            f.higher,
+            grp.label("grp"), us(c.c.opened_at).label("opened"), us(f.ended_at).label("ended"),
+            us(f.agreed_at).label("agreed"), f.resolved, f.tier1, f.higher,
         )
         .select_from(facts.join(c, c.c.id == f.case_id))
-        .subquery("per_case")
     )
+    k = c.c
+    whole = (
+        sa.select(
+            grp.label("grp"), us(k.opened_at).label("opened"), k.f_ended_at, k.f_agreed_at,
+            _one(k.f_resolved > 0), _one(k.f_tier1 > 0), _one(k.f_higher > 0),
+        )
+        .where(_active(c, since, until, m.workflow), _whole(c, since, until))
+    )
+    per_case = sa.union_all(partly, whole).subquery("per_case")
     p = per_case.c
-    ended = sa.and_(p.ended_at >= since, p.ended_at < until)
+    ended = _in_window(p.ended, since, until)
     resolved = sa.and_(ended, p.resolved == 1)
-    agreed = sa.and_(p.agreed_at >= since, p.agreed_at < until)
+    agreed = _in_window(p.agreed, since, until)
     query = sa.select(
         p.grp,
         sa.func.sum(_one(ended)),
@@ -430,7 +529,7 @@ def _mediation(
         sa.select(
             p.grp.label("grp"), sa.literal(m.workflow).label("wf"),
             sa.literal(_AGREEMENT_KEY).label("k"),
-            (us(p.agreed_at) - us(p.opened_at)).label("v"),
+            (p.agreed - p.opened).label("v"),
         )
         .where(agreed)
         .subquery("agreement_times")
@@ -450,18 +549,48 @@ def _stays(
         e.c.case_id.label("case_id"), e.c.dest.label("state"), e.c.at.label("entered"),
         left.label("left_at"),
     ).where(e.c.dest.is_not(None), e.c.at < until,
-            e.c.case_id.in_(sa.select(c.c.id).where(_active(c, since, until, workflow))))
+            e.c.case_id.in_(sa.select(c.c.id).where(_active(c, since, until, workflow),
+                                                    _unordered(c))))
     s = stays.subquery("stays")
-    values = (
+    partly = (
         sa.select(
             grp.label("grp"), c.c.workflow.label("wf"), s.c.state.label("k"),
             (us(s.c.left_at) - us(s.c.entered)).label("v"),
         )
         .select_from(s.join(c, c.c.id == s.c.case_id))
         .where(s.c.left_at >= since, s.c.left_at < until)
-        .subquery("stay_times")
     )
+    # A case whose times never go back (the facts count the events earlier than one
+    # before them): the stays that ended in the period are those stored on the events
+    # of the period that ended one — the state entered before the event is in no
+    # later event, so before `until` too. Its source is the state (the fold checks
+    # it is the state the case was in).
+    ordered = (
+        sa.select(grp.label("grp"), c.c.workflow.label("wf"), e.c.source.label("k"),
+                  e.c.stay_us.label("v"))
+        .select_from(e.join(c, c.c.id == e.c.case_id))
+        .where(_active(c, since, until, workflow), c.c[BACK] == 0,
+               e.c.stay_us.is_not(None), _Scan(e.c.at) >= since, _Scan(e.c.at) < until)
+    )
+    if not _any_unordered(conn, c, since, until, workflow):
+        # Nearly always: one join, which PostgreSQL runs in parallel (a UNION ALL
+        # with the window above it does not).
+        _medians(conn, ordered.subquery("stay_times"), partial)
+        return
+    values = sa.union_all(partly, ordered).subquery("stay_times")
     _medians(conn, values, partial)
+
+
+def _unordered(c: sa.Table) -> _Expr:
+    """Cases with an event earlier than one before it (or without facts)."""
+    return sa.or_(c.c[BACK].is_(None), c.c[BACK] != 0)
+
+
+def _any_unordered(conn: Any, c: sa.Table, since: datetime, until: datetime,
+                   workflow: str | None) -> bool:
+    query = sa.select(sa.literal(1)).where(_active(c, since, until, workflow),
+                                           _unordered(c)).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def _medians(conn: Any, values: sa.Subquery, partial: _Partial) -> None:
@@ -469,21 +598,44 @@ def _medians(conn: Any, values: sa.Subquery, partial: _Partial) -> None:
     v = values.c
     keys = (v.grp, v.wf, v.k)
     if conn.dialect.name == "postgresql":
+        # Grouped by byte order (the same groups: equality does not depend on the
+        # collation): the sort that gathers each group's values compares bytes.
+        by_bytes = [key.collate("C") for key in keys]
         query = sa.select(
-            *keys, sa.func.percentile_cont(0.5).within_group(v.v)
-        ).group_by(*keys)
+            *by_bytes, sa.func.percentile_cont(0.5).within_group(v.v)
+        ).group_by(*by_bytes)
         for grp, wf, k, median in conn.execute(query):
             partial.medians[_text(grp)][(wf, k)] = float(median)
         return
-    ranked = sa.select(
-        *keys, v.v,
-        sa.func.row_number().over(partition_by=keys, order_by=v.v).label("rn"),
-        sa.func.count().over(partition_by=keys).label("n"),
-    ).subquery("ranked")
-    r = ranked.c
-    middle = sa.or_(r.rn == (r.n + 1) // 2, r.rn == (r.n + 2) // 2)
-    query = sa.select(r.grp, r.wf, r.k, sa.func.min(r.v), sa.func.max(r.v)).where(
-        middle).group_by(r.grp, r.wf, r.k)
-    for grp, wf, k, lo, hi in conn.execute(query):
-        partial.medians[_text(grp)][(wf, k)] = lo + (hi - lo) * 0.5
+    # SQLite has no median function: its windows (ROW_NUMBER and COUNT per group)
+    # sort every value twice and then group them, several times the cost of reading
+    # them. The values are read instead (plain driver rows, without SQLAlchemy's row
+    # objects) and the median taken in Python, by the same rule (`_median`).
+    found: dict[tuple[Any, Any, Any], list[int]] = defaultdict(list)
+    for grp, wf, k, value in _driver_rows(conn, sa.select(*keys, v.v)):
+        found[(grp, wf, k)].append(value)
+    for (grp, wf, k), values_of in found.items():
+        partial.medians[_text(grp)][(wf, k)] = _median(values_of)
+
+
+def _driver_rows(conn: Any, query: Any) -> list[Any]:
+    """The rows of ``query`` as the DBAPI driver returns them (tuples), its
+    parameters bound as SQLAlchemy would bind them."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    bound = []
+    for name in compiled.positiontup or ():
+        value = params[name]
+        # An IN list's values are rendered as <name>_1, <name>_2... (render_postcompile).
+        bind = compiled.binds.get(name)
+        if bind is None:
+            bind = compiled.binds[name.rsplit("_", 1)[0]]
+        process = bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        bound.append(value if process is None else process(value))
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled), tuple(bound))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 

@@ -37,6 +37,7 @@ except ImportError as _missing:  # pragma: no cover - exercised in a test with s
         "pip install 'gridflow[sql]' (for PostgreSQL: pip install 'gridflow[postgres]')"
     ) from _missing
 
+from gridflow import _facts
 from gridflow import model as _model
 from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
 from gridflow.model import Actor, Case, Changes, Event
@@ -45,7 +46,7 @@ from gridflow.store import Page, Store, Write, _log, check_count_columns, cursor
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
 
 #: The schema version this gridflow writes and reads (stored in ``gridflow_meta``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 _ZERO = timedelta(0)
@@ -133,6 +134,11 @@ def _tables(metadata: sa.MetaData, partitioned: bool = False
         sa.Column("head", sa.String(64), nullable=False),
         # The timer's lease: claim_due hands the case out again only after this.
         sa.Column("claimed_until", UTCDateTime(), nullable=True),
+        # Schema 5: facts folded from the events for the figures (`gridflow._facts`).
+        *_fact_columns(),
+        # Schema 5: the district of the grid the case opened in (`_facts.district_of`),
+        # never changed: the key a sharded store distributes by (docs/storage.md).
+        sa.Column("district", sa.String(), nullable=False, server_default=""),
         sa.CheckConstraint("version >= 1", name="ck_gridflow_cases_version"),
         # Every query orders by (opened_at, id): each filter's index ends with both,
         # so a page is an index range scan, not a sort of every match.
@@ -171,12 +177,69 @@ def _tables(metadata: sa.MetaData, partitioned: bool = False
     # The Merkle log (schema 3): the event's leaf index, NULL until a checkpoint.
     events.append_column(_log.leaf_column())
     _log.unlogged_index(events)
+    # Schema 5: the length of the stay in a state this event ended, in microseconds
+    # (NULL: it ended none), as `gridflow._facts.derive` computes it.
+    events.append_column(sa.Column("stay_us", sa.BigInteger(), nullable=True))
+    # Schema 5: its case's district (co-located with the case when sharded).
+    events.append_column(sa.Column("district", sa.String(), nullable=False, server_default=""))
     meta = sa.Table(
         "gridflow_meta", metadata,
         sa.Column("key", sa.String(), primary_key=True),
         sa.Column("value", sa.String(), nullable=False),
     )
     return cases, events, meta
+
+
+def _fact_columns() -> list[sa.Column[Any]]:
+    return [sa.Column(name, sa.BigInteger(), nullable=True) for name in _facts.NAMES]
+
+
+def _fact_updates(cases: sa.Table) -> dict[str, Any]:
+    """The SET clause of one step of the facts' fold (`gridflow._facts.FACTS`): each
+    column combined with the event's value, bound as ``p_<column>``."""
+    out: dict[str, Any] = {}
+    c = cases.c
+    for name, op, _ in _facts.FACTS:
+        col = c[name]
+        new = sa.cast(sa.bindparam(f"p_{name}"), sa.BigInteger)
+        if op == "sum":
+            out[name] = col + new
+        elif op == "first":
+            out[name] = sa.func.coalesce(col, new)
+        elif op == "last":
+            out[name] = sa.func.coalesce(new, col)
+        else:
+            better = new < col if op == "min" else new > col
+            out[name] = sa.case((sa.or_(col.is_(None), better), sa.func.coalesce(new, col)),
+                                else_=col)
+    entered = sa.cast(sa.bindparam("p_f_entered_us"), sa.BigInteger)
+    # The old value of f_entered_us (SET reads the row as it was): the stay this event ends.
+    out[_facts.STAY] = entered - c.f_entered_us
+    at = sa.cast(sa.bindparam("p_f_at_min"), sa.BigInteger)  # the event's time
+    # (Literal SQL: the hot path's statements are compiled once, without bound constants.)
+    out[_facts.BACK] = c[_facts.BACK] + sa.case((at < c.f_at_max, sa.literal_column("1")),
+                                                else_=sa.literal_column("0"))
+    return out
+
+
+_FACT_PARAMS = tuple(f"p_{name}" for name, _, _ in _facts.FACTS)
+
+
+def _fact_inserts() -> dict[str, Any]:
+    """The facts of a case row at its opening event (the fold of one event)."""
+    out: dict[str, Any] = {name: sa.cast(sa.bindparam(f"p_{name}"), sa.BigInteger)
+                           for name, _, _ in _facts.FACTS}
+    out[_facts.STAY] = sa.null()
+    out[_facts.BACK] = sa.literal_column("0")
+    out["district"] = sa.bindparam("p_district", type_=sa.String())
+    return out
+
+
+def _stay_of(cases: sa.Table, events: sa.Table, column: str = _facts.STAY) -> Any:
+    """An event's stay_us (or district): the case row's, which its write has just set."""
+    return (sa.select(cases.c[column])
+            .where(cases.c.id == sa.bindparam("stay_case", type_=events.c.case_id.type))
+            .scalar_subquery())
 
 
 def _event_keys(partitioned: bool) -> list[Any]:
@@ -583,21 +646,27 @@ class SQLStore:
 
     def _prepare(self) -> None:
         c, e, m = self.cases.c, self.events_table.c, self._meta.c
-        self._q_get = sa.select(self.cases).where(c.id == sa.bindparam("cid"))
+        # The columns a Case is made of (schema 4's): a read of a case does not carry
+        # the facts and district schema 5 derives for the figures and for sharding.
+        derived = {*_facts.NAMES, "district"}
+        self._row_columns = [col for col in self.cases.c if col.name not in derived]
+        self._q_get = sa.select(*self._row_columns).where(c.id == sa.bindparam("cid"))
         self._q_version = sa.select(c.version).where(c.id == sa.bindparam("cid"))
         self._q_events = (sa.select(self.events_table)
                           .where(e.case_id == sa.bindparam("cid")).order_by(e.seq))
         self._q_key = sa.select(self.events_table).where(
             e.idempotency_key == sa.bindparam("key"))
         self._q_meta = sa.select(m.value).where(m.key == "schema_version")
-        self._i_case = sa.insert(self.cases)
-        self._i_event = sa.insert(self.events_table)
+        self._i_case = sa.insert(self.cases).values(_fact_inserts())
+        self._i_event = sa.insert(self.events_table).values(
+            stay_us=_stay_of(self.cases, self.events_table),
+            district=_stay_of(self.cases, self.events_table, "district"))
         # Compare-and-set on version. The SET columns come from the execute()
         # parameters named after them; any write of the case ends the timer's lease.
         self._u_case = (
             sa.update(self.cases)
             .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
-            .values(claimed_until=None)
+            .values(claimed_until=None, **_fact_updates(self.cases))
         )
         # Most steps (notes, department reports) change no indexed column. SQLite
         # rewrites every index whose column is named in SET, changed or not (4x the
@@ -613,7 +682,7 @@ class SQLStore:
                    c.grid.is_not_distinct_from(sa.bindparam("b_grid")),
                    c.opened_at == sa.bindparam("b_opened_at"),
                    c.deadline_at.is_not_distinct_from(sa.bindparam("b_deadline_at")))
-            .values(claimed_until=None)
+            .values(claimed_until=None, **_fact_updates(self.cases))
         )
 
     def _prepare_hot(self) -> _Hot:
@@ -632,10 +701,15 @@ class SQLStore:
         def sql(stmt: sa.ClauseElement) -> str:
             return str(stmt.compile(dialect=dialect))
 
-        case_cols = [col.name for col in self.cases.c if col.name != "claimed_until"]
+        facts = {*_facts.NAMES, "district"}
+        case_cols = [col.name for col in self.cases.c
+                     if col.name != "claimed_until" and col.name not in facts]
+        updates, inserts = _fact_updates(self.cases), _fact_inserts()
+        stay = _stay_of(self.cases, self.events_table)
+        district = _stay_of(self.cases, self.events_table, "district")
         changed = ("version", "data", "updated_at", "links", "head")
         moved = (*changed, "state", "deadline_at")
-        event_cols = [col for col in e if col.name != "leaf"]
+        event_cols = [col for col in e if col.name not in ("leaf", "stay_us", "district")]
         step = open_step = ""
         if self.dialect == "postgresql":
             # One round trip per step: the compare-and-set runs in a data-modifying
@@ -647,17 +721,19 @@ class SQLStore:
                    .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
                    .values({**{name: sa.bindparam(name, type_=self.cases.c[name].type)
                                for name in case_cols if name != "id"},
-                            "claimed_until": sa.null()})
-                   .returning(c.id).cte("cas"))
+                            "claimed_until": sa.null(), **updates})
+                   .returning(c.id, c[_facts.STAY], c.district).cte("cas"))
             new_case = (sa.insert(self.cases)
-                        .values({name: sa.bindparam(name, type_=self.cases.c[name].type)
-                                 for name in case_cols})
-                        .returning(c.id).cte("new_case"))
+                        .values({**{name: sa.bindparam(name, type_=self.cases.c[name].type)
+                                    for name in case_cols}, **inserts})
+                        .returning(c.id, c[_facts.STAY], c.district).cte("new_case"))
 
             def event_from(cte: Any) -> str:
-                values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols])
+                values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols],
+                                   cte.c[_facts.STAY], cte.c.district)
                 stmt = (sa.insert(self.events_table)
-                        .from_select([col.name for col in event_cols], values.select_from(cte))
+                        .from_select([*(col.name for col in event_cols), "stay_us", "district"],
+                                     values.select_from(cte))
                         .add_cte(cte))
                 keys = self.event_keys
                 if keys is not None:
@@ -679,14 +755,15 @@ class SQLStore:
             by_key=sql(self._q_key),
             events=sql(self._q_events),
             insert_case=sql(sa.insert(self.cases).values(
-                {name: sa.bindparam(name) for name in case_cols})),
+                {**{name: sa.bindparam(name) for name in case_cols}, **inserts})),
             insert_event=sql(sa.insert(self.events_table).values(
-                {col.name: sa.bindparam(col.name) for col in e if col.name != "leaf"})),
+                {**{col.name: sa.bindparam(col.name) for col in event_cols}, "stay_us": stay,
+                 "district": district})),
             update_case=sql(
                 sa.update(self.cases)
                 .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"))
                 .values({**{name: sa.bindparam(name) for name in case_cols if name != "id"},
-                         "claimed_until": sa.null()})),
+                         "claimed_until": sa.null(), **updates})),
             update_case_light=sql(
                 sa.update(self.cases)
                 .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"),
@@ -697,7 +774,7 @@ class SQLStore:
                        c.opened_at == sa.bindparam("b_opened_at"),
                        c.deadline_at.is_not_distinct_from(sa.bindparam("b_deadline_at")))
                 .values({**{name: sa.bindparam(name) for name in changed},
-                         "claimed_until": sa.null()})),
+                         "claimed_until": sa.null(), **updates})),
             update_case_moved=sql(
                 sa.update(self.cases)
                 .where(c.id == sa.bindparam("b_id"), c.version == sa.bindparam("b_expected"),
@@ -706,7 +783,7 @@ class SQLStore:
                        c.grid.is_not_distinct_from(sa.bindparam("b_grid")),
                        c.opened_at == sa.bindparam("b_opened_at"))
                 .values({**{name: sa.bindparam(name) for name in moved},
-                         "claimed_until": sa.null()})),
+                         "claimed_until": sa.null(), **updates})),
             step=step, open_step=open_step,
             when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
         )
@@ -1010,7 +1087,7 @@ class SQLStore:
             >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
             >>> store.create_schema(); store.create_schema()
             >>> store.schema_version()
-            4
+            5
         """
         self._refuse_write("create_schema")
         with self._failures("create_schema"), self._writer.begin() as conn:
@@ -1187,6 +1264,50 @@ class SQLStore:
                 rows = conn.execute(self._q_events, {"cid": case_id}).all()
         return [self._event(r) for r in rows]
 
+    def rebuild_facts(self, case_ids: Sequence[str] | None = None) -> int:
+        """Recompute the facts kept for the figures (schema 5, `gridflow._facts`) from
+        the stored events, for ``case_ids`` (``None``: every case), in one
+        transaction; returns the number of cases rebuilt. Writes keep them up to
+        date: this is for rows edited behind gridflow's back on purpose (a repair),
+        which `Engine.verify` otherwise reports.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.create_schema()
+            >>> store.rebuild_facts()
+            0
+        """
+        self._refuse_write("rebuild_facts")
+        self._ready()
+        with self._failures("rebuild_facts"), self._writer.begin() as conn:
+            return _fill_facts(conn, self, case_ids)
+
+    def stored_facts(self, case_id: str) -> tuple[dict[str, Any], list[Any], list[str]]:
+        """What schema 5 derives from the events, as stored: the case row's fact
+        columns (`gridflow._facts`) and its ``district``, each event's ``stay_us`` and
+        ``district`` (by seq). `Engine.verify` compares them with the fold of the
+        events.
+
+        Example:
+            >>> import os, tempfile, gridflow
+            >>> store = gridflow.SQLStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db"))
+            >>> store.create_schema()
+            >>> store.stored_facts("c-1")
+            ({}, [], [])
+        """
+        self._ready()
+        c, e = self.cases.c, self.events_table.c
+        names = (*_facts.NAMES, "district")
+        with self._failures(f"reading the facts of case {case_id!r}"), \
+                self._reader.begin() as conn:
+            row = conn.execute(sa.select(*(c[n] for n in names))
+                               .where(c.id == case_id)).first()
+            rows = conn.execute(sa.select(e.stay_us, e.district).where(e.case_id == case_id)
+                                .order_by(e.seq)).all()
+        facts = {} if row is None else dict(zip(names, row, strict=True))
+        return facts, [r[0] for r in rows], [r[1] for r in rows]
+
     def event_by_key(self, idempotency_key: str) -> Event | None:
         """The event stored with this idempotency key, or ``None``.
 
@@ -1222,8 +1343,9 @@ class SQLStore:
         """Compare-and-set the case row; False if it is not at the expected version."""
         case = w.case
         source, dest = w.event.source, w.event.dest
+        facts = _facts.step_params(w.event)
         if dest is None or dest == source:
-            light = conn.execute(self._u_case_light, {
+            light = conn.execute(self._u_case_light, facts | {
                 "b_id": case.id, "b_expected": w.expected_version,
                 "b_workflow": case.workflow, "b_workflow_version": case.workflow_version,
                 "b_state": case.state, "b_grid": case.grid, "b_opened_at": case.opened_at,
@@ -1233,7 +1355,7 @@ class SQLStore:
             })
             if light.rowcount == 1:
                 return True
-        params = self._case_params(case)
+        params = self._case_params(case) | facts
         params["b_id"] = case.id
         params["b_expected"] = w.expected_version
         return bool(conn.execute(self._u_case, params).rowcount == 1)
@@ -1300,20 +1422,27 @@ class SQLStore:
         cause: BaseException | None = None
         with self._failures(what):
             event_rows = [self._event_params(w.event) for w in ordered]
+            for row in event_rows:
+                row["stay_case"] = row["case_id"]
             try:
                 if self._hot is not None:
                     self._hot_commit(ordered, event_rows, within)
                     return
+                # As in _hot_commit: each event's stay_us is read from its case row.
+                interleave = len({w.case.id for w in ordered}) < len(ordered)
                 with self._writer.begin() as conn:
-                    for w in ordered:
+                    for i, w in enumerate(ordered):
                         if w.expected_version == 0:
-                            params = self._case_params(w.case)
+                            params = self._case_params(w.case) | _facts.step_params(w.event)
                             params["id"] = w.case.id
                             conn.execute(self._i_case, params)
                         elif not self._update_case(conn, w):
                             raise _Conflict(w.case.id, w.expected_version)
-                    conn.execute(self._i_event, event_rows[0] if len(event_rows) == 1
-                                 else event_rows)
+                        if interleave:
+                            conn.execute(self._i_event, event_rows[i])
+                    if not interleave:
+                        conn.execute(self._i_event, event_rows[0] if len(event_rows) == 1
+                                     else event_rows)
                     keyed = [{"idempotency_key": r["idempotency_key"], "case_id": r["case_id"],
                               "seq": r["seq"]} for r in event_rows
                              if r["idempotency_key"] is not None]
@@ -1358,6 +1487,7 @@ class SQLStore:
                 "opened_at": when(case.opened_at), "updated_at": when(case.updated_at),
                 "deadline_at": when(case.deadline_at), "links": dumps(list(case.links)),
                 "head": case.head, "b_id": case.id, "b_expected": w.expected_version,
+                **_facts.step_params(w.event),
             })
         if self.dialect == "postgresql":
             self._pg_commit(ordered, case_rows, event_rows, within)
@@ -1366,13 +1496,20 @@ class SQLStore:
             conn = cur.connection
             # As on Core: queue for the write lock up front (see __init__).
             cur.execute("BEGIN IMMEDIATE")
+            # An event's stay_us is read from its case row as its write left it: two
+            # writes of one case insert each event right after its own write.
+            interleave = len(ordered) > 1 and len({w.case.id for w in ordered}) < len(ordered)
             try:
-                for w, row in zip(ordered, case_rows, strict=True):
+                for w, row, event_row in zip(ordered, case_rows, event_rows, strict=True):
                     if w.expected_version == 0:
                         cur.execute(hot.insert_case, row)
                     elif not self._hot_update(cur, w, row):
                         raise _Conflict(w.case.id, w.expected_version)
-                if len(event_rows) == 1:
+                    if interleave:
+                        cur.execute(hot.insert_event, event_row)
+                if interleave:
+                    pass  # inserted above
+                elif len(event_rows) == 1:
                     cur.execute(hot.insert_event, event_rows[0])
                 else:
                     cur.executemany(hot.insert_event, event_rows)
@@ -1444,6 +1581,7 @@ class SQLStore:
             "version": row["version"], "data": row["data"],
             "updated_at": row["updated_at"], "links": row["links"], "head": row["head"],
         }
+        params.update((name, row[name]) for name in _FACT_PARAMS)
         if dest is None or dest == source:
             params["b_state"] = row["state"]
             params["b_deadline_at"] = row["deadline_at"]
@@ -1532,7 +1670,7 @@ class SQLStore:
             where.append(sa.tuple_(c.opened_at, c.id) > sa.tuple_(
                 sa.literal(at, UTCDateTime()), sa.literal(last_id, _ID)))
         limit = max(limit, 0)
-        stmt = (sa.select(self.cases).where(*where).order_by(c.opened_at, c.id)
+        stmt = (sa.select(*self._row_columns).where(*where).order_by(c.opened_at, c.id)
                 .limit(limit + 1))
         with self._failures("query"), self._reader.connect() as conn:
             rows = conn.execute(stmt).all()
@@ -1652,7 +1790,7 @@ class SQLStore:
         c = self.cases.c
         until = now + timedelta(seconds=lease)
         stmt = (
-            sa.select(self.cases)
+            sa.select(*self._row_columns)
             .where(c.deadline_at <= now,
                    sa.or_(c.claimed_until.is_(None), c.claimed_until <= now))
             .order_by(c.deadline_at, c.id)
@@ -1701,7 +1839,8 @@ def _upgrade_1_to_2(conn: Connection, store: SQLStore) -> None:
     now = datetime.now(UTC)
     system = Actor.system()
     cases = store.cases
-    for row in conn.execute(sa.select(cases)).all():
+    # The columns of schema 1 (the later ones are added by the later upgrades).
+    for row in conn.execute(sa.select(*store._row_columns)).all():
         case = SQLStore._case(row)
         changes = Changes(dict(case.data), (), case.deadline_at, tuple(case.links),
                           case.workflow_version, case.workflow, case.grid)
@@ -1749,11 +1888,81 @@ def _upgrade_2_to_3(conn: Connection, store: SQLStore) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _upgrade_4_to_5(conn: Connection, store: SQLStore) -> None:
+    """Schema 4 to 5: the facts the figures read (`gridflow._facts`).
+
+    Adds the fact columns of the case rows and ``stay_us`` of the events, and
+    fills them with `gridflow._facts.derive` of each case's stored events (the
+    same fold the writes keep up to date and verification checks), so the
+    figures of cases written before the upgrade are those of before it. Reads
+    the cases in pages of 2,000 by id.
+    """
+    cases, events = store.cases, store.events_table
+    for name in _facts.NAMES:
+        _add_column(conn, cases, cases.c[name])
+    _add_column(conn, events, events.c.stay_us)
+    for table in (cases, events):
+        name = conn.dialect.identifier_preparer.format_table(table)
+        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN district VARCHAR NOT NULL "
+                             "DEFAULT ''"))
+    _fill_facts(conn, store, None)
+
+
+def _fill_facts(conn: Connection, store: SQLStore, case_ids: Sequence[str] | None) -> int:
+    """Set the facts of the cases ``case_ids`` (every case: ``None``) to
+    `gridflow._facts.derive` of their stored events; returns how many cases."""
+    cases, events = store.cases, store.events_table
+    set_facts = (sa.update(cases).where(cases.c.id == sa.bindparam("b_id"))
+                 .values({name: sa.bindparam(f"v_{name}")
+                          for name in (*_facts.NAMES, "district")}))
+    set_districts = (sa.update(events).where(events.c.case_id.in_(sa.bindparam("b_ids",
+                                                                                expanding=True)))
+                     .values(district=sa.select(cases.c.district)
+                             .where(cases.c.id == events.c.case_id).scalar_subquery()))
+    set_stay = (sa.update(events)
+                .where(events.c.case_id == sa.bindparam("b_case"),
+                       events.c.seq == sa.bindparam("b_seq"))
+                .values(stay_us=sa.bindparam("v_stay")))
+    after = ""
+    wanted = None if case_ids is None else sorted(set(case_ids))
+    done = 0
+    while True:
+        if wanted is None:
+            ids = list(conn.execute(sa.select(cases.c.id).where(cases.c.id > after)
+                                    .order_by(cases.c.id).limit(2_000)).scalars())
+        else:
+            ids, wanted = wanted[:2_000], wanted[2_000:]
+            ids = list(conn.execute(sa.select(cases.c.id).where(cases.c.id.in_(ids))
+                                    .order_by(cases.c.id)).scalars())
+        if not ids:
+            return done
+        done += len(ids)
+        after = ids[-1]
+        history: dict[str, list[Event]] = {cid: [] for cid in ids}
+        rows = conn.execute(sa.select(events).where(events.c.case_id.in_(ids))
+                            .order_by(events.c.case_id, events.c.seq))
+        for row in rows:
+            history[row.case_id].append(SQLStore._event(row))
+        fact_rows: list[dict[str, Any]] = []
+        stay_rows: list[dict[str, Any]] = []
+        for cid, found in history.items():
+            facts, stays = _facts.derive(found)
+            district = _facts.opening_district(found[0]) if found else ""
+            fact_rows.append({"b_id": cid, "v_district": district,
+                              **{f"v_{k}": v for k, v in facts.items()}})
+            stay_rows.extend({"b_case": cid, "b_seq": e.seq, "v_stay": stay}
+                             for e, stay in zip(found, stays, strict=True) if stay is not None)
+        conn.execute(set_facts, fact_rows)
+        if stay_rows:
+            conn.execute(set_stay, stay_rows)
+        conn.execute(set_districts, {"b_ids": ids})
+
+
 #: Schema migrations: ``_MIGRATIONS[v](conn, store)`` upgrades version v to v + 1,
 #: inside create_schema's transaction (with the tables of *this* version already
 #: created where missing).
 _MIGRATIONS: dict[int, Callable[[Connection, SQLStore], None]] = {
-    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _log.upgrade_3_to_4}
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _log.upgrade_3_to_4, 4: _upgrade_4_to_5}
 
 
 if TYPE_CHECKING:
