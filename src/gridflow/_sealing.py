@@ -672,6 +672,28 @@ class _InCommit:
         self.entries: dict[str, VaultEntry] = {}
         self.keys: dict[str, SubjectKey] = {}
 
+    def fold(self) -> dict[str, list[Any]] | None:
+        """The rows as the arrays `SQLStore._vault_ctes` stores in the step's own
+        statement (PostgreSQL), or ``None`` when the step must read entries too
+        (then `__call__` runs its statements in the transaction)."""
+        if self.show:
+            return None
+        keys, stored, key_of = self.new_keys, self.stored, self.key_of
+        return {
+            "k_subject": [k.subject for k in keys], "k_key_id": [k.key_id for k in keys],
+            "k_wrapped": [k.wrapped for k in keys], "k_state": [k.state for k in keys],
+            "v_ref_id": [e.ref_id for e in stored], "v_subject": [e.subject for e in stored],
+            "v_case_id": [e.case_id for e in stored], "v_path": [e.path for e in stored],
+            "v_ciphertext": [e.ciphertext for e in stored],
+            "v_wrapped": [key_of[e.subject][0] for e in stored],
+            "v_state": [key_of[e.subject][1] for e in stored],
+        }
+
+    def refused(self) -> None:
+        """The folded statement failed on a key no longer stored: which one is not
+        said, so every subject the step sealed under counts as stale."""
+        self.stale = sorted({*self.key_of, *(k.subject for k in self.new_keys)})
+
     def __call__(self, execute: Callable[..., Any]) -> None:
         vault = self.vault
         sql = vault.statements()

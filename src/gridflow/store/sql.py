@@ -329,6 +329,10 @@ class _Hot(NamedTuple):
     step: str
     #: PostgreSQL: an opening step (the case row and its first event) in one statement.
     open_step: str
+    #: PostgreSQL: `step` and `open_step` with the step's vault rows (new subject keys,
+    #: ciphertexts) inserted by the same statement (`SQLStore._vault_ctes`).
+    vault_step: str
+    vault_open_step: str
     when: Callable[[datetime | None], Any]
     dumps: Callable[[Any], str]
     read_when: Callable[[Any], Any]
@@ -339,8 +343,12 @@ class _Hot(NamedTuple):
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None)
+    return _sqlstate_of(getattr(exc, "orig", None))
+
+
+def _sqlstate_of(driver_error: object) -> str | None:
+    """The SQLSTATE of a driver's (psycopg's) error, or ``None``."""
+    code = getattr(driver_error, "sqlstate", None)
     return code if isinstance(code, str) else None
 
 
@@ -609,7 +617,7 @@ class SQLStore:
         changed = ("version", "data", "updated_at", "links", "head")
         moved = (*changed, "state", "deadline_at")
         event_cols = [col for col in e if col.name != "leaf"]
-        step = open_step = ""
+        step = open_step = vault_step = vault_open_step = ""
         if self.dialect == "postgresql":
             # One round trip per step: the compare-and-set runs in a data-modifying
             # CTE and the event is inserted from its RETURNING, so the INSERT's
@@ -627,11 +635,11 @@ class SQLStore:
                                  for name in case_cols})
                         .returning(c.id).cte("new_case"))
 
-            def event_from(cte: Any) -> str:
+            def event_from(cte: Any, also: Sequence[Any] = ()) -> str:
                 values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols])
                 stmt = (sa.insert(self.events_table)
                         .from_select([col.name for col in event_cols], values.select_from(cte))
-                        .add_cte(cte))
+                        .add_cte(cte, *also))
                 keys = self.event_keys
                 if keys is not None:
                     # Partitioned: the key is stored once across partitions (its own
@@ -647,6 +655,8 @@ class SQLStore:
                 return sql(stmt)
 
             step, open_step = event_from(cas), event_from(new_case)
+            vault_step, vault_open_step = (event_from(cas, self._vault_ctes("cas")),
+                                           event_from(new_case, self._vault_ctes("new_case")))
         return _Hot(
             get=sql(self._q_get),
             by_key=sql(self._q_key),
@@ -681,8 +691,49 @@ class SQLStore:
                 .values({**{name: sa.bindparam(name) for name in moved},
                          "claimed_until": sa.null()})),
             step=step, open_step=open_step,
+            vault_step=vault_step, vault_open_step=vault_open_step,
             when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
         )
+
+    def _vault_ctes(self, step: str) -> list[Any]:
+        """PostgreSQL: the data-modifying CTEs that store a step's vault rows in the
+        step's own statement, only where its case row was written (the CTE ``step``
+        returned it), so that a personal step is one round trip like a plain one.
+
+        The rows come as arrays (``k_*``: new subject keys; ``v_*``: ciphertexts, with
+        the wrapped key and state each was sealed under). A new key whose subject has
+        one already is not stored (``ON CONFLICT DO NOTHING``); a ciphertext is stored
+        only if its key is the one just stored or, unchanged, the one the table holds.
+        Otherwise its ``ciphertext`` is NULL and the NOT NULL column fails the whole
+        statement, so nothing of the step is written: the caller reads that as a lost
+        race (`SQLStore._pg_commit`). The statement's CTEs share one snapshot, hence
+        the new keys are matched through their CTE's ``RETURNING``, not the table.
+        """
+        fmt = self.engine.dialect.identifier_preparer.format_table
+        keys, values = fmt(self.pii_keys), fmt(self.pii_values)
+        new_keys = sa.text(
+            f"INSERT INTO {keys} (subject, key_id, wrapped, state) "
+            "SELECT n.subject, n.key_id, n.wrapped, n.state FROM unnest("
+            "CAST(:k_subject AS VARCHAR[]), CAST(:k_key_id AS VARCHAR[]), "
+            "CAST(:k_wrapped AS BYTEA[]), CAST(:k_state AS VARCHAR[])) "
+            f"AS n (subject, key_id, wrapped, state) WHERE EXISTS (SELECT 1 FROM {step}) "
+            "ON CONFLICT DO NOTHING RETURNING subject, wrapped"
+        ).columns(sa.column("subject"), sa.column("wrapped")).cte("pii_new_key")
+        new_values = sa.text(
+            f"INSERT INTO {values} (ref_id, subject, case_id, path, ciphertext) "
+            "SELECT v.ref_id, v.subject, v.case_id, v.path, CASE WHEN "
+            "EXISTS (SELECT 1 FROM pii_new_key AS n "
+            "WHERE n.subject = v.subject AND n.wrapped = v.wrapped) "
+            f"OR EXISTS (SELECT 1 FROM {keys} AS k WHERE k.subject = v.subject "
+            "AND k.wrapped = v.wrapped AND k.state = v.state) THEN v.ciphertext END "
+            "FROM unnest(CAST(:v_ref_id AS VARCHAR[]), CAST(:v_subject AS VARCHAR[]), "
+            "CAST(:v_case_id AS VARCHAR[]), CAST(:v_path AS VARCHAR[]), "
+            "CAST(:v_ciphertext AS BYTEA[]), CAST(:v_wrapped AS BYTEA[]), "
+            "CAST(:v_state AS VARCHAR[])) "
+            "AS v (ref_id, subject, case_id, path, ciphertext, wrapped, state) "
+            f"CROSS JOIN {step} RETURNING ref_id"
+        ).columns(sa.column("ref_id")).cte("pii_new_value")
+        return [new_keys, new_values]
 
     @contextmanager
     def _dbapi(self, *, autocommit: bool = False) -> Iterator[Any]:
@@ -1243,7 +1294,11 @@ class SQLStore:
         ``execute(sql, params)`` running driver-level SQL (compiled for this
         dialect, named parameters) on its connection; what it raises rolls the
         whole commit back. The personal-data vault writes its ciphertexts there
-        (`gridflow._sealing`), so a step that is not committed leaves none.
+        (`gridflow._sealing`), so a step that is not committed leaves none. On
+        PostgreSQL a single write's ``within`` may instead give its rows as
+        arrays (``within.fold()``, see `_vault_ctes`): they are then stored by the
+        step's own statement, in one round trip, and ``within.refused()`` is called
+        before the `ConcurrencyError` if a row's subject key was no longer stored.
 
         Example:
             >>> import os, tempfile, gridflow
@@ -1369,12 +1424,33 @@ class SQLStore:
         """
         hot = self._hot
         assert hot is not None
-        single = within is None and len(ordered) == 1
+        # The vault's rows as arrays, when ``within`` offers them so (`_vault_ctes`).
+        folded = None
+        if within is not None and len(ordered) == 1:
+            fold = getattr(within, "fold", None)
+            folded = fold() if fold is not None else None
+        single = (within is None or folded is not None) and len(ordered) == 1
         with self._dbapi(autocommit=single) as cur:
             if single:
                 w = ordered[0]
-                cur.execute(hot.open_step if w.expected_version == 0 else hot.step,
-                            case_rows[0] | event_rows[0])
+                if folded is None:
+                    stmt, params = (hot.open_step if w.expected_version == 0 else hot.step,
+                                    case_rows[0] | event_rows[0])
+                else:
+                    stmt = hot.vault_open_step if w.expected_version == 0 else hot.vault_step
+                    params = case_rows[0] | event_rows[0] | folded
+                try:
+                    cur.execute(stmt, params)
+                except self._driver_error as exc:
+                    if folded is not None and _sqlstate_of(exc) == "23502" and getattr(
+                            getattr(exc, "diag", None), "table_name",
+                            None) == self.pii_values.name:
+                        # A ciphertext's subject key is no longer the one it was sealed
+                        # under (erased, restricted, replaced or taken meanwhile): the
+                        # statement failed whole, nothing is written.
+                        within.refused()  # type: ignore[union-attr]
+                        raise _Conflict(w.case.id, w.expected_version) from None
+                    raise
                 if cur.rowcount != 1:
                     # The compare-and-set matched no row, so nothing was inserted either.
                     raise _Conflict(w.case.id, w.expected_version)
