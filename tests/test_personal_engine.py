@@ -776,3 +776,23 @@ def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
             shown = first.fire(case.id, "note", actor=coordinator, payload={"text": "c"})
             assert shown.data["reporter"]["name"] == expected
             assert first.get(case.id, actor=coordinator).data["reporter"]["name"] == expected
+
+
+@pytest.mark.postgres
+def test_personal_steps_on_a_partitioned_postgres_store(
+        pg_url: str, pg_schema: str, clock: FixedClock) -> None:
+    # The step's one statement there also stores its idempotency key (its own CTE).
+    with gridflow.SQLStore(pg_url, schema=pg_schema, partition="month") as store:
+        store.create_schema()
+        engine = keyed(store, clock)
+        case = open_case(engine, "p-part")
+        shown = engine.fire(case.id, "note", actor=coordinator, idempotency_key="k-part",
+                            payload={"text": "回访", "contact": "微信 part_1"})
+        again = engine.fire(case.id, "note", actor=coordinator, idempotency_key="k-part",
+                            payload={"text": "回访", "contact": "微信 part_1"})
+        assert shown.version == again.version == 2
+        assert shown.data["reporter"]["name"] == NAME
+        assert engine.history(case.id, actor=coordinator)[-1].payload["contact"] == "微信 part_1"
+        assert _vault_rows(store) == 6
+        assert "part_1" not in stored_text(store, case.id)
+        assert engine.verify(case.id).version == 2
