@@ -673,22 +673,18 @@ class _InCommit:
         self.entries: dict[str, VaultEntry] = {}
         self.keys: dict[str, SubjectKey] = {}
 
-    def fold(self) -> dict[str, list[Any]] | None:
-        """The rows as the arrays `SQLStore._vault_ctes` stores in the step's own
-        statement (PostgreSQL), or ``None`` when the step must read entries too
-        (then `__call__` runs its statements in the transaction)."""
+    def fold(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """The rows (new keys, then ciphertexts with the key and state each was sealed
+        under: `SQLStore.VAULT_KEY`, `SQLStore.VAULT_VALUE`) for `SQLStore._vault_ctes`
+        to store in the step's own statement (PostgreSQL), or ``None`` when the step
+        must read entries too (then `__call__` runs its statements in the transaction).
+        """
         if self.show:
             return None
-        keys, stored, key_of = self.new_keys, self.stored, self.key_of
-        return {
-            "k_subject": [k.subject for k in keys], "k_key_id": [k.key_id for k in keys],
-            "k_wrapped": [k.wrapped for k in keys], "k_state": [k.state for k in keys],
-            "v_ref_id": [e.ref_id for e in stored], "v_subject": [e.subject for e in stored],
-            "v_case_id": [e.case_id for e in stored], "v_path": [e.path for e in stored],
-            "v_ciphertext": [e.ciphertext for e in stored],
-            "v_wrapped": [key_of[e.subject][0] for e in stored],
-            "v_state": [key_of[e.subject][1] for e in stored],
-        }
+        key_of = self.key_of
+        return ([(k.subject, k.key_id, k.wrapped, k.state) for k in self.new_keys],
+                [(e.ref_id, e.subject, e.case_id, e.path, e.ciphertext,
+                  *key_of[e.subject]) for e in self.stored])
 
     def refused(self) -> None:
         """The folded statement failed on a key no longer stored: which one is not

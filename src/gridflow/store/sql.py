@@ -381,10 +381,10 @@ class _Hot(NamedTuple):
     step: str
     #: PostgreSQL: an opening step (the case row and its first event) in one statement.
     open_step: str
-    #: PostgreSQL: `step` and `open_step` with the step's vault rows (new subject keys,
-    #: ciphertexts) inserted by the same statement (`SQLStore._vault_ctes`).
-    vault_step: str
-    vault_open_step: str
+    #: PostgreSQL: ``vault_step(opening, n_keys, n_values)``, `step` (`open_step`) with
+    #: that many new subject keys and ciphertexts inserted by the same statement
+    #: (`SQLStore._vault_ctes`), compiled once per shape; ``None`` on SQLite.
+    vault_step: Callable[[bool, int, int], str] | None
     when: Callable[[datetime | None], Any]
     dumps: Callable[[Any], str]
     read_when: Callable[[Any], Any]
@@ -669,7 +669,8 @@ class SQLStore:
         changed = ("version", "data", "updated_at", "links", "head")
         moved = (*changed, "state", "deadline_at")
         event_cols = [col for col in e if col.name != "leaf"]
-        step = open_step = vault_step = vault_open_step = ""
+        step = open_step = ""
+        vault_step: Callable[[bool, int, int], str] | None = None
         if self.dialect == "postgresql":
             # One round trip per step: the compare-and-set runs in a data-modifying
             # CTE and the event is inserted from its RETURNING, so the INSERT's
@@ -707,8 +708,17 @@ class SQLStore:
                 return sql(stmt)
 
             step, open_step = event_from(cas), event_from(new_case)
-            vault_step, vault_open_step = (event_from(cas, self._vault_ctes("cas")),
-                                           event_from(new_case, self._vault_ctes("new_case")))
+            shapes: dict[tuple[bool, int, int], str] = {}
+
+            def vault_step(opening: bool, n_keys: int, n_values: int) -> str:
+                found = shapes.get((opening, n_keys, n_values))
+                if found is None:
+                    if len(shapes) >= 64:
+                        shapes.clear()
+                    cte = new_case if opening else cas
+                    found = shapes[opening, n_keys, n_values] = event_from(
+                        cte, self._vault_ctes(cte.name, n_keys, n_values))
+                return found
         return _Hot(
             get=sql(self._q_get),
             by_key=sql(self._q_key),
@@ -743,49 +753,62 @@ class SQLStore:
                 .values({**{name: sa.bindparam(name) for name in moved},
                          "claimed_until": sa.null()})),
             step=step, open_step=open_step,
-            vault_step=vault_step, vault_open_step=vault_open_step,
+            vault_step=vault_step,
             when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
         )
 
-    def _vault_ctes(self, step: str) -> list[Any]:
+    #: The columns of the vault rows a step's statement inserts (`_vault_ctes`): a new
+    #: subject key, and a ciphertext with the wrapped key and state it was sealed under.
+    VAULT_KEY = ("subject", "key_id", "wrapped", "state")
+    VAULT_VALUE = ("ref_id", "subject", "case_id", "path", "ciphertext", "wrapped", "state")
+
+    def _vault_ctes(self, step: str, n_keys: int, n_values: int) -> list[Any]:
         """PostgreSQL: the data-modifying CTEs that store a step's vault rows in the
         step's own statement, only where its case row was written (the CTE ``step``
         returned it), so that a personal step is one round trip like a plain one.
 
-        The rows come as arrays (``k_*``: new subject keys; ``v_*``: ciphertexts, with
-        the wrapped key and state each was sealed under). A new key whose subject has
-        one already is not stored (``ON CONFLICT DO NOTHING``); a ciphertext is stored
-        only if its key is the one just stored or, unchanged, the one the table holds.
-        Otherwise its ``ciphertext`` is NULL and the NOT NULL column fails the whole
-        statement, so nothing of the step is written: the caller reads that as a lost
-        race (`SQLStore._pg_commit`). The statement's CTEs share one snapshot, hence
-        the new keys are matched through their CTE's ``RETURNING``, not the table.
+        The rows are bound one parameter each (``k0_subject``..., ``v0_ref_id``...: see
+        `VAULT_KEY`, `VAULT_VALUE`) in a ``VALUES`` list, so that the prepared statement
+        of each shape gets a generic plan (over arrays, the planner would plan every
+        execution again). A new key whose subject has one already is not stored
+        (``ON CONFLICT DO NOTHING``); a ciphertext is stored only if its key is the one
+        just stored or, unchanged, the one the table holds. Otherwise its
+        ``ciphertext`` is NULL and the NOT NULL column fails the whole statement, so
+        nothing of the step is written: the caller reads that as a lost race
+        (`SQLStore._pg_commit`). The statement's CTEs share one snapshot, hence the new
+        keys are matched through their CTE's ``RETURNING``, not the table.
         """
         fmt = self.engine.dialect.identifier_preparer.format_table
         keys, values = fmt(self.pii_keys), fmt(self.pii_values)
-        new_keys = sa.text(
-            f"INSERT INTO {keys} (subject, key_id, wrapped, state) "
-            "SELECT n.subject, n.key_id, n.wrapped, n.state FROM unnest("
-            "CAST(:k_subject AS VARCHAR[]), CAST(:k_key_id AS VARCHAR[]), "
-            "CAST(:k_wrapped AS BYTEA[]), CAST(:k_state AS VARCHAR[])) "
-            f"AS n (subject, key_id, wrapped, state) WHERE EXISTS (SELECT 1 FROM {step}) "
-            "ON CONFLICT DO NOTHING RETURNING subject, wrapped"
-        ).columns(sa.column("subject"), sa.column("wrapped")).cte("pii_new_key")
-        new_values = sa.text(
+        types = {"wrapped": "BYTEA", "ciphertext": "BYTEA"}
+
+        def rows(prefix: str, n: int, cols: Sequence[str]) -> str:
+            return ", ".join(
+                "(" + ", ".join(f"CAST(:{prefix}{i}_{c} AS {types.get(c, 'VARCHAR')})"
+                                for c in cols) + ")" for i in range(n))
+
+        ctes = []
+        new_key = "FALSE"
+        if n_keys:
+            ctes.append(sa.text(
+                f"INSERT INTO {keys} (subject, key_id, wrapped, state) "
+                "SELECT n.subject, n.key_id, n.wrapped, n.state FROM (VALUES "
+                f"{rows('k', n_keys, self.VAULT_KEY)}) AS n (subject, key_id, wrapped, "
+                f"state) WHERE EXISTS (SELECT 1 FROM {step}) "
+                "ON CONFLICT DO NOTHING RETURNING subject, wrapped"
+            ).columns(sa.column("subject"), sa.column("wrapped")).cte("pii_new_key"))
+            new_key = ("EXISTS (SELECT 1 FROM pii_new_key AS n "
+                       "WHERE n.subject = v.subject AND n.wrapped = v.wrapped)")
+        ctes.append(sa.text(
             f"INSERT INTO {values} (ref_id, subject, case_id, path, ciphertext) "
-            "SELECT v.ref_id, v.subject, v.case_id, v.path, CASE WHEN "
-            "EXISTS (SELECT 1 FROM pii_new_key AS n "
-            "WHERE n.subject = v.subject AND n.wrapped = v.wrapped) "
+            f"SELECT v.ref_id, v.subject, v.case_id, v.path, CASE WHEN {new_key} "
             f"OR EXISTS (SELECT 1 FROM {keys} AS k WHERE k.subject = v.subject "
             "AND k.wrapped = v.wrapped AND k.state = v.state) THEN v.ciphertext END "
-            "FROM unnest(CAST(:v_ref_id AS VARCHAR[]), CAST(:v_subject AS VARCHAR[]), "
-            "CAST(:v_case_id AS VARCHAR[]), CAST(:v_path AS VARCHAR[]), "
-            "CAST(:v_ciphertext AS BYTEA[]), CAST(:v_wrapped AS BYTEA[]), "
-            "CAST(:v_state AS VARCHAR[])) "
+            f"FROM (VALUES {rows('v', n_values, self.VAULT_VALUE)}) "
             "AS v (ref_id, subject, case_id, path, ciphertext, wrapped, state) "
             f"CROSS JOIN {step} RETURNING ref_id"
-        ).columns(sa.column("ref_id")).cte("pii_new_value")
-        return [new_keys, new_values]
+        ).columns(sa.column("ref_id")).cte("pii_new_value"))
+        return ctes
 
     @contextmanager
     def _dbapi(self, *, autocommit: bool = False) -> Iterator[Any]:
@@ -1348,7 +1371,7 @@ class SQLStore:
         whole commit back. The personal-data vault writes its ciphertexts there
         (`gridflow._sealing`), so a step that is not committed leaves none. On
         PostgreSQL a single write's ``within`` may instead give its rows as
-        arrays (``within.fold()``, see `_vault_ctes`): they are then stored by the
+        rows (``within.fold()``, see `_vault_ctes`): they are then stored by the
         step's own statement, in one round trip, and ``within.refused()`` is called
         before the `ConcurrencyError` if a row's subject key was no longer stored.
 
@@ -1476,7 +1499,7 @@ class SQLStore:
         """
         hot = self._hot
         assert hot is not None
-        # The vault's rows as arrays, when ``within`` offers them so (`_vault_ctes`).
+        # The vault's rows, when ``within`` offers them to be folded in (`_vault_ctes`).
         folded = None
         if within is not None and len(ordered) == 1:
             fold = getattr(within, "fold", None)
@@ -1489,8 +1512,16 @@ class SQLStore:
                     stmt, params = (hot.open_step if w.expected_version == 0 else hot.step,
                                     case_rows[0] | event_rows[0])
                 else:
-                    stmt = hot.vault_open_step if w.expected_version == 0 else hot.vault_step
-                    params = case_rows[0] | event_rows[0] | folded
+                    assert hot.vault_step is not None
+                    new_keys, new_values = folded
+                    stmt = hot.vault_step(w.expected_version == 0, len(new_keys),
+                                          len(new_values))
+                    params = case_rows[0] | event_rows[0]
+                    for prefix, found, cols in (("k", new_keys, self.VAULT_KEY),
+                                                ("v", new_values, self.VAULT_VALUE)):
+                        for i, row in enumerate(found):
+                            for col, value in zip(cols, row, strict=True):
+                                params[f"{prefix}{i}_{col}"] = value
                 try:
                     cur.execute(stmt, params)
                 except self._driver_error as exc:
