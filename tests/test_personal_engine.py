@@ -611,10 +611,24 @@ def test_a_step_that_loses_its_race_leaves_no_ciphertext(
         assert first.verify(case.id).version == 4
 
 
+def _two_urls(kind: str, request: pytest.FixtureRequest, tmp_path: Any
+              ) -> tuple[str, str | None]:
+    """The URL and schema of a store two engines share: a SQLite file or a PG schema."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'two.db'}", None
+    return request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+
+
+_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize("kind", _KINDS)
 def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
-        sqlite_url: str, clock: FixedClock) -> None:
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    url, schema = _two_urls(kind, request, tmp_path)
     keyring = gridflow.Keyring.generate()
-    with gridflow.SQLStore(sqlite_url) as one, gridflow.SQLStore(sqlite_url) as two:
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
         one.create_schema()
         first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
         other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
@@ -635,10 +649,114 @@ def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
         assert first.verify(case.id).version == 4
 
 
-def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
-        sqlite_url: str, clock: FixedClock) -> None:
+@pytest.mark.parametrize("kind", _KINDS)
+def test_a_subject_erased_elsewhere_is_not_sealed_into_a_case_that_held_none_of_it(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    # The erasure appends no event to this case, so the step's commit has nothing else
+    # to read: only the vault's check of the key, in the step's own statement, stops it.
+    url, schema = _two_urls(kind, request, tmp_path)
     keyring = gridflow.Keyring.generate()
-    with gridflow.SQLStore(sqlite_url) as one, gridflow.SQLStore(sqlite_url) as two:
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        holder, fresh = open_case(first, "p-e"), open_case(first, "p-f")
+        other.erase("p-e", actor=system, reason="本人申请")
+        before = _vault_rows(one)
+        payload = {"text": "b", "reporter": {"subject": "p-e", "phone": PHONE}}
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(fresh.id, "note", actor=coordinator, payload=payload)
+        assert _vault_rows(one) == before
+        assert one.get(fresh.id).version == 1  # type: ignore[union-attr]
+        # Retried, the step makes the subject a new key (the old one is gone for good).
+        first.fire(fresh.id, "note", actor=coordinator, retries=1, payload=payload)
+        assert _vault_rows(one) == before + 1
+        assert first.history(fresh.id, actor=coordinator)[-1].payload["reporter"][
+            "phone"] == PHONE
+        assert first.get(holder.id, actor=coordinator).data["reporter"]["name"] == TOMBSTONE
+        assert first.verify(fresh.id).version == 2
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_a_subject_restricted_elsewhere_is_not_sealed_as_active(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    url, schema = _two_urls(kind, request, tmp_path)
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        case = open_case(first, "p-x")
+        first.fire(case.id, "note", actor=coordinator,
+                   payload={"text": "a", "reporter": {"subject": "p-x", "phone": PHONE}})
+        before = _vault_rows(one)
+        # Another engine restricts p-x; this engine still holds p-x's key row as active.
+        other.restrict("p-x", actor=system, reason="诉讼保全")
+        version = one.get(case.id).version  # type: ignore[union-attr]
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(case.id, "note", actor=coordinator,
+                       payload={"text": "b", "reporter": {"subject": "p-x", "phone": PHONE}})
+        assert _vault_rows(one) == before
+        assert one.get(case.id).version == version  # type: ignore[union-attr]
+        # Retried, the step reads the key again and seals under it, restricted.
+        first.fire(case.id, "note", actor=coordinator, retries=1,
+                   payload={"text": "b", "reporter": {"subject": "p-x", "phone": PHONE}})
+        assert _vault_rows(one) == before + 1
+        assert first.history(case.id, actor=coordinator)[-1].payload["reporter"][
+            "phone"] == RESTRICTED
+        assert first.verify(case.id).version == version + 1
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_a_new_subjects_key_stored_elsewhere_first_loses_the_race(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url, schema = _two_urls(kind, request, tmp_path)
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
+        one.create_schema()
+        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
+        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        mine, theirs = open_case(first, "p-a"), open_case(other, "p-b")
+        before = _vault_rows(one)
+        commit = one.commit
+        pending = [True]
+
+        def commit_after_theirs(writes: Any, **kw: Any) -> None:
+            # Between this engine's sealing (a new key for p-new) and its commit,
+            # the other engine stores p-new's first key on another case.
+            if pending and writes[0].case.id == mine.id:
+                pending.clear()
+                other.fire(theirs.id, "note", actor=coordinator, payload={
+                    "text": "x", "reporter": {"subject": "p-new", "phone": PHONE}})
+            commit(writes, **kw)
+
+        monkeypatch.setattr(one, "commit", commit_after_theirs)
+        payload = {"text": "y", "reporter": {"subject": "p-new", "phone": "13700007777"}}
+        with pytest.raises(gridflow.ConcurrencyError):
+            first.fire(mine.id, "note", actor=coordinator, payload=payload)
+        assert _vault_rows(one) == before + 1  # theirs only
+        assert one.get(mine.id).version == 1  # type: ignore[union-attr]
+        # Retried, the step seals under the key the other engine stored.
+        first.fire(mine.id, "note", actor=coordinator, retries=1, payload=payload)
+        assert _vault_rows(one) == before + 2
+        assert first.history(mine.id, actor=coordinator)[-1].payload["reporter"][
+            "phone"] == "13700007777"
+        assert other.history(mine.id, actor=coordinator)[-1].payload["reporter"][
+            "phone"] == "13700007777"
+        assert first.verify(mine.id).version == 2
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    url, schema = _two_urls(kind, request, tmp_path)
+    keyring = gridflow.Keyring.generate()
+    with gridflow.SQLStore(url, schema=schema) as one, \
+            gridflow.SQLStore(url, schema=schema) as two:
         one.create_schema()
         first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
         other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
@@ -660,3 +778,23 @@ def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
             shown = first.fire(case.id, "note", actor=coordinator, payload={"text": "c"})
             assert shown.data["reporter"]["name"] == expected
             assert first.get(case.id, actor=coordinator).data["reporter"]["name"] == expected
+
+
+@pytest.mark.postgres
+def test_personal_steps_on_a_partitioned_postgres_store(
+        pg_url: str, pg_schema: str, clock: FixedClock) -> None:
+    # The step's one statement there also stores its idempotency key (its own CTE).
+    with gridflow.SQLStore(pg_url, schema=pg_schema, partition="month") as store:
+        store.create_schema()
+        engine = keyed(store, clock)
+        case = open_case(engine, "p-part")
+        shown = engine.fire(case.id, "note", actor=coordinator, idempotency_key="k-part",
+                            payload={"text": "回访", "contact": "微信 part_1"})
+        again = engine.fire(case.id, "note", actor=coordinator, idempotency_key="k-part",
+                            payload={"text": "回访", "contact": "微信 part_1"})
+        assert shown.version == again.version == 2
+        assert shown.data["reporter"]["name"] == NAME
+        assert engine.history(case.id, actor=coordinator)[-1].payload["contact"] == "微信 part_1"
+        assert _vault_rows(store) == 6
+        assert "part_1" not in stored_text(store, case.id)
+        assert engine.verify(case.id).version == 2

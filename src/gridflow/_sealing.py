@@ -58,6 +58,7 @@ from gridflow.personal.paths import find, replace
 from gridflow.personal.policy import PersonalPolicy, _steps
 from gridflow.personal.reference import (
     _LEAVES,
+    REF_KEY,
     Reference,
     _any_marked,
     _may_hold_reference,
@@ -673,6 +674,24 @@ class _InCommit:
         self.entries: dict[str, VaultEntry] = {}
         self.keys: dict[str, SubjectKey] = {}
 
+    def fold(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """The rows (new keys, then ciphertexts with the key and state each was sealed
+        under: `SQLStore.VAULT_KEY`, `SQLStore.VAULT_VALUE`) for `SQLStore._vault_ctes`
+        to store in the step's own statement (PostgreSQL), or ``None`` when the step
+        must read entries too (then `__call__` runs its statements in the transaction).
+        """
+        if self.show:
+            return None
+        key_of = self.key_of
+        return ([(k.subject, k.key_id, k.wrapped, k.state) for k in self.new_keys],
+                [(e.ref_id, e.subject, e.case_id, e.path, e.ciphertext,
+                  *key_of[e.subject]) for e in self.stored])
+
+    def refused(self) -> None:
+        """The folded statement failed on a key no longer stored: which one is not
+        said, so every subject the step sealed under counts as stale."""
+        self.stale = sorted({*self.key_of, *(k.subject for k in self.new_keys)})
+
     def __call__(self, execute: Callable[..., Any]) -> None:
         vault = self.vault
         sql = vault.statements()
@@ -891,6 +910,58 @@ def _evolved(outcome: Any, data: Any, payload: Any) -> Any:
                outcome.effects)
 
 
+def _view(actor: Actor | None, policy: PersonalPolicy) -> tuple[bool, bool]:
+    """Whether ``actor`` reads ``policy``'s values in clear (a reader), and restricted
+    ones too (an auditor).
+
+    Example:
+        >>> _view(Actor("s", ["coordinator"], ["g"]), BUILTIN_POLICIES["grid_case"])
+        (True, False)
+    """
+    if actor is None:
+        return False, False
+    roles = actor.roles
+    return (not policy.readers.isdisjoint(roles), not policy.auditors.isdisjoint(roles))
+
+
+def _map_nodes(node: Any, fn: Callable[[dict[str, Any]], Any]) -> Any:
+    """`_map_refs` with ``fn`` given each reference's stored mapping (well-formed,
+    checked) instead of a `Reference`.
+
+    Example:
+        >>> ref = {"$pii": "0" * 32, "kind": "phone", "c": "a" * 64}
+        >>> _map_nodes({"a": {"b": ref, "n": 1}, "l": [2]}, lambda r: r["kind"])
+        {'a': {'b': 'phone', 'n': 1}, 'l': [2]}
+    """
+    if isinstance(node, dict):
+        if "$pii" in node and is_reference(node):
+            return fn(node)
+        changed: dict[Any, Any] | None = None
+        for k, v in node.items():
+            if v.__class__ in _LEAVES:
+                continue  # a leaf maps to itself
+            new = _map_nodes(v, fn)
+            if new is not v:
+                if changed is None:
+                    changed = {}
+                changed[k] = new
+        if changed is None:
+            return node
+        return {k: changed.get(k, v) for k, v in node.items()}
+    if isinstance(node, list):
+        items: list[Any] | None = None
+        for n, v in enumerate(node):
+            if v.__class__ in _LEAVES:
+                continue
+            new = _map_nodes(v, fn)
+            if new is not v:
+                if items is None:
+                    items = list(node)
+                items[n] = new
+        return node if items is None else items
+    return node
+
+
 def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
     """`map_references` without building paths (``fn`` gets ``""``): for reads.
 
@@ -904,33 +975,7 @@ def _map_refs(node: Any, fn: Callable[[str, Reference], Any]) -> Any:
         >>> out, out["k"] is doc["k"]
         ({'a': {'b': 'phone', 'n': 1}, 'l': ['phone', 2], 'k': {'x': [1]}}, True)
     """
-    if isinstance(node, dict):
-        if "$pii" in node and is_reference(node):
-            return fn("", Reference(node["$pii"], node["kind"], node["c"]))
-        changed: dict[Any, Any] | None = None
-        for k, v in node.items():
-            if v.__class__ in _LEAVES:
-                continue  # a leaf maps to itself
-            new = _map_refs(v, fn)
-            if new is not v:
-                if changed is None:
-                    changed = {}
-                changed[k] = new
-        if changed is None:
-            return node
-        return {k: changed.get(k, v) for k, v in node.items()}
-    if isinstance(node, list):
-        items: list[Any] | None = None
-        for n, v in enumerate(node):
-            if v.__class__ in _LEAVES:
-                continue
-            new = _map_refs(v, fn)
-            if new is not v:
-                if items is None:
-                    items = list(node)
-                items[n] = new
-        return node if items is None else items
-    return node
+    return _map_nodes(node, lambda d: fn("", Reference(d[REF_KEY], d["kind"], d["c"])))
 
 
 def _texts(value: Any) -> list[str]:
@@ -986,6 +1031,45 @@ _COMMIT_CLEARS: Final = {"pending": None, "prefetched": None, "continued": None,
                          "bare": None, "held": None}
 _SHOW_CLEARS: Final = {"recent": None, "prefetched": None, "continued": None,
                        "bare": None, "held": None}
+
+
+# Per policy (held, as in `_QUICK`) and trigger: the payload fields sealed without a
+# walk (a top-level key, no subject path, no names), by key; and the top keys of
+# every other payload field (None: one whose top step is not a key).
+_TOP_FIELDS: dict[int, tuple[PersonalPolicy, dict[str, tuple[
+    dict[str, PersonalField], frozenset[str | None]]]]] = {}
+
+
+def _top_fields(policy: PersonalPolicy, trigger: str
+                ) -> tuple[dict[str, PersonalField], frozenset[str | None]]:
+    """``(simple, others)`` of `_TOP_FIELDS` for ``trigger``'s payload.
+
+    Example:
+        >>> simple, others = _top_fields(BUILTIN_POLICIES["grid_case"], "note")
+        >>> sorted(simple), sorted(others)
+        (['contact'], ['reporter'])
+    """
+    held = _TOP_FIELDS.get(id(policy))
+    if held is None or held[0] is not policy:
+        if len(_TOP_FIELDS) >= 256:
+            _TOP_FIELDS.clear()
+        held = _TOP_FIELDS[id(policy)] = (policy, {})
+    found = held[1].get(trigger)
+    if found is None:
+        simple: dict[str, PersonalField] = {}
+        others: set[str | None] = set()
+        for f in policy.payload_fields(trigger):
+            steps = _steps(f.path)
+            top = steps[0]
+            if (len(steps) == 1 and top is not None and f.subject is None
+                    and f.path not in policy.refers_to and top not in simple):
+                simple[top] = f
+            else:
+                others.add(top)
+        for top in others:
+            simple.pop(top, None)  # type: ignore[arg-type]
+        found = held[1][trigger] = (simple, frozenset(others))
+    return found
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1163,6 +1247,10 @@ class Privacy:
             handoffs["pending"] = None
             handoffs["recent"] = {}
             return outcome
+        if trigger != "open" and not opened:
+            quick = self._seal_top_fields(case, trigger, outcome, policy)
+            if quick is not None:
+                return quick
         payload_fields = policy.payload_fields(trigger) if trigger != "open" else ()
         if trigger == "open":
             refuse_lookalikes(outcome.data, where="data", trigger="open")
@@ -1206,6 +1294,47 @@ class Privacy:
             return outcome
         return _evolved(outcome, data, payload)
 
+    def _seal_top_fields(self, case: Case, trigger: str, outcome: Any,
+                         policy: PersonalPolicy) -> Any | None:
+        """`seal_outcome` of a step whose payload holds only top-level personal keys
+        (a note's ``contact``) and that wrote no personal data key: those values
+        sealed in one pass over the keys, no walk. ``None``: the full pass decides.
+        """
+        payload = outcome.payload
+        if not payload:
+            return None
+        simple, others = _top_fields(policy, trigger)
+        if None in others or any(top in payload for top in others):
+            return None
+        data = outcome.data
+        written = getattr(data, "written", None)
+        if written is None:
+            return None
+        keys = policy.top_keys()
+        if not written.isdisjoint(keys) and any(k in written and k in data for k in keys):
+            return None
+        refuse_lookalikes(payload, where="payload", case_id=case.id, trigger=trigger)
+        local = self._local
+        local.pending = None
+        sealer: _Sealer | None = None
+        new: dict[str, Any] = {}
+        for top, field in simple.items():
+            value = payload.get(top)
+            if value is None:
+                continue
+            if sealer is None:
+                sealer = _Sealer(self, case.id, trigger)
+            # As `_Sealer.seal_doc` finds the subject of a top-level key.
+            own = (subject_of(payload, top, field) if payload.get(SUBJECT_KEY) is not None
+                   else None) or case_subject(case.id)
+            new[top] = sealer._seal(value, field.kind, field.path, own)
+        if sealer is None:
+            local.recent = {}
+            return outcome
+        local.pending = (case.id, case.version, sealer)
+        local.recent = sealer.plain
+        return _evolved(outcome, data, {**payload, **new})
+
     def commit(self, writes: Sequence[Write]) -> None:
         """``store.commit(writes)`` with the vault rows of the step just sealed, at once.
 
@@ -1236,18 +1365,25 @@ class Privacy:
         show: list[str] = []
         continued = False
         policy = self.policies.get(first.case.workflow)
-        found: list[str] = []
+        found: list[str] | None = []
         if policy is not None:
-            own = sealer.plain if sealer is not None else {}
-            found = _ref_ids(first.case.data)
-            refs = [r for r in found if r not in own] if found else found
-            # Every event of the case since this engine last knew its values was its own
-            # (erasure, restriction and retention append an event to each case they
-            # touch): what it holds in clear for the case is still what the vault holds.
-            continued = (expected == 0 or self._seen.get(case_id) == expected) and (
-                not refs or all(r in self._plain for r in refs))
-            if not continued and isinstance(vault, SQLVault):
-                show = sorted(set(refs))
+            if sealer is not None and (expected == 0 or self._seen.get(case_id) == expected):
+                # As below, without the walk to list the references: every one this
+                # engine wrote or read is still held (`_seen` is emptied with `_plain`);
+                # one that is not (a value erased meanwhile, or one a hook copied in),
+                # showing the result reads from the vault (`show_case`).
+                found, continued = None, True
+            else:
+                own = sealer.plain if sealer is not None else {}
+                found = _ref_ids(first.case.data)
+                refs = [r for r in found if r not in own]
+                # Every event of the case since this engine last knew its values was its
+                # own (erasure, restriction and retention append an event to each case
+                # they touch): what it holds in clear for the case is still the vault's.
+                continued = (expected == 0 or self._seen.get(case_id) == expected) and all(
+                    r in self._plain for r in refs)
+                if not continued and isinstance(vault, SQLVault):
+                    show = sorted(set(refs))
         if sealer is None and not show:
             store.commit(writes)
             version = first.case.version
@@ -1295,12 +1431,14 @@ class Privacy:
                 self._remember_key(key)
             if len(self._plain) >= 8192:
                 self._plain.clear()
+                self._seen.clear()  # what `_seen` vouches for is in `_plain`
             for sealed in sealer.sealed:
                 value, state = sealer.plain[sealed.ref_id]
                 self._plain[sealed.ref_id] = (value, sealed.subject, sealed.case_id, state)
         self._continue(case_id, first.case.version, continued)
-        if found:
-            self._local.held = first.case  # holds a reference: no second walk to tell
+        if found is None or found:
+            # Holds a reference (or may: not walked): `show_case` maps it without asking.
+            self._local.held = first.case
 
     def _continue(self, case_id: str, version: int, continued: bool) -> None:
         """Record whether this engine's plaintexts of ``case_id`` hold at ``version``."""
@@ -1405,6 +1543,7 @@ class Privacy:
                 return erased
             if len(cached) >= 8192:
                 cached.clear()
+                self._seen.clear()  # what `_seen` vouches for is in `_plain`
             cached[ref.ref_id] = (value, entry.subject, entry.case_id, state)
             return show(ref, value, state)
 
@@ -1412,9 +1551,7 @@ class Privacy:
 
     def _shower(self, actor: Actor | None, policy: PersonalPolicy,
                 restricted_seen: list[str]) -> Callable[[Reference, Any, str], Any]:
-        roles = frozenset(actor.roles) if actor is not None else frozenset()
-        reader = bool(roles & policy.readers)
-        auditor = bool(roles & policy.auditors)
+        reader, auditor = _view(actor, policy)
 
         def show(ref: Reference, value: Any, state: str) -> Any:
             if state == "restricted":
@@ -1446,22 +1583,34 @@ class Privacy:
         if continued == (case.id, case.version) and not matches:
             # The step just committed, and this engine knows every value of the case.
             shown: list[str] = []
-            show = self._shower(actor, policy, shown)
+            reader, auditor = _view(actor, policy)
             own = recent or {}
             plain = self._plain
 
-            def known(_path: str, ref: Reference) -> Any:
-                if ref.ref_id in own:
-                    value, state = own[ref.ref_id]
-                    return show(ref, value, state)
-                value, _subject, _case, state = plain[ref.ref_id]
-                return show(ref, value, state)
+            def known(ref: dict[str, Any]) -> Any:
+                # `_shower`'s choice, inlined: one call per value on every step's result.
+                ref_id = ref[REF_KEY]
+                hit = own.get(ref_id)
+                if hit is None:
+                    value, _subject, _case, state = plain[ref_id]
+                else:
+                    value, state = hit
+                if state == "restricted":
+                    if auditor:
+                        shown.append(ref_id)
+                        return value
+                    return RESTRICTED
+                if reader or auditor:
+                    return value
+                return mask(ref["kind"], value)
 
             try:
-                data = _map_refs(case.data, known)
-            except KeyError:  # dropped from the bounded cache meanwhile: read the vault
+                data = _map_nodes(case.data, known)
+            except KeyError:  # not held (erased, or dropped from the bounded cache): read
                 pass
             else:
+                if data is case.data:
+                    return case, shown
                 return _with_data(case, _unmap(data) if policy.refers_to else data), shown
         prefetched = (fetched[2], fetched[3]) if matches and fetched is not None else None
         # With what the step's commit read, no walk to collect the references first.

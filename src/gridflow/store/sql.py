@@ -278,31 +278,44 @@ _PARTITIONS = ("month",)
 
 # -- JSON ----------------------------------------------------------------------------
 
-_plain_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
-                                separators=(",", ":")).encode
+_json_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
+                               separators=(",", ":")).encode
+
+#: ``text.encode().translate(_DIGITS)`` makes every digit a 0 and blanks the rest, so a run of
+#: nineteen digits (`_LONG_RUN`) is found by ``in``: the number orjson may not read back
+#: as `json` does (it reads an integer past 64 bits as a float). The domain keeps every
+#: stored integer within 64 bits (`gridflow.values.MAX_INT`); text with such a run (a
+#: 19-digit integer, or merely a long digit string) is read by `json` all the same. (A
+#: regular expression finding the run costs more than the whole read.)
+_DIGITS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_LONG_RUN = b"0" * 19
 
 
-def _orjson_text(value: Any) -> str | None:
-    """``value``'s JSON text by orjson where it is byte-identical to `_plain_dumps`
-    (a dict or list of str, bool, None, 64-bit ints, lists and str-keyed dicts,
-    keys in insertion order as the standard encoder keeps them); else ``None``."""
-    orjson = _model._orjson
-    if orjson is _model._ORJSON_NOT_LOADED:
-        orjson = _model._load_orjson()
-    if orjson is None or not (value.__class__ is dict or value.__class__ is list):
-        return None
-    if value and not _model._orjson_exact(value, 0):
-        return None
-    try:
-        text: str = orjson.dumps(value).decode()
-    except TypeError:  # e.g. a lone surrogate: not UTF-8, the standard encoder's job
-        return None
-    return text
+def _plain_dumps(value: Any) -> str:
+    """The compact JSON text the stores write (``json``, UTF-8 kept, no NaN), written
+    by orjson where it writes the very same text (`gridflow.model._orjson_exact`: no
+    float, no subclass, integers within 64 bits): ten times faster on a case's data,
+    and a step's personal data doubles its size (each reference holds two hex ids).
+
+    Example:
+        >>> _plain_dumps({"名": "王", "n": [1, True, None]})
+        '{"名":"王","n":[1,true,null]}'
+    """
+    cls = value.__class__
+    if cls is dict or cls is list:
+        orjson = _model._orjson
+        if orjson is _model._ORJSON_NOT_LOADED:
+            orjson = _model._load_orjson()
+        if orjson is not None and _model._orjson_exact(value, 0):
+            try:
+                return str(orjson.dumps(value), "utf-8")
+            except TypeError:  # a lone surrogate (not UTF-8): json writes it as it is
+                pass
+    return _json_dumps(value)
 
 
 def _sqlite_dumps(value: Any) -> str:
-    text = _orjson_text(value)
-    return _plain_dumps(value) if text is None else text
+    return _plain_dumps(value)
 
 
 def _float_trouble(value: Any) -> bool:
@@ -339,9 +352,6 @@ def _jsonb_encode(value: Any) -> str:
 
 def _pg_dumps(value: Any) -> str:
     """JSON text that PostgreSQL's JSONB gives back exactly (see `_jsonb_encode`)."""
-    quick = _orjson_text(value)
-    if quick is not None:
-        return quick  # no float in it: nothing JSONB would give back differently
     text = _plain_dumps(value)
     # Only a float of 1e16 or more (written with "e+") or -0.0 needs the walk; a
     # string that merely holds these characters takes it too, and finds nothing.
@@ -383,7 +393,26 @@ def _sqlite_read_when(value: str | None) -> datetime | None:
 
 
 def _sqlite_read_json(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+    """The value of stored JSON text: by orjson, which reads it as `json.loads` does
+    (but for long digit runs, see `_DIGITS`, and what it refuses: those go to
+    `json`), in about half the time.
+
+    Example:
+        >>> _sqlite_read_json('{"a":[1,2.5,"王"]}'), _sqlite_read_json("[12345678901234567890]")
+        ({'a': [1, 2.5, '王']}, [12345678901234567890])
+    """
+    if value is None:
+        return None
+    orjson = _model._orjson
+    if orjson is _model._ORJSON_NOT_LOADED:
+        orjson = _model._load_orjson()
+    if orjson is not None and value.__class__ is str:
+        try:
+            if _LONG_RUN not in value.encode("utf-8").translate(_DIGITS):
+                return orjson.loads(value)
+        except ValueError:  # NaN, a lone surrogate, too deep...: json decides
+            pass
+    return json.loads(value)
 
 
 def _pg_read_when(value: datetime | None) -> datetime | None:
@@ -415,6 +444,10 @@ class _Hot(NamedTuple):
     step: str
     #: PostgreSQL: an opening step (the case row and its first event) in one statement.
     open_step: str
+    #: PostgreSQL: ``vault_step(opening, n_keys, n_values)``, `step` (`open_step`) with
+    #: that many new subject keys and ciphertexts inserted by the same statement
+    #: (`SQLStore._vault_ctes`), compiled once per shape; ``None`` on SQLite.
+    vault_step: Callable[[bool, int, int], str] | None
     when: Callable[[datetime | None], Any]
     dumps: Callable[[Any], str]
     read_when: Callable[[Any], Any]
@@ -425,8 +458,12 @@ class _Hot(NamedTuple):
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None)
+    return _sqlstate_of(getattr(exc, "orig", None))
+
+
+def _sqlstate_of(driver_error: object) -> str | None:
+    """The SQLSTATE of a driver's (psycopg's) error, or ``None``."""
+    code = getattr(driver_error, "sqlstate", None)
     return code if isinstance(code, str) else None
 
 
@@ -711,6 +748,7 @@ class SQLStore:
         moved = (*changed, "state", "deadline_at")
         event_cols = [col for col in e if col.name not in ("leaf", "stay_us", "district")]
         step = open_step = ""
+        vault_step: Callable[[bool, int, int], str] | None = None
         if self.dialect == "postgresql":
             # One round trip per step: the compare-and-set runs in a data-modifying
             # CTE and the event is inserted from its RETURNING, so the INSERT's
@@ -728,13 +766,13 @@ class SQLStore:
                                     for name in case_cols}, **inserts})
                         .returning(c.id, c[_facts.STAY], c.district).cte("new_case"))
 
-            def event_from(cte: Any) -> str:
+            def event_from(cte: Any, also: Sequence[Any] = ()) -> str:
                 values = sa.select(*[sa.bindparam(col.name, type_=col.type) for col in event_cols],
                                    cte.c[_facts.STAY], cte.c.district)
                 stmt = (sa.insert(self.events_table)
                         .from_select([*(col.name for col in event_cols), "stay_us", "district"],
                                      values.select_from(cte))
-                        .add_cte(cte))
+                        .add_cte(cte, *also))
                 keys = self.event_keys
                 if keys is not None:
                     # Partitioned: the key is stored once across partitions (its own
@@ -750,6 +788,17 @@ class SQLStore:
                 return sql(stmt)
 
             step, open_step = event_from(cas), event_from(new_case)
+            shapes: dict[tuple[bool, int, int], str] = {}
+
+            def vault_step(opening: bool, n_keys: int, n_values: int) -> str:
+                found = shapes.get((opening, n_keys, n_values))
+                if found is None:
+                    if len(shapes) >= 64:
+                        shapes.clear()
+                    cte = new_case if opening else cas
+                    found = shapes[opening, n_keys, n_values] = event_from(
+                        cte, self._vault_ctes(cte.name, n_keys, n_values))
+                return found
         return _Hot(
             get=sql(self._q_get),
             by_key=sql(self._q_key),
@@ -785,8 +834,62 @@ class SQLStore:
                 .values({**{name: sa.bindparam(name) for name in moved},
                          "claimed_until": sa.null(), **updates})),
             step=step, open_step=open_step,
+            vault_step=vault_step,
             when=codecs[0], dumps=codecs[1], read_when=codecs[2], read_json=codecs[3],
         )
+
+    #: The columns of the vault rows a step's statement inserts (`_vault_ctes`): a new
+    #: subject key, and a ciphertext with the wrapped key and state it was sealed under.
+    VAULT_KEY = ("subject", "key_id", "wrapped", "state")
+    VAULT_VALUE = ("ref_id", "subject", "case_id", "path", "ciphertext", "wrapped", "state")
+
+    def _vault_ctes(self, step: str, n_keys: int, n_values: int) -> list[Any]:
+        """PostgreSQL: the data-modifying CTEs that store a step's vault rows in the
+        step's own statement, only where its case row was written (the CTE ``step``
+        returned it), so that a personal step is one round trip like a plain one.
+
+        The rows are bound one parameter each (``k0_subject``..., ``v0_ref_id``...: see
+        `VAULT_KEY`, `VAULT_VALUE`) in a ``VALUES`` list, so that the prepared statement
+        of each shape gets a generic plan (over arrays, the planner would plan every
+        execution again). A new key whose subject has one already is not stored
+        (``ON CONFLICT DO NOTHING``); a ciphertext is stored only if its key is the one
+        just stored or, unchanged, the one the table holds. Otherwise its
+        ``ciphertext`` is NULL and the NOT NULL column fails the whole statement, so
+        nothing of the step is written: the caller reads that as a lost race
+        (`SQLStore._pg_commit`). The statement's CTEs share one snapshot, hence the new
+        keys are matched through their CTE's ``RETURNING``, not the table.
+        """
+        fmt = self.engine.dialect.identifier_preparer.format_table
+        keys, values = fmt(self.pii_keys), fmt(self.pii_values)
+        types = {"wrapped": "BYTEA", "ciphertext": "BYTEA"}
+
+        def rows(prefix: str, n: int, cols: Sequence[str]) -> str:
+            return ", ".join(
+                "(" + ", ".join(f"CAST(:{prefix}{i}_{c} AS {types.get(c, 'VARCHAR')})"
+                                for c in cols) + ")" for i in range(n))
+
+        ctes = []
+        new_key = "FALSE"
+        if n_keys:
+            ctes.append(sa.text(
+                f"INSERT INTO {keys} (subject, key_id, wrapped, state) "
+                "SELECT n.subject, n.key_id, n.wrapped, n.state FROM (VALUES "
+                f"{rows('k', n_keys, self.VAULT_KEY)}) AS n (subject, key_id, wrapped, "
+                f"state) WHERE EXISTS (SELECT 1 FROM {step}) "
+                "ON CONFLICT DO NOTHING RETURNING subject, wrapped"
+            ).columns(sa.column("subject"), sa.column("wrapped")).cte("pii_new_key"))
+            new_key = ("EXISTS (SELECT 1 FROM pii_new_key AS n "
+                       "WHERE n.subject = v.subject AND n.wrapped = v.wrapped)")
+        ctes.append(sa.text(
+            f"INSERT INTO {values} (ref_id, subject, case_id, path, ciphertext) "
+            f"SELECT v.ref_id, v.subject, v.case_id, v.path, CASE WHEN {new_key} "
+            f"OR EXISTS (SELECT 1 FROM {keys} AS k WHERE k.subject = v.subject "
+            "AND k.wrapped = v.wrapped AND k.state = v.state) THEN v.ciphertext END "
+            f"FROM (VALUES {rows('v', n_values, self.VAULT_VALUE)}) "
+            "AS v (ref_id, subject, case_id, path, ciphertext, wrapped, state) "
+            f"CROSS JOIN {step} RETURNING ref_id"
+        ).columns(sa.column("ref_id")).cte("pii_new_value"))
+        return ctes
 
     @contextmanager
     def _dbapi(self, *, autocommit: bool = False) -> Iterator[Any]:
@@ -1392,7 +1495,11 @@ class SQLStore:
         ``execute(sql, params)`` running driver-level SQL (compiled for this
         dialect, named parameters) on its connection; what it raises rolls the
         whole commit back. The personal-data vault writes its ciphertexts there
-        (`gridflow._sealing`), so a step that is not committed leaves none.
+        (`gridflow._sealing`), so a step that is not committed leaves none. On
+        PostgreSQL a single write's ``within`` may instead give its rows as
+        rows (``within.fold()``, see `_vault_ctes`): they are then stored by the
+        step's own statement, in one round trip, and ``within.refused()`` is called
+        before the `ConcurrencyError` if a row's subject key was no longer stored.
 
         Example:
             >>> import os, tempfile, gridflow
@@ -1533,12 +1640,41 @@ class SQLStore:
         """
         hot = self._hot
         assert hot is not None
-        single = within is None and len(ordered) == 1
+        # The vault's rows, when ``within`` offers them to be folded in (`_vault_ctes`).
+        folded = None
+        if within is not None and len(ordered) == 1:
+            fold = getattr(within, "fold", None)
+            folded = fold() if fold is not None else None
+        single = (within is None or folded is not None) and len(ordered) == 1
         with self._dbapi(autocommit=single) as cur:
             if single:
                 w = ordered[0]
-                cur.execute(hot.open_step if w.expected_version == 0 else hot.step,
-                            case_rows[0] | event_rows[0])
+                if folded is None:
+                    stmt, params = (hot.open_step if w.expected_version == 0 else hot.step,
+                                    case_rows[0] | event_rows[0])
+                else:
+                    assert hot.vault_step is not None
+                    new_keys, new_values = folded
+                    stmt = hot.vault_step(w.expected_version == 0, len(new_keys),
+                                          len(new_values))
+                    params = case_rows[0] | event_rows[0]
+                    for prefix, found, cols in (("k", new_keys, self.VAULT_KEY),
+                                                ("v", new_values, self.VAULT_VALUE)):
+                        for i, row in enumerate(found):
+                            for col, value in zip(cols, row, strict=True):
+                                params[f"{prefix}{i}_{col}"] = value
+                try:
+                    cur.execute(stmt, params)
+                except self._driver_error as exc:
+                    if folded is not None and _sqlstate_of(exc) == "23502" and getattr(
+                            getattr(exc, "diag", None), "table_name",
+                            None) == self.pii_values.name:
+                        # A ciphertext's subject key is no longer the one it was sealed
+                        # under (erased, restricted, replaced or taken meanwhile): the
+                        # statement failed whole, nothing is written.
+                        within.refused()  # type: ignore[union-attr]
+                        raise _Conflict(w.case.id, w.expected_version) from None
+                    raise
                 if cur.rowcount != 1:
                     # The compare-and-set matched no row, so nothing was inserted either.
                     raise _Conflict(w.case.id, w.expected_version)
