@@ -280,70 +280,19 @@ class Changes:
                    value.get("workflow"), value.get("grid"))
 
 
-#: From this many links on, `extend_links` keeps an index of a case's links.
+#: From this many links on, an engine-made history shares its links (`_grow`).
 _INDEXED_LINKS: Final = 64
-_links_lock = threading.Lock()
-#: ``id(links) -> (links, {case id: position})`` for the latest links tuple of each
-#: indexed history (held, so the id stays its own). An index entry counts for a
-#: tuple only below its length: entries past it were added by a longer tuple of
-#: the same history. Bounded: the oldest entries go first (those tuples then
-#: answer `has_link` by scanning, as any tuple does).
-_link_index: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
-_MAX_INDEXED: Final = 65_536
 
 
 def has_link(links: tuple[str, ...], case_id: str) -> bool:
-    """Whether ``case_id`` is in ``links`` (`Case.links`): ``case_id in links``,
-    in constant time for the long links `extend_links` made.
+    """Whether ``case_id`` is in ``links`` (a plain tuple of `Case.links`); the
+    engine's long links answer in constant time through `case_has_link`.
 
     Example:
         >>> has_link(("c-2", "c-3"), "c-3"), has_link((), "c-3")
         (True, False)
     """
-    if len(links) >= _INDEXED_LINKS:
-        entry = _link_index.get(id(links))
-        if entry is not None and entry[0] is links:
-            at = entry[1].get(case_id)
-            return at is not None and at < len(links)
     return case_id in links
-
-
-def extend_links(links: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
-    """``links + more``, as a new case row appends a step's new links.
-
-    A history that grows past 64 links gets an index for `has_link`, handed
-    on from each tuple to the next and extended by the new ids only, so a
-    link step costs the same at 4,000 links as at 10. A tuple without one
-    (read back from a database, or built elsewhere) is extended plainly.
-
-    Example:
-        >>> extend_links(("c-2",), ("c-3",))
-        ('c-2', 'c-3')
-    """
-    new = links + more
-    n = len(links)
-    if len(new) < _INDEXED_LINKS:
-        return new
-    with _links_lock:
-        entry = _link_index.pop(id(links), None)
-        if entry is not None and entry[0] is links and len(entry[1]) == n:
-            index = entry[1]  # the index moves on to the longer tuple
-        elif n < _INDEXED_LINKS:
-            index = {}  # crossing the threshold: index the short prefix, once
-            for at, case_id in enumerate(links):
-                index.setdefault(case_id, at)
-            if len(index) != n:
-                return new  # a repeated id: no index, plain `in`
-        else:
-            return new
-        if len(set(more)) != len(more) or any(case_id in index for case_id in more):
-            return new
-        for at, case_id in enumerate(more, n):
-            index[case_id] = at
-        while len(_link_index) >= _MAX_INDEXED:
-            del _link_index[next(iter(_link_index))]
-        _link_index[id(new)] = (new, index)
-    return new
 
 
 @frozen_init
