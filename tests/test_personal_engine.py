@@ -4,6 +4,8 @@ erased and restricted without breaking the hash chain."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -622,16 +624,24 @@ def _two_urls(kind: str, request: pytest.FixtureRequest, tmp_path: Any
 _KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.mark.parametrize("kind", _KINDS)
-def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
-        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+@contextmanager
+def _two_engines(kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock
+                 ) -> Iterator[tuple[gridflow.SQLStore, Engine, Engine]]:
+    """Two engines with one keyring on two stores of one database (``first`` on the
+    store yielded, whose schema is created): "this engine" and "another one"."""
     url, schema = _two_urls(kind, request, tmp_path)
     keyring = gridflow.Keyring.generate()
     with gridflow.SQLStore(url, schema=schema) as one, \
             gridflow.SQLStore(url, schema=schema) as two:
         one.create_schema()
-        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
-        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+        yield (one, Engine(store=one, clock=clock, entry_points=False, keyring=keyring),
+               Engine(store=two, clock=clock, entry_points=False, keyring=keyring))
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_a_subject_erased_elsewhere_is_not_sealed_under_its_old_key(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
+    with _two_engines(kind, request, tmp_path, clock) as (_, first, other):
         case = open_case(first, "p-e")
         first.fire(case.id, "note", actor=coordinator,
                    payload={"text": "a", "reporter": {"subject": "p-e", "phone": PHONE}})
@@ -654,13 +664,7 @@ def test_a_subject_erased_elsewhere_is_not_sealed_into_a_case_that_held_none_of_
         kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
     # The erasure appends no event to this case, so the step's commit has nothing else
     # to read: only the vault's check of the key, in the step's own statement, stops it.
-    url, schema = _two_urls(kind, request, tmp_path)
-    keyring = gridflow.Keyring.generate()
-    with gridflow.SQLStore(url, schema=schema) as one, \
-            gridflow.SQLStore(url, schema=schema) as two:
-        one.create_schema()
-        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
-        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+    with _two_engines(kind, request, tmp_path, clock) as (one, first, other):
         holder, fresh = open_case(first, "p-e"), open_case(first, "p-f")
         other.erase("p-e", actor=system, reason="本人申请")
         before = _vault_rows(one)
@@ -681,13 +685,7 @@ def test_a_subject_erased_elsewhere_is_not_sealed_into_a_case_that_held_none_of_
 @pytest.mark.parametrize("kind", _KINDS)
 def test_a_subject_restricted_elsewhere_is_not_sealed_as_active(
         kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
-    url, schema = _two_urls(kind, request, tmp_path)
-    keyring = gridflow.Keyring.generate()
-    with gridflow.SQLStore(url, schema=schema) as one, \
-            gridflow.SQLStore(url, schema=schema) as two:
-        one.create_schema()
-        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
-        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+    with _two_engines(kind, request, tmp_path, clock) as (one, first, other):
         case = open_case(first, "p-x")
         first.fire(case.id, "note", actor=coordinator,
                    payload={"text": "a", "reporter": {"subject": "p-x", "phone": PHONE}})
@@ -713,13 +711,7 @@ def test_a_subject_restricted_elsewhere_is_not_sealed_as_active(
 def test_a_new_subjects_key_stored_elsewhere_first_loses_the_race(
         kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    url, schema = _two_urls(kind, request, tmp_path)
-    keyring = gridflow.Keyring.generate()
-    with gridflow.SQLStore(url, schema=schema) as one, \
-            gridflow.SQLStore(url, schema=schema) as two:
-        one.create_schema()
-        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
-        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+    with _two_engines(kind, request, tmp_path, clock) as (one, first, other):
         mine, theirs = open_case(first, "p-a"), open_case(other, "p-b")
         before = _vault_rows(one)
         commit = one.commit
@@ -753,13 +745,7 @@ def test_a_new_subjects_key_stored_elsewhere_first_loses_the_race(
 @pytest.mark.parametrize("kind", _KINDS)
 def test_a_steps_result_never_shows_what_another_engine_erased_or_restricted(
         kind: str, request: pytest.FixtureRequest, tmp_path: Any, clock: FixedClock) -> None:
-    url, schema = _two_urls(kind, request, tmp_path)
-    keyring = gridflow.Keyring.generate()
-    with gridflow.SQLStore(url, schema=schema) as one, \
-            gridflow.SQLStore(url, schema=schema) as two:
-        one.create_schema()
-        first = Engine(store=one, clock=clock, entry_points=False, keyring=keyring)
-        other = Engine(store=two, clock=clock, entry_points=False, keyring=keyring)
+    with _two_engines(kind, request, tmp_path, clock) as (_, first, other):
         kept, gone = open_case(first, "p-kept"), open_case(first, "p-gone")
         for case in (kept, gone):  # this engine knows every value of both cases
             shown = first.fire(case.id, "note", actor=coordinator,
