@@ -1629,9 +1629,21 @@ class Privacy:
         policy = self.policies.get(workflow)
         if policy is None:
             return events, []
-        refs = [r for e in events for _, r in references(e.payload)]
-        refs += [r for e in events if e.changes is not None for _, r in references(
-            dict(e.changes.set))]
+        # One pass, and the quick test before any walk: a long case's history is
+        # mostly events without a reference, read back in a single list.
+        refs: list[Reference] = []
+        may = _may_hold_reference
+        try:
+            for e in events:
+                if e.payload and may(e.payload):
+                    refs += [r for _, r in references(e.payload)]
+                changes = e.changes
+                if changes is not None and changes.set and may(changes.set):
+                    refs += [r for _, r in references(changes.set)]
+        except RecursionError:  # deeper than the quick test goes: `references` walks all
+            refs = [r for e in events for _, r in references(e.payload)]
+            refs += [r for e in events if e.changes is not None
+                     for _, r in references(e.changes.set)]
         if not refs:
             return events, []
         seen: list[str] = []

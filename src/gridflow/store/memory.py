@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, overload
 
 from gridflow import model as _model
 from gridflow._errors import ConcurrencyError, IntegrityError
+from gridflow._fastinit import maker
 from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event
 from gridflow.store import Page, Write, check_count_columns, cursor, parse_cursor
 from gridflow.values import PLAIN, _plain
@@ -221,22 +222,28 @@ def _body(event: Event, changes: Changes) -> bytes | None:
     return mid + b"\x00" + tail
 
 
+_make_event = maker(Event)
+_make_changes = maker(Changes)
+
+
 def _decode(tables: _Tables, case_id: str, row: bytes, prev: str) -> Event:
     """The event of a row (``prev``: the previous row's hash)."""
     try:
         seq, actor_at, step_at = _HEAD.unpack_from(row, 32)
         trigger, source, dest, _ = tables.steps[step_at]
         actor = tables.actors[actor_at][0]
-        cut = row.index(b"\x00", _BODY)
-        when, payload, key = _loads(b"[" + row[_BODY:cut] + b"]")
-        record = _loads(row[cut + 1:])
+        # One parse for both halves: JSON escapes every control character, so the
+        # row's NUL is its only one.
+        when, payload, key, record = _loads(
+            b"[" + row[_BODY:].replace(b"\x00", b",", 1) + b"]")
         deadline = record["deadline_at"]
-        changes = Changes(record["set"], tuple(record["unset"]),
-                          None if deadline is None else datetime.fromisoformat(deadline),
-                          tuple(record["links"]), record["workflow_version"],
-                          record.get("workflow"), record.get("grid"))
-        return Event(case_id, seq, trigger, source, dest, actor, datetime.fromisoformat(when),
-                     payload, key, prev, row[:32].hex(), changes)
+        changes = _make_changes(record["set"], tuple(record["unset"]),
+                                None if deadline is None else datetime.fromisoformat(deadline),
+                                tuple(record["links"]), record["workflow_version"],
+                                record.get("workflow"), record.get("grid"))
+        return _make_event(case_id, seq, trigger, source, dest, actor,
+                           datetime.fromisoformat(when), payload, key, prev, row[:32].hex(),
+                           changes)
     except Exception as exc:  # only an edited row: the store's own rows decode
         raise IntegrityError(case_id, None, f"a stored event cannot be read back "
                              f"({type(exc).__name__})", field="hash") from None
