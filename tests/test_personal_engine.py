@@ -546,6 +546,86 @@ def test_a_partys_name_in_consent_and_signatures_is_erased_with_that_party(
     assert engine.verify(case.id).version == 6
 
 
+
+
+#: A host's workflow whose ``attendees[]`` name parties with no guard insisting on the
+#: exact spelling (the built-in mediation's guards refuse any other).
+MEETING = """\
+name: meeting
+version: 1
+initial: open
+roles:
+  - {name: convener, label_zh: 召集人}
+states:
+  - {name: open}
+  - {name: closed, terminal: true}
+transitions:
+  - {trigger: minutes, source: open, dest: null, roles: [convener]}
+  - {trigger: close, source: open, dest: closed, roles: [convener]}
+personal:
+  readers: [convener]
+  unseal_for_steps: true
+  data:
+    - {path: "parties[].name", kind: name}
+  triggers:
+    minutes:
+      - {path: "attendees[]", kind: name}
+  refers_to: {"attendees[]": "parties[].name"}
+"""
+
+
+def _meeting(store: Store, clock: FixedClock, names: list[str]) -> tuple[Engine, str]:
+    engine = keyed(store, clock)
+    import yaml
+
+    engine.register_workflow(gridflow.WorkflowSpec.from_dict(yaml.safe_load(MEETING)))
+    convener = Actor("c-1", ["convener"], grids=ALL_GRIDS)
+    case = engine.open("meeting", version=1, actor=convener, grid=GRID, data={
+        "parties": [{"subject": f"p-{n}", "name": name} for n, name in enumerate(names)]})
+    return engine, case.id
+
+
+def test_a_name_written_loosely_is_still_that_partys(store: Store, clock: FixedClock) -> None:
+    # Names were matched to parties by exact string: "谢 女士" (a space) or a
+    # full-width "ＡＢＣ公司" was sealed under the case's own subject, so erasing the
+    # party left it readable.
+    engine, case_id = _meeting(store, clock, ["谢女士", "ABC公司"])
+    convener = Actor("c-1", ["convener"], grids=ALL_GRIDS)
+    engine.fire(case_id, "minutes", actor=convener,
+                payload={"attendees": ["谢 女士", "ＡＢＣ公司", "旁听者"]})
+    assert engine.history(case_id, actor=convener)[1].payload["attendees"] == [
+        "谢 女士", "ＡＢＣ公司", "旁听者"]
+    assert engine.erase("p-0", actor=system, reason="本人申请删除") == [case_id]
+    assert engine.history(case_id, actor=convener)[1].payload["attendees"] == [
+        TOMBSTONE, "ＡＢＣ公司", "旁听者"]
+    assert engine.erase("p-1", actor=system, reason="本人申请删除") == [case_id]
+    assert engine.history(case_id, actor=convener)[1].payload["attendees"] == [
+        TOMBSTONE, TOMBSTONE, "旁听者"]
+    # A name that is no party's stays the case's own.
+    assert engine.erase(f"case:{case_id}", actor=system, reason="x") == [case_id]
+    assert engine.history(case_id, actor=convener)[1].payload["attendees"] == [
+        TOMBSTONE, TOMBSTONE, TOMBSTONE]
+    assert engine.verify(case_id).version == 5
+
+
+def test_a_name_two_parties_match_only_loosely_is_refused_and_nothing_is_stored(
+        store: Store, clock: FixedClock) -> None:
+    engine, case_id = _meeting(store, clock, ["王小明", "王 小明"])
+    convener = Actor("c-1", ["convener"], grids=ALL_GRIDS)
+    before = stored_text(store, case_id)
+    with pytest.raises(InvalidPayload) as caught:
+        engine.fire(case_id, "minutes", actor=convener, payload={"attendees": ["王小 明"]})
+    message = str(caught.value)
+    assert "'attendees[0]'" in message and "'parties[].name'" in message
+    assert "exactly" in message and "王" not in message
+    assert caught.value.case_id == case_id and caught.value.trigger == "minutes"
+    assert stored_text(store, case_id) == before
+    assert engine.verify(case_id).version == 1
+    # Written exactly as one party's name, it is that party's.
+    engine.fire(case_id, "minutes", actor=convener, payload={"attendees": ["王 小明"]})
+    assert engine.erase("p-1", actor=system, reason="本人申请删除") == [case_id]
+    assert engine.history(case_id, actor=convener)[1].payload["attendees"] == [TOMBSTONE]
+
 # -- the vault is written in the step's own commit -------------------------------------------
 
 

@@ -777,15 +777,68 @@ def vault_of(store: Store) -> Vault | None:
 # -- the engine's side ------------------------------------------------------------------------
 
 
-def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """For each path of ``policy.refers_to``: ``{name: subject}`` of the elements it names.
+class _Names:
+    """``{name: subject}`` of the listed elements one `PersonalPolicy.refers_to` path
+    names, matched exactly and then as `gridflow.personal.screen.normalize` compares
+    text (so ``王 小明`` or a full-width ``ＡＢＣ`` still finds its party).
+
+    Example:
+        >>> names = _Names({"王小明": "p-1", "李四": "p-2"}, "parties[].name")
+        >>> names.get("王 小明", "case:c"), names.get("赵六", "case:c")
+        ('p-1', 'case:c')
+    """
+
+    __slots__ = ("exact", "loose", "target")
+
+    def __init__(self, exact: dict[str, str], target: str) -> None:
+        from gridflow.personal.screen import normalize
+
+        self.exact = exact
+        #: The declared path of the names (``parties[].name``), for messages.
+        self.target = target
+        #: normalised name -> its subject, or None where names of two subjects meet.
+        self.loose: dict[str, str | None] = {}
+        for name, subject in exact.items():
+            key = normalize(name)
+            if key in self.loose and self.loose[key] != subject:
+                self.loose[key] = None
+            else:
+                self.loose[key] = subject
+
+    def get(self, name: str, default: str) -> str:
+        """The subject of the element ``name`` names (``default``: none does).
+
+        Raises `_AmbiguousName` when ``name`` matches no element exactly and the
+        elements of two subjects loosely: sealing it under either would leave it
+        readable after the other's erasure.
+        """
+        found = self.exact.get(name)
+        if found is not None:
+            return found
+        from gridflow.personal.screen import normalize
+
+        key = normalize(name)
+        if key not in self.loose:
+            return default
+        loose = self.loose[key]
+        if loose is None:
+            raise _AmbiguousName
+        return loose
+
+
+class _AmbiguousName(Exception):
+    """Internal: a name matching two subjects' elements only loosely (see `_Names.get`)."""
+
+
+def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str, _Names]:
+    """For each path of ``policy.refers_to``: the `_Names` of the elements it names.
 
     Read from the step's case data in clear (the opening data, or the data opened
     for the step); a name listed as a reference (not opened) is not known, and a
     value naming it stays the case's own.
     """
     fields = {f.path: f for f in policy.data}
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, _Names] = {}
     for path, target in policy.refers_to.items():
         names: dict[str, str] = {}
         field = fields.get(target)
@@ -801,7 +854,7 @@ def _named_subjects(policy: PersonalPolicy, data: Mapping[str, Any]) -> dict[str
                     subject = None
                 if subject is not None:
                     names[name] = subject
-        out[path] = names
+        out[path] = _Names(names, target)
     return out
 
 
@@ -1825,8 +1878,8 @@ class _Sealer:
         self._new_keys: list[SubjectKey] = []
         #: ``{ref id: (plaintext, subject state)}`` of what this step sealed.
         self.plain: dict[str, tuple[Any, str]] = {}
-        #: ``{declared path: {name: subject}}`` for the policy's `PersonalPolicy.refers_to`.
-        self.named: dict[str, dict[str, str]] = {}
+        #: ``{declared path: its names}`` for the policy's `PersonalPolicy.refers_to`.
+        self.named: dict[str, _Names] = {}
         #: The stored key rows this step sealed under (checked again in its commit).
         self.used: list[SubjectKey] = []
         #: ``{subject: wrapped key}`` of every key the step sealed under, new or stored,
@@ -1891,14 +1944,26 @@ class _Sealer:
                 own = subject_of(doc, concrete, field) or case_subject(self.case_id)
                 if names is None:
                     new[concrete] = self._seal(value, field.kind, field.path, own)
-                elif isinstance(value, Mapping):
-                    # The keys name listed elements: each sealed under its element's subject.
-                    new[concrete] = {MAP_KEY: [
-                        [self._seal(k, "name", field.path, names.get(str(k), own)), v]
-                        for k, v in value.items()]}
-                else:
-                    subject = names.get(value, own) if isinstance(value, str) else own
-                    new[concrete] = self._seal(value, field.kind, field.path, subject)
+                    continue
+                try:
+                    if isinstance(value, Mapping):
+                        # The keys name listed elements: each sealed under its element's
+                        # subject.
+                        new[concrete] = {MAP_KEY: [
+                            [self._seal(k, "name", field.path, names.get(str(k), own)), v]
+                            for k, v in value.items()]}
+                    else:
+                        subject = names.get(value, own) if isinstance(value, str) else own
+                        new[concrete] = self._seal(value, field.kind, field.path, subject)
+                except _AmbiguousName:
+                    target = names.target
+                    raise InvalidPayload(
+                        f"{concrete!r} holds a name that matches no entry of {target!r} "
+                        "exactly, and entries of two different subjects once spaces, "
+                        "letter case and full-width forms are ignored; write the name "
+                        f"exactly as it is in {target!r}, so that it is erased with the "
+                        "right person", case_id=self.case_id,
+                        trigger=self.trigger) from None
         if not new:
             return doc
         if all("." not in k and "[" not in k for k in new):
