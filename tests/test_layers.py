@@ -122,3 +122,22 @@ def test_lower_layers_never_import_upper_ones(module: str) -> None:
     bad = {m for m in reached
            if any(m == f or m.startswith(f + ".") for f in FORBIDDEN[module])}
     assert bad == set()
+
+
+def _imports_for_typing_too(module: str) -> set[str]:
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_hookspecs_do_not_import_the_machine_even_for_annotations() -> None:
+    # 0.1: machine imported plugins (Guard, Effect) and plugins imported machine for
+    # Step under TYPE_CHECKING, a circle that the runtime graph above does not see.
+    # Step lives in gridflow.step now, below both.
+    for upper in ("gridflow.machine", "gridflow.engine", "gridflow.core"):
+        assert upper not in _imports_for_typing_too("gridflow.plugins"), upper

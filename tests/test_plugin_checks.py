@@ -60,6 +60,22 @@ def test_an_unmarked_hook_is_refused() -> None:
         _engine(Unmarked())
 
 
+class AsksTooMuch:
+    @hookimpl
+    def gridflow_veto(self, case: Any, trigger: str, mood: str) -> str | None:
+        raise AssertionError("never called")
+
+
+def test_a_hook_asking_for_an_argument_it_is_not_given_is_refused_by_name() -> None:
+    # 0.1 let pluggy's own PluginValidationError through, naming the plugin by a
+    # number: "Plugin '140511551368336' for hook 'gridflow_veto'".
+    with pytest.raises(PluginError) as caught:
+        _engine(AsksTooMuch())
+    assert caught.value.plugin == "AsksTooMuch"
+    assert "'AsksTooMuch'" in str(caught.value) and "mood" in str(caught.value)
+    assert not any(word.strip("'").isdigit() for word in str(caught.value).split())
+
+
 def test_a_refused_registration_leaves_the_engine_as_it_was() -> None:
     engine = _engine()
     before = (sorted(engine.plugins.list_name_plugin(), key=lambda p: p[0]), engine.workflows)
