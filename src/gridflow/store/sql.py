@@ -2027,11 +2027,12 @@ def _upgrade_2_to_3(conn: Connection, store: SQLStore) -> None:
 def _upgrade_4_to_5(conn: Connection, store: SQLStore) -> None:
     """Schema 4 to 5: the facts the figures read (`gridflow._facts`).
 
-    Adds the fact columns of the case rows and ``stay_us`` of the events, and
-    fills them with `gridflow._facts.derive` of each case's stored events (the
-    same fold the writes keep up to date and verification checks), so the
-    figures of cases written before the upgrade are those of before it. Reads
-    the cases in pages of 2,000 by id.
+    Adds the fact columns of the case rows, ``stay_us`` of the events and
+    ``district`` of both, and fills them with `gridflow._facts.derive` and
+    `gridflow._facts.opening_district` of each case's stored events (the same
+    fold the writes keep up to date and verification checks), so the figures of
+    cases written before the upgrade are those of before it. Reads the cases in
+    pages of 2,000 by id.
     """
     cases, events = store.cases, store.events_table
     for name in _facts.NAMES:
