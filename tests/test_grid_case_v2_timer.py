@@ -180,3 +180,32 @@ def test_without_chinese_calendar_the_default_workflow_still_runs_and_says_so(
     # With it (the dev install), the same limit ends after the holiday, on 9 October.
     assert grid_case_v2._hours().add(dispatched, grid_case_v2.ACK_LIMIT_URGENT) == datetime(
         2025, 10, 9, 1, 15, tzinfo=UTC)
+
+
+def test_an_approved_extension_moves_the_handling_limit(store: Store) -> None:
+    # An extension (延期) moved the case's deadline but not data["handling_due"]: the
+    # next acknowledgement put the deadline back to the old limit, the timer escalated
+    # there, and pass_check recorded on_time False for work handed over in time.
+    engine, clock = new_engine(store, shanghai(2026, 3, 2, 9, 0))
+    cid = dispatched(engine)
+    for d in DEPARTMENTS[:3]:
+        engine.fire(cid, "acknowledge", actor=dept, payload={"department": d})
+    handling = datetime.fromisoformat(engine.get(cid).data["handling_due"])
+    until = handling + timedelta(days=7)
+    engine.fire(cid, "request_extension", actor=dept,
+                payload={"reason": "需物业配合", "until": until.isoformat()})
+    engine.fire(cid, "approve_extension", actor=secretary)
+    assert engine.get(cid).data["handling_due"] == until.isoformat()
+    engine.fire(cid, "acknowledge", actor=dept, payload={"department": DEPARTMENTS[3]})
+    assert engine.get(cid).deadline_at == until
+    clock.set(handling + timedelta(days=1))
+    assert engine.tick() == []
+    for d in DEPARTMENTS:
+        engine.fire(cid, "report_done", actor=dept, payload={"department": d, "result": "已处置"})
+    engine.fire(cid, "submit_check", actor=secretary)
+    case = engine.fire(cid, "pass_check", actor=inspector, payload={"observation": "已整改"})
+    assert case.state == "closed"
+    closing = engine.history(cid)[-1]
+    assert closing.payload["deadline_at"] == until.isoformat()
+    assert closing.payload["on_time"] is True
+    engine.verify(cid)

@@ -147,8 +147,11 @@ def extension_transitions(
     *,
     request_roles: Sequence[str],
     approve_roles: Sequence[str],
+    approve_effects: Sequence[str] = (),
 ) -> tuple[TransitionSpec, ...]:
-    """The three extension transitions from ``sources``, for a workflow's spec.
+    """The three extension transitions from ``sources``, for a workflow's spec;
+    ``approve_effects`` run after ``extension.approved`` (a workflow whose data keeps
+    its own copy of the limit moves it there).
 
     Example:
         >>> [t.trigger for t in extension_transitions(
@@ -163,7 +166,8 @@ def extension_transitions(
                        effects=("extension.requested",)),
         TransitionSpec("approve_extension", source, None, label_zh="批准延期",
                        label_en="Approve extension", roles=tuple(approve_roles),
-                       guards=("extension.approvable",), effects=("extension.approved",)),
+                       guards=("extension.approvable",),
+                       effects=("extension.approved", *approve_effects)),
         TransitionSpec("reject_extension", source, None, label_zh="不予延期",
                        label_en="Refuse extension", roles=tuple(approve_roles),
                        requires=("reason",), guards=("extension.pending",),

@@ -288,6 +288,15 @@ def _rework_escalated(step: Step) -> None:
     step.data["rework_escalated"] = True
 
 
+def _extended(step: Step) -> None:
+    """After ``extension.approved``: the granted date is the handling limit (the
+    timer's 督办, and what ``pass_check`` measures), and the deadline in
+    ``joint_action`` the earliest limit still pending."""
+    if isinstance(step.data.get("handling_due"), str):
+        step.data["handling_due"] = _iso(datetime.fromisoformat(step.data["extended_until"]))
+        _next_deadline(step)
+
+
 def _reopen(step: Step) -> None:
     v1._reopened(step)
     _next_deadline(step)
@@ -364,6 +373,7 @@ EFFECTS: Mapping[str, Effect] = {
     "grid_case2.fail_check": _fail_check,
     "grid_case2.rework_escalated": _rework_escalated,
     "grid_case2.reopen": _reopen,
+    "grid_case2.extended": _extended,
     "grid_case2.pass_check": _pass_check,
     "grid_case2.rate": _rate,
     "grid_case2.recurrence": _recurrence,
@@ -477,7 +487,8 @@ GRID_CASE_V2 = WorkflowSpec(
         _t("note", "*", None, "情况备注", "Status note", requires=["text"]),
         *extension_transitions(("joint_action", "escalated"),
                                request_roles=("department", "coordinator", "street"),
-                               approve_roles=("coordinator", "street")),
+                               approve_roles=("coordinator", "street"),
+                               approve_effects=("grid_case2.extended",)),
     ),
 )
 
