@@ -706,6 +706,25 @@ def test_the_faster_init_builds_what_attrs_init_builds(data: st.DataObject) -> N
     assert model.Changes().set is not model.Changes().set
 
 
+def test_the_recorded_init_is_attrs_own_even_if_decorated_twice() -> None:
+    import attrs
+
+    from gridflow._fastinit import ATTRS_INIT, frozen_init
+
+    # Else the comparison above would hold the faster __init__ against itself.
+    for cls, original in ATTRS_INIT.items():
+        assert original.__code__.co_filename.startswith("<attrs generated"), cls
+
+    @frozen_init
+    @frozen_init
+    @attrs.frozen(slots=True)
+    class Twice:
+        x: int
+
+    assert ATTRS_INIT[Twice].__code__.co_filename.startswith("<attrs generated")
+    assert Twice(1) == Twice(x=1)
+
+
 def test_a_class_the_faster_init_does_not_reproduce_keeps_attrs_init() -> None:
     import attrs
 

@@ -85,7 +85,6 @@ _MISSING: tuple[object, ...] = (None, "", [], {})
 
 
 @frozen_init
-@frozen_init
 @attrs.frozen(slots=True)
 class Outcome:
     """What the transitions machine decided for one step.
