@@ -46,7 +46,7 @@ from gridflow.store import Store, Write
 from gridflow.telemetry import _API as _OTEL_API
 from gridflow.telemetry import Telemetry, _modules, committed, traced
 from gridflow.telemetry import _current as _telemetry_call
-from gridflow.values import PLAIN, check, check_kind, check_text, detach
+from gridflow.values import PLAIN, check_kind, check_text, detach
 
 if TYPE_CHECKING:
     from gridflow._sealing import Privacy
@@ -895,8 +895,10 @@ class Engine:
             deadline = self._deadline(case, wf, outcome, now)
         plain = False
         if outcome.effects and outcome.payload:
-            # `_checked_payload`, keeping what it found: a plain payload (no float, no
-            # subclass) is what the hashed text's orjson path would walk it to learn.
+            # Effects may add derived facts to the payload (e.g. on_time): those values
+            # enter the hashed history, so they meet the same domain. What the check
+            # finds is kept: a plain payload (no float, no subclass) is what the hashed
+            # text's orjson path would otherwise walk it again to learn.
             plain = check_kind(outcome.payload, "payload", case_id=case.id) == PLAIN
         event = core.record(case, trigger, actor, now, outcome, deadline, key,
                             payload_plain=plain)
@@ -927,13 +929,6 @@ class Engine:
         return shown
 
     # -- the stages of a step -------------------------------------------------------------
-
-    def _checked_payload(self, outcome: core.Outcome, case: Case) -> core.Outcome:
-        # Effects may add derived facts to the payload (e.g. on_time): those
-        # values enter the hashed history, so they meet the same domain.
-        if outcome.payload:
-            check(outcome.payload, "payload", case_id=case.id)
-        return outcome
 
     def _pre_hooks(
         self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any], now: datetime
