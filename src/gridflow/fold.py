@@ -60,7 +60,6 @@ CASE_FIELDS: tuple[str, ...] = (
 )
 
 
-
 def __getattr__(name: str) -> Any:
     # `SpecSource`: what `replay` and `audit` accept as "the spec": one spec,
     # several versions of it, or a look-up ``(name, version) -> WorkflowSpec``.
@@ -71,6 +70,7 @@ def __getattr__(name: str) -> Any:
         alias = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
         return globals().setdefault(name, alias)
     raise AttributeError(f"module 'gridflow.fold' has no attribute {name!r}")
+
 
 #: A row built without ``type.__call__`` (`gridflow._fastinit.maker`), for `evolve`.
 _make_case = maker(Case)
@@ -214,8 +214,8 @@ def evolve(case: Case | None, event: Event) -> Case:
             links = _grow(links, tuple(changes.links))
         dest = event.dest
         return _make_case(case.id, case.workflow, changes.workflow_version,
-                    case.state if dest is None else dest, event.seq, data, case.grid,
-                    case.opened_at, event.at, changes.deadline_at, links, event.hash)
+                          case.state if dest is None else dest, event.seq, data, case.grid,
+                          case.opened_at, event.at, changes.deadline_at, links, event.hash)
     fold = _Fold(case)
     fold.index_links = True
     fold.apply(event)
