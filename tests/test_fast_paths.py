@@ -150,7 +150,7 @@ def _types(value: Any) -> set[str]:
     return {type(value).__name__}
 
 
-# -- links: the index `has_link` reads is `in`, along forked histories too --------------
+# -- links: a step copies the case's links only when it first reads them ------------------
 
 
 def test_step_links_are_copied_when_first_read() -> None:
