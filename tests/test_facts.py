@@ -263,3 +263,37 @@ def test_stays_of_a_case_whose_times_go_back(sql: SQLStore, hours: tuple[int, in
     got, want = (metrics.compute(s, since=since, until=until, by="grid").to_dicts()
                  for s in (sql, memory))
     assert got == want
+
+
+def test_verify_rereads_all_three_when_a_step_lands_between_its_reads(tmp_path: Any) -> None:
+    """The case row, its events and its facts are three reads: a step landing between
+    any two of them is re-read, never reported as tampering."""
+    store = SQLStore(f"sqlite:///{tmp_path / 'race.db'}")
+    store.create_schema()
+    engine = Engine(store=store, entry_points=False)
+    actor = Actor("u", ["resident", "coordinator"], ["g"])
+    case = engine.open("grid_case", actor=actor, grid="g",
+                       data={"title": "井盖缺失", "source": "resident"})
+    reads = {"events": 0, "facts": 0}
+    real_events, real_facts = store.events, store.stored_facts
+
+    def landing() -> None:
+        engine.fire(case.id, "note", actor=actor, payload={"text": "又一步"})
+
+    def events(case_id: str) -> Any:
+        found = real_events(case_id)
+        reads["events"] += 1
+        if reads["events"] == 2:
+            landing()  # after the events, before the row is read again
+        return found
+
+    def stored_facts(case_id: str) -> Any:
+        reads["facts"] += 1
+        if reads["facts"] == 1:
+            landing()  # after the row and the events, before the facts
+        return real_facts(case_id)
+
+    store.events = events  # type: ignore[method-assign]
+    store.stored_facts = stored_facts  # type: ignore[method-assign]
+    assert engine.verify(case.id).id == case.id
+    store.close()

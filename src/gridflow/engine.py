@@ -1304,28 +1304,30 @@ class Engine:
         """
         case = self.store.get(_check_id(case_id, "case_id", ""))
         events = self.store.events(case_id)
+        # A SQLStore keeps facts folded from the events for the figures (schema 5).
+        stored_facts = getattr(self.store, "stored_facts", None)
+        facts = None
         for _ in range(3):
-            # The case and its events are two reads: a step landing between them
-            # would look like a missing case update. Re-read until they agree.
+            # The case, its events (and their facts) are separate reads: a step landing
+            # between two of them would look like a missing update. Re-read all of
+            # them until they agree.
             if case is None or len(events) == case.version:
-                break
+                if case is None or stored_facts is None:
+                    break
+                facts = stored_facts(case_id)
+                if len(facts[1]) == len(events):
+                    break
             case = self.store.get(case_id)
             events = self.store.events(case_id)
+            facts = None
         if case is None and not events:
             raise CaseNotFound(case_id)
         verified = audit(case, events, self._spec_index)
-        stored_facts = getattr(self.store, "stored_facts", None)
         if stored_facts is not None:
-            # A SQLStore keeps facts folded from the events for the figures (schema 5).
             from gridflow import _facts
 
-            for _ in range(3):
-                facts, stays, districts = stored_facts(case_id)
-                if len(stays) == len(events):
-                    break
-                events = self.store.events(case_id)  # a step landed meanwhile
-                verified = audit(self.store.get(case_id), events, self._spec_index)
-            _facts.check(case_id, facts, stays, events, districts)
+            stored, stays, districts = facts if facts is not None else stored_facts(case_id)
+            _facts.check(case_id, stored, stays, events, districts)
         return verified
 
     @traced("verify_all")
