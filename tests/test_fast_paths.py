@@ -637,7 +637,7 @@ def test_evolve_of_a_step_equals_the_fold(
 
     def folded() -> Any:
         fold = _Fold(case)
-        fold.index_links = True
+        fold.share_links = True
         fold.apply(event)
         return fold.case()
 
