@@ -139,6 +139,31 @@ def test_an_edited_stay_fails_verification(sql: SQLStore) -> None:
     assert (caught.value.case_id, caught.value.seq, caught.value.field) == (cid, seq, "stay_us")
 
 
+def test_a_stay_set_on_an_event_that_ends_none_is_repaired(sql: SQLStore) -> None:
+    random_population(sql, 4, n=10)
+    engine = Engine(store=sql, entry_points=False)
+    cid = _case_with_stays(sql)
+    seq = next(i + 1 for i, s in enumerate(sql.stored_facts(cid)[1]) if s is None)
+    table = sql.engine.dialect.identifier_preparer.format_table(sql.events_table)
+    _tamper(sql, f"UPDATE {table} SET stay_us = 7 WHERE case_id = '{cid}' AND seq = {seq}")
+    with pytest.raises(IntegrityError, match="stay_us"):
+        engine.verify(cid)
+    assert sql.rebuild_facts([cid]) == 1
+    assert engine.verify_all() == 10
+
+
+def test_rebuild_facts_goes_past_a_page_of_unknown_ids(sql: SQLStore) -> None:
+    random_population(sql, 2, n=3)
+    engine = Engine(store=sql, entry_points=False)
+    cid = _case_with_stays(sql)
+    table = sql.engine.dialect.identifier_preparer.format_table(sql.cases)
+    _tamper(sql, f"UPDATE {table} SET f_triage = f_triage + 1 WHERE id = '{cid}'")
+    # More unknown ids than one page of the rebuild, all sorted before the case's.
+    unknown = [f"!{n:05}" for n in range(2_500)]
+    assert sql.rebuild_facts([*unknown, cid]) == 1
+    engine.verify(cid)
+
+
 def test_the_figures_read_the_facts(sql: SQLStore) -> None:
     """A case whose events are all in the period is counted from its facts (the
     edited column shows in the figures; verify would report it)."""
@@ -238,3 +263,37 @@ def test_stays_of_a_case_whose_times_go_back(sql: SQLStore, hours: tuple[int, in
     got, want = (metrics.compute(s, since=since, until=until, by="grid").to_dicts()
                  for s in (sql, memory))
     assert got == want
+
+
+def test_verify_rereads_all_three_when_a_step_lands_between_its_reads(tmp_path: Any) -> None:
+    """The case row, its events and its facts are three reads: a step landing between
+    any two of them is re-read, never reported as tampering."""
+    store = SQLStore(f"sqlite:///{tmp_path / 'race.db'}")
+    store.create_schema()
+    engine = Engine(store=store, entry_points=False)
+    actor = Actor("u", ["resident", "coordinator"], ["g"])
+    case = engine.open("grid_case", actor=actor, grid="g",
+                       data={"title": "井盖缺失", "source": "resident"})
+    reads = {"events": 0, "facts": 0}
+    real_events, real_facts = store.events, store.stored_facts
+
+    def landing() -> None:
+        engine.fire(case.id, "note", actor=actor, payload={"text": "又一步"})
+
+    def events(case_id: str) -> Any:
+        found = real_events(case_id)
+        reads["events"] += 1
+        if reads["events"] == 2:
+            landing()  # after the events, before the row is read again
+        return found
+
+    def stored_facts(case_id: str) -> Any:
+        reads["facts"] += 1
+        if reads["facts"] == 1:
+            landing()  # after the row and the events, before the facts
+        return real_facts(case_id)
+
+    store.events = events  # type: ignore[method-assign]
+    store.stored_facts = stored_facts  # type: ignore[method-assign]
+    assert engine.verify(case.id).id == case.id
+    store.close()

@@ -150,7 +150,7 @@ def _types(value: Any) -> set[str]:
     return {type(value).__name__}
 
 
-# -- links: the index `has_link` reads is `in`, along forked histories too --------------
+# -- links: a step copies the case's links only when it first reads them ------------------
 
 
 def test_step_links_are_copied_when_first_read() -> None:
@@ -637,7 +637,7 @@ def test_evolve_of_a_step_equals_the_fold(
 
     def folded() -> Any:
         fold = _Fold(case)
-        fold.index_links = True
+        fold.share_links = True
         fold.apply(event)
         return fold.case()
 
@@ -704,6 +704,25 @@ def test_the_faster_init_builds_what_attrs_init_builds(data: st.DataObject) -> N
             fast.__setattr__(fields[0].name, None)
     # A factory default is called per instance, never shared.
     assert model.Changes().set is not model.Changes().set
+
+
+def test_the_recorded_init_is_attrs_own_even_if_decorated_twice() -> None:
+    import attrs
+
+    from gridflow._fastinit import ATTRS_INIT, frozen_init
+
+    # Else the comparison above would hold the faster __init__ against itself.
+    for cls, original in ATTRS_INIT.items():
+        assert original.__code__.co_filename.startswith("<attrs generated"), cls
+
+    @frozen_init
+    @frozen_init
+    @attrs.frozen(slots=True)
+    class Twice:
+        x: int
+
+    assert ATTRS_INIT[Twice].__code__.co_filename.startswith("<attrs generated")
+    assert Twice(1) == Twice(x=1)
 
 
 def test_a_class_the_faster_init_does_not_reproduce_keeps_attrs_init() -> None:
@@ -858,3 +877,76 @@ def test_fire_asks_an_actor_subclass_its_own_scope() -> None:
     with pytest.raises(gridflow.CaseNotVisible):
         engine.fire(case.id, "note", actor=gridflow.Actor("x", ["coordinator"], ["elsewhere"]),
                     payload={"text": "t"})
+
+
+# -- the personal layer's one-pass sealing of top-level payload keys ----------------------
+
+_SEAL_TOP = st.sampled_from(["reporter", "contact", "title", "subject", "consent", "parties",
+                             "signed_by", "note"])
+_SEAL_VALUES = st.one_of(
+    st.none(), st.text(max_size=3), st.integers(0, 3), st.sampled_from(["p-1", "case:c-1", " "]),
+    st.lists(st.text(max_size=2), max_size=2),
+    st.dictionaries(st.sampled_from(["name", "phone", "subject", "x"]),
+                    st.text(max_size=3) | st.none(), max_size=2))
+
+
+def _seal_view(privacy: Any, case: Any, trigger: str, outcome: Any) -> Any:
+    """What `seal_outcome` gives (or raises), with each reference named by the order it
+    was sealed in (ids and ciphertexts are random), and what it hands to `commit`."""
+    from gridflow.personal.reference import map_references
+
+    try:
+        out = privacy.seal_outcome(case, trigger, outcome, {})
+    except Exception as exc:  # both paths must refuse alike
+        return ("raised", type(exc), str(exc))
+    local = privacy._local.__dict__
+    pending = local.get("pending")
+    sealed = pending[2].sealed if pending is not None else []
+    order = {s.ref_id: n for n, s in enumerate(sealed)}
+    def named(_path: str, ref: Any) -> Any:
+        return ("ref", order.get(ref.ref_id), ref.kind)
+
+    plain = pending[2].plain if pending is not None else {}
+    return (out is outcome, map_references(out.payload, named),
+            map_references(dict(out.data), named),
+            [(s.subject, s.case_id, s.path, plain[s.ref_id]) for s in sealed],
+            sorted((v for v in (local.get("recent") or {}).values()), key=repr))
+
+
+@settings(max_examples=300, deadline=None)
+@given(trigger=_TRIGGERS, payload=st.dictionaries(_SEAL_TOP, _SEAL_VALUES, max_size=4),
+       before=st.dictionaries(_TOP, _FIELD_VALUES, max_size=2),
+       writes=st.dictionaries(_TOP, _FIELD_VALUES | st.none(), max_size=2),
+       workflow=st.sampled_from(["grid_case", "mediation"]))
+def test_sealing_top_level_payload_keys_in_one_pass_equals_the_full_pass(
+    trigger: str, payload: dict[str, Any], before: dict[str, Any], writes: dict[str, Any],
+    workflow: str,
+) -> None:
+    from datetime import UTC, datetime
+
+    import gridflow
+    from gridflow import _sealing, core
+
+    t = datetime(2026, 1, 5, tzinfo=UTC)
+    case = gridflow.Case("c-1", workflow, 1, "s", 1, dict(before), "g", t, t)
+
+    def outcome() -> Any:
+        data = core.working_data(before)
+        for key, value in writes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return core.Outcome(None, data, dict(payload), (), None)
+
+    keyring = gridflow.Keyring(b"\xab" * 32)
+    quick = _seal_view(gridflow.Engine(entry_points=False, keyring=keyring).privacy, case,
+                       trigger, outcome())
+    original = _sealing.Privacy._seal_top_fields
+    _sealing.Privacy._seal_top_fields = lambda *_a: None  # type: ignore[method-assign]
+    try:
+        full = _seal_view(gridflow.Engine(entry_points=False, keyring=keyring).privacy, case,
+                          trigger, outcome())
+    finally:
+        _sealing.Privacy._seal_top_fields = original  # type: ignore[method-assign]
+    assert quick == full

@@ -654,3 +654,25 @@ def test_a_report_prints_as_an_aligned_table() -> None:
 
     assert len({width(line) for line in lines[1:]}) == 1
     assert "Row(" not in text and "\t" not in text
+
+
+@pytest.mark.parametrize("time_in_state", [False, True])
+def test_a_database_failure_of_the_figures_is_a_store_error(tmp_path: Path,
+                                                            time_in_state: bool) -> None:
+    import sqlite3
+
+    path = tmp_path / "broken.db"
+    store = gridflow.SQLStore(f"sqlite:///{path}")
+    store.create_schema()
+    with sqlite3.connect(path) as raw:  # columns the figures read, gone
+        raw.execute("ALTER TABLE gridflow_events RENAME COLUMN stay_us TO was_stay_us")
+        raw.execute("ALTER TABLE gridflow_cases RENAME COLUMN f_at_min TO was_f_at_min")
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(gridflow.StoreError, match="computing the figures"):
+        metrics.compute(store, since=since, until=since + timedelta(days=31),
+                        time_in_state=time_in_state)
+    with sqlite3.connect(path) as raw:
+        raw.execute("ALTER TABLE gridflow_cases RENAME COLUMN data TO was_data")
+    with pytest.raises(gridflow.StoreError, match="computing the problem classes"):
+        metrics.problem_classes(store, since=since, until=since + timedelta(days=31))
+    store.close()

@@ -203,6 +203,11 @@ def _combine(op: Op, old: int | None, new: int | None) -> int | None:
     return old  # first
 
 
+#: ``(p_<column>, the event's value)`` of `FACTS`: the names made once, not per step.
+_PARAMS: tuple[tuple[str, Callable[[Event], int | None]], ...] = tuple(
+    (f"p_{name}", value) for name, _, value in FACTS)
+
+
 def step_params(event: Event) -> dict[str, Any]:
     """The values one event brings to each fact (what the store's write combines with
     the stored row), ``p_<column>`` for each column of `FACTS`.
@@ -215,7 +220,7 @@ def step_params(event: Event) -> dict[str, Any]:
         >>> step_params(e)["p_f_at_min"], step_params(e)["p_f_triage"]
         (1000000, 0)
     """
-    params: dict[str, Any] = {f"p_{name}": value(event) for name, _, value in FACTS}
+    params: dict[str, Any] = {key: value(event) for key, value in _PARAMS}
     params["p_district"] = opening_district(event) if event.seq == 1 else None
     return params
 

@@ -49,6 +49,11 @@ def frozen_init(cls: C) -> C:
         >>> Point(1), Point(1) == Point(x=1, y=0)
         (Point(x=1, y=0), True)
     """
+    if cls in ATTRS_INIT:
+        # Applied twice: keep the first. A second pass would record the faster
+        # ``__init__`` as attrs' own, and the test against attrs would compare it
+        # with itself.
+        return cls
     made = _make_init(cls)
     if made is not None:
         ATTRS_INIT[cls] = cls.__init__  # type: ignore[misc]

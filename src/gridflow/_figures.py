@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -480,6 +481,14 @@ def _assemble(partial: _Partial, since: datetime, until: datetime, by: str | Non
                         median_seconds_in_state=in_state,
                         score=None if score is None else score(counts)))
     return Report(since, until, by, workflow, tuple(rows))
+
+
+def sql_failures(store: Any, what: str) -> AbstractContextManager[None]:
+    """The SQL store's own turning of database failures into `StoreError` (as every
+    other read of it), around the figures' queries (``what``: what was being done)."""
+    store = getattr(store, "replica", None) or store
+    failures: AbstractContextManager[None] = store._failures(what)
+    return failures
 
 
 def sql_tables(store: Any) -> tuple[Any, Any, Any, str] | None:

@@ -633,9 +633,14 @@ def _driver_rows(conn: Any, query: Any) -> list[Any]:
         process = bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         bound.append(value if process is None else process(value))
     cursor = conn.connection.dbapi_connection.cursor()
+    error = conn.dialect.loaded_dbapi.Error
     try:
         cursor.execute(str(compiled), tuple(bound))
         return list(cursor.fetchall())
+    except error as exc:
+        # As SQLAlchemy raises it through Core, so the store's `_failures` words it.
+        raise sa.exc.DBAPIError.instance(str(compiled), tuple(bound), exc, error,
+                                         dialect=conn.dialect) from exc
     finally:
         cursor.close()
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from gridflow._figures import _median, _micros, _Partial, sql_tables
+from gridflow._figures import _median, _micros, _Partial, sql_failures, sql_tables
 from gridflow.model import Case, Event
 
 __all__ = ["ProblemClass"]
@@ -106,7 +106,11 @@ def _key_of(case: Case) -> str | None:
 def compute(store: Any, since: datetime, until: datetime, min_cases: int) -> list[ProblemClass]:
     """The classes of ``store`` (arguments already checked), sorted: most cases first."""
     tables = sql_tables(store)
-    found = _sql(*tables[:3], since, until) if tables is not None else _py(store, since, until)
+    if tables is None:
+        found = _py(store, since, until)
+    else:
+        with sql_failures(store, "computing the problem classes"):
+            found = _sql(*tables[:3], since, until)
     return sorted((c for c in found if c.cases >= min_cases), key=_order)
 
 

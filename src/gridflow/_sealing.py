@@ -1421,10 +1421,11 @@ class Privacy:
         found: list[str] | None = []
         if policy is not None:
             if sealer is not None and (expected == 0 or self._seen.get(case_id) == expected):
-                # As below, without the walk to list the references: every one this
-                # engine wrote or read is still held (`_seen` is emptied with `_plain`);
-                # one that is not (a value erased meanwhile, or one a hook copied in),
-                # showing the result reads from the vault (`show_case`).
+                # As below, without the walk to list the references: they are taken to
+                # be held in `_plain`. Not always so (`_forget_cached` drops values by
+                # subject without touching `_seen`; a hook may copy in another case's
+                # reference), and that is safe only because `show_case` then misses
+                # (KeyError) and reads the vault: this branch never hands on a value.
                 found, continued = None, True
             else:
                 own = sealer.plain if sealer is not None else {}

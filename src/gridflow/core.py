@@ -85,7 +85,6 @@ _MISSING: tuple[object, ...] = (None, "", [], {})
 
 
 @frozen_init
-@frozen_init
 @attrs.frozen(slots=True)
 class Outcome:
     """What the transitions machine decided for one step.
@@ -528,7 +527,7 @@ def _hashed(case_id: str, seq: int, trigger: str, source: str | None, dest: str 
                              "per step (keep documents outside gridflow and store a reference)",
                              case_id=case_id, trigger=trigger)
     return _make_event(case_id, seq, trigger, source, dest, actor, at, payload, key, prev,
-                 _model._sha256(data).hexdigest(), changes)
+                       _model._sha256(data).hexdigest(), changes)
 
 
 def record(

@@ -46,7 +46,7 @@ from gridflow.store import Store, Write
 from gridflow.telemetry import _API as _OTEL_API
 from gridflow.telemetry import Telemetry, _modules, committed, traced
 from gridflow.telemetry import _current as _telemetry_call
-from gridflow.values import PLAIN, check, check_kind, check_text, detach
+from gridflow.values import PLAIN, check_kind, check_text, detach
 
 if TYPE_CHECKING:
     from gridflow._sealing import Privacy
@@ -895,8 +895,10 @@ class Engine:
             deadline = self._deadline(case, wf, outcome, now)
         plain = False
         if outcome.effects and outcome.payload:
-            # `_checked_payload`, keeping what it found: a plain payload (no float, no
-            # subclass) is what the hashed text's orjson path would walk it to learn.
+            # Effects may add derived facts to the payload (e.g. on_time): those values
+            # enter the hashed history, so they meet the same domain. What the check
+            # finds is kept: a plain payload (no float, no subclass) is what the hashed
+            # text's orjson path would otherwise walk it again to learn.
             plain = check_kind(outcome.payload, "payload", case_id=case.id) == PLAIN
         event = core.record(case, trigger, actor, now, outcome, deadline, key,
                             payload_plain=plain)
@@ -927,13 +929,6 @@ class Engine:
         return shown
 
     # -- the stages of a step -------------------------------------------------------------
-
-    def _checked_payload(self, outcome: core.Outcome, case: Case) -> core.Outcome:
-        # Effects may add derived facts to the payload (e.g. on_time): those
-        # values enter the hashed history, so they meet the same domain.
-        if outcome.payload:
-            check(outcome.payload, "payload", case_id=case.id)
-        return outcome
 
     def _pre_hooks(
         self, case: Case, trigger: str, actor: Actor, payload: dict[str, Any], now: datetime
@@ -1309,28 +1304,30 @@ class Engine:
         """
         case = self.store.get(_check_id(case_id, "case_id", ""))
         events = self.store.events(case_id)
+        # A SQLStore keeps facts folded from the events for the figures (schema 5).
+        stored_facts = getattr(self.store, "stored_facts", None)
+        facts = None
         for _ in range(3):
-            # The case and its events are two reads: a step landing between them
-            # would look like a missing case update. Re-read until they agree.
+            # The case, its events (and their facts) are separate reads: a step landing
+            # between two of them would look like a missing update. Re-read all of
+            # them until they agree.
             if case is None or len(events) == case.version:
-                break
+                if case is None or stored_facts is None:
+                    break
+                facts = stored_facts(case_id)
+                if len(facts[1]) == len(events):
+                    break
             case = self.store.get(case_id)
             events = self.store.events(case_id)
+            facts = None
         if case is None and not events:
             raise CaseNotFound(case_id)
         verified = audit(case, events, self._spec_index)
-        stored_facts = getattr(self.store, "stored_facts", None)
         if stored_facts is not None:
-            # A SQLStore keeps facts folded from the events for the figures (schema 5).
             from gridflow import _facts
 
-            for _ in range(3):
-                facts, stays, districts = stored_facts(case_id)
-                if len(stays) == len(events):
-                    break
-                events = self.store.events(case_id)  # a step landed meanwhile
-                verified = audit(self.store.get(case_id), events, self._spec_index)
-            _facts.check(case_id, facts, stays, events, districts)
+            stored, stays, districts = facts if facts is not None else stored_facts(case_id)
+            _facts.check(case_id, stored, stays, events, districts)
         return verified
 
     @traced("verify_all")

@@ -60,7 +60,6 @@ CASE_FIELDS: tuple[str, ...] = (
 )
 
 
-
 def __getattr__(name: str) -> Any:
     # `SpecSource`: what `replay` and `audit` accept as "the spec": one spec,
     # several versions of it, or a look-up ``(name, version) -> WorkflowSpec``.
@@ -71,6 +70,7 @@ def __getattr__(name: str) -> Any:
         alias = WorkflowSpec | Iterable[WorkflowSpec] | Callable[[str, int], WorkflowSpec]
         return globals().setdefault(name, alias)
     raise AttributeError(f"module 'gridflow.fold' has no attribute {name!r}")
+
 
 #: A row built without ``type.__call__`` (`gridflow._fastinit.maker`), for `evolve`.
 _make_case = maker(Case)
@@ -89,9 +89,9 @@ class _Fold:
         "deadline_at",
         "grid",
         "head",
-        "index_links",
         "links",
         "opened_at",
+        "share_links",
         "state",
         "updated_at",
         "version",
@@ -113,7 +113,8 @@ class _Fold:
         # As the row holds them: long links are not copied into a tuple here.
         self.links: tuple[str, ...] | _Links = stored_links(case)
         self.head = case.head
-        self.index_links = False
+        # `evolve` (an engine-made row): long links grow in the shared form (`_grow`).
+        self.share_links = False
 
     @classmethod
     def opened(cls, event: Event) -> _Fold:
@@ -164,7 +165,7 @@ class _Fold:
             # rows are plain tuples.
             more = tuple(changes.links)
             links = self.links
-            self.links = _grow(links, more) if self.index_links or links.__class__ is _Links \
+            self.links = _grow(links, more) if self.share_links or links.__class__ is _Links \
                 else cast("tuple[str, ...]", links) + more
 
     def case(self) -> Case:
@@ -214,10 +215,10 @@ def evolve(case: Case | None, event: Event) -> Case:
             links = _grow(links, tuple(changes.links))
         dest = event.dest
         return _make_case(case.id, case.workflow, changes.workflow_version,
-                    case.state if dest is None else dest, event.seq, data, case.grid,
-                    case.opened_at, event.at, changes.deadline_at, links, event.hash)
+                          case.state if dest is None else dest, event.seq, data, case.grid,
+                          case.opened_at, event.at, changes.deadline_at, links, event.hash)
     fold = _Fold(case)
-    fold.index_links = True
+    fold.share_links = True
     fold.apply(event)
     return fold.case()
 

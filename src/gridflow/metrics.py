@@ -94,6 +94,7 @@ from gridflow._figures import (
     _median,
     _micros,
     _Partial,
+    sql_failures,
     sql_tables,
 )
 from gridflow._problem_classes import ProblemClass
@@ -206,7 +207,8 @@ def compute(
     weights = check_weights(weights, "metrics.compute")
     tables = sql_tables(store)
     if tables is not None:
-        partial = _sql_compute(*tables, since, until, by, workflow, time_in_state)
+        with sql_failures(store, "computing the figures"):
+            partial = _sql_compute(*tables, since, until, by, workflow, time_in_state)
     else:
         partial = _py_compute(store, since, until, by, workflow, time_in_state)
 

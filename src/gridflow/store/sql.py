@@ -2067,19 +2067,25 @@ def _fill_facts(conn: Connection, store: SQLStore, case_ids: Sequence[str] | Non
         if wanted is None:
             ids = list(conn.execute(sa.select(cases.c.id).where(cases.c.id > after)
                                     .order_by(cases.c.id).limit(2_000)).scalars())
+            if not ids:
+                return done
+            after = ids[-1]
         else:
+            if not wanted:
+                return done
             ids, wanted = wanted[:2_000], wanted[2_000:]
             ids = list(conn.execute(sa.select(cases.c.id).where(cases.c.id.in_(ids))
                                     .order_by(cases.c.id)).scalars())
-        if not ids:
-            return done
+            if not ids:
+                continue  # a page of ids no case has: the next page may hold some
         done += len(ids)
-        after = ids[-1]
         history: dict[str, list[Event]] = {cid: [] for cid in ids}
+        stored: dict[str, list[Any]] = {cid: [] for cid in ids}
         rows = conn.execute(sa.select(events).where(events.c.case_id.in_(ids))
                             .order_by(events.c.case_id, events.c.seq))
         for row in rows:
             history[row.case_id].append(SQLStore._event(row))
+            stored[row.case_id].append(row.stay_us)
         fact_rows: list[dict[str, Any]] = []
         stay_rows: list[dict[str, Any]] = []
         for cid, found in history.items():
@@ -2087,8 +2093,11 @@ def _fill_facts(conn: Connection, store: SQLStore, case_ids: Sequence[str] | Non
             district = _facts.opening_district(found[0]) if found else ""
             fact_rows.append({"b_id": cid, "v_district": district,
                               **{f"v_{k}": v for k, v in facts.items()}})
+            # Every stay that differs, a NULL one too: a repair also clears a length
+            # set on an event that ends no stay.
             stay_rows.extend({"b_case": cid, "b_seq": e.seq, "v_stay": stay}
-                             for e, stay in zip(found, stays, strict=True) if stay is not None)
+                             for e, stay, was in zip(found, stays, stored[cid], strict=True)
+                             if stay != was)
         conn.execute(set_facts, fact_rows)
         if stay_rows:
             conn.execute(set_stay, stay_rows)
