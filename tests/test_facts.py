@@ -164,6 +164,18 @@ def test_rebuild_facts_goes_past_a_page_of_unknown_ids(sql: SQLStore) -> None:
     engine.verify(cid)
 
 
+@pytest.mark.parametrize("bad", ["c-1", b"c-1", [1, 2], ("c-1", None)])
+def test_rebuild_facts_refuses_a_string_or_non_string_ids(sql: SQLStore, bad: Any) -> None:
+    # "c-1" is a sequence of "c", "-", "1": rebuilt silently as three unknown cases.
+    random_population(sql, 2, n=3)
+    cid = _case_with_stays(sql)
+    table = sql.engine.dialect.identifier_preparer.format_table(sql.cases)
+    _tamper(sql, f"UPDATE {table} SET f_triage = f_triage + 1 WHERE id = '{cid}'")
+    with pytest.raises(gridflow.InvalidArgument, match=r"rebuild_facts\(\[case_id\]\)"):
+        sql.rebuild_facts(bad)
+    with pytest.raises(IntegrityError):  # nothing was rebuilt
+        Engine(store=sql, entry_points=False).verify(cid)
+
 def test_the_figures_read_the_facts(sql: SQLStore) -> None:
     """A case whose events are all in the period is counted from its facts (the
     edited column shows in the figures; verify would report it)."""

@@ -39,7 +39,13 @@ except ImportError as _missing:  # pragma: no cover - exercised in a test with s
 
 from gridflow import _facts
 from gridflow import model as _model
-from gridflow._errors import ConcurrencyError, GridflowError, SchemaVersionError, StoreError
+from gridflow._errors import (
+    ConcurrencyError,
+    GridflowError,
+    InvalidArgument,
+    SchemaVersionError,
+    StoreError,
+)
 from gridflow.model import Actor, Case, Changes, Event
 from gridflow.store import Page, Store, Write, _log, check_count_columns, cursor, parse_cursor
 
@@ -174,7 +180,7 @@ def _tables(metadata: sa.MetaData, partitioned: bool = False
         sa.Index("ix_gridflow_events_at", "at"),
         **_partition_by(partitioned),
     )
-    # The Merkle log (schema 3): the event's leaf index, NULL until a checkpoint.
+    # The Merkle log (schema 4): the event's leaf index, NULL until a checkpoint.
     events.append_column(_log.leaf_column())
     _log.unlogged_index(events)
     # Schema 5: the length of the stay in a state this event ended, in microseconds
@@ -1381,6 +1387,15 @@ class SQLStore:
             >>> store.rebuild_facts()
             0
         """
+        if case_ids is not None:
+            # A lone string is a sequence too: "c-1" would rebuild cases "c", "-", "1".
+            if isinstance(case_ids, str | bytes) or not all(
+                    isinstance(c, str) for c in case_ids):
+                raise InvalidArgument(
+                    "rebuild_facts: case_ids must be a list of case id strings or None "
+                    f"(every case), got {type(case_ids).__name__}; write "
+                    "rebuild_facts([case_id])")
+            case_ids = list(case_ids)
         self._refuse_write("rebuild_facts")
         self._ready()
         with self._failures("rebuild_facts"), self._writer.begin() as conn:
