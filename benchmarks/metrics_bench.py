@@ -217,25 +217,22 @@ def population(n: int, seed: int = 5) -> Iterator[CaseBuilder]:
 
 
 def seed_sql(store: gridflow.SQLStore, n: int) -> None:
-    case_cols = [c.name for c in store.cases.c if c.name != "claimed_until"]
+    """Bulk rows as `SQLStore.commit` writes them, then the derived columns of schema
+    5 (`gridflow._facts`) filled by `SQLStore.rebuild_facts`, as the upgrade does."""
+    from gridflow import _facts
+
+    derived = {*_facts.NAMES, "district", "claimed_until"}
+    case_cols = {c.name for c in store.cases.c if c.name not in derived}
     chunk = 5000
     with store.engine.begin() as conn:
         cases: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         for b in population(n):
             case = b.case()
-            row = {"id": case.id, "workflow": case.workflow,
-                   "workflow_version": case.workflow_version, "state": case.state,
-                   "version": case.version, "data": case.data, "grid": case.grid,
-                   "opened_at": case.opened_at, "updated_at": case.updated_at,
-                   "deadline_at": case.deadline_at, "links": [], "head": case.head}
-            assert set(row) == set(case_cols)
+            row = {"id": case.id, **store._case_params(case)}
+            assert set(row) == case_cols, set(row) ^ case_cols
             cases.append(row)
-            events.extend({
-                "case_id": e.case_id, "seq": e.seq, "trigger": e.trigger, "source": e.source,
-                "dest": e.dest, "actor_id": e.actor.id, "actor": e.actor.to_json(),
-                "at": e.at, "payload": e.payload, "idempotency_key": None,
-                "prev_hash": e.prev_hash, "hash": e.hash} for e in b.events)
+            events.extend(store._event_params(e) for e in b.events)
             if len(cases) >= chunk:
                 conn.execute(sa.insert(store.cases), cases)
                 conn.execute(sa.insert(store.events_table), events)
@@ -243,6 +240,7 @@ def seed_sql(store: gridflow.SQLStore, n: int) -> None:
         if cases:
             conn.execute(sa.insert(store.cases), cases)
             conn.execute(sa.insert(store.events_table), events)
+    store.rebuild_facts()
     with store.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
 
