@@ -33,8 +33,15 @@ PATIENCE = 240
 _ctx = multiprocessing.get_context("spawn")
 
 
+#: SQLite's busy timeout for these stores: eight writer processes on a loaded 2-core CI
+#: box once waited past the default 10 s for the write lock ("database is locked");
+#: what is tested here is that nothing is lost or applied twice, not how long a wait is.
+BUSY = 60.0
+
+
 def _store(url: str, schema: str | None) -> SQLStore:
-    return SQLStore(url, schema=schema) if schema else SQLStore(url)
+    return SQLStore(url, schema=schema, busy_timeout=BUSY) if schema else \
+        SQLStore(url, busy_timeout=BUSY)
 
 
 def _engine(url: str, schema: str | None, now: datetime = T0) -> Engine:
@@ -52,8 +59,8 @@ class _AsyncWriter:
         import gridflow
 
         self._runner = asyncio.Runner()
-        store = gridflow.AsyncSQLStore(url, schema=schema) if schema else \
-            gridflow.AsyncSQLStore(url)
+        store = gridflow.AsyncSQLStore(url, schema=schema, busy_timeout=BUSY) if schema \
+            else gridflow.AsyncSQLStore(url, busy_timeout=BUSY)
         self._engine = gridflow.AsyncEngine(store, clock=FixedClock(T0), entry_points=False)
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
