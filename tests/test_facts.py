@@ -6,7 +6,7 @@ gridflow's back."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import attrs
@@ -309,3 +309,45 @@ def test_verify_rereads_all_three_when_a_step_lands_between_its_reads(tmp_path: 
     store.stored_facts = stored_facts  # type: ignore[method-assign]
     assert engine.verify(case.id).id == case.id
     store.close()
+
+
+_TRIGGERS = ["open", "triage", "escalate", "overdue", "reopen", "approve_extension", "confirm",
+             "acknowledge", "return_task", "pass_check", "fail_check", "rate", "park", "urge",
+             "agree", "note", "close", "migrate"]
+_STATES = [None, "reported", "joint_action", "closed", "revisit", "resolved", "referred",
+           "withdrawn", "grid_mediation", "three_office", "multi_party", "escalated"]
+_PAYLOAD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=3),
+                            st.sampled_from(["satisfied", "basically_satisfied", "unsatisfied",
+                                             "2026-03-02T01:00:00+00:00", "not a time"]),
+                            st.lists(st.text(max_size=2), max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(trigger=st.sampled_from(_TRIGGERS), source=st.sampled_from(_STATES),
+       dest=st.sampled_from(_STATES), system=st.booleans(), seq=st.integers(1, 3),
+       at=st.datetimes(timezones=st.just(UTC)),
+       payload=st.dictionaries(st.sampled_from(["on_time", "satisfaction", "recurrence_of",
+                                                "deadline_at", "grid", "text"]),
+                               _PAYLOAD_VALUES, max_size=4))
+def test_planned_step_params_equal_every_fact_evaluated(
+        trigger: str, source: str | None, dest: str | None, system: bool, seq: int,
+        at: Any, payload: dict[str, Any]) -> None:
+    # step_params works out the step-only facts once per step (_facts._plan); the
+    # reference evaluates every fact of FACTS on the event itself.
+    actor = Actor.system() if system else Actor("w", ["grid_worker"], ["g"])
+    event = Event.create("c", seq, trigger, source, dest, actor, at, payload, None,
+                         GENESIS_HASH)
+    assert _facts.step_params(event) == _facts._step_params_direct(event)
+
+
+def test_a_step_only_fact_that_reads_the_payload_is_caught(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    # A fact added to FACTS that reads the payload but is not listed in _EVENT_FACTS
+    # would be planned once per step: the probe refuses to be read.
+    monkeypatch.setattr(_facts, "FACTS", (*_facts.FACTS, (
+        "f_new", "sum", lambda e: 1 if e.payload.get("x") else 0)))
+    monkeypatch.setattr(_facts, "_PLANS", {})
+    event = Event.create("c", 2, "note", "reported", None, Actor.system(),
+                         T0, {"x": True}, None, GENESIS_HASH)
+    with pytest.raises(AssertionError, match="outside _EVENT_FACTS reads the payload"):
+        _facts.step_params(event)
