@@ -351,3 +351,22 @@ def test_a_step_only_fact_that_reads_the_payload_is_caught(monkeypatch: pytest.M
                          T0, {"x": True}, None, GENESIS_HASH)
     with pytest.raises(AssertionError, match="outside _EVENT_FACTS reads the payload"):
         _facts.step_params(event)
+
+
+def test_the_sqlite_median_read_falls_back_to_core_rows(sql: SQLStore,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SQLite medians bind their parameters by reading SQLAlchemy's compiled form
+    # (not public API); if a release changes it, the figures come from Core's rows.
+    from gridflow import _metrics_sql
+
+    random_population(sql, 3, n=12)
+    before = metrics.compute(sql, since=SINCE, until=UNTIL, by="grid")
+    calls: list[int] = []
+
+    def changed(conn: Any, compiled: Any) -> list[Any]:
+        calls.append(1)
+        raise AttributeError("positiontup")
+
+    monkeypatch.setattr(_metrics_sql, "_bound", changed)
+    assert metrics.compute(sql, since=SINCE, until=UNTIL, by="grid") == before
+    assert calls or sql.dialect == "postgresql"  # PostgreSQL has percentile_cont

@@ -618,10 +618,8 @@ def _medians(conn: Any, values: sa.Subquery, partial: _Partial) -> None:
         partial.medians[_text(grp)][(wf, k)] = _median(values_of)
 
 
-def _driver_rows(conn: Any, query: Any) -> list[Any]:
-    """The rows of ``query`` as the DBAPI driver returns them (tuples), its
-    parameters bound as SQLAlchemy would bind them."""
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+def _bound(conn: Any, compiled: Any) -> list[Any]:
+    """The positional parameters of ``compiled`` as SQLAlchemy's execution binds them."""
     params = compiled.construct_params()
     bound = []
     for name in compiled.positiontup or ():
@@ -632,6 +630,19 @@ def _driver_rows(conn: Any, query: Any) -> list[Any]:
             bind = compiled.binds[name.rsplit("_", 1)[0]]
         process = bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         bound.append(value if process is None else process(value))
+    return bound
+
+
+def _driver_rows(conn: Any, query: Any) -> list[Any]:
+    """The rows of ``query`` as the DBAPI driver returns them (tuples), its
+    parameters bound as SQLAlchemy would bind them."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    try:
+        bound = _bound(conn, compiled)
+    except (AttributeError, KeyError, TypeError):
+        # The binding above reads SQLAlchemy's compiled form (positiontup, binds), which
+        # is not public API: a release that changes it costs the row objects, not the read.
+        return [tuple(row) for row in conn.execute(query)]
     cursor = conn.connection.dbapi_connection.cursor()
     error = conn.dialect.loaded_dbapi.Error
     try:
