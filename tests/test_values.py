@@ -13,6 +13,7 @@ raised a bare ``OverflowError``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,24 @@ def test_tick_limit_is_checked(engine: Engine, limit: Any) -> None:
     with pytest.raises(InvalidArgument, match="tick"):
         engine.tick(limit=limit)
 
+
+
+@pytest.mark.parametrize(("workflow", "version", "said"), [
+    ("grid_case", True, "got bool True"),  # True == 1: it opened a grid_case@1
+    ("grid_case", [1], "got list [1]"),  # a TypeError from the dict look-up
+    ("grid_case", 1.0, "got float 1.0"),
+    ("grid_case", "1", "got str '1'"),
+    (["grid_case"], None, "workflow: expected a workflow name"),
+])
+def test_a_workflow_version_is_an_integer_and_its_name_a_string(
+        engine: Engine, workflow: Any, version: Any, said: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(said)) as caught:
+        engine.open(workflow, version=version, actor=WORKER, grid=GRID, case_id="c-9",
+                    data={"title": "堆物", "source": "visit"})
+    assert "registered: grid_case@1" in str(caught.value)
+    assert engine.store.get("c-9") is None
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        engine.workflow(workflow, version)
 
 def test_an_effect_or_hook_writing_a_bad_value_is_refused(engine: Engine) -> None:
     class Bad:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import pluggy
@@ -170,6 +170,18 @@ def _live_impls(caller: pluggy.HookCaller) -> Any:
     # and stays right for plugins registered straight on `Engine.plugins`.
     impls = getattr(caller, "_hookimpls", None)
     return impls if isinstance(impls, list) else _AskedImpls(caller)
+
+
+def _refuse_workflow_key(name: object, version: object,
+                         compiled: Mapping[tuple[str, int], Any]) -> NoReturn:
+    """Raise `InvalidArgument` for a workflow name that is not a string or a version
+    that is not an integer (a bool is not one)."""
+    known = ", ".join(f"{n}@{v}" for n, v in compiled) or "none"
+    what = "workflow" if name.__class__ is not str else "version"
+    got = name if what == "workflow" else version
+    expected = "a workflow name (a string)" if what == "workflow" else "an integer version"
+    raise InvalidArgument(f"{what}: expected {expected}, got {type(got).__name__} "
+                          f"{repr(got)[:40]}; registered: {known}")
 
 
 class Engine:
@@ -515,6 +527,10 @@ class Engine:
                            retries=retries)
 
     def _get_compiled(self, name: str, version: int | None) -> CompiledWorkflow:
+        if name.__class__ is not str or (version is not None and version.__class__ is not int):
+            # True == 1 (and hashes alike): version=True would find @1; a list would
+            # raise TypeError from the dict look-up.
+            _refuse_workflow_key(name, version, self._compiled)
         if version is None:
             version = self._latest.get(name)
         compiled = self._compiled.get((name, version)) if version is not None else None
