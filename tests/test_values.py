@@ -137,6 +137,25 @@ def test_a_workflow_version_is_an_integer_and_its_name_a_string(
     with pytest.raises(InvalidArgument, match=re.escape(said)):
         engine.workflow(workflow, version)
 
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"limit": True}, "claim_due(limit=...) takes an int, got bool True"),  # was 1
+    ({"limit": 2.5}, "claim_due(limit=...) takes an int, got float 2.5"),
+    ({"lease": [1]}, "claim_due(lease=...) takes a positive number of seconds, got list"),
+    ({"lease": math.inf}, "got float inf"),
+    ({"lease": 0}, "got int 0"),
+    ({"now": datetime(2026, 3, 3)}, "claim_due(now=...) takes an aware datetime"),
+])
+def test_claim_due_arguments_are_checked_and_nothing_is_claimed(
+        engine: Engine, kwargs: dict[str, Any], said: str) -> None:
+    # A list lease raised timedelta's bare TypeError; True was taken for limit=1.
+    case = _open(engine)
+    store = engine.store
+    due = {"now": datetime(2027, 1, 1, tzinfo=UTC), "limit": 10, "lease": 60.0} | kwargs
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        store.claim_due(due.pop("now"), due.pop("limit"), **due)
+    assert [c.id for c in store.claim_due(datetime(2027, 1, 1, tzinfo=UTC))] == [case.id]
+
 def test_an_effect_or_hook_writing_a_bad_value_is_refused(engine: Engine) -> None:
     class Bad:
         @gridflow.hookimpl

@@ -8,13 +8,14 @@ guarded by the version it expects the stored case to have.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from gridflow._errors import InvalidPayload
+from gridflow._errors import InvalidArgument, InvalidPayload
 from gridflow._fastinit import frozen_init
 from gridflow.model import Case, Event
 
@@ -29,6 +30,7 @@ __all__ = [
     "SQLStore",
     "Store",
     "Write",
+    "check_claim",
     "check_count_columns",
     "cursor",
     "parse_cursor",
@@ -169,6 +171,29 @@ class Store(Protocol):
         A claimed case is not handed out again for ``lease`` seconds, so
         several timer workers never act on the same case at once.
         """
+
+
+def check_claim(now: object, limit: object, lease: object) -> None:
+    """Raise `InvalidArgument` unless ``claim_due``'s arguments are an aware datetime,
+    an int (a bool is not one) and a finite positive number of seconds.
+
+    Example:
+        >>> check_claim(datetime(2026, 1, 5, tzinfo=UTC), 10, 60.0)
+        >>> check_claim(datetime(2026, 1, 5, tzinfo=UTC), True, 60.0)
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidArgument: claim_due(limit=...) takes an int, got bool True
+    """
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidArgument(f"claim_due(now=...) takes an aware datetime (with a time "
+                              f"zone), got {type(now).__name__}")
+    if limit.__class__ is not int:
+        raise InvalidArgument(f"claim_due(limit=...) takes an int, got {type(limit).__name__} "
+                              f"{repr(limit)[:40]}")
+    if lease.__class__ not in (int, float) or not (
+            math.isfinite(lease) and lease > 0):
+        raise InvalidArgument(f"claim_due(lease=...) takes a positive number of seconds, got "
+                              f"{type(lease).__name__} {repr(lease)[:40]}")
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,14 @@ from gridflow import model as _model
 from gridflow._errors import ConcurrencyError, IntegrityError
 from gridflow._fastinit import maker
 from gridflow.model import GENESIS_HASH, Actor, Case, Changes, Event
-from gridflow.store import Page, Write, check_count_columns, cursor, parse_cursor
+from gridflow.store import (
+    Page,
+    Write,
+    check_claim,
+    check_count_columns,
+    cursor,
+    parse_cursor,
+)
 from gridflow.values import PLAIN, _plain
 
 if TYPE_CHECKING:
@@ -686,6 +693,7 @@ class MemoryStore:
                 self._retired.discard((workflow, version))
 
     def claim_due(self, now: datetime, limit: int = 100, *, lease: float = 60.0) -> list[Case]:
+        check_claim(now, limit, lease)
         if limit <= 0:
             return []
         with self._lock:

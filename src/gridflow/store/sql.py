@@ -47,7 +47,16 @@ from gridflow._errors import (
     StoreError,
 )
 from gridflow.model import Actor, Case, Changes, Event
-from gridflow.store import Page, Store, Write, _log, check_count_columns, cursor, parse_cursor
+from gridflow.store import (
+    Page,
+    Store,
+    Write,
+    _log,
+    check_claim,
+    check_count_columns,
+    cursor,
+    parse_cursor,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
 
@@ -1934,6 +1943,7 @@ class SQLStore:
             >>> store.claim_due(datetime(2026, 1, 5, tzinfo=UTC), limit=10)
             []
         """
+        check_claim(now, limit, lease)
         self._refuse_write("claim_due")
         self._ready()
         if limit <= 0:
