@@ -423,9 +423,10 @@ class _Checker:
             rebind = record.get("workflow")
             if rebind is not None:
                 workflow, grid = rebind, record.get("grid")
-            if record["workflow_version"] != version or rebind is not None:
                 version = record["workflow_version"]
                 allowed = self._allowed(workflow, version)
+            elif record["workflow_version"] != version:
+                return False  # `_check_step` refuses it; the full path names it
             deadline = record["deadline_at"]
             changed, removed = record["set"], record["unset"]
             if changed or removed:

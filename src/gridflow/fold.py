@@ -350,6 +350,17 @@ def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None
     if trigger == "migrate":
         _check_migrate(index, event, case, specs)
         return
+    changes = event.changes
+    if changes is not None and changes.workflow is None \
+            and changes.workflow_version != case.workflow_version:
+        # Only a rebind (upgrade, migration) moves a case to another version: a step
+        # that does would run the case on a version it was never migrated to (or one
+        # not registered at all), and every later step would be checked against it.
+        raise IntegrityError(case.case_id, index, f"{trigger!r} moves the case from "
+                             f"{case.workflow}@{case.workflow_version} to version "
+                             f"{changes.workflow_version!r}; only a rebinding event "
+                             "('migrate', 'upgrade') changes the workflow version",
+                             field="workflow_version")
     if trigger in INTERNAL_TRIGGERS:
         if event.dest is not None:
             raise IntegrityError(case.case_id, index, f"{trigger!r} must keep the state",
