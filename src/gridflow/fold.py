@@ -351,6 +351,16 @@ def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None
         _check_migrate(index, event, case, specs)
         return
     changes = event.changes
+    if changes is not None and changes.workflow is not None \
+            and (trigger != "upgrade" or case.workflow):
+        # A rebind names the workflow, its version and the grid: only a migration (above)
+        # and the upgrade of a gridflow 0.1 case (whose events name no workflow) make
+        # one. Any other step rebinding the case would move it to another workflow or
+        # grid (out of its actors' scope) with no migration on record.
+        raise IntegrityError(case.case_id, index, f"{trigger!r} rebinds the case to "
+                             f"{changes.workflow!r}; only a 'migrate' event (or the "
+                             "'upgrade' of a gridflow 0.1 case) rebinds a case",
+                             field="changes")
     if changes is not None and changes.workflow is None \
             and changes.workflow_version != case.workflow_version:
         # Only a rebind (upgrade, migration) moves a case to another version: a step
