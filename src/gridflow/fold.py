@@ -351,6 +351,14 @@ def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None
         _check_migrate(index, event, case, specs)
         return
     changes = event.changes
+    if changes is not None and not case.workflow and changes.workflow is None:
+        # A case whose events name no workflow is a gridflow 0.1 case before its upgrade:
+        # its steps recorded no changes, and none is checked against a workflow. A step
+        # recording changes there would go unchecked (a forged 'open' without changes
+        # turned the whole history into such a case).
+        raise IntegrityError(case.case_id, index, "an event with recorded changes on a case "
+                             "whose events name no workflow (a gridflow 0.1 case before its "
+                             "'upgrade' event)", field="changes")
     if changes is not None and changes.workflow is not None \
             and (trigger != "upgrade" or case.workflow):
         # A rebind names the workflow, its version and the grid: only a migration (above)
