@@ -350,6 +350,35 @@ def _check_step(index: int, event: Event, case: _Fold, specs: SpecIndex) -> None
     if trigger == "migrate":
         _check_migrate(index, event, case, specs)
         return
+    changes = event.changes
+    if changes is not None and not case.workflow and changes.workflow is None:
+        # A case whose events name no workflow is a gridflow 0.1 case before its upgrade:
+        # its steps recorded no changes, and none is checked against a workflow. A step
+        # recording changes there would go unchecked (a forged 'open' without changes
+        # turned the whole history into such a case).
+        raise IntegrityError(case.case_id, index, "an event with recorded changes on a case "
+                             "whose events name no workflow (a gridflow 0.1 case before its "
+                             "'upgrade' event)", field="changes")
+    if changes is not None and changes.workflow is not None \
+            and (trigger != "upgrade" or case.workflow):
+        # A rebind names the workflow, its version and the grid: only a migration (above)
+        # and the upgrade of a gridflow 0.1 case (whose events name no workflow) make
+        # one. Any other step rebinding the case would move it to another workflow or
+        # grid (out of its actors' scope) with no migration on record.
+        raise IntegrityError(case.case_id, index, f"{trigger!r} rebinds the case to "
+                             f"{changes.workflow!r}; only a 'migrate' event (or the "
+                             "'upgrade' of a gridflow 0.1 case) rebinds a case",
+                             field="changes")
+    if changes is not None and changes.workflow is None \
+            and changes.workflow_version != case.workflow_version:
+        # Only a rebind (upgrade, migration) moves a case to another version: a step
+        # that does would run the case on a version it was never migrated to (or one
+        # not registered at all), and every later step would be checked against it.
+        raise IntegrityError(case.case_id, index, f"{trigger!r} moves the case from "
+                             f"{case.workflow}@{case.workflow_version} to version "
+                             f"{changes.workflow_version!r}; only a rebinding event "
+                             "('migrate', 'upgrade') changes the workflow version",
+                             field="workflow_version")
     if trigger in INTERNAL_TRIGGERS:
         if event.dest is not None:
             raise IntegrityError(case.case_id, index, f"{trigger!r} must keep the state",
