@@ -45,7 +45,6 @@ from gridflow.plugins import register as register_plugin
 from gridflow.store import Store, Write
 from gridflow.telemetry import _API as _OTEL_API
 from gridflow.telemetry import Telemetry, _modules, committed, traced
-from gridflow.telemetry import _current as _telemetry_call
 from gridflow.values import PLAIN, check_kind, check_text, detach
 
 if TYPE_CHECKING:
@@ -918,8 +917,7 @@ class Engine:
             if replayed is not None:
                 return replayed
             raise
-        if _telemetry_call.get() is not None:
-            committed(new_case, event)
+        committed(new_case, event)
         if self._after_impls:
             self._after(new_case, event)
         if not privacy.policies:
@@ -1036,8 +1034,7 @@ class Engine:
             if replayed is not None:
                 return replayed
             raise
-        if _telemetry_call.get() is not None:  # `committed`'s own first test, inline
-            committed(writes[0].case, writes[0].event)
+        committed(writes[0].case, writes[0].event)
         return None
 
     def _raced(
