@@ -156,6 +156,43 @@ def test_claim_due_arguments_are_checked_and_nothing_is_claimed(
         store.claim_due(due.pop("now"), due.pop("limit"), **due)
     assert [c.id for c in store.claim_due(datetime(2027, 1, 1, tzinfo=UTC))] == [case.id]
 
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"limit": True}, "query(limit=...) takes an int from 0"),  # was a page of 1
+    ({"limit": -1}, "got int -1"),  # was an empty page
+    ({"limit": 2**64}, "got int 18446744073709551616"),  # OverflowError on SQLite
+    ({"limit": "10"}, "got str"),  # TypeError
+    ({"state": 3}, "query(state=...) takes None, a string or a list of strings, got int 3"),
+    ({"grid": [GRID, None]}, "query(grid=...) takes None, a string or a list"),
+    ({"workflow": 1.5}, "query(workflow=...) takes None or a workflow name"),  # matched nothing
+    ({"opened_from": datetime(2026, 1, 1)}, "query(opened_from=...) takes None or an aware"),
+    ({"overdue_at": "2026-01-01"}, "query(overdue_at=...) takes None or an aware datetime"),
+    ({"after": datetime(2026, 1, 1, tzinfo=UTC)}, "query(after=...) takes None or the 'next'"),
+])
+def test_query_arguments_are_checked_on_every_store(
+        store: gridflow.Store, kwargs: dict[str, Any], said: str) -> None:
+    # Each was a bare TypeError / AttributeError / sqlalchemy ArgumentError, or taken
+    # for something else, depending on the store.
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        store.query(**kwargs)
+
+
+@pytest.mark.parametrize("by", [True, None, [["state"]], "state"])
+def test_counts_by_is_a_sequence_of_column_names(store: gridflow.Store, by: Any) -> None:
+    with pytest.raises(InvalidPayload, match=r"counts\(by=\.\.\.\)|cannot count cases by"):
+        store.counts(by)
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5])
+def test_iter_cases_page_size_is_a_positive_int(size: Any) -> None:
+    from gridflow.interop.export import iter_cases
+
+    engine = _engine(MemoryStore())
+    _open(engine)
+    # 0 was an export of no case at all, without a word.
+    with pytest.raises(InvalidArgument, match=r"iter_cases\(page_size=\.\.\.\) takes an int"):
+        list(iter_cases(engine.store, page_size=size))
+
+
 def test_an_effect_or_hook_writing_a_bad_value_is_refused(engine: Engine) -> None:
     class Bad:
         @gridflow.hookimpl

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
+from gridflow._errors import InvalidArgument
 from gridflow.interop._common import (
     Redactor,
     is_closed,
@@ -147,6 +148,10 @@ def iter_cases(
         >>> list(iter_cases(MemoryStore()))
         []
     """
+    if page_size.__class__ is not int or page_size < 1:
+        # 0 read as an empty first page: an export of nothing, without a word.
+        raise InvalidArgument(f"iter_cases(page_size=...) takes an int from 1, got "
+                              f"{type(page_size).__name__} {repr(page_size)[:40]}")
     after: str | None = None
     while True:
         page = store.query(workflow=workflow, grid=grid, opened_from=opened_from,

@@ -21,6 +21,7 @@ from gridflow.store import (
     Write,
     check_claim,
     check_count_columns,
+    check_query,
     cursor,
     parse_cursor,
 )
@@ -634,6 +635,7 @@ class MemoryStore:
         after: str | None = None,
         limit: int = 100,
     ) -> Page:
+        check_query(workflow, state, grid, opened_from, opened_until, overdue_at, after, limit)
         found = self._filtered(workflow, state, grid, opened_from, opened_until, overdue_at)
         found.sort(key=lambda c: (c.opened_at, c.id))
         if after is not None:

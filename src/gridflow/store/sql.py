@@ -54,11 +54,15 @@ from gridflow.store import (
     _log,
     check_claim,
     check_count_columns,
+    check_query,
     cursor,
     parse_cursor,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
+
+#: A query's ``limit + 1`` (one row more says there is a next page) stays a 64-bit int.
+_MAX_ROWS = 2**63 - 2
 
 #: The schema version this gridflow writes and reads (stored in ``gridflow_meta``).
 SCHEMA_VERSION = 5
@@ -1822,6 +1826,7 @@ class SQLStore:
             >>> store.query(state=["reported", "triaged"], limit=10)
             Page(items=[], next=None)
         """
+        check_query(workflow, state, grid, opened_from, opened_until, overdue_at, after, limit)
         self._ready()
         c = self.cases.c
         where = self._where_clause(workflow, state, grid, opened_from, opened_until, overdue_at)
@@ -1831,7 +1836,7 @@ class SQLStore:
                 sa.literal(at, UTCDateTime()), sa.literal(last_id, _ID)))
         limit = max(limit, 0)
         stmt = (sa.select(*self._row_columns).where(*where).order_by(c.opened_at, c.id)
-                .limit(limit + 1))
+                .limit(min(limit, _MAX_ROWS) + 1))
         with self._failures("query"), self._reader.connect() as conn:
             rows = conn.execute(stmt).all()
         items = [self._case(r) for r in rows[:limit]]
