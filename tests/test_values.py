@@ -318,3 +318,37 @@ def test_actors_round_trip_on_every_store(engine: Engine) -> None:
                        data={"title": "无网格", "source": "patrol"})
     assert engine.history(case.id)[0].actor == street
     assert engine.verify(case.id).version == 1
+
+
+# -- hostile arguments of the figures --------------------------------------------------
+
+_JAN = {"since": datetime(2026, 1, 1, tzinfo=UTC), "until": datetime(2026, 2, 1, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize(("call", "kwargs", "said"), [
+    ("compute", {"tz": None}, "tz must be an IANA time zone name"),  # TypeError from zoneinfo
+    ("compute", {"tz": ["Asia/Shanghai"]}, "tz must be an IANA time zone name"),
+    ("problem_classes", {"tz": 8}, "tz must be an IANA time zone name"),
+    ("compute", {"weights": True}, "weights must be None or a mapping"),  # TypeError
+    ("compute", {"weights": ["ack_on_time_rate"]}, "weights must be None or a mapping"),
+    ("compute", {"weights": {"ack_on_time_rate": math.nan}},  # every score was nan
+     "weight ack_on_time_rate must be a finite number of at least 0, got float nan"),
+    ("closed_loop", {"weights": {"ack_on_time_rate": "1"}}, "got str '1'"),
+    ("closed_loop", {"weights": {"ack_on_time_rate": True}}, "got bool True"),
+    ("compute", {"weights": {3: 1.0}}, "unknown weight(s) 3"),  # TypeError in join
+    ("compute", {"by": ["grid"]}, "cannot group by ['grid']"),
+    ("compute", {"workflow": 1}, "workflow must be None or a workflow name, got int"),
+    ("compute", {"time_in_state": math.nan}, "time_in_state must be True or False"),
+    ("closed_loop", {"since": datetime(2026, 1, 1).date()},  # TypeError comparing
+     "closed_loop: since must be an aware datetime (with a time zone), got date"),
+    ("closed_loop", {"until": datetime(2026, 2, 1)}, "until must be an aware datetime"),
+    ("closed_loop", {"until": _JAN["since"]}, "the period is empty"),
+])
+def test_metrics_arguments_are_refused_with_what_is_allowed(
+        call: str, kwargs: dict[str, Any], said: str) -> None:
+    from gridflow import metrics
+
+    engine = _engine(MemoryStore())
+    _open(engine)
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        getattr(metrics, call)(engine.store, **(_JAN | kwargs))

@@ -146,7 +146,7 @@ def _check(since: datetime, until: datetime, by: str | None) -> None:
     if until <= since:
         raise InvalidArgument(f"metrics.compute: the period is empty: since {since.isoformat()} "
                               f"is not before until {until.isoformat()}")
-    if by not in GROUPINGS:
+    if by.__class__ not in (str, type(None)) or by not in GROUPINGS:
         raise InvalidArgument(f"metrics.compute: cannot group by {by!r}; choose one of "
                               "'grid', 'area', 'category', 'version', 'department' or None")
 
@@ -204,6 +204,12 @@ def compute(
     since = _instant(since, "since", zone, end=False)
     until = _instant(until, "until", zone, end=True)
     _check(since, until, by)
+    if workflow is not None and not isinstance(workflow, str):
+        raise InvalidArgument(f"metrics.compute: workflow must be None or a workflow name, got "
+                              f"{type(workflow).__name__}")
+    if not isinstance(time_in_state, bool):
+        raise InvalidArgument(f"metrics.compute: time_in_state must be True or False, got "
+                              f"{type(time_in_state).__name__}")
     weights = check_weights(weights, "metrics.compute")
     tables = sql_tables(store)
     if tables is not None:
@@ -262,6 +268,9 @@ def problem_classes(
 def _zone(tz: str | tzinfo) -> tzinfo:
     if isinstance(tz, tzinfo):
         return tz
+    if not isinstance(tz, str):
+        raise InvalidArgument(f"metrics.compute: tz must be an IANA time zone name such as "
+                              f"'Asia/Shanghai' or a tzinfo, got {type(tz).__name__}")
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
