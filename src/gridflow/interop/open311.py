@@ -53,7 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from typing import Any
 
-from gridflow._errors import InvalidPayload
+from gridflow._errors import InvalidArgument, InvalidPayload
 from gridflow.interop._common import (
     Redactor,
     is_closed,
@@ -261,6 +261,10 @@ def to_json(requests: Iterable[Mapping[str, Any]], *, indent: int | None = None)
         >>> to_json([{"service_request_id": "c-1", "status": "open"}])
         '[{"service_request_id": "c-1", "status": "open"}]'
     """
+    if indent is not None and (indent.__class__ is not int or not 0 <= indent <= 16):
+        # json.dumps takes True for 1 and a string for the indent itself.
+        raise InvalidArgument(f"to_json(indent=...) takes None or an int from 0 to 16, got "
+                              f"{type(indent).__name__} {repr(indent)[:40]}")
     return json.dumps([dict(r) for r in requests], ensure_ascii=False, indent=indent)
 
 
@@ -296,15 +300,35 @@ def parse_xml(text: str | bytes) -> list[dict[str, Any]]:
         >>> parse_xml(to_xml([{"service_request_id": "c-1", "lat": 31.2, "zipcode": None}]))
         [{'service_request_id': 'c-1', 'lat': 31.2, 'zipcode': None}]
     """
-    root = ET.fromstring(text)
+    if not isinstance(text, str | bytes):
+        raise InvalidPayload(f"parse_xml takes the XML document as str or bytes, got "
+                             f"{type(text).__name__}")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        # expat's message gives the line and column, never the document's text.
+        raise InvalidPayload(f"not a well-formed XML document ({exc}); expected a GeoReport "
+                             "v2 <service_requests> document") from None
+    except UnicodeError:
+        raise InvalidPayload("not an XML document: the text cannot be encoded as UTF-8 (a "
+                             "lone surrogate); expected a GeoReport v2 <service_requests> "
+                             "document") from None
     if root.tag != "service_requests":
         raise InvalidPayload(f"not a GeoReport v2 document: the root element is <{root.tag}>; "
                              "expected <service_requests>")
-    out = []
+    out: list[dict[str, Any]] = []
     for node in root.findall("request"):
         req: dict[str, Any] = {}
         for child in node:
             value = child.text if child.text not in (None, "") else None
-            req[child.tag] = float(value) if value is not None and child.tag in _NUMERIC else value
+            if value is not None and child.tag in _NUMERIC:
+                try:
+                    req[child.tag] = float(value)
+                except ValueError:
+                    raise InvalidPayload(f"request {len(out) + 1}: <{child.tag}> is not a "
+                                         "number; expected a decimal latitude or longitude "
+                                         "or an empty element") from None
+            else:
+                req[child.tag] = value
         out.append(req)
     return out
