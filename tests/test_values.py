@@ -352,3 +352,44 @@ def test_metrics_arguments_are_refused_with_what_is_allowed(
     _open(engine)
     with pytest.raises(InvalidArgument, match=re.escape(said)):
         getattr(metrics, call)(engine.store, **(_JAN | kwargs))
+
+
+# -- hostile arguments of migrations and retirement ------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"cases": True}, "cases=... takes None or a list of case ids, got bool"),  # TypeError
+    ({"query": 0}, "query=... takes None or a mapping of store.query filters, got int"),
+    ({"query": []}, "got list"),  # [] and 0 were no filter: every case of the workflow
+    ({"query": "x"}, "got str"),  # ValueError from dict()
+    ({"query": {1: "g", "grid": "g"}}, "unknown filter(s) 1;"),  # TypeError in the join
+    ({"query": {"state": 3}}, "query(state=...) takes None, a string or a list"),
+])
+def test_migration_selection_is_checked_before_anything_moves(
+        store: gridflow.Store, kwargs: dict[str, Any], said: str) -> None:
+    engine = _engine(store)
+    case = _open(engine)
+    for call in (engine.plan_migration, engine.migrate):
+        with pytest.raises(InvalidArgument, match=re.escape(said)):
+            call(gridflow.GRID_CASE_V1_TO_V2, actor=Actor.system(), **kwargs)
+    assert engine.get(case.id).workflow_version == 1
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("grid_case", 1, "no"), "set_retired(retired=...) takes True or False, got str"),
+    (("grid_case", True, True), "set_retired(version=...) takes an int version, got bool"),
+    ((["grid_case"], 1, True), "set_retired(workflow=...) takes a workflow name"),
+])
+def test_set_retired_arguments_are_checked(store: gridflow.Store, args: tuple[Any, ...],
+                                           said: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        store.set_retired(*args)  # type: ignore[attr-defined]
+    assert store.retired() == set()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("retired", ["no", 0.0, None])
+def test_engine_retire_takes_a_bool(retired: Any) -> None:
+    engine = _engine(MemoryStore())
+    with pytest.raises(InvalidArgument, match=r"retire\(retired=\.\.\.\) takes True or False"):
+        engine.retire("grid_case", 1, retired=retired)  # "no" retired grid_case@1
+    assert engine.retired_versions() == set()

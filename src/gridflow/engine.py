@@ -449,6 +449,10 @@ class Engine:
             ...
             gridflow._errors.UnknownWorkflow: workflow mediation@1 is retired: ...
         """
+        if retired.__class__ is not bool:
+            # retired="no" (or 0.0) would be read by its truth: retire, or un-retire.
+            raise InvalidArgument(f"retire(retired=...) takes True or False, got "
+                                  f"{type(retired).__name__} {repr(retired)[:40]}")
         spec = self.workflow(name, version)
         mark = getattr(self.store, "set_retired", None)
         if not callable(mark):

@@ -435,7 +435,7 @@ def _select(engine: Engine, plan: MigrationPlan, cases: Iterable[str] | None,
             raise InvalidArgument(f"query=... takes store.query filters; {bad!r} is set by "
                                   "the migration itself")
     known = ("workflow", "state", "grid", "opened_from", "opened_until", "overdue_at")
-    unknown = sorted(set(filters) - set(known))
+    unknown = sorted(k if k.__class__ is str else repr(k) for k in filters if k not in known)
     if unknown:
         raise InvalidArgument(f"query=...: unknown filter(s) {', '.join(unknown)}; the "
                               f"filters of store.query are {', '.join(known)}")
@@ -526,6 +526,13 @@ def run(engine: Engine, plan: MigrationPlan, *, actor: Actor, dry_run: bool,
         raise InvalidArgument("pass cases=... or query=..., not both")
     if retries.__class__ is not int or retries < 0:
         raise InvalidArgument(f"retries must be a non-negative int, got {retries!r}")
+    if cases is not None and (isinstance(cases, str) or not isinstance(cases, Iterable)):
+        raise InvalidArgument(f"cases=... takes None or a list of case ids, got "
+                              f"{type(cases).__name__}")
+    if query is not None and not isinstance(query, Mapping):
+        # query=0 or query=[] read as no filter: every case of the workflow.
+        raise InvalidArgument(f"query=... takes None or a mapping of store.query filters, got "
+                              f"{type(query).__name__}")
     started = time.perf_counter()
     checked = check_plan(engine, plan)
     report = MigrationReport(plan.key, dry_run)

@@ -33,6 +33,7 @@ __all__ = [
     "check_claim",
     "check_count_columns",
     "check_query",
+    "check_retired",
     "cursor",
     "parse_cursor",
 ]
@@ -144,6 +145,25 @@ def check_query(workflow: object = None, state: object = None, grid: object = No
     # The SQL stores bind it as a 64-bit integer.
     if limit.__class__ is not int or not 0 <= limit <= _MAX_INT:
         _refuse("query", "limit", f"an int from 0 to {_MAX_INT:,}", limit)
+
+
+def check_retired(workflow: object, version: object, retired: object) -> None:
+    """Raise `InvalidArgument` unless ``set_retired`` gets a workflow name, an int
+    version and a bool (``retired="no"`` would retire, ``version=True`` is ``@1``).
+
+    Example:
+        >>> check_retired("grid_case", 1, False)
+        >>> check_retired("grid_case", 1, "no")
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidArgument: set_retired(retired=...) takes True or False, got str
+    """
+    if not isinstance(workflow, str):
+        _refuse("set_retired", "workflow", "a workflow name (a string)", workflow)
+    if version.__class__ is not int:
+        _refuse("set_retired", "version", "an int version", version)
+    if retired.__class__ is not bool:
+        _refuse("set_retired", "retired", "True or False", retired)
 
 
 def check_count_columns(by: Sequence[str]) -> None:

@@ -22,6 +22,7 @@ from gridflow.store import (
     check_claim,
     check_count_columns,
     check_query,
+    check_retired,
     cursor,
     parse_cursor,
 )
@@ -688,6 +689,7 @@ class MemoryStore:
             >>> s = MemoryStore(); s.set_retired("grid_case", 1); s.retired()
             {('grid_case', 1)}
         """
+        check_retired(workflow, version, retired)
         with self._lock:
             if retired:
                 self._retired.add((workflow, version))

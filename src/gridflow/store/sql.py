@@ -55,6 +55,7 @@ from gridflow.store import (
     check_claim,
     check_count_columns,
     check_query,
+    check_retired,
     cursor,
     parse_cursor,
 )
@@ -1922,6 +1923,7 @@ class SQLStore:
             >>> store.set_retired("grid_case", 1); store.retired()
             {('grid_case', 1)}
         """
+        check_retired(workflow, version, retired)
         self._refuse_write("set_retired")
         self._ready()
         key = f"retired:{workflow}@{version}"
