@@ -393,3 +393,63 @@ def test_engine_retire_takes_a_bool(retired: Any) -> None:
     with pytest.raises(InvalidArgument, match=r"retire\(retired=\.\.\.\) takes True or False"):
         engine.retire("grid_case", 1, retired=retired)  # "no" retired grid_case@1
     assert engine.retired_versions() == set()
+
+
+# -- hostile arguments of specs, keyrings and actors -----------------------------------
+
+
+@pytest.mark.parametrize("data", [None, 1, "grid_case", [("name", "x")]])
+def test_a_spec_that_is_not_a_mapping_is_a_spec_error(data: Any) -> None:
+    # Each raised a bare TypeError (a transition's stand-ins given to WorkflowSpec).
+    with pytest.raises(gridflow.SpecError, match=r"spec: expected a mapping"):
+        gridflow.WorkflowSpec.from_dict(data)
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    (None, "a spec file path is a str or a pathlib.Path, got NoneType"),  # TypeError
+    (b"w.yaml", "got bytes"),  # TypeError
+    ("w\x00.yaml", "its name has a NUL character or a lone surrogate"),  # ValueError
+    ("\ud800.yaml", "its name has a NUL character or a lone surrogate"),  # UnicodeEncodeError
+])
+def test_spec_load_refuses_a_path_no_file_can_have(path: Any, said: str) -> None:
+    with pytest.raises(gridflow.SpecError, match=re.escape(said)):
+        gridflow.WorkflowSpec.load(path)
+
+
+def test_spec_state_and_label_refuse_with_gridflow_errors() -> None:
+    from gridflow._errors import UnknownState
+
+    spec = _engine(MemoryStore()).workflow("grid_case", 1)
+    with pytest.raises(UnknownState, match="has no state 'nope'; its states: reported,") as caught:
+        spec.state("nope")
+    assert isinstance(caught.value, KeyError | InvalidArgument)  # KeyError before 0.2
+    with pytest.raises(InvalidArgument, match=r"label\(lang=\.\.\.\) takes a language code"):
+        spec.label(None)  # type: ignore[arg-type]  # AttributeError
+    with pytest.raises(InvalidArgument, match=r"label\(lang=\.\.\.\)"):
+        spec.states[0].label(1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda: gridflow.Keyring.from_file(None), "from_file(path=...) takes a file path"),
+    (lambda: gridflow.Keyring.from_file("k\x00ey"), "the name has a NUL character"),
+    (lambda: gridflow.Keyring.from_env(environ=True), "from_env(environ=...) takes None or"),
+    (lambda: gridflow.Keyring.from_env(["K"], environ={}), "from_env(variable=...) takes"),
+    (lambda: gridflow.Keyring.from_env("K", environ={"K": b"ab" * 32}),
+     "environment variable 'K' holds a bytes, not text"),
+])
+def test_keyring_sources_refuse_with_a_keyring_error(call: Any, said: str) -> None:
+    from gridflow._errors import KeyringError
+
+    with pytest.raises(KeyringError, match=re.escape(said)) as caught:
+        call()
+    assert "abab" not in str(caught.value)  # never the key
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"roles": True}, "roles are a string or a list of strings, got bool"),  # TypeError
+    ({"grids": 3}, "grids are a string or a list of strings, got int"),  # TypeError
+    ({"roles": {"coordinator": False}}, "got dict"),  # was the role 'coordinator'
+])
+def test_actor_roles_and_grids_are_names(kwargs: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        Actor("a", **kwargs)
