@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -48,6 +47,7 @@ from gridflow._errors import (
     GridflowError,
     InvalidArgument,
     MigrationError,
+    SpecError,
     UnknownWorkflow,
 )
 from gridflow.fold import audit, evolve
@@ -274,31 +274,19 @@ def load_plan(path: str | Path, effects: Mapping[str, DataEffect] | None = None
 
 
 def read_plan_data(path: str | Path) -> Any:
-    """The plain data of a plan file (JSON, or YAML by its suffix)."""
-    path = Path(path)
+    """The plain data of a plan file (JSON, or YAML by its suffix).
+
+    Read within the limits of a spec file (`gridflow.spec.MAX_SPEC_BYTES`, nesting
+    and YAML aliases, a key given twice), so a hostile file is an `InvalidArgument`,
+    not a ``RecursionError`` or a blown memory.
+    """
+    from gridflow._specload import read_spec
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read the migration plan {str(path)!r}: "
-                              f"{exc.strerror or exc}") from None
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:  # pragma: no cover - yaml is a dev dependency
-            raise InvalidArgument("a YAML plan needs PyYAML: pip install 'gridflow[yaml]'"
-                                  ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidArgument(f"the migration plan {path.name} is not valid YAML: "
-                                  f"{str(exc).splitlines()[0]}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InvalidArgument(f"the migration plan {path.name} is not valid JSON: {exc}"
-                                  ) from None
-    return data
+        return read_spec(path)  # a non-path is refused too
+    except SpecError as exc:
+        # The problem says where (file:line:column) and what; "spec" is the loader's word.
+        raise InvalidArgument(f"cannot read the migration plan: {exc.problems[0]}") from None
 
 
 @attrs.frozen
