@@ -343,6 +343,10 @@ _JAN = {"since": datetime(2026, 1, 1, tzinfo=UTC), "until": datetime(2026, 2, 1,
      "closed_loop: since must be an aware datetime (with a time zone), got date"),
     ("closed_loop", {"until": datetime(2026, 2, 1)}, "until must be an aware datetime"),
     ("closed_loop", {"until": _JAN["since"]}, "the period is empty"),
+    ("compute", {"until": datetime(9999, 12, 31).date()},  # OverflowError: its end
+     "until=9999-12-31 is at the edge of the calendar"),
+    ("problem_classes", {"since": datetime(1, 1, 1).date()},  # OverflowError in UTC
+     "since=0001-01-01 is at the edge of the calendar"),
 ])
 def test_metrics_arguments_are_refused_with_what_is_allowed(
         call: str, kwargs: dict[str, Any], said: str) -> None:

@@ -134,12 +134,19 @@ def _instant(value: object, name: str, tz: tzinfo, *, end: bool) -> datetime:
                 f"metrics.compute: {name}={value.isoformat()} has no time zone; pass an aware "
                 f"datetime (e.g. datetime(2026, 1, 1, tzinfo=ZoneInfo('Asia/Shanghai'))) or a "
                 "date for whole local days")
-        return value.astimezone(UTC)
-    if isinstance(value, date):
+    elif not isinstance(value, date):
+        raise InvalidArgument(f"metrics.compute: {name} must be a date or an aware datetime, "
+                              f"got {type(value).__name__}")
+    try:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
         day = value + timedelta(days=1) if end else value
         return datetime.combine(day, time(), tz).astimezone(UTC)
-    raise InvalidArgument(f"metrics.compute: {name} must be a date or an aware datetime, got "
-                          f"{type(value).__name__}")
+    except OverflowError:
+        # date.max's end, or year 1 moved to UTC: outside what datetime holds.
+        raise InvalidArgument(f"metrics.compute: {name}={value.isoformat()} is at the edge "
+                              "of the calendar (year 1 or 9999); give a period between "
+                              "them") from None
 
 
 def _check(since: datetime, until: datetime, by: str | None) -> None:
