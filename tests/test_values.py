@@ -457,3 +457,41 @@ def test_keyring_sources_refuse_with_a_keyring_error(call: Any, said: str) -> No
 def test_actor_roles_and_grids_are_names(kwargs: dict[str, Any], said: str) -> None:
     with pytest.raises(InvalidArgument, match=re.escape(said)):
         Actor("a", **kwargs)
+
+
+# -- hostile arguments of calendars and clocks -----------------------------------------
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda c: c.nth_working_day(datetime(2026, 1, 5, tzinfo=UTC), True),  # was 1 day
+     "nth_working_day needs an int n >= 1, got bool True"),
+    (lambda c: c.nth_working_day(datetime(2026, 1, 5, tzinfo=UTC), 1.5), "got float 1.5"),
+    (lambda c: c.nth_working_day(datetime(2026, 1, 5, tzinfo=UTC), math.nan), "got float nan"),
+    (lambda c: c.nth_working_day(datetime(9999, 12, 1, tzinfo=UTC), 100),  # OverflowError
+     "run past 9999-12-31"),
+    (lambda c: c.nth_working_day(None, 1), "start must be a date or an aware datetime"),
+    (lambda c: c.add(datetime(2026, 1, 5, tzinfo=UTC), 3), "delta must be a timedelta, got int"),
+    (lambda c: c.add(None, gridflow.calendar.timedelta(days=1)), "start must be an aware"),
+    (lambda c: gridflow.WorkingDays(holidays=None), "holidays must be a list, got NoneType"),
+    (lambda c: gridflow.WorkingDays(weekend=True), "weekend must be a list, got bool"),
+    (lambda c: gridflow.WorkingDays(weekend=[True]),  # was Tuesday
+     "weekend must hold weekday numbers 0 (Monday) to 6 (Sunday), got ['True']"),
+    (lambda c: gridflow.WorkingDays(tz=8), "tz must be an IANA time zone name"),  # kept as is
+])
+def test_calendar_arguments_are_calendar_errors(call: Any, said: str) -> None:
+    with pytest.raises(gridflow.CalendarError, match=re.escape(said)):
+        call(gridflow.WorkingDays())
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda: FixedClock(0), "FixedClock(start=...) takes an aware datetime, got int"),  # default
+    (lambda: FixedClock(datetime(2026, 1, 1)), "needs an aware datetime, got naive"),
+    (lambda: FixedClock().set(None), "FixedClock.set takes an aware datetime, got NoneType"),
+    (lambda: FixedClock().advance(60), "FixedClock.advance takes a timedelta, got int"),
+    (lambda: FixedClock().advance(gridflow.calendar.timedelta(days=-1)), "does not go backwards"),
+    (lambda: FixedClock().advance(gridflow.calendar.timedelta.max), "past the year 9999"),
+])
+def test_fixed_clock_arguments_are_invalid_arguments(call: Any, said: str) -> None:
+    # Each was a bare ValueError, TypeError, AttributeError or OverflowError.
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        call()
