@@ -338,3 +338,19 @@ def test_memory_store_default(clock: FixedClock) -> None:
     engine = Engine(store=MemoryStore(), clock=clock, entry_points=False)
     case = reported(engine)
     validate(open311.service_request(case))
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda s, c: export.write_csv(s, io.StringIO(), tz="Asia/Shanghai"),
+     "write_csv(tz=...) takes a tzinfo"),  # a TypeError at the first row
+    (lambda s, c: export.write_csv(s, io.StringIO(), report=[]),
+     "write_csv(report=...) takes None or a dict"),  # AttributeError after the rows
+    (lambda s, c: open311.service_request(c, tz=8), "service_request(tz=...) takes a tzinfo"),
+    (lambda s, c: open311.service_request(c, events=True), "takes None or the case's list"),
+    (lambda s, c: open311.service_requests([c], store=s, report=0), "takes None or a dict"),
+])
+def test_export_arguments_are_checked_before_a_row(engine: Engine, call: Any, said: str) -> None:
+    case = engine.open("grid_case", actor=Actor("r", ["resident"], ["g"]), grid="g",
+                       data={"title": "t", "source": "resident"})
+    with pytest.raises(gridflow.InvalidArgument, match=re.escape(said)):
+        call(engine.store, case)

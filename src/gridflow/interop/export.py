@@ -38,6 +38,7 @@ from typing import IO, Any
 from gridflow._errors import InvalidArgument
 from gridflow.interop._common import (
     Redactor,
+    check_export,
     is_closed,
     iso,
     known_values,
@@ -196,6 +197,7 @@ def write_csv(
         >>> buf.getvalue().startswith("case_id,workflow,")
         True
     """
+    check_export("write_csv", tz, report)
     table = spec_table(specs)
     if cases is None:
         if workflow is not None:

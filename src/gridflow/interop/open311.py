@@ -56,6 +56,7 @@ from typing import Any
 from gridflow._errors import InvalidArgument, InvalidPayload
 from gridflow.interop._common import (
     Redactor,
+    check_export,
     is_closed,
     iso,
     known_values,
@@ -163,6 +164,10 @@ def service_request(
         >>> req["service_code"], req["service_name"], req["address"], req["lat"]
         ('municipal', '市政设施', '长宁支路324弄', 31.22)
     """
+    check_export("service_request", tz)
+    if events is not None and (isinstance(events, str) or not isinstance(events, Sequence)):
+        raise InvalidArgument(f"service_request(events=...) takes None or the case's list of "
+                              f"events, got {type(events).__name__}")
     return _service_request(case, events, specs, service_codes, service_notice, tz,
                             known_values(case, list(events or ()), None, privacy))[0]
 
@@ -238,6 +243,7 @@ def service_requests(
         >>> reqs[0]["status_notes"]
         '已上报 (Reported)'
     """
+    check_export("service_requests", tz, report)
     spec_list = list(specs or ())
     out: list[dict[str, Any]] = []
     screened = 0
