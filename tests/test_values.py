@@ -495,3 +495,29 @@ def test_fixed_clock_arguments_are_invalid_arguments(call: Any, said: str) -> No
     # Each was a bare ValueError, TypeError, AttributeError or OverflowError.
     with pytest.raises(InvalidArgument, match=re.escape(said)):
         call()
+
+
+# -- hostile parts of an engine --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"store": 1.5}, "Engine(store=...) takes None or an object with get, events, commit"),
+    ({"clock": True}, "Engine(clock=...) takes None or an object with now"),
+    ({"calendar": "china"}, "Engine(calendar=...) takes None or an object with add"),
+    ({"keyring": b"k" * 32}, "Engine(keyring=...) takes None or an object with wrap, unwrap"),
+    ({"plugins": None}, "Engine(plugins=...) takes a list of plugin objects, got NoneType"),
+    ({"telemetry": object()}, "Engine(telemetry=...) takes None or a gridflow.Telemetry"),
+])
+def test_engine_parts_are_checked_when_it_is_made(kwargs: dict[str, Any], said: str) -> None:
+    # Each was accepted, then a bare AttributeError / TypeError at its first use.
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        Engine(entry_points=False, **kwargs)
+
+
+def test_register_and_register_workflow_refuse_what_they_cannot_take() -> None:
+    engine = _engine(MemoryStore())
+    with pytest.raises(InvalidArgument, match=r"register_workflow takes a gridflow\.WorkflowSpec"):
+        engine.register_workflow({"name": "x"})  # type: ignore[arg-type]  # AttributeError
+    with pytest.raises(InvalidArgument, match=r"register\(name=\.\.\.\) takes None or a string"):
+        engine.register(object(), ["p"])  # type: ignore[arg-type]  # pluggy's TypeError
+    assert [s.key for s in engine.workflows] == ["grid_case@1", "grid_case@2", "mediation@1"]
