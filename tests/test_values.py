@@ -521,3 +521,12 @@ def test_register_and_register_workflow_refuse_what_they_cannot_take() -> None:
     with pytest.raises(InvalidArgument, match=r"register\(name=\.\.\.\) takes None or a string"):
         engine.register(object(), ["p"])  # type: ignore[arg-type]  # pluggy's TypeError
     assert [s.key for s in engine.workflows] == ["grid_case@1", "grid_case@2", "mediation@1"]
+
+
+@pytest.mark.parametrize("key", [True, 7, b"x+01234567+AAAA", [object()]])
+def test_a_verifier_key_of_the_wrong_kind_is_a_note_error(key: Any) -> None:
+    # True and 7 were a bare TypeError from list(); [object()] an AttributeError later.
+    engine = _engine(MemoryStore())
+    for call in (lambda: engine.verify_log(None, key), lambda: gridflow.verify_bundle({}, key)):
+        with pytest.raises(gridflow.NoteError, match="a checkpoint verifier is a verifier key"):
+            call()
