@@ -530,3 +530,16 @@ def test_a_verifier_key_of_the_wrong_kind_is_a_note_error(key: Any) -> None:
     for call in (lambda: engine.verify_log(None, key), lambda: gridflow.verify_bundle({}, key)):
         with pytest.raises(gridflow.NoteError, match="a checkpoint verifier is a verifier key"):
             call()
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"every": math.inf}, "Worker(every=...) takes a positive number of seconds"),  # forever
+    ({"every": 2**70}, "at most 31,536,000 (a year)"),
+    ({"tasks": True}, "Worker(tasks=...) takes None or a list of tasks, got bool"),  # TypeError
+    ({"tasks": [object()]}, "every task needs a name (a string), got object"),  # AttributeError
+])
+def test_worker_arguments_are_checked(kwargs: dict[str, Any], said: str) -> None:
+    from gridflow.worker import Worker
+
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        Worker(_engine(MemoryStore()), **kwargs)
