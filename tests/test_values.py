@@ -543,3 +543,21 @@ def test_worker_arguments_are_checked(kwargs: dict[str, Any], said: str) -> None
 
     with pytest.raises(InvalidArgument, match=re.escape(said)):
         Worker(_engine(MemoryStore()), **kwargs)
+
+
+@pytest.mark.parametrize(("key", "value"), [("effects", 3), ("unset", {"a": 1}),
+                                            ("unset", [1])])
+def test_a_plan_file_with_names_of_the_wrong_kind_is_refused(key: str, value: Any) -> None:
+    # effects: 3 was a bare TypeError; unset: {a: 1} unset the key 'a'.
+    data = {"workflow": "grid_case", "source_version": 1, "target_version": 2, key: value}
+    with pytest.raises(InvalidArgument, match=re.escape(f"'{key}' is a name or a list of names")):
+        gridflow.MigrationPlan.from_dict(data)
+
+
+@pytest.mark.parametrize("ids", [True, 3])
+def test_rebuild_facts_refuses_a_non_list(tmp_path: Path, ids: Any) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'x.db'}")
+    store.create_schema()
+    with pytest.raises(InvalidArgument, match="case_ids must be a list of case id strings"):
+        store.rebuild_facts(ids)  # a bare TypeError
+    store.close()

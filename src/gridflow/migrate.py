@@ -99,10 +99,17 @@ def _effects(value: Mapping[str, DataEffect] | None) -> dict[str, DataEffect]:
     return dict(value or {})
 
 
-def _names(value: Iterable[str] | str | None) -> tuple[str, ...]:
+def _names(value: Iterable[str] | str | None, key: str = "unset") -> tuple[str, ...]:
     if value is None:
         return ()
-    return (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        return (value,)
+    # A plan file's `effects: 3` was a bare TypeError; `unset: {a: 1}` took the keys.
+    if isinstance(value, Mapping) or not isinstance(value, Iterable) \
+            or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"migration plan: '{key}' is a name or a list of names, got "
+                              f"{type(value).__name__}")
+    return tuple(value)
 
 
 @attrs.frozen
@@ -245,7 +252,7 @@ class MigrationPlan:
             raise InvalidArgument("migration plan: 'states' maps state names to state names")
         table = effects or {}
         chosen: dict[str, DataEffect] = {}
-        for name in _names(data.get("effects")):
+        for name in _names(data.get("effects"), "effects"):
             if name not in table:
                 raise InvalidArgument(f"migration plan: unknown data effect {name!r}; known: "
                                       f"{', '.join(sorted(table)) or '(none)'}")
@@ -254,8 +261,8 @@ class MigrationPlan:
         if not isinstance(set_, Mapping):
             raise InvalidArgument("migration plan: 'set' is a mapping of data keys to values")
         return cls(data["workflow"], data["source_version"], data["target_version"],
-                   states=states, set=set_, unset=_names(data.get("unset")), effects=chosen,
-                   name=str(data.get("name") or ""))
+                   states=states, set=set_, unset=_names(data.get("unset"), "unset"),
+                   effects=chosen, name=str(data.get("name") or ""))
 
 
 def load_plan(path: str | Path, effects: Mapping[str, DataEffect] | None = None

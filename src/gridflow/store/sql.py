@@ -21,7 +21,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -1403,8 +1403,8 @@ class SQLStore:
         """
         if case_ids is not None:
             # A lone string is a sequence too: "c-1" would rebuild cases "c", "-", "1".
-            if isinstance(case_ids, str | bytes) or not all(
-                    isinstance(c, str) for c in case_ids):
+            if isinstance(case_ids, str | bytes) or not isinstance(case_ids, Iterable) \
+                    or not all(isinstance(c, str) for c in case_ids):
                 raise InvalidArgument(
                     "rebuild_facts: case_ids must be a list of case id strings or None "
                     f"(every case), got {type(case_ids).__name__}; write "
