@@ -542,3 +542,27 @@ def test_cli_module_imports_no_optional_dependency() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, "PYTHONWARNINGS": ""})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hostile_files_and_dates_are_errors_not_crashes(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Each was "unexpected error": RecursionError from json (a --data file, a bundle),
+    # OverflowError from the last day of year 9999 (or year 1 moved to UTC).
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    for argv, said in [
+        (["open", "grid_case", "--actor", "w", "--roles", "grid_worker", "--grids", "g",
+          "--db", db, "--data", f"@{deep}"], "is nested too deeply to be read"),
+        (["verify-bundle", "--key", "x+01234567+AAAA", str(deep)], "is nested too deeply"),
+        (["report", "--db", db, "--since", "2026-01-01", "--until", "9999-12-31"],
+         "'9999-12-31' is at the edge of the calendar"),
+        (["report", "--db", db, "--since", "0001-01-01", "--until", "0001-01-02"],
+         "'0001-01-01' is at the edge of the calendar"),
+    ]:
+        if argv[0] == "report":
+            gridflow.SQLStore(db).create_schema()
+        code, _, err = run(capsys, *argv, *(["--no-project"] if argv[0] != "verify-bundle"
+                                          else []))
+        assert code != EXIT_OK and "unexpected error" not in err, err
+        assert said in err, err

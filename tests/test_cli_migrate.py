@@ -92,3 +92,26 @@ def test_migrate_refusals(capsys: pytest.CaptureFixture[str], files: dict[str, P
     code, _, err = run(capsys, "migrate", str(tmp_path / "missing.json"), *common)
     assert code == EXIT_USAGE and "cannot read" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("name", "content", "said"), [
+    ("deep.json", b'{"workflow": "grid_case", "set": {"k": ' + b"[" * 5000 + b"]" * 5000
+     + b"}}", "nested more than 64 levels deep"),  # a bare RecursionError
+    ("latin1.json", '{"workflow": "网格"}'.encode("gb18030"), "is not UTF-8 text"),
+    ("twice.json", b'{"workflow": "grid_case", "workflow": "mediation"}', "twice"),
+    ("bomb.yaml", ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True))).encode(),
+     "more than 100,000 values"),
+])
+def test_a_hostile_plan_file_is_a_usage_error_not_a_crash(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, content: bytes,
+        said: str) -> None:
+    # The deep plan and the GB18030 one were "unexpected error" (RecursionError,
+    # UnicodeDecodeError); a key given twice silently took the last.
+    plan = tmp_path / name
+    plan.write_bytes(content)
+    code, _, err = run(capsys, "migrate", str(plan), "--dry-run", "--db",
+                       str(tmp_path / "x.db"), "--no-project", "--no-plugins")
+    assert code != EXIT_OK and "unexpected error" not in err and "Traceback" not in err
+    assert "cannot read the migration plan" in err and said in err

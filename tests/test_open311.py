@@ -204,6 +204,28 @@ def test_parse_xml_refuses_other_documents() -> None:
         open311.parse_xml("<services><service/></services>")
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ("<service_requests><request>", "not a well-formed XML document (no element found"),
+    ("", "not a well-formed XML document"),  # each a bare xml ParseError
+    (b"\xff<a/>", "not a well-formed XML document"),
+    ("\udc80", "cannot be encoded as UTF-8"),  # a bare UnicodeEncodeError
+    (None, "takes the XML document as str or bytes, got NoneType"),  # a bare TypeError
+    ("<service_requests><request><lat>北纬31</lat></request></service_requests>",
+     "request 1: <lat> is not a number"),  # a bare ValueError; the value is not repeated
+])
+def test_parse_xml_refuses_a_broken_file_with_a_gridflow_error(text: Any, said: str) -> None:
+    with pytest.raises(gridflow.InvalidPayload, match=re.escape(said)) as caught:
+        open311.parse_xml(text)
+    assert "北纬" not in str(caught.value)
+
+
+@pytest.mark.parametrize("indent", [True, "  ", -1, 2.0])
+def test_to_json_indent_is_a_small_int(indent: Any) -> None:
+    # True was an indent of 1, a string the indent itself.
+    with pytest.raises(gridflow.InvalidArgument, match=r"to_json\(indent=\.\.\.\)"):
+        open311.to_json([], indent=indent)
+
+
 def test_unknown_workflow_says_what_to_pass() -> None:
     spec = gridflow.WorkflowSpec.from_dict({
         "name": "ticket", "version": 1, "initial": "open",
@@ -316,3 +338,19 @@ def test_memory_store_default(clock: FixedClock) -> None:
     engine = Engine(store=MemoryStore(), clock=clock, entry_points=False)
     case = reported(engine)
     validate(open311.service_request(case))
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda s, c: export.write_csv(s, io.StringIO(), tz="Asia/Shanghai"),
+     "write_csv(tz=...) takes a tzinfo"),  # a TypeError at the first row
+    (lambda s, c: export.write_csv(s, io.StringIO(), report=[]),
+     "write_csv(report=...) takes None or a dict"),  # AttributeError after the rows
+    (lambda s, c: open311.service_request(c, tz=8), "service_request(tz=...) takes a tzinfo"),
+    (lambda s, c: open311.service_request(c, events=True), "takes None or the case's list"),
+    (lambda s, c: open311.service_requests([c], store=s, report=0), "takes None or a dict"),
+])
+def test_export_arguments_are_checked_before_a_row(engine: Engine, call: Any, said: str) -> None:
+    case = engine.open("grid_case", actor=Actor("r", ["resident"], ["g"]), grid="g",
+                       data={"title": "t", "source": "resident"})
+    with pytest.raises(gridflow.InvalidArgument, match=re.escape(said)):
+        call(engine.store, case)

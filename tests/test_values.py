@@ -156,6 +156,43 @@ def test_claim_due_arguments_are_checked_and_nothing_is_claimed(
         store.claim_due(due.pop("now"), due.pop("limit"), **due)
     assert [c.id for c in store.claim_due(datetime(2027, 1, 1, tzinfo=UTC))] == [case.id]
 
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"limit": True}, "query(limit=...) takes an int from 0"),  # was a page of 1
+    ({"limit": -1}, "got int -1"),  # was an empty page
+    ({"limit": 2**64}, "got int 18446744073709551616"),  # OverflowError on SQLite
+    ({"limit": "10"}, "got str"),  # TypeError
+    ({"state": 3}, "query(state=...) takes None, a string or a list of strings, got int 3"),
+    ({"grid": [GRID, None]}, "query(grid=...) takes None, a string or a list"),
+    ({"workflow": 1.5}, "query(workflow=...) takes None or a workflow name"),  # matched nothing
+    ({"opened_from": datetime(2026, 1, 1)}, "query(opened_from=...) takes None or an aware"),
+    ({"overdue_at": "2026-01-01"}, "query(overdue_at=...) takes None or an aware datetime"),
+    ({"after": datetime(2026, 1, 1, tzinfo=UTC)}, "query(after=...) takes None or the 'next'"),
+])
+def test_query_arguments_are_checked_on_every_store(
+        store: gridflow.Store, kwargs: dict[str, Any], said: str) -> None:
+    # Each was a bare TypeError / AttributeError / sqlalchemy ArgumentError, or taken
+    # for something else, depending on the store.
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        store.query(**kwargs)
+
+
+@pytest.mark.parametrize("by", [True, None, [["state"]], "state"])
+def test_counts_by_is_a_sequence_of_column_names(store: gridflow.Store, by: Any) -> None:
+    with pytest.raises(InvalidPayload, match=r"counts\(by=\.\.\.\)|cannot count cases by"):
+        store.counts(by)
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5])
+def test_iter_cases_page_size_is_a_positive_int(size: Any) -> None:
+    from gridflow.interop.export import iter_cases
+
+    engine = _engine(MemoryStore())
+    _open(engine)
+    # 0 was an export of no case at all, without a word.
+    with pytest.raises(InvalidArgument, match=r"iter_cases\(page_size=\.\.\.\) takes an int"):
+        list(iter_cases(engine.store, page_size=size))
+
+
 def test_an_effect_or_hook_writing_a_bad_value_is_refused(engine: Engine) -> None:
     class Bad:
         @gridflow.hookimpl
@@ -281,3 +318,246 @@ def test_actors_round_trip_on_every_store(engine: Engine) -> None:
                        data={"title": "无网格", "source": "patrol"})
     assert engine.history(case.id)[0].actor == street
     assert engine.verify(case.id).version == 1
+
+
+# -- hostile arguments of the figures --------------------------------------------------
+
+_JAN = {"since": datetime(2026, 1, 1, tzinfo=UTC), "until": datetime(2026, 2, 1, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize(("call", "kwargs", "said"), [
+    ("compute", {"tz": None}, "tz must be an IANA time zone name"),  # TypeError from zoneinfo
+    ("compute", {"tz": ["Asia/Shanghai"]}, "tz must be an IANA time zone name"),
+    ("problem_classes", {"tz": 8}, "tz must be an IANA time zone name"),
+    ("compute", {"weights": True}, "weights must be None or a mapping"),  # TypeError
+    ("compute", {"weights": ["ack_on_time_rate"]}, "weights must be None or a mapping"),
+    ("compute", {"weights": {"ack_on_time_rate": math.nan}},  # every score was nan
+     "weight ack_on_time_rate must be a finite number of at least 0, got float nan"),
+    ("closed_loop", {"weights": {"ack_on_time_rate": "1"}}, "got str '1'"),
+    ("closed_loop", {"weights": {"ack_on_time_rate": True}}, "got bool True"),
+    ("compute", {"weights": {3: 1.0}}, "unknown weight(s) 3"),  # TypeError in join
+    ("compute", {"by": ["grid"]}, "cannot group by ['grid']"),
+    ("compute", {"workflow": 1}, "workflow must be None or a workflow name, got int"),
+    ("compute", {"time_in_state": math.nan}, "time_in_state must be True or False"),
+    ("closed_loop", {"since": datetime(2026, 1, 1).date()},  # TypeError comparing
+     "closed_loop: since must be an aware datetime (with a time zone), got date"),
+    ("closed_loop", {"until": datetime(2026, 2, 1)}, "until must be an aware datetime"),
+    ("closed_loop", {"until": _JAN["since"]}, "the period is empty"),
+    ("compute", {"until": datetime(9999, 12, 31).date()},  # OverflowError: its end
+     "until=9999-12-31 is at the edge of the calendar"),
+    ("problem_classes", {"since": datetime(1, 1, 1).date()},  # OverflowError in UTC
+     "since=0001-01-01 is at the edge of the calendar"),
+])
+def test_metrics_arguments_are_refused_with_what_is_allowed(
+        call: str, kwargs: dict[str, Any], said: str) -> None:
+    from gridflow import metrics
+
+    engine = _engine(MemoryStore())
+    _open(engine)
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        getattr(metrics, call)(engine.store, **(_JAN | kwargs))
+
+
+# -- hostile arguments of migrations and retirement ------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"cases": True}, "cases=... takes None or a list of case ids, got bool"),  # TypeError
+    ({"query": 0}, "query=... takes None or a mapping of store.query filters, got int"),
+    ({"query": []}, "got list"),  # [] and 0 were no filter: every case of the workflow
+    ({"query": "x"}, "got str"),  # ValueError from dict()
+    ({"query": {1: "g", "grid": "g"}}, "unknown filter(s) 1;"),  # TypeError in the join
+    ({"query": {"state": 3}}, "query(state=...) takes None, a string or a list"),
+])
+def test_migration_selection_is_checked_before_anything_moves(
+        store: gridflow.Store, kwargs: dict[str, Any], said: str) -> None:
+    engine = _engine(store)
+    case = _open(engine)
+    for call in (engine.plan_migration, engine.migrate):
+        with pytest.raises(InvalidArgument, match=re.escape(said)):
+            call(gridflow.GRID_CASE_V1_TO_V2, actor=Actor.system(), **kwargs)
+    assert engine.get(case.id).workflow_version == 1
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("grid_case", 1, "no"), "set_retired(retired=...) takes True or False, got str"),
+    (("grid_case", True, True), "set_retired(version=...) takes an int version, got bool"),
+    ((["grid_case"], 1, True), "set_retired(workflow=...) takes a workflow name"),
+])
+def test_set_retired_arguments_are_checked(store: gridflow.Store, args: tuple[Any, ...],
+                                           said: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        store.set_retired(*args)  # type: ignore[attr-defined]
+    assert store.retired() == set()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("retired", ["no", 0.0, None])
+def test_engine_retire_takes_a_bool(retired: Any) -> None:
+    engine = _engine(MemoryStore())
+    with pytest.raises(InvalidArgument, match=r"retire\(retired=\.\.\.\) takes True or False"):
+        engine.retire("grid_case", 1, retired=retired)  # "no" retired grid_case@1
+    assert engine.retired_versions() == set()
+
+
+# -- hostile arguments of specs, keyrings and actors -----------------------------------
+
+
+@pytest.mark.parametrize("data", [None, 1, "grid_case", [("name", "x")]])
+def test_a_spec_that_is_not_a_mapping_is_a_spec_error(data: Any) -> None:
+    # Each raised a bare TypeError (a transition's stand-ins given to WorkflowSpec).
+    with pytest.raises(gridflow.SpecError, match=r"spec: expected a mapping"):
+        gridflow.WorkflowSpec.from_dict(data)
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    (None, "a spec file path is a str or a pathlib.Path, got NoneType"),  # TypeError
+    (b"w.yaml", "got bytes"),  # TypeError
+    ("w\x00.yaml", "its name has a NUL character or a lone surrogate"),  # ValueError
+    ("\ud800.yaml", "its name has a NUL character or a lone surrogate"),  # UnicodeEncodeError
+])
+def test_spec_load_refuses_a_path_no_file_can_have(path: Any, said: str) -> None:
+    with pytest.raises(gridflow.SpecError, match=re.escape(said)):
+        gridflow.WorkflowSpec.load(path)
+
+
+def test_spec_state_and_label_refuse_with_gridflow_errors() -> None:
+    from gridflow._errors import UnknownState
+
+    spec = _engine(MemoryStore()).workflow("grid_case", 1)
+    with pytest.raises(UnknownState, match="has no state 'nope'; its states: reported,") as caught:
+        spec.state("nope")
+    assert isinstance(caught.value, KeyError | InvalidArgument)  # KeyError before 0.2
+    with pytest.raises(InvalidArgument, match=r"label\(lang=\.\.\.\) takes a language code"):
+        spec.label(None)  # type: ignore[arg-type]  # AttributeError
+    with pytest.raises(InvalidArgument, match=r"label\(lang=\.\.\.\)"):
+        spec.states[0].label(1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda: gridflow.Keyring.from_file(None), "from_file(path=...) takes a file path"),
+    (lambda: gridflow.Keyring.from_file("k\x00ey"), "the name has a NUL character"),
+    (lambda: gridflow.Keyring.from_env(environ=True), "from_env(environ=...) takes None or"),
+    (lambda: gridflow.Keyring.from_env(["K"], environ={}), "from_env(variable=...) takes"),
+    (lambda: gridflow.Keyring.from_env("K", environ={"K": b"ab" * 32}),
+     "environment variable 'K' holds a bytes, not text"),
+])
+def test_keyring_sources_refuse_with_a_keyring_error(call: Any, said: str) -> None:
+    from gridflow._errors import KeyringError
+
+    with pytest.raises(KeyringError, match=re.escape(said)) as caught:
+        call()
+    assert "abab" not in str(caught.value)  # never the key
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"roles": True}, "roles are a string or a list of strings, got bool"),  # TypeError
+    ({"grids": 3}, "grids are a string or a list of strings, got int"),  # TypeError
+    ({"roles": {"coordinator": False}}, "got dict"),  # was the role 'coordinator'
+])
+def test_actor_roles_and_grids_are_names(kwargs: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        Actor("a", **kwargs)
+
+
+# -- hostile arguments of calendars and clocks -----------------------------------------
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda c: c.nth_working_day(datetime(2026, 1, 5, tzinfo=UTC), True),  # was 1 day
+     "nth_working_day needs an int n >= 1, got bool True"),
+    (lambda c: c.nth_working_day(datetime(2026, 1, 5, tzinfo=UTC), 1.5), "got float 1.5"),
+    (lambda c: c.nth_working_day(datetime(2026, 1, 5, tzinfo=UTC), math.nan), "got float nan"),
+    (lambda c: c.nth_working_day(datetime(9999, 12, 1, tzinfo=UTC), 100),  # OverflowError
+     "run past 9999-12-31"),
+    (lambda c: c.nth_working_day(None, 1), "start must be a date or an aware datetime"),
+    (lambda c: c.add(datetime(2026, 1, 5, tzinfo=UTC), 3), "delta must be a timedelta, got int"),
+    (lambda c: c.add(None, gridflow.calendar.timedelta(days=1)), "start must be an aware"),
+    (lambda c: gridflow.WorkingDays(holidays=None), "holidays must be a list, got NoneType"),
+    (lambda c: gridflow.WorkingDays(weekend=True), "weekend must be a list, got bool"),
+    (lambda c: gridflow.WorkingDays(weekend=[True]),  # was Tuesday
+     "weekend must hold weekday numbers 0 (Monday) to 6 (Sunday), got ['True']"),
+    (lambda c: gridflow.WorkingDays(tz=8), "tz must be an IANA time zone name"),  # kept as is
+])
+def test_calendar_arguments_are_calendar_errors(call: Any, said: str) -> None:
+    with pytest.raises(gridflow.CalendarError, match=re.escape(said)):
+        call(gridflow.WorkingDays())
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda: FixedClock(0), "FixedClock(start=...) takes an aware datetime, got int"),  # default
+    (lambda: FixedClock(datetime(2026, 1, 1)), "needs an aware datetime, got naive"),
+    (lambda: FixedClock().set(None), "FixedClock.set takes an aware datetime, got NoneType"),
+    (lambda: FixedClock().advance(60), "FixedClock.advance takes a timedelta, got int"),
+    (lambda: FixedClock().advance(gridflow.calendar.timedelta(days=-1)), "does not go backwards"),
+    (lambda: FixedClock().advance(gridflow.calendar.timedelta.max), "past the year 9999"),
+])
+def test_fixed_clock_arguments_are_invalid_arguments(call: Any, said: str) -> None:
+    # Each was a bare ValueError, TypeError, AttributeError or OverflowError.
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        call()
+
+
+# -- hostile parts of an engine --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"store": 1.5}, "Engine(store=...) takes None or an object with get, events, commit"),
+    ({"clock": True}, "Engine(clock=...) takes None or an object with now"),
+    ({"calendar": "china"}, "Engine(calendar=...) takes None or an object with add"),
+    ({"keyring": b"k" * 32}, "Engine(keyring=...) takes None or an object with wrap, unwrap"),
+    ({"plugins": None}, "Engine(plugins=...) takes a list of plugin objects, got NoneType"),
+    ({"telemetry": object()}, "Engine(telemetry=...) takes None or a gridflow.Telemetry"),
+])
+def test_engine_parts_are_checked_when_it_is_made(kwargs: dict[str, Any], said: str) -> None:
+    # Each was accepted, then a bare AttributeError / TypeError at its first use.
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        Engine(entry_points=False, **kwargs)
+
+
+def test_register_and_register_workflow_refuse_what_they_cannot_take() -> None:
+    engine = _engine(MemoryStore())
+    with pytest.raises(InvalidArgument, match=r"register_workflow takes a gridflow\.WorkflowSpec"):
+        engine.register_workflow({"name": "x"})  # type: ignore[arg-type]  # AttributeError
+    with pytest.raises(InvalidArgument, match=r"register\(name=\.\.\.\) takes None or a string"):
+        engine.register(object(), ["p"])  # type: ignore[arg-type]  # pluggy's TypeError
+    assert [s.key for s in engine.workflows] == ["grid_case@1", "grid_case@2", "mediation@1"]
+
+
+@pytest.mark.parametrize("key", [True, 7, b"x+01234567+AAAA", [object()]])
+def test_a_verifier_key_of_the_wrong_kind_is_a_note_error(key: Any) -> None:
+    # True and 7 were a bare TypeError from list(); [object()] an AttributeError later.
+    engine = _engine(MemoryStore())
+    for call in (lambda: engine.verify_log(None, key), lambda: gridflow.verify_bundle({}, key)):
+        with pytest.raises(gridflow.NoteError, match="a checkpoint verifier is a verifier key"):
+            call()
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"every": math.inf}, "Worker(every=...) takes a positive number of seconds"),  # forever
+    ({"every": 2**70}, "at most 31,536,000 (a year)"),
+    ({"tasks": True}, "Worker(tasks=...) takes None or a list of tasks, got bool"),  # TypeError
+    ({"tasks": [object()]}, "every task needs a name (a string), got object"),  # AttributeError
+])
+def test_worker_arguments_are_checked(kwargs: dict[str, Any], said: str) -> None:
+    from gridflow.worker import Worker
+
+    with pytest.raises(InvalidArgument, match=re.escape(said)):
+        Worker(_engine(MemoryStore()), **kwargs)
+
+
+@pytest.mark.parametrize(("key", "value"), [("effects", 3), ("unset", {"a": 1}),
+                                            ("unset", [1])])
+def test_a_plan_file_with_names_of_the_wrong_kind_is_refused(key: str, value: Any) -> None:
+    # effects: 3 was a bare TypeError; unset: {a: 1} unset the key 'a'.
+    data = {"workflow": "grid_case", "source_version": 1, "target_version": 2, key: value}
+    with pytest.raises(InvalidArgument, match=re.escape(f"'{key}' is a name or a list of names")):
+        gridflow.MigrationPlan.from_dict(data)
+
+
+@pytest.mark.parametrize("ids", [True, 3])
+def test_rebuild_facts_refuses_a_non_list(tmp_path: Path, ids: Any) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'x.db'}")
+    store.create_schema()
+    with pytest.raises(InvalidArgument, match="case_ids must be a list of case id strings"):
+        store.rebuild_facts(ids)  # a bare TypeError
+    store.close()

@@ -120,6 +120,10 @@ def cmd_verify_bundle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     except json.JSONDecodeError as exc:
         raise UsageError(f"{args.bundle} is not JSON: {exc.msg} at line {exc.lineno}") \
             from None
+    except RecursionError:
+        # json's decoder recurses per level: a deep enough file exhausts the stack.
+        raise UsageError(f"{args.bundle} is nested too deeply to be a proof bundle (written "
+                         "by gridflow prove)") from None
     try:
         events = verify_bundle(bundle, key)
     except (IntegrityError, NoteError) as exc:

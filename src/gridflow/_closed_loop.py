@@ -7,6 +7,7 @@ store, so the figures are equal on MemoryStore, SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -112,10 +113,20 @@ def from_counts(group: str | None, counts: Mapping[str, int],
 def check_weights(weights: Mapping[str, float] | None, where: str) -> Mapping[str, float]:
     """``weights`` (default `DEFAULT_WEIGHTS`), or `InvalidArgument` naming an unknown one."""
     weights = DEFAULT_WEIGHTS if weights is None else weights
-    unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
+    if not isinstance(weights, Mapping):
+        raise InvalidArgument(f"{where}: weights must be None or a mapping of rate name to "
+                              f"weight, got {type(weights).__name__}; weights name: "
+                              f"{', '.join(DEFAULT_WEIGHTS)}")
+    unknown = sorted(repr(k) if k.__class__ is not str else k
+                     for k in weights if k not in DEFAULT_WEIGHTS)
     if unknown:
         raise InvalidArgument(f"{where}: unknown weight(s) {', '.join(unknown)}; "
                               f"weights name: {', '.join(DEFAULT_WEIGHTS)}")
+    for name, w in weights.items():
+        # A nan made every score nan; a bool or a string is no weight.
+        if w.__class__ not in (int, float) or not (math.isfinite(w) and w >= 0):
+            raise InvalidArgument(f"{where}: weight {name} must be a finite number of at "
+                                  f"least 0, got {type(w).__name__} {repr(w)[:40]}")
     return weights
 
 
@@ -154,7 +165,14 @@ def closed_loop(
         ...             until=datetime(2026, 2, 1, tzinfo=UTC))
         {}
     """
-    if by not in _GROUPINGS:
+    for name, when in (("since", since), ("until", until)):
+        if not isinstance(when, datetime) or when.utcoffset() is None:
+            raise InvalidArgument(f"metrics.closed_loop: {name} must be an aware datetime "
+                                  f"(with a time zone), got {type(when).__name__}")
+    if until <= since:
+        raise InvalidArgument(f"metrics.closed_loop: the period is empty: since "
+                              f"{since.isoformat()} is not before until {until.isoformat()}")
+    if by.__class__ not in (str, type(None)) or by not in _GROUPINGS:
         raise InvalidArgument(f"metrics.closed_loop: cannot group by {by!r}; choose one of "
                               "'department', 'grid', 'category' or None")
     weights = check_weights(weights, "metrics.closed_loop")

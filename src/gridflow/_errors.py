@@ -160,6 +160,15 @@ class InvalidArgument(GridflowError, ValueError):
     """
 
 
+class UnknownState(InvalidArgument, KeyError):
+    """`WorkflowSpec.state` was asked for a state the spec does not have.
+
+    Also a `KeyError`, which that method raised before 0.2.
+    """
+
+    __str__ = Exception.__str__  # KeyError's would quote the whole message
+
+
 class CaseNotFound(GridflowError):
     """No case with that id exists in the store."""
 

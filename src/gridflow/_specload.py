@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +41,14 @@ def _refuse(name: str, where: str, what: str, why: str = _LIMITS) -> SpecError:
     return SpecError(name, [SpecProblem(where, what, why)])
 
 
+def spec_path(path: object) -> Path:
+    """``path`` as a `Path`, or `SpecError` if it is no file path (a bool, bytes, None...)."""
+    if isinstance(path, str | os.PathLike) and isinstance(os.fspath(path), str):
+        return Path(path)
+    raise _refuse("(unnamed)", "path", f"a spec file path is a str or a pathlib.Path, got "
+                  f"{type(path).__name__}", "give the path of a .json, .yaml or .yml file")
+
+
 def read_text(path: str | Path) -> str:
     """The text of a spec file: UTF-8, at most `MAX_SPEC_BYTES` (else `SpecError`).
 
@@ -53,10 +62,15 @@ def read_text(path: str | Path) -> str:
         gridflow._errors.SpecError: workflow spec 'big.yaml' has 1 problem(s):
           - ...big.yaml: the file is larger than 1,048,576 bytes (a spec file may have ...)
     """
-    path = Path(path)
+    path = spec_path(path)
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
+    except ValueError:
+        # A NUL or a lone surrogate in the name: no file can have it.
+        raise _refuse(path.name, "path", "cannot read the file: its name has a NUL character "
+                      "or a lone surrogate", "give the path of a .json, .yaml or .yml file") \
+            from None
     except OSError as exc:
         raise _refuse(path.name, str(path), f"cannot read the file: {exc.strerror or exc}",
                       "") from None

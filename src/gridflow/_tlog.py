@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +44,21 @@ def _signer(key: str | note.Signer) -> note.Signer:
 
 
 def _verifiers(key: Any) -> list[note.Verifier]:
-    keys = [key] if isinstance(key, str | note.Verifier) else list(key)
+    what = ("a verifier key string <name>+<8 hex digits>+<base64 key>, an object with "
+            "name, key_hash and verify(msg, sig), or a list of them")
+    if isinstance(key, str | note.Verifier):
+        keys = [key]
+    elif isinstance(key, Iterable) and not isinstance(key, bytes | Mapping):
+        keys = list(key)
+    else:
+        # key=True or None was a bare TypeError from list().
+        raise NoteError(f"a checkpoint verifier is {what}; got {type(key).__name__}")
     if not keys:
         raise NoteError("no verifier key given")
+    for k in keys:
+        if not isinstance(k, str | note.Verifier):
+            raise NoteError(f"a checkpoint verifier is {what}; got a list holding "
+                            f"{type(k).__name__}")
     return [note.verifier_from_key(k) if isinstance(k, str) else k for k in keys]
 
 

@@ -82,8 +82,12 @@ class CalendarDays:
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:
-    if not isinstance(tz, str):
+    if isinstance(tz, tzinfo):
         return tz
+    if not isinstance(tz, str):
+        # tz=True was kept as the zone, and failed only at the first deadline.
+        raise CalendarError(f"tz must be an IANA time zone name such as 'Asia/Shanghai' or a "
+                            f"tzinfo, got {type(tz).__name__}")
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -153,6 +157,10 @@ class WorkingDays:
         weekend: Iterable[int] = (5, 6),
         covers: tuple[date | str, date | str] | None = None,
     ) -> None:
+        for what, listed in (("holidays", holidays), ("workdays", workdays),
+                             ("weekend", weekend)):
+            if isinstance(listed, str | bytes) or not isinstance(listed, Iterable):
+                raise CalendarError(f"{what} must be a list, got {type(listed).__name__}")
         self._holidays = frozenset(_as_date(d, "holidays") for d in holidays)
         self._workdays = frozenset(_as_date(d, "workdays") for d in workdays)
         both = self._holidays & self._workdays
@@ -160,10 +168,12 @@ class WorkingDays:
             listed = ", ".join(sorted(d.isoformat() for d in both))
             raise CalendarError(f"dates listed both as holidays and as workdays: {listed}; "
                                 "each date is one or the other")
-        self._weekend = frozenset(weekend)
-        if not self._weekend <= set(range(7)):
+        days = list(weekend)
+        # A bool is no weekday number (True would be Tuesday).
+        if not all(d.__class__ is int and 0 <= d <= 6 for d in days):
             raise CalendarError(f"weekend must hold weekday numbers 0 (Monday) to 6 (Sunday), "
-                                f"got {sorted(self._weekend)}")
+                                f"got {[d if d.__class__ is int else repr(d) for d in days]}")
+        self._weekend = frozenset(days)
         self._tz = _zone(tz)
         self._zone_name = tz if isinstance(tz, str) else str(tz)
         if covers is not None:
@@ -290,14 +300,26 @@ class WorkingDays:
             >>> cal.nth_working_day(date(2025, 9, 26), 4)   # over National Day 2025
             datetime.date(2025, 10, 9)
         """
-        if n < 1:
-            raise CalendarError(f"nth_working_day needs n >= 1, got {n}")
-        day = self.local_date(start) if isinstance(start, datetime) else start
+        if n.__class__ is not int or n < 1:
+            # True counted as 1, 1.5 as 2 and nan as 0 days.
+            raise CalendarError(f"nth_working_day needs an int n >= 1, got "
+                                f"{type(n).__name__} {repr(n)[:40]}")
+        if isinstance(start, datetime):
+            day = self.local_date(start)
+        elif isinstance(start, date):
+            day = start
+        else:
+            raise CalendarError(f"nth_working_day: start must be a date or an aware datetime, "
+                                f"got {type(start).__name__}")
         found = 0
-        while found < n:
-            day += _ONE_DAY
-            if self.is_working_day(day):
-                found += 1
+        try:
+            while found < n:
+                day += _ONE_DAY
+                if self.is_working_day(day):
+                    found += 1
+        except OverflowError:
+            raise CalendarError(f"nth_working_day: {n:,} working days run past "
+                                f"{date.max.isoformat()}, the last date there is") from None
         return day
 
     def end_of_day(self, day: date) -> datetime:
@@ -321,8 +343,13 @@ class WorkingDays:
             >>> cal.add(friday, timedelta(days=5)).isoformat()   # end of Fri Oct 10, Beijing
             '2025-10-10T16:00:00+00:00'
         """
+        if not isinstance(delta, timedelta):
+            raise CalendarError(f"add: delta must be a timedelta, got {type(delta).__name__}")
         if delta < timedelta(0):
             raise CalendarError(f"a deadline cannot be negative: {delta!r}")
+        if not isinstance(start, datetime):
+            raise CalendarError(f"add: start must be an aware datetime, got "
+                                f"{type(start).__name__}")
         if delta.days == 0:
             self.local_date(start)  # refuse naive datetimes here too
             return start.astimezone(UTC) + delta

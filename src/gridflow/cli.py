@@ -171,12 +171,16 @@ def _when(value: str, tz: tzinfo, *, end_of_day: bool = False) -> datetime:
                 day += timedelta(days=1)
             return datetime.combine(day, time(0), tz).astimezone(UTC)
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=tz)
+        return when.astimezone(UTC)
     except ValueError:
         raise UsageError(f"not a date or date-time: {value!r}; use 2026-03-31 or "
                          "2026-03-31T18:00+08:00") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=tz)
-    return when.astimezone(UTC)
+    except OverflowError:
+        # The end of 9999-12-31, or year 1 moved to UTC: past what a datetime holds.
+        raise UsageError(f"{value!r} is at the edge of the calendar (year 1 or 9999); give a "
+                         "date between them") from None
 
 
 def _columns() -> int:
@@ -620,6 +624,12 @@ def _data(value: str | None) -> dict[str, Any]:
         raise UsageError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, "
                          f"column {exc.colno}; e.g. --data '{{\"title\": \"路灯不亮\"}}'") \
             from None
+    except RecursionError:
+        # json's decoder recurses per level: a deep enough file exhausts the stack.
+        from gridflow.values import MAX_DEPTH
+
+        raise UsageError(f"{where} is nested too deeply to be read; a payload may be "
+                         f"nested {MAX_DEPTH} levels at most") from None
     if not isinstance(data, dict):
         raise UsageError(f"{where} must be a JSON object ({{...}}), got "
                          f"{type(data).__name__}")

@@ -150,6 +150,28 @@ def _check_links(links: object) -> list[str]:
     return [_check_id(other, "a linked case id", "open") for other in dict.fromkeys(links)]
 
 
+def _check_parts(store: object, clock: object, calendar: object, plugins: object,
+                 telemetry: object, keyring: object) -> None:
+    """Refuse an `Engine` part that is not one, at construction: each failed only at
+    its first use, as a bare AttributeError (``store=1.5`` at the first ``open``)."""
+    # By the methods the engine calls (duck typing: any object with them is a part).
+    for what, part, needs, example in (
+            ("store", store, ("get", "events", "commit", "query"), "gridflow.MemoryStore()"),
+            ("clock", clock, ("now",), "gridflow.SystemClock()"),
+            ("calendar", calendar, ("add",), "gridflow.WorkingDays.china()"),
+            ("keyring", keyring, ("wrap", "unwrap"), "gridflow.Keyring.from_env()")):
+        if part is not None and not all(callable(getattr(part, m, None)) for m in needs):
+            raise InvalidArgument(f"Engine({what}=...) takes None or an object with "
+                                  f"{', '.join(needs)} (e.g. {example}), got "
+                                  f"{type(part).__name__}")
+    if isinstance(plugins, str | bytes | Mapping) or not isinstance(plugins, Iterable):
+        raise InvalidArgument(f"Engine(plugins=...) takes a list of plugin objects, got "
+                              f"{type(plugins).__name__}")
+    if telemetry is not None and not isinstance(telemetry, Telemetry):
+        raise InvalidArgument(f"Engine(telemetry=...) takes None or a gridflow.Telemetry, got "
+                              f"{type(telemetry).__name__}")
+
+
 class _AskedImpls:
     """Fallback for a pluggy whose hook callers lack ``_hookimpls``: asks each time."""
 
@@ -222,6 +244,7 @@ class Engine:
         telemetry: Telemetry | None = None,
         keyring: MasterKey | None = None,
     ) -> None:
+        _check_parts(store, clock, calendar, plugins, telemetry, keyring)
         if store is None:
             from gridflow.store.memory import MemoryStore
 
@@ -295,6 +318,9 @@ class Engine:
             >>> engine.register(Quiet())
             'Quiet'
         """
+        if name is not None and not isinstance(name, str):
+            raise InvalidArgument(f"register(name=...) takes None or a string, got "
+                                  f"{type(name).__name__}")
         registered = register_plugin(self._pm, plugin, name)
         try:
             self._refresh()
@@ -318,6 +344,11 @@ class Engine:
             >>> engine.workflow("ticket").version
             1
         """
+        from gridflow.spec import WorkflowSpec
+
+        if not isinstance(spec, WorkflowSpec):
+            raise InvalidArgument(f"register_workflow takes a gridflow.WorkflowSpec (e.g. "
+                                  f"WorkflowSpec.load(path)), got {type(spec).__name__}")
         if self._recorded is None:
             # No schema yet: checked again before the first step.
             with suppress(StoreError):
@@ -449,6 +480,10 @@ class Engine:
             ...
             gridflow._errors.UnknownWorkflow: workflow mediation@1 is retired: ...
         """
+        if retired.__class__ is not bool:
+            # retired="no" (or 0.0) would be read by its truth: retire, or un-retire.
+            raise InvalidArgument(f"retire(retired=...) takes True or False, got "
+                                  f"{type(retired).__name__} {repr(retired)[:40]}")
         spec = self.workflow(name, version)
         mark = getattr(self.store, "set_retired", None)
         if not callable(mark):

@@ -134,19 +134,26 @@ def _instant(value: object, name: str, tz: tzinfo, *, end: bool) -> datetime:
                 f"metrics.compute: {name}={value.isoformat()} has no time zone; pass an aware "
                 f"datetime (e.g. datetime(2026, 1, 1, tzinfo=ZoneInfo('Asia/Shanghai'))) or a "
                 "date for whole local days")
-        return value.astimezone(UTC)
-    if isinstance(value, date):
+    elif not isinstance(value, date):
+        raise InvalidArgument(f"metrics.compute: {name} must be a date or an aware datetime, "
+                              f"got {type(value).__name__}")
+    try:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
         day = value + timedelta(days=1) if end else value
         return datetime.combine(day, time(), tz).astimezone(UTC)
-    raise InvalidArgument(f"metrics.compute: {name} must be a date or an aware datetime, got "
-                          f"{type(value).__name__}")
+    except OverflowError:
+        # date.max's end, or year 1 moved to UTC: outside what datetime holds.
+        raise InvalidArgument(f"metrics.compute: {name}={value.isoformat()} is at the edge "
+                              "of the calendar (year 1 or 9999); give a period between "
+                              "them") from None
 
 
 def _check(since: datetime, until: datetime, by: str | None) -> None:
     if until <= since:
         raise InvalidArgument(f"metrics.compute: the period is empty: since {since.isoformat()} "
                               f"is not before until {until.isoformat()}")
-    if by not in GROUPINGS:
+    if by.__class__ not in (str, type(None)) or by not in GROUPINGS:
         raise InvalidArgument(f"metrics.compute: cannot group by {by!r}; choose one of "
                               "'grid', 'area', 'category', 'version', 'department' or None")
 
@@ -204,6 +211,12 @@ def compute(
     since = _instant(since, "since", zone, end=False)
     until = _instant(until, "until", zone, end=True)
     _check(since, until, by)
+    if workflow is not None and not isinstance(workflow, str):
+        raise InvalidArgument(f"metrics.compute: workflow must be None or a workflow name, got "
+                              f"{type(workflow).__name__}")
+    if not isinstance(time_in_state, bool):
+        raise InvalidArgument(f"metrics.compute: time_in_state must be True or False, got "
+                              f"{type(time_in_state).__name__}")
     weights = check_weights(weights, "metrics.compute")
     tables = sql_tables(store)
     if tables is not None:
@@ -262,6 +275,9 @@ def problem_classes(
 def _zone(tz: str | tzinfo) -> tzinfo:
     if isinstance(tz, tzinfo):
         return tz
+    if not isinstance(tz, str):
+        raise InvalidArgument(f"metrics.compute: tz must be an IANA time zone name such as "
+                              f"'Asia/Shanghai' or a tzinfo, got {type(tz).__name__}")
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:

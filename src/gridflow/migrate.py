@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -48,6 +47,7 @@ from gridflow._errors import (
     GridflowError,
     InvalidArgument,
     MigrationError,
+    SpecError,
     UnknownWorkflow,
 )
 from gridflow.fold import audit, evolve
@@ -99,10 +99,17 @@ def _effects(value: Mapping[str, DataEffect] | None) -> dict[str, DataEffect]:
     return dict(value or {})
 
 
-def _names(value: Iterable[str] | str | None) -> tuple[str, ...]:
+def _names(value: Iterable[str] | str | None, key: str = "unset") -> tuple[str, ...]:
     if value is None:
         return ()
-    return (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        return (value,)
+    # A plan file's `effects: 3` was a bare TypeError; `unset: {a: 1}` took the keys.
+    if isinstance(value, Mapping) or not isinstance(value, Iterable) \
+            or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"migration plan: '{key}' is a name or a list of names, got "
+                              f"{type(value).__name__}")
+    return tuple(value)
 
 
 @attrs.frozen
@@ -245,7 +252,7 @@ class MigrationPlan:
             raise InvalidArgument("migration plan: 'states' maps state names to state names")
         table = effects or {}
         chosen: dict[str, DataEffect] = {}
-        for name in _names(data.get("effects")):
+        for name in _names(data.get("effects"), "effects"):
             if name not in table:
                 raise InvalidArgument(f"migration plan: unknown data effect {name!r}; known: "
                                       f"{', '.join(sorted(table)) or '(none)'}")
@@ -254,8 +261,8 @@ class MigrationPlan:
         if not isinstance(set_, Mapping):
             raise InvalidArgument("migration plan: 'set' is a mapping of data keys to values")
         return cls(data["workflow"], data["source_version"], data["target_version"],
-                   states=states, set=set_, unset=_names(data.get("unset")), effects=chosen,
-                   name=str(data.get("name") or ""))
+                   states=states, set=set_, unset=_names(data.get("unset"), "unset"),
+                   effects=chosen, name=str(data.get("name") or ""))
 
 
 def load_plan(path: str | Path, effects: Mapping[str, DataEffect] | None = None
@@ -274,31 +281,19 @@ def load_plan(path: str | Path, effects: Mapping[str, DataEffect] | None = None
 
 
 def read_plan_data(path: str | Path) -> Any:
-    """The plain data of a plan file (JSON, or YAML by its suffix)."""
-    path = Path(path)
+    """The plain data of a plan file (JSON, or YAML by its suffix).
+
+    Read within the limits of a spec file (`gridflow.spec.MAX_SPEC_BYTES`, nesting
+    and YAML aliases, a key given twice), so a hostile file is an `InvalidArgument`,
+    not a ``RecursionError`` or a blown memory.
+    """
+    from gridflow._specload import read_spec
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read the migration plan {str(path)!r}: "
-                              f"{exc.strerror or exc}") from None
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:  # pragma: no cover - yaml is a dev dependency
-            raise InvalidArgument("a YAML plan needs PyYAML: pip install 'gridflow[yaml]'"
-                                  ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidArgument(f"the migration plan {path.name} is not valid YAML: "
-                                  f"{str(exc).splitlines()[0]}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InvalidArgument(f"the migration plan {path.name} is not valid JSON: {exc}"
-                                  ) from None
-    return data
+        return read_spec(path)  # a non-path is refused too
+    except SpecError as exc:
+        # The problem says where (file:line:column) and what; "spec" is the loader's word.
+        raise InvalidArgument(f"cannot read the migration plan: {exc.problems[0]}") from None
 
 
 @attrs.frozen
@@ -435,7 +430,7 @@ def _select(engine: Engine, plan: MigrationPlan, cases: Iterable[str] | None,
             raise InvalidArgument(f"query=... takes store.query filters; {bad!r} is set by "
                                   "the migration itself")
     known = ("workflow", "state", "grid", "opened_from", "opened_until", "overdue_at")
-    unknown = sorted(set(filters) - set(known))
+    unknown = sorted(k if k.__class__ is str else repr(k) for k in filters if k not in known)
     if unknown:
         raise InvalidArgument(f"query=...: unknown filter(s) {', '.join(unknown)}; the "
                               f"filters of store.query are {', '.join(known)}")
@@ -526,6 +521,13 @@ def run(engine: Engine, plan: MigrationPlan, *, actor: Actor, dry_run: bool,
         raise InvalidArgument("pass cases=... or query=..., not both")
     if retries.__class__ is not int or retries < 0:
         raise InvalidArgument(f"retries must be a non-negative int, got {retries!r}")
+    if cases is not None and (isinstance(cases, str) or not isinstance(cases, Iterable)):
+        raise InvalidArgument(f"cases=... takes None or a list of case ids, got "
+                              f"{type(cases).__name__}")
+    if query is not None and not isinstance(query, Mapping):
+        # query=0 or query=[] read as no filter: every case of the workflow.
+        raise InvalidArgument(f"query=... takes None or a mapping of store.query filters, got "
+                              f"{type(query).__name__}")
     started = time.perf_counter()
     checked = check_plan(engine, plan)
     report = MigrationReport(plan.key, dry_run)

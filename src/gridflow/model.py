@@ -119,6 +119,11 @@ def _names(value: Iterable[str] | str | None, what: str, *, inner_space: bool) -
     # A bare string is one name, not an iterable of one-letter names.
     if value is None:
         return frozenset()
+    if not isinstance(value, str) and (isinstance(value, Mapping)
+                                       or not isinstance(value, Iterable)):
+        # A mapping would give its keys; a bool or a number is no list of names.
+        raise InvalidArgument(f"Actor: {what}s are a string or a list of strings, got "
+                              f"{type(value).__name__}")
     items = (value,) if isinstance(value, str) else tuple(value)
     for item in items:
         problem = _name_problem(item, what, inner_space=inner_space)

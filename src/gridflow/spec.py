@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import gridflow.convert as _convert
-from gridflow._errors import SpecError, SpecProblem
+from gridflow._errors import InvalidArgument, SpecError, SpecProblem, UnknownState
 from gridflow._speccheck import (
     MAX_DEADLINE,
     MAX_EXPANDED_TRANSITIONS,
@@ -40,6 +40,7 @@ from gridflow._specload import (
     personal_policy,
     personal_to_dict,
     read_spec,
+    spec_path,
 )
 from gridflow.convert import ShapeError, describe, shorten
 
@@ -63,6 +64,13 @@ __all__ = [
 
 #: Set while `WorkflowSpec.from_dict` builds a spec it validates itself.
 _UNCHECKED: ContextVar[bool] = ContextVar("gridflow_spec_unchecked", default=False)
+
+
+def _zh(lang: object) -> bool:
+    if not isinstance(lang, str):
+        raise InvalidArgument(f"label(lang=...) takes a language code such as 'zh' or 'en', "
+                              f"got {type(lang).__name__}")
+    return lang.startswith("zh")
 
 
 def _tuple(value: Any) -> tuple[str, ...]:
@@ -105,7 +113,7 @@ class StateSpec:
 
     def label(self, lang: str = "en") -> str:
         """The label in ``lang`` ("zh" or "en"), falling back to the name."""
-        return (self.label_zh if lang.startswith("zh") else self.label_en) or self.name
+        return (self.label_zh if _zh(lang) else self.label_en) or self.name
 
 
 @attrs.frozen
@@ -147,7 +155,7 @@ class TransitionSpec:
 
     def label(self, lang: str = "en") -> str:
         """The label in ``lang`` ("zh" or "en"), falling back to the trigger name."""
-        return (self.label_zh if lang.startswith("zh") else self.label_en) or self.trigger
+        return (self.label_zh if _zh(lang) else self.label_en) or self.trigger
 
 
 @attrs.frozen
@@ -168,7 +176,7 @@ class RoleSpec:
 
     def label(self, lang: str = "en") -> str:
         """The label in ``lang`` ("zh" or "en"), falling back to the name."""
-        return (self.label_zh if lang.startswith("zh") else self.label_en) or self.name
+        return (self.label_zh if _zh(lang) else self.label_en) or self.name
 
 
 def _states(value: Iterable[StateSpec]) -> tuple[StateSpec, ...]:
@@ -243,11 +251,14 @@ class WorkflowSpec:
         return f"{self.name}@{self.version}"
 
     def state(self, name: str) -> StateSpec:
-        """The `StateSpec` called ``name`` (KeyError if there is none)."""
+        """The `StateSpec` called ``name`` (`UnknownState`, also a KeyError, if there is
+        none)."""
         for state in self.states:
             if state.name == name:
                 return state
-        raise KeyError(f"workflow {self.key} has no state {name!r}")
+        shown = repr(name) if isinstance(name, str) else f"named by a {type(name).__name__}"
+        raise UnknownState(f"workflow {self.key} has no state {shown[:60]}; its states: "
+                           f"{', '.join(self.state_names)}")
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -285,7 +296,7 @@ class WorkflowSpec:
 
     def label(self, lang: str = "en") -> str:
         """The workflow's label in ``lang`` ("zh" or "en"), falling back to its name."""
-        return self.labels.get("zh" if lang.startswith("zh") else "en") or self.name
+        return self.labels.get("zh" if _zh(lang) else "en") or self.name
 
     # -- validation -------------------------------------------------------------
 
@@ -383,7 +394,7 @@ class WorkflowSpec:
             >>> WorkflowSpec.load(p).name
             'x'
         """
-        path = Path(path)
+        path = spec_path(path)
         data = read_spec(path)
         if not isinstance(data, Mapping):
             raise SpecError(path.name, [SpecProblem(str(path), "the file does not hold a mapping",
@@ -444,7 +455,9 @@ class _Builder:
                              nested={"states", "transitions", "roles", "personal"})
         if kwargs is None:
             self.checkable = False
-            return dict(_STAND_IN, states=(), transitions=())
+            # Only the spec's own fields: _STAND_IN also has the transitions'.
+            return {key: _STAND_IN[key] for key in ("name", "version", "initial")} | {
+                "states": (), "transitions": ()}
         if "personal" in kwargs:
             policy, problems = personal_policy(kwargs.pop("personal"))
             self.problems.extend(problems)

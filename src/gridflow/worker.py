@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,8 @@ log = logging.getLogger("gridflow.worker")
 
 #: The default interval between two runs, in seconds.
 DEFAULT_EVERY = 60.0
+#: The longest `Worker` period, in seconds.
+_MAX_EVERY = 365 * 86_400
 
 
 @attrs.frozen
@@ -247,12 +250,23 @@ class Worker:
                  tasks: Sequence[WorkerTask] | None = None,
                  metrics: WorkerMetrics | None = None,
                  wait: Callable[[float], bool] | None = None) -> None:
-        if isinstance(every, bool) or not isinstance(every, int | float) or not every > 0:
-            raise InvalidArgument(f"Worker(every=...) takes a positive number of seconds, "
-                                  f"got {every!r}")
+        # inf (or 2**70) passed: the worker then waited forever between runs.
+        if isinstance(every, bool) or not isinstance(every, int | float) or not every > 0 \
+                or not math.isfinite(every) or every > _MAX_EVERY:
+            raise InvalidArgument(f"Worker(every=...) takes a positive number of seconds, at "
+                                  f"most {_MAX_EVERY:,} (a year), got {repr(every)[:40]}")
+        if tasks is not None and (isinstance(tasks, str | bytes | Mapping)
+                                  or not isinstance(tasks, Iterable)):
+            raise InvalidArgument(f"Worker(tasks=...) takes None or a list of tasks, got "
+                                  f"{type(tasks).__name__}")
         self.engine = engine
         self.every = float(every)
         self.tasks: list[WorkerTask] = list(tasks) if tasks is not None else [TickTask()]
+        odd = [type(t).__name__ for t in self.tasks
+               if not isinstance(getattr(t, "name", None), str)]
+        if odd:
+            raise InvalidArgument(f"Worker(tasks=...): every task needs a name (a string), got "
+                                  f"{', '.join(odd[:5])}")
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise InvalidArgument(f"Worker(tasks=...): task names must differ, got {names}")

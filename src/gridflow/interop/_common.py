@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from gridflow._errors import UnknownWorkflow
+from gridflow._errors import InvalidArgument, UnknownWorkflow
 from gridflow.model import Case, Event
 from gridflow.spec import WorkflowSpec
 
@@ -26,6 +26,18 @@ REDACTED = "[redacted]"
 
 #: State tags that make a state count as closed (Open311 ``status`` "closed").
 CLOSED_TAGS = frozenset({"closed", "ended"})
+
+
+def check_export(call: str, tz: object, report: object = None) -> None:
+    """Raise `InvalidArgument` unless ``tz`` is a tzinfo and ``report`` None or a dict,
+    before a row is written (each failed at the first row, a bare TypeError or
+    AttributeError, with part of the export already out)."""
+    if not isinstance(tz, tzinfo):
+        raise InvalidArgument(f"{call}(tz=...) takes a tzinfo (e.g. datetime.UTC or "
+                              f"ZoneInfo('Asia/Shanghai')), got {type(tz).__name__}")
+    if report is not None and not isinstance(report, dict):
+        raise InvalidArgument(f"{call}(report=...) takes None or a dict to fill, got "
+                              f"{type(report).__name__}")
 
 
 def builtin_specs() -> list[WorkflowSpec]:

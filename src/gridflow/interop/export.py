@@ -35,8 +35,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
+from gridflow._errors import InvalidArgument
 from gridflow.interop._common import (
     Redactor,
+    check_export,
     is_closed,
     iso,
     known_values,
@@ -147,6 +149,10 @@ def iter_cases(
         >>> list(iter_cases(MemoryStore()))
         []
     """
+    if page_size.__class__ is not int or page_size < 1:
+        # 0 read as an empty first page: an export of nothing, without a word.
+        raise InvalidArgument(f"iter_cases(page_size=...) takes an int from 1, got "
+                              f"{type(page_size).__name__} {repr(page_size)[:40]}")
     after: str | None = None
     while True:
         page = store.query(workflow=workflow, grid=grid, opened_from=opened_from,
@@ -191,6 +197,7 @@ def write_csv(
         >>> buf.getvalue().startswith("case_id,workflow,")
         True
     """
+    check_export("write_csv", tz, report)
     table = spec_table(specs)
     if cases is None:
         if workflow is not None:

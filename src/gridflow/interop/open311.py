@@ -53,9 +53,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from typing import Any
 
-from gridflow._errors import InvalidPayload
+from gridflow._errors import InvalidArgument, InvalidPayload
 from gridflow.interop._common import (
     Redactor,
+    check_export,
     is_closed,
     iso,
     known_values,
@@ -163,6 +164,10 @@ def service_request(
         >>> req["service_code"], req["service_name"], req["address"], req["lat"]
         ('municipal', '市政设施', '长宁支路324弄', 31.22)
     """
+    check_export("service_request", tz)
+    if events is not None and (isinstance(events, str) or not isinstance(events, Sequence)):
+        raise InvalidArgument(f"service_request(events=...) takes None or the case's list of "
+                              f"events, got {type(events).__name__}")
     return _service_request(case, events, specs, service_codes, service_notice, tz,
                             known_values(case, list(events or ()), None, privacy))[0]
 
@@ -238,6 +243,7 @@ def service_requests(
         >>> reqs[0]["status_notes"]
         '已上报 (Reported)'
     """
+    check_export("service_requests", tz, report)
     spec_list = list(specs or ())
     out: list[dict[str, Any]] = []
     screened = 0
@@ -261,6 +267,10 @@ def to_json(requests: Iterable[Mapping[str, Any]], *, indent: int | None = None)
         >>> to_json([{"service_request_id": "c-1", "status": "open"}])
         '[{"service_request_id": "c-1", "status": "open"}]'
     """
+    if indent is not None and (indent.__class__ is not int or not 0 <= indent <= 16):
+        # json.dumps takes True for 1 and a string for the indent itself.
+        raise InvalidArgument(f"to_json(indent=...) takes None or an int from 0 to 16, got "
+                              f"{type(indent).__name__} {repr(indent)[:40]}")
     return json.dumps([dict(r) for r in requests], ensure_ascii=False, indent=indent)
 
 
@@ -296,15 +306,35 @@ def parse_xml(text: str | bytes) -> list[dict[str, Any]]:
         >>> parse_xml(to_xml([{"service_request_id": "c-1", "lat": 31.2, "zipcode": None}]))
         [{'service_request_id': 'c-1', 'lat': 31.2, 'zipcode': None}]
     """
-    root = ET.fromstring(text)
+    if not isinstance(text, str | bytes):
+        raise InvalidPayload(f"parse_xml takes the XML document as str or bytes, got "
+                             f"{type(text).__name__}")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        # expat's message gives the line and column, never the document's text.
+        raise InvalidPayload(f"not a well-formed XML document ({exc}); expected a GeoReport "
+                             "v2 <service_requests> document") from None
+    except UnicodeError:
+        raise InvalidPayload("not an XML document: the text cannot be encoded as UTF-8 (a "
+                             "lone surrogate); expected a GeoReport v2 <service_requests> "
+                             "document") from None
     if root.tag != "service_requests":
         raise InvalidPayload(f"not a GeoReport v2 document: the root element is <{root.tag}>; "
                              "expected <service_requests>")
-    out = []
+    out: list[dict[str, Any]] = []
     for node in root.findall("request"):
         req: dict[str, Any] = {}
         for child in node:
             value = child.text if child.text not in (None, "") else None
-            req[child.tag] = float(value) if value is not None and child.tag in _NUMERIC else value
+            if value is not None and child.tag in _NUMERIC:
+                try:
+                    req[child.tag] = float(value)
+                except ValueError:
+                    raise InvalidPayload(f"request {len(out) + 1}: <{child.tag}> is not a "
+                                         "number; expected a decimal latitude or longitude "
+                                         "or an empty element") from None
+            else:
+                req[child.tag] = value
         out.append(req)
     return out

@@ -175,9 +175,16 @@ class Keyring:
             ...     Keyring.from_file(key_file).key_id == Keyring(b"\\xab" * 32).key_id
             True
         """
+        if not isinstance(path, str | os.PathLike) or not isinstance(os.fspath(path), str):
+            raise KeyringError(f"from_file(path=...) takes a file path (a str or a "
+                               f"pathlib.Path), got {type(path).__name__}")
         where = f"master key file {os.fspath(path)!r}"
         try:
             raw = Path(path).read_bytes()
+        except ValueError:
+            # A NUL or a lone surrogate in the name: no file can have it.
+            raise KeyringError(f"cannot read {where}: the name has a NUL character or a lone "
+                               "surrogate; give the path of the master key file") from None
         except OSError as exc:
             raise KeyringError(
                 f"cannot read {where}: {exc.strerror or exc}; give the path of a file "
@@ -205,8 +212,19 @@ class Keyring:
             >>> Keyring.from_env("KEY", environ={"KEY": "ab" * 32}).key_id
             'd6d77943fcdff9c6'
         """
+        if not isinstance(variable, str) or not variable:
+            raise KeyringError(f"from_env(variable=...) takes the name of an environment "
+                               f"variable (a string), got {type(variable).__name__}")
+        if environ is not None and not isinstance(environ, Mapping):
+            raise KeyringError(f"from_env(environ=...) takes None or a mapping of variable "
+                               f"names to values, got {type(environ).__name__}")
         env = os.environ if environ is None else environ
         text = env.get(variable)
+        if text is not None and not isinstance(text, str):
+            # Never the value itself: it is the key, or meant to be.
+            raise KeyringError(f"environment variable {variable!r} holds a "
+                               f"{type(text).__name__}, not text; set it to a {KEY_SIZE}-byte "
+                               "master key as 64 hex digits or base64")
         if text is None or not text.strip():
             raise KeyringError(
                 f"environment variable {variable!r} is not set; set it to a {KEY_SIZE}-byte "

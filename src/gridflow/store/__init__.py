@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, runtime_checkable
 
 import attrs
 
@@ -32,11 +32,16 @@ __all__ = [
     "Write",
     "check_claim",
     "check_count_columns",
+    "check_query",
+    "check_retired",
     "cursor",
     "parse_cursor",
 ]
 
 #: The columns `Store.counts` can group by.
+#: `gridflow.values.MAX_INT` (SQLite's integers), without importing the value domain.
+_MAX_INT = 2**63 - 1
+
 COUNT_COLUMNS = ("workflow", "workflow_version", "state", "grid")
 
 
@@ -99,6 +104,68 @@ def parse_cursor(after: str) -> tuple[datetime, str]:
                              "Page as 'after'") from None
 
 
+def _refuse(call: str, arg: str, wanted: str, got: object) -> NoReturn:
+    raise InvalidArgument(f"{call}({arg}=...) takes {wanted}, got {type(got).__name__}"
+                          + ("" if isinstance(got, str) else f" {repr(got)[:40]}"))
+
+
+def _check_names(call: str, arg: str, value: object) -> None:
+    # One name or a collection of names; a bare str is one name (not its letters).
+    if value is None or isinstance(value, str):
+        return
+    if not isinstance(value, list | tuple | set | frozenset) \
+            or not all(isinstance(v, str) for v in value):
+        _refuse(call, arg, "None, a string or a list of strings", value)
+
+
+def check_query(workflow: object = None, state: object = None, grid: object = None,
+                opened_from: object = None, opened_until: object = None,
+                overdue_at: object = None, after: object = None, limit: object = 100) -> None:
+    """Raise `InvalidArgument` unless `Store.query`'s filters have their types: names
+    as strings (or lists of them), instants as aware datetimes, ``after`` a cursor
+    string and ``limit`` an int from 0 (a bool is not one).
+
+    Example:
+        >>> check_query(state=["reported"], limit=10)
+        >>> check_query(limit=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidArgument: query(limit=...) takes an int from 0 to ..., got bool True
+    """
+    if workflow is not None and not isinstance(workflow, str):
+        _refuse("query", "workflow", "None or a workflow name (a string)", workflow)
+    _check_names("query", "state", state)
+    _check_names("query", "grid", grid)
+    for arg, when in (("opened_from", opened_from), ("opened_until", opened_until),
+                      ("overdue_at", overdue_at)):
+        if when is not None and (not isinstance(when, datetime) or when.utcoffset() is None):
+            _refuse("query", arg, "None or an aware datetime (with a time zone)", when)
+    if after is not None and not isinstance(after, str):
+        _refuse("query", "after", "None or the 'next' cursor of a previous Page", after)
+    # The SQL stores bind it as a 64-bit integer.
+    if limit.__class__ is not int or not 0 <= limit <= _MAX_INT:
+        _refuse("query", "limit", f"an int from 0 to {_MAX_INT:,}", limit)
+
+
+def check_retired(workflow: object, version: object, retired: object) -> None:
+    """Raise `InvalidArgument` unless ``set_retired`` gets a workflow name, an int
+    version and a bool (``retired="no"`` would retire, ``version=True`` is ``@1``).
+
+    Example:
+        >>> check_retired("grid_case", 1, False)
+        >>> check_retired("grid_case", 1, "no")
+        Traceback (most recent call last):
+        ...
+        gridflow._errors.InvalidArgument: set_retired(retired=...) takes True or False, got str
+    """
+    if not isinstance(workflow, str):
+        _refuse("set_retired", "workflow", "a workflow name (a string)", workflow)
+    if version.__class__ is not int:
+        _refuse("set_retired", "version", "an int version", version)
+    if retired.__class__ is not bool:
+        _refuse("set_retired", "retired", "True or False", retired)
+
+
 def check_count_columns(by: Sequence[str]) -> None:
     """Refuse `Store.counts` columns that are not in `COUNT_COLUMNS`.
 
@@ -112,8 +179,11 @@ def check_count_columns(by: Sequence[str]) -> None:
     if isinstance(by, str):
         raise InvalidPayload(f"counts(by=...) takes a sequence of column names, got the "
                              f"string {by!r}; write by=({by!r},)")
+    if not isinstance(by, list | tuple):
+        raise InvalidPayload(f"counts(by=...) takes a sequence of column names, got "
+                             f"{type(by).__name__}; choose from: {', '.join(COUNT_COLUMNS)}")
     for name in by:
-        if name not in COUNT_COLUMNS:
+        if name.__class__ is not str or name not in COUNT_COLUMNS:
             raise InvalidPayload(f"cannot count cases by {name!r}; choose from: "
                                  f"{', '.join(COUNT_COLUMNS)}")
 

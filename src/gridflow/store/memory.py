@@ -21,6 +21,8 @@ from gridflow.store import (
     Write,
     check_claim,
     check_count_columns,
+    check_query,
+    check_retired,
     cursor,
     parse_cursor,
 )
@@ -634,6 +636,7 @@ class MemoryStore:
         after: str | None = None,
         limit: int = 100,
     ) -> Page:
+        check_query(workflow, state, grid, opened_from, opened_until, overdue_at, after, limit)
         found = self._filtered(workflow, state, grid, opened_from, opened_until, overdue_at)
         found.sort(key=lambda c: (c.opened_at, c.id))
         if after is not None:
@@ -686,6 +689,7 @@ class MemoryStore:
             >>> s = MemoryStore(); s.set_retired("grid_case", 1); s.retired()
             {('grid_case', 1)}
         """
+        check_retired(workflow, version, retired)
         with self._lock:
             if retired:
                 self._retired.add((workflow, version))

@@ -21,7 +21,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -54,11 +54,16 @@ from gridflow.store import (
     _log,
     check_claim,
     check_count_columns,
+    check_query,
+    check_retired,
     cursor,
     parse_cursor,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tables", "UTCDateTime"]
+
+#: A query's ``limit + 1`` (one row more says there is a next page) stays a 64-bit int.
+_MAX_ROWS = 2**63 - 2
 
 #: The schema version this gridflow writes and reads (stored in ``gridflow_meta``).
 SCHEMA_VERSION = 5
@@ -1398,8 +1403,8 @@ class SQLStore:
         """
         if case_ids is not None:
             # A lone string is a sequence too: "c-1" would rebuild cases "c", "-", "1".
-            if isinstance(case_ids, str | bytes) or not all(
-                    isinstance(c, str) for c in case_ids):
+            if isinstance(case_ids, str | bytes) or not isinstance(case_ids, Iterable) \
+                    or not all(isinstance(c, str) for c in case_ids):
                 raise InvalidArgument(
                     "rebuild_facts: case_ids must be a list of case id strings or None "
                     f"(every case), got {type(case_ids).__name__}; write "
@@ -1822,6 +1827,7 @@ class SQLStore:
             >>> store.query(state=["reported", "triaged"], limit=10)
             Page(items=[], next=None)
         """
+        check_query(workflow, state, grid, opened_from, opened_until, overdue_at, after, limit)
         self._ready()
         c = self.cases.c
         where = self._where_clause(workflow, state, grid, opened_from, opened_until, overdue_at)
@@ -1831,7 +1837,7 @@ class SQLStore:
                 sa.literal(at, UTCDateTime()), sa.literal(last_id, _ID)))
         limit = max(limit, 0)
         stmt = (sa.select(*self._row_columns).where(*where).order_by(c.opened_at, c.id)
-                .limit(limit + 1))
+                .limit(min(limit, _MAX_ROWS) + 1))
         with self._failures("query"), self._reader.connect() as conn:
             rows = conn.execute(stmt).all()
         items = [self._case(r) for r in rows[:limit]]
@@ -1917,6 +1923,7 @@ class SQLStore:
             >>> store.set_retired("grid_case", 1); store.retired()
             {('grid_case', 1)}
         """
+        check_retired(workflow, version, retired)
         self._refuse_write("set_retired")
         self._ready()
         key = f"retired:{workflow}@{version}"
