@@ -33,8 +33,9 @@ MAX_SPEC_DEPTH = 64
 #: a YAML alias (the built-in specs hold under 2,000).
 MAX_SPEC_NODES = 100_000
 
-_LIMITS = (f"a spec file may have {MAX_SPEC_BYTES:,} bytes, {MAX_SPEC_DEPTH} levels of nesting and "
-           f"{MAX_SPEC_NODES:,} values, YAML aliases expanded")
+_LIMITS = (f"a spec or migration plan file may have {MAX_SPEC_BYTES:,} bytes, "
+           f"{MAX_SPEC_DEPTH} levels of nesting and {MAX_SPEC_NODES:,} values, "
+           "YAML aliases expanded")
 
 
 def _refuse(name: str, where: str, what: str, why: str = _LIMITS) -> SpecError:
@@ -60,7 +61,7 @@ def read_text(path: str | Path) -> str:
         Traceback (most recent call last):
         ...
         gridflow._errors.SpecError: workflow spec 'big.yaml' has 1 problem(s):
-          - ...big.yaml: the file is larger than 1,048,576 bytes (a spec file may have ...)
+          - ...big.yaml: the file is larger than 1,048,576 bytes (a spec or migration plan ...)
     """
     path = spec_path(path)
     try:
