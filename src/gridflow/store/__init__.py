@@ -18,6 +18,7 @@ import attrs
 from gridflow._errors import InvalidArgument, InvalidPayload
 from gridflow._fastinit import frozen_init
 from gridflow.model import Case, Event
+from gridflow.values import MAX_INT
 
 if TYPE_CHECKING:
     from gridflow.store.memory import MemoryStore
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 #: The columns `Store.counts` can group by.
-#: `gridflow.values.MAX_INT` (SQLite's integers), without importing the value domain.
-_MAX_INT = 2**63 - 1
 
 COUNT_COLUMNS = ("workflow", "workflow_version", "state", "grid")
 
@@ -143,8 +142,8 @@ def check_query(workflow: object = None, state: object = None, grid: object = No
     if after is not None and not isinstance(after, str):
         _refuse("query", "after", "None or the 'next' cursor of a previous Page", after)
     # The SQL stores bind it as a 64-bit integer.
-    if limit.__class__ is not int or not 0 <= limit <= _MAX_INT:
-        _refuse("query", "limit", f"an int from 0 to {_MAX_INT:,}", limit)
+    if limit.__class__ is not int or not 0 <= limit <= MAX_INT:
+        _refuse("query", "limit", f"an int from 0 to {MAX_INT:,}", limit)
 
 
 def check_retired(workflow: object, version: object, retired: object) -> None:
@@ -255,15 +254,12 @@ def check_claim(now: object, limit: object, lease: object) -> None:
         gridflow._errors.InvalidArgument: claim_due(limit=...) takes an int, got bool True
     """
     if not isinstance(now, datetime) or now.utcoffset() is None:
-        raise InvalidArgument(f"claim_due(now=...) takes an aware datetime (with a time "
-                              f"zone), got {type(now).__name__}")
+        _refuse("claim_due", "now", "an aware datetime (with a time zone)", now)
     if limit.__class__ is not int:
-        raise InvalidArgument(f"claim_due(limit=...) takes an int, got {type(limit).__name__} "
-                              f"{repr(limit)[:40]}")
+        _refuse("claim_due", "limit", "an int", limit)
     if lease.__class__ not in (int, float) or not (
             math.isfinite(lease) and lease > 0):
-        raise InvalidArgument(f"claim_due(lease=...) takes a positive number of seconds, got "
-                              f"{type(lease).__name__} {repr(lease)[:40]}")
+        _refuse("claim_due", "lease", "a positive number of seconds", lease)
 
 
 def __getattr__(name: str) -> Any:
